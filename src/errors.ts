@@ -1,0 +1,129 @@
+/**
+ * The error classes every layer of sediment throws.
+ *
+ * Wrong argument types are reported with the built-in `TypeError`, values out of range (an
+ * oversized record, a negative TTL) with `RangeError`. Everything else is a {@link SedimentError}
+ * with a stable `code` that callers may switch on; messages are for humans and may change.
+ *
+ * | code             | class                | thrown when                                             |
+ * | ---------------- | -------------------- | ------------------------------------------------------- |
+ * | `CLOSED`         | {@link ClosedError}        | a handle is used after `close()`                   |
+ * | `LOCKED`         | {@link LockedError}        | the directory is held by another handle or process |
+ * | `CORRUPTION`     | {@link CorruptionError}    | bytes on disk fail a checksum or a format check    |
+ * | `INVALID_CONFIG` | {@link InvalidConfigError} | an option has a value that makes no sense          |
+ * | `IO`             | {@link IoError}            | the operating system failed a read, write or sync  |
+ *
+ * @module
+ */
+
+/** The stable codes of {@link SedimentError}. */
+export type ErrorCode = 'CLOSED' | 'LOCKED' | 'CORRUPTION' | 'INVALID_CONFIG' | 'IO';
+
+/** Base class of every error with a stable `code`. */
+export abstract class SedimentError extends Error {
+  abstract readonly code: ErrorCode;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A handle was used after `close()` (or while it was closing). */
+export class ClosedError extends SedimentError {
+  readonly code = 'CLOSED' as const;
+  constructor(what: string) {
+    super(`${what} is closed`);
+  }
+}
+
+/** Another handle, in this process, a worker thread or another process, holds the directory. */
+export class LockedError extends SedimentError {
+  readonly code = 'LOCKED' as const;
+  constructor(
+    /** The directory that could not be locked. */
+    readonly dir: string,
+    detail?: string,
+  ) {
+    super(`${dir} is locked by another handle${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+/** Facts carried by a {@link CorruptionError}. */
+export interface CorruptionDetails {
+  /** The damaged file. */
+  file: string;
+  /** Byte offset in `file` where the damage starts. */
+  offset: number;
+  /** WAL segment id, when the file is a WAL segment. */
+  segmentId?: number;
+  /** Bytes from `offset` that could not be read as valid data, when known. */
+  unreadableBytes?: number;
+}
+
+/** Bytes on disk failed a checksum, a magic number or a structural check. */
+export class CorruptionError extends SedimentError {
+  readonly code = 'CORRUPTION' as const;
+  readonly file: string;
+  readonly offset: number;
+  readonly segmentId: number | undefined;
+  readonly unreadableBytes: number | undefined;
+  /** What check failed, e.g. "payload checksum mismatch". */
+  readonly reason: string;
+
+  constructor(reason: string, details: CorruptionDetails, options?: { cause?: unknown }) {
+    super(`corruption in ${details.file} at offset ${details.offset}: ${reason}`, options);
+    this.reason = reason;
+    this.file = details.file;
+    this.offset = details.offset;
+    this.segmentId = details.segmentId;
+    this.unreadableBytes = details.unreadableBytes;
+  }
+}
+
+/** An option was given a value that cannot work (a zero segment size, an unknown policy...). */
+export class InvalidConfigError extends SedimentError {
+  readonly code = 'INVALID_CONFIG' as const;
+  constructor(
+    /** The offending option's name. */
+    readonly option: string,
+    message: string,
+  ) {
+    super(`invalid option ${option}: ${message}`);
+  }
+}
+
+/**
+ * The operating system failed an operation. `cause` is the original error (with its errno
+ * `code`, such as `ENOSPC` or `EIO`), and `errno` repeats that code for convenience.
+ */
+export class IoError extends SedimentError {
+  readonly code = 'IO' as const;
+  /** The errno code of the cause (`ENOSPC`, `EIO`...), when it had one. */
+  readonly errno: string | undefined;
+
+  constructor(
+    /** The operation that failed, e.g. "write", "datasync". */
+    readonly op: string,
+    /** The file (or directory) it failed on. */
+    readonly file: string,
+    cause: unknown,
+  ) {
+    const errno = errnoOf(cause);
+    super(`${op} failed on ${file}: ${errno ?? describe(cause)}`, { cause });
+    this.errno = errno;
+  }
+}
+
+/** The errno code (`ENOENT`, `EIO`...) of an error thrown by the file system, if any. */
+export function errnoOf(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
