@@ -1,0 +1,146 @@
+/**
+ * {@link WalOptions}: what `Wal.open` takes, each option's default, and validation into
+ * {@link ResolvedWalOptions}. An invalid option rejects the open with `InvalidConfigError`
+ * before anything touches the disk.
+ *
+ * @module
+ */
+import { InvalidConfigError } from '../errors.js';
+import { nodeFileSystem } from '../fs/node.js';
+import type { FileSystem } from '../fs/types.js';
+import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE } from './format.js';
+import { noopMeter, safeMeter, type Meter } from './meter.js';
+
+/**
+ * When appended bytes reach stable storage.
+ * - `'always'`: each append resolves only after an fdatasync that covers it. Concurrent appends
+ *   share one write and one fdatasync (group commit).
+ * - `{ batchMs }`: appends resolve once their bytes are in the OS; a timer fdatasyncs within
+ *   `batchMs` of any append, even if no further append comes.
+ * - `'os'`: no fdatasync until `sync()` or `close()`; the OS writes back when it likes.
+ */
+export type FsyncPolicy = 'always' | 'os' | { batchMs: number };
+
+/** What recovery does with damage it cannot explain as a crash. */
+export type RecoveryMode = 'strict' | 'salvage';
+
+/** Options of `Wal.open`. */
+export interface WalOptions {
+  /** The log's directory; created (with parents) if missing. */
+  dir: string;
+  /** Rotate to a new segment once the current one would pass this many bytes. Default 128 MiB. */
+  maxSegmentSize?: number;
+  /** Durability policy; default `{ batchMs: 5 }`. */
+  fsync?: FsyncPolicy;
+  /**
+   * Largest record payload (key, value and a few bytes of fields), default 16 MiB. Larger appends
+   * are refused with `RangeError`; a larger length found on disk is corruption.
+   */
+  maxRecordSize?: number;
+  /**
+   * `'strict'` (default): a torn or zero-filled tail of the last segment is truncated and
+   * reported; any other damage rejects the open with `CorruptionError` and changes nothing.
+   * `'salvage'`: keeps the longest valid prefix and moves everything after the first damage into
+   * `quarantine/` inside `dir`.
+   */
+  recovery?: RecoveryMode;
+  /** Receives counters, histograms and events; a no-op by default. */
+  meter?: Meter;
+  /**
+   * Keep this many bytes of zeros written and synced ahead of the writer, in the background, so
+   * that an fdatasync after an append overwrites allocated blocks instead of growing the file
+   * (no file-size metadata to journal). `true` means 8 MiB; default: on for `'always'` and
+   * `{ batchMs }`, off for `'os'`. Recovery treats the zeros as the end of the log.
+   */
+  preallocate?: boolean | number;
+  /** The file system; the real one by default. Tests pass an in-memory or fault-injecting one. */
+  fs?: FileSystem;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedWalOptions {
+  dir: string;
+  maxSegmentSize: number;
+  fsync: 'always' | 'os' | 'batch';
+  batchMs: number;
+  maxRecordSize: number;
+  recovery: RecoveryMode;
+  meter: Meter;
+  preallocate: number;
+  fs: FileSystem;
+}
+
+const MiB = 2 ** 20;
+/** Largest record we accept at all: a Node Buffer holds at most this comfortably. */
+export const MAX_RECORD_SIZE_LIMIT = 1024 * MiB;
+const MIN_SEGMENT_SIZE = SEGMENT_HEADER_SIZE + FRAME_HEADER_SIZE + 8;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function integerOption(name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidConfigError(name, `must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Applies defaults and checks every option; throws `InvalidConfigError` on the first bad one. */
+export function resolveWalOptions(options: unknown): ResolvedWalOptions {
+  if (!isPlainObject(options)) throw new TypeError('Wal.open takes an options object with at least { dir }');
+  const { dir, fsync, recovery, meter, fs, preallocate } = options;
+  if (typeof dir !== 'string' || dir.length === 0) throw new InvalidConfigError('dir', 'must be a non-empty path');
+
+  const maxSegmentSize = integerOption('maxSegmentSize', options.maxSegmentSize, 128 * MiB, MIN_SEGMENT_SIZE, 2 ** 40);
+  const maxRecordSize = integerOption('maxRecordSize', options.maxRecordSize, 16 * MiB, 1, MAX_RECORD_SIZE_LIMIT);
+
+  let policy: ResolvedWalOptions['fsync'] = 'batch';
+  let batchMs = 5;
+  if (fsync === 'always' || fsync === 'os') policy = fsync;
+  else if (isPlainObject(fsync) && Object.keys(fsync).length === 1 && 'batchMs' in fsync) {
+    const ms = fsync.batchMs;
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0 || ms > 60_000) {
+      throw new InvalidConfigError('fsync.batchMs', `must be a number of milliseconds in (0, 60000], got ${String(ms)}`);
+    }
+    batchMs = ms;
+  } else if (fsync !== undefined) {
+    throw new InvalidConfigError('fsync', `must be 'always', 'os' or { batchMs }, got ${JSON.stringify(fsync)}`);
+  }
+
+  if (recovery !== undefined && recovery !== 'strict' && recovery !== 'salvage') {
+    throw new InvalidConfigError('recovery', `must be 'strict' or 'salvage', got ${String(recovery)}`);
+  }
+  if (meter !== undefined && !isMeter(meter)) {
+    throw new InvalidConfigError('meter', 'must have counter, histogram and event methods');
+  }
+  if (fs !== undefined && !isPlainObjectLike(fs)) throw new InvalidConfigError('fs', 'must be a FileSystem');
+
+  let preallocateBytes = policy === 'os' ? 0 : 8 * MiB;
+  if (preallocate === true) preallocateBytes = 8 * MiB;
+  else if (preallocate === false) preallocateBytes = 0;
+  else if (preallocate !== undefined) preallocateBytes = integerOption('preallocate', preallocate, 0, 0, 1024 * MiB);
+
+  return {
+    dir,
+    maxSegmentSize,
+    fsync: policy,
+    batchMs,
+    maxRecordSize,
+    recovery: recovery ?? 'strict',
+    meter: safeMeter((meter as Meter | undefined) ?? noopMeter),
+    preallocate: preallocateBytes,
+    fs: (fs as FileSystem | undefined) ?? nodeFileSystem,
+  };
+}
+
+function isMeter(v: unknown): v is Meter {
+  if (!isPlainObjectLike(v)) return false;
+  const m = v as Partial<Meter>;
+  return typeof m.counter === 'function' && typeof m.histogram === 'function' && typeof m.event === 'function';
+}
+
+function isPlainObjectLike(v: unknown): boolean {
+  return typeof v === 'object' && v !== null;
+}

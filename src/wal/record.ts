@@ -1,0 +1,266 @@
+/**
+ * A WAL record (a put or a tombstone) and its payload codec. The payload layout is drawn in
+ * format.ts. Encoding and decoding are pure functions of bytes; decoding is total: it returns a
+ * record or a reason string, whatever the bytes.
+ *
+ * @module
+ */
+import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
+import { Decoder as ZstdDecoder, Encoder as ZstdEncoder } from '@toondepauw/node-zstd';
+import { CompressionCode, RECORD_FIXED_SIZE, RecordFlag } from './format.js';
+
+/** How a record's value is compressed in the log. Applies to the value only. */
+export type Compression = 'none' | 'lz4' | 'zstd';
+
+/** Key or value as the caller gives it: bytes, or a string taken as UTF-8. */
+export type Bytes = Uint8Array | string;
+
+/** Options of {@link Record.put}. */
+export interface PutOptions {
+  /** Time to live in milliseconds from now; stored as an absolute `expiresAt`. */
+  ttlMs?: number;
+  /** Absolute expiry (ms since the Unix epoch), for callers with their own clock. Not with `ttlMs`. */
+  expiresAt?: number;
+  /** Value compression in the log (default `'none'`). Skipped for a value it does not shrink. */
+  compression?: Compression;
+}
+
+const COMPRESSIONS: readonly Compression[] = ['none', 'lz4', 'zstd'];
+const CODE_TO_COMPRESSION: readonly Compression[] = ['none', 'lz4', 'zstd'];
+const EMPTY = new Uint8Array(0);
+const zstdEncoder = new ZstdEncoder(3);
+const zstdDecoder = new ZstdDecoder();
+
+function toBytes(what: string, input: unknown): Uint8Array {
+  if (typeof input === 'string') return Buffer.from(input, 'utf8');
+  // Copied: the record is a snapshot of the caller's bytes at the time of the call.
+  if (input instanceof Uint8Array) return Uint8Array.prototype.slice.call(input);
+  throw new TypeError(`${what} must be a Uint8Array or a string, got ${describeType(input)}`);
+}
+
+function describeType(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  return typeof v;
+}
+
+function compress(kind: Compression, value: Uint8Array): Uint8Array {
+  if (kind === 'lz4') return lz4Compress(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  return zstdEncoder.encodeSync(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+}
+
+/**
+ * One entry of the log: a key with a value, or a key with a tombstone. Immutable.
+ * Create with {@link Record.put} or {@link Record.delete}.
+ */
+export class Record {
+  /** The key's bytes (a string key is its UTF-8). */
+  readonly key: Uint8Array;
+  /** The value's bytes, uncompressed; empty for a tombstone. */
+  readonly value: Uint8Array;
+  /** True for a delete. */
+  readonly tombstone: boolean;
+  /** When the record expires, in ms since the Unix epoch; undefined if it never does. */
+  readonly expiresAt: number | undefined;
+  /** How the value is stored in the log. */
+  readonly compression: Compression;
+  /** The value as stored (compressed or not). */
+  readonly #stored: Uint8Array;
+
+  private constructor(
+    key: Uint8Array,
+    value: Uint8Array,
+    tombstone: boolean,
+    expiresAt: number | undefined,
+    compression: Compression,
+    stored: Uint8Array,
+  ) {
+    this.key = key;
+    this.value = value;
+    this.tombstone = tombstone;
+    this.expiresAt = expiresAt;
+    this.compression = compression;
+    this.#stored = stored;
+  }
+
+  /**
+   * A put of `value` under `key`. Throws `TypeError` for a key or value that is not a
+   * Uint8Array or string, or a malformed option; `RangeError` for a TTL or expiry that is not a
+   * positive finite number.
+   */
+  static put(key: Bytes, value: Bytes, options: PutOptions = {}): Record {
+    const k = toBytes('key', key);
+    const v = toBytes('value', value);
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const expiresAt = resolveExpiry(options);
+    const requested = options.compression ?? 'none';
+    if (!COMPRESSIONS.includes(requested)) {
+      throw new TypeError(`compression must be one of ${COMPRESSIONS.join(', ')}, got ${String(requested)}`);
+    }
+    if (requested !== 'none' && v.length > 0) {
+      const packed = compress(requested, v);
+      // Stored raw when compression does not pay for itself.
+      if (packed.length < v.length) return new Record(k, v, false, expiresAt, requested, packed);
+    }
+    return new Record(k, v, false, expiresAt, 'none', v);
+  }
+
+  /** A tombstone for `key`. Throws `TypeError` for a key that is not a Uint8Array or string. */
+  static delete(key: Bytes): Record {
+    return new Record(toBytes('key', key), EMPTY, true, undefined, 'none', EMPTY);
+  }
+
+  /** True when the record has an expiry at or before `now` (ms since the epoch). */
+  isExpired(now: number = Date.now()): boolean {
+    return this.expiresAt !== undefined && this.expiresAt <= now;
+  }
+
+  /** Bytes this record's payload takes in a frame. */
+  get payloadSize(): number {
+    return (
+      RECORD_FIXED_SIZE +
+      (this.expiresAt !== undefined ? 8 : 0) +
+      (this.compression !== 'none' ? 4 : 0) +
+      this.key.length +
+      this.#stored.length
+    );
+  }
+
+  /** Writes the payload at `buf[at..]` (which must have {@link payloadSize} bytes); returns the end. */
+  encodeInto(buf: Buffer, at: number): number {
+    let flags = CompressionCode[this.compression] << RecordFlag.COMPRESSION_SHIFT;
+    if (this.tombstone) flags |= RecordFlag.TOMBSTONE;
+    if (this.expiresAt !== undefined) flags |= RecordFlag.EXPIRES;
+    buf[at] = flags;
+    buf.writeUInt32LE(this.key.length, at + 1);
+    let p = at + RECORD_FIXED_SIZE;
+    if (this.expiresAt !== undefined) {
+      buf.writeUInt32LE(this.expiresAt % 0x1_0000_0000, p);
+      buf.writeUInt32LE(Math.floor(this.expiresAt / 0x1_0000_0000), p + 4);
+      p += 8;
+    }
+    if (this.compression !== 'none') {
+      buf.writeUInt32LE(this.value.length, p);
+      p += 4;
+    }
+    buf.set(this.key, p);
+    p += this.key.length;
+    buf.set(this.#stored, p);
+    return p + this.#stored.length;
+  }
+
+  /** @internal Builds a decoded record. */
+  static fromParts(
+    key: Uint8Array,
+    value: Uint8Array,
+    tombstone: boolean,
+    expiresAt: number | undefined,
+    compression: Compression,
+    stored: Uint8Array,
+  ): Record {
+    return new Record(key, value, tombstone, expiresAt, compression, stored);
+  }
+}
+
+function resolveExpiry(options: PutOptions): number | undefined {
+  const { ttlMs, expiresAt } = options;
+  if (ttlMs !== undefined && expiresAt !== undefined) throw new TypeError('give ttlMs or expiresAt, not both');
+  if (ttlMs !== undefined) {
+    if (typeof ttlMs !== 'number') throw new TypeError(`ttlMs must be a number, got ${describeType(ttlMs)}`);
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
+    return Math.ceil(Date.now() + ttlMs);
+  }
+  if (expiresAt !== undefined) {
+    if (typeof expiresAt !== 'number') throw new TypeError(`expiresAt must be a number, got ${describeType(expiresAt)}`);
+    if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0) {
+      throw new RangeError(`expiresAt must be a positive integer of ms since the epoch, got ${expiresAt}`);
+    }
+    return expiresAt;
+  }
+  return undefined;
+}
+
+/** A decoded record, or why the bytes are not one. */
+export type DecodeResult = { ok: true; record: Record } | { ok: false; reason: string };
+
+/**
+ * Checks a payload's structure without decompressing: the fields fit and the flags are known.
+ * Recovery uses it to validate every record cheaply.
+ */
+export function checkPayload(payload: Uint8Array, maxValueSize: number): string | undefined {
+  if (payload.length < RECORD_FIXED_SIZE) return 'record shorter than its fixed fields';
+  const flags = payload[0]!;
+  if (flags & RecordFlag.RESERVED_MASK) return 'unknown record flags';
+  const code = (flags & RecordFlag.COMPRESSION_MASK) >>> RecordFlag.COMPRESSION_SHIFT;
+  if (code >= CODE_TO_COMPRESSION.length) return 'unknown compression';
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const keyLength = view.getUint32(1, true);
+  let p = RECORD_FIXED_SIZE;
+  if (flags & RecordFlag.EXPIRES) {
+    if (payload.length < p + 8) return 'record too short for its expiry';
+    const hi = view.getUint32(p + 4, true);
+    if (hi >= 0x20_0000) return 'expiry beyond 2^53';
+    p += 8;
+  }
+  if (code !== 0) {
+    if (payload.length < p + 4) return 'record too short for its raw value length';
+    if (view.getUint32(p, true) > maxValueSize) return 'raw value length over the limit';
+    p += 4;
+  }
+  if (keyLength > payload.length - p) return 'key length beyond the record';
+  if (flags & RecordFlag.TOMBSTONE && (code !== 0 || payload.length !== p + keyLength)) {
+    return 'tombstone with a value';
+  }
+  return undefined;
+}
+
+/**
+ * Decodes a payload into a {@link Record}, copying its bytes out of `payload`. `maxValueSize`
+ * bounds what decompression may produce.
+ */
+export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeResult {
+  const problem = checkPayload(payload, maxValueSize);
+  if (problem) return { ok: false, reason: problem };
+  const flags = payload[0]!;
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const keyLength = view.getUint32(1, true);
+  let p = RECORD_FIXED_SIZE;
+  let expiresAt: number | undefined;
+  if (flags & RecordFlag.EXPIRES) {
+    expiresAt = view.getUint32(p, true) + view.getUint32(p + 4, true) * 0x1_0000_0000;
+    p += 8;
+  }
+  const compression = CODE_TO_COMPRESSION[(flags & RecordFlag.COMPRESSION_MASK) >>> RecordFlag.COMPRESSION_SHIFT]!;
+  let rawLength = -1;
+  if (compression !== 'none') {
+    rawLength = view.getUint32(p, true);
+    p += 4;
+  }
+  const key = payload.slice(p, p + keyLength);
+  const stored = payload.slice(p + keyLength);
+  if (flags & RecordFlag.TOMBSTONE) {
+    return { ok: true, record: Record.fromParts(key, EMPTY, true, expiresAt, 'none', EMPTY) };
+  }
+  if (compression === 'none') {
+    return { ok: true, record: Record.fromParts(key, stored, false, expiresAt, 'none', stored) };
+  }
+  let value: Uint8Array;
+  try {
+    value = decompress(compression, stored, rawLength);
+  } catch (err) {
+    return { ok: false, reason: `${compression} value does not decompress: ${(err as Error).message}` };
+  }
+  if (value.length !== rawLength) return { ok: false, reason: `${compression} value has the wrong length` };
+  return { ok: true, record: Record.fromParts(key, value, false, expiresAt, compression, stored) };
+}
+
+function decompress(kind: Compression, stored: Uint8Array, rawLength: number): Uint8Array {
+  const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (kind === 'lz4') {
+    // lz4-napi prefixes the block with its uncompressed size and allocates that much: check the
+    // prefix against the recorded length first so a bad prefix cannot size the allocation.
+    if (buf.length < 4 || buf.readUInt32LE(0) !== rawLength) throw new Error('size prefix mismatch');
+    return lz4Uncompress(buf);
+  }
+  return zstdDecoder.decodeSync(buf);
+}

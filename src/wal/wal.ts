@@ -1,0 +1,680 @@
+/**
+ * The write-ahead log: appends, group commit, fsync policies, rotation, segment GC, close.
+ *
+ * The write path. `append` and `appendBatch` queue their records and schedule one flush per
+ * microtask turn. The flush encodes every queued record into one buffer and hands it to the
+ * OS with a single synchronous write (microseconds: the page cache), so concurrent appends
+ * coalesce into one write(2), and one awaited append still costs one write and no thread-pool
+ * round trip. Then, by policy:
+ * - `'os'` and `{ batchMs }`: the appends resolve; `batchMs` arms a timer that fdatasyncs the
+ *   segment within `batchMs`.
+ * - `'always'`: the appends wait for an fdatasync that starts after their write. One sync runs
+ *   at a time per segment; appends written while it runs share the next one (group commit).
+ *
+ * Invariants:
+ * - Bytes reach a segment only at its end, in append order; a record's promise resolves only
+ *   after its bytes (and, under `'always'`, an fdatasync) completed.
+ * - A segment is fdatasynced and cut to its logical end *before* its successor is created, so
+ *   every segment but the last ends cleanly on disk; only the last may have a torn tail.
+ * - After a failed write or fdatasync the log is failed for good: nothing is retried, pending
+ *   and later calls reject with the first error (the fsyncgate rule), and recovery on reopen
+ *   decides from what is on disk.
+ * - Preallocation writes zeros only at or past the writer's end, synchronously between
+ *   flushes, so it never overwrites a record.
+ *
+ * @module
+ */
+import * as path from 'node:path';
+import { ClosedError, IoError, LockedError, SedimentError, errnoOf } from '../errors.js';
+import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
+import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
+import { encodeFrame, encodeSegmentHeader } from './frame.js';
+import type { Meter } from './meter.js';
+import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './options.js';
+import { assertPosition, type Position } from './position.js';
+import { readLog, type LogEntry, type ReaderSource } from './reader.js';
+import { Record } from './record.js';
+import { ioStep, recover, type RecoveryInfo } from './recovery.js';
+
+/** What `Wal.open` resolves to. */
+export interface WalOpenResult {
+  wal: Wal;
+  /** What recovery found and did. */
+  recovery: RecoveryInfo;
+}
+
+/** A snapshot of the log's counters and state, from `wal.stats()`. */
+export interface WalStats {
+  /** Records appended since open (each record of a batch counts). */
+  records: number;
+  /** `appendBatch` calls written since open. */
+  batches: number;
+  /** Bytes appended since open, frame headers included. */
+  bytes: number;
+  /** write(2) calls made for appends: fewer than records when appends coalesce. */
+  writes: number;
+  /** fdatasync calls on segments since open. */
+  fsyncs: number;
+  /** Segment rotations since open. */
+  rotations: number;
+  /** Segment files deleted by `deleteSegmentsBefore` since open. */
+  segmentsDeleted: number;
+  /** Segment files in the log. */
+  segments: number;
+  oldestSegmentId: number;
+  activeSegmentId: number;
+  /** End of the bytes handed to the OS: where the next record goes. */
+  writtenPosition: Position;
+  /** End of the bytes known to be on stable storage. */
+  durablePosition: Position;
+  /** Appends queued but not yet written. */
+  pendingAppends: number;
+  /** Bytes of zeros preallocated ahead of the writer in the active segment. */
+  preallocatedBytes: number;
+  /** Set once a write or sync failed; the log then refuses writes. */
+  failure: Error | undefined;
+  /** The fsync policy in force. */
+  fsync: 'always' | 'os' | { batchMs: number };
+}
+
+interface SyncWaiter {
+  end: number;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** The segment being appended to. */
+interface ActiveSegment {
+  id: number;
+  file: string;
+  handle: FileHandle;
+  /** Logical end: bytes of frames handed to the OS. */
+  end: number;
+  /** Bytes known durable. */
+  synced: number;
+  /** Bytes of the file known to hold data or zeros (>= end when preallocating). */
+  fileSize: number;
+  waiters: SyncWaiter[];
+  syncing: Promise<void> | undefined;
+  zeroing: boolean;
+  /** Set when rotation or close took the segment over: no new syncs or zeroing start on it. */
+  sealing: boolean;
+}
+
+/** Queued work for the flush: records to write, or a barrier (`flush()`). */
+interface Pending {
+  records: readonly Record[];
+  /** Encoded size of the frames. */
+  bytes: number;
+  resolve(positions: Position[]): void;
+  reject(err: Error): void;
+}
+
+const INITIAL_BUFFER = 1 << 20;
+const ZERO_CHUNK = 256 * 1024;
+
+/**
+ * A segmented, checksummed, append-only log. Open with {@link Wal.open}.
+ *
+ * Durability contract (see README): `append` resolves once the record's bytes are in the OS,
+ * so a process crash after that loses nothing; stable storage then depends on `fsync`.
+ * `sync()` resolves when every append that resolved before it is on stable storage.
+ */
+export class Wal {
+  readonly #opts: ResolvedWalOptions;
+  readonly #fs: FileSystem;
+  readonly #meter: Meter;
+  readonly #lock: DirectoryLock;
+  #segmentIds: number[];
+  #active: ActiveSegment;
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #failure: Error | undefined;
+  #queue: Pending[] = [];
+  #flushScheduled = false;
+  #rotating: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #buf = Buffer.allocUnsafe(INITIAL_BUFFER);
+  #closing: Promise<void> | undefined;
+  #gc: Promise<unknown> = Promise.resolve();
+  #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
+  readonly #flushNow = (): void => this.#flush();
+  readonly #readerSource: ReaderSource;
+
+  private constructor(opts: ResolvedWalOptions, lock: DirectoryLock, segmentIds: number[], active: ActiveSegment) {
+    this.#opts = opts;
+    this.#fs = opts.fs;
+    this.#meter = opts.meter;
+    this.#lock = lock;
+    this.#segmentIds = segmentIds;
+    this.#active = active;
+    this.#readerSource = {
+      fs: opts.fs,
+      dir: opts.dir,
+      maxRecordSize: opts.maxRecordSize,
+      segmentIds: () => this.#segmentIds,
+      writeHead: () => this.currentPosition(),
+      assertReadable: () => {
+        if (this.#state === 'closed') throw new ClosedError('the WAL');
+      },
+    };
+    this.#maybePreallocate();
+  }
+
+  /**
+   * Opens (creating if needed) the log in `options.dir`: takes the directory's lock, recovers
+   * (see {@link RecoveryInfo}), and gets ready to append after the last valid record.
+   *
+   * Rejects with `LockedError` if another handle holds the directory, `CorruptionError` in
+   * strict mode when the log is damaged beyond a crash's doing (nothing on disk is changed
+   * then), `InvalidConfigError` for a bad option, `IoError` when the OS fails.
+   */
+  static async open(options: WalOptions): Promise<WalOpenResult> {
+    const opts = resolveWalOptions(options);
+    const { fs, dir } = opts;
+    await ioStep('mkdir', dir, () => fs.mkdir(dir));
+    await ioStep('syncDir', path.dirname(path.resolve(dir)), () => fs.syncDir(path.dirname(path.resolve(dir))));
+    let lock: DirectoryLock;
+    try {
+      lock = await fs.lock(dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ELOCKED') throw new LockedError(dir, (err as Error).message);
+      throw new IoError('lock', dir, err);
+    }
+    try {
+      const { info, segments } = await recover(fs, dir, opts.recovery, opts.maxRecordSize, opts.meter);
+      const ids = segments.map((s) => s.id);
+      const last = segments[segments.length - 1];
+      let active: ActiveSegment;
+      if (last && last.end < opts.maxSegmentSize) {
+        const file = path.join(dir, segmentFileName(last.id));
+        const handle = await ioStep('open', file, () => fs.open(file, 'readwrite'));
+        // synced = 0: recovered bytes may be only in the page cache; the first sync covers them.
+        active = newActive(last.id, file, handle, last.end, 0);
+      } else {
+        const id = last ? last.id + 1 : 0;
+        active = await createSegment(fs, dir, id);
+        ids.push(id);
+      }
+      return { wal: new Wal(opts, lock, ids, active), recovery: info };
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Appends one record. Resolves with its position once its bytes are in the OS (and, under
+   * `fsync: 'always'`, on stable storage). Rejects with `TypeError` for a non-Record,
+   * `RangeError` for a record over `maxRecordSize`, `ClosedError` after close, or the log's
+   * failure once a write or sync failed.
+   */
+  append(record: Record): Promise<Position> {
+    if (!(record instanceof Record)) return Promise.reject(new TypeError('append takes a Record (Record.put or Record.delete)'));
+    const refused = this.#refuseWrite() ?? this.#refuseSize(record);
+    if (refused) return Promise.reject(refused);
+    return new Promise<Position>((resolve, reject) => {
+      this.#enqueue({
+        records: [record],
+        bytes: FRAME_HEADER_SIZE + record.payloadSize,
+        resolve: (positions) => resolve(positions[0]!),
+        reject,
+      });
+    });
+  }
+
+  /**
+   * Appends records atomically: after any crash, recovery finds all of them or none. They are
+   * written contiguously in one segment. Resolves with their positions, in order. An empty
+   * array resolves to `[]` without writing. Rejects like {@link append}; a batch over 1 GiB
+   * encoded is a `RangeError`.
+   */
+  appendBatch(records: readonly Record[]): Promise<Position[]> {
+    if (!Array.isArray(records)) return Promise.reject(new TypeError('appendBatch takes an array of Records'));
+    let bytes = 0;
+    for (const r of records) {
+      if (!(r instanceof Record)) return Promise.reject(new TypeError('appendBatch takes an array of Records'));
+      const refused = this.#refuseSize(r);
+      if (refused) return Promise.reject(refused);
+      bytes += FRAME_HEADER_SIZE + r.payloadSize;
+    }
+    if (bytes > MAX_BATCH_BYTES) return Promise.reject(new RangeError(`batch of ${bytes} bytes is over the ${MAX_BATCH_BYTES}-byte limit`));
+    const refused = this.#refuseWrite();
+    if (refused) return Promise.reject(refused);
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise<Position[]>((resolve, reject) => {
+      this.#enqueue({ records: records.slice(), bytes, resolve, reject });
+    });
+  }
+
+  /** Resolves once every append queued before it has been handed to the OS. */
+  flush(): Promise<void> {
+    const refused = this.#refuseWrite();
+    if (refused) return Promise.reject(refused);
+    return new Promise<void>((resolve, reject) => this.#enqueue({ records: [], bytes: 0, resolve: () => resolve(), reject }));
+  }
+
+  /**
+   * The durability barrier: resolves when every append that resolved before this call is on
+   * stable storage. Rejects if the fdatasync fails (and the log is failed from then on).
+   */
+  sync(): Promise<void> {
+    const refused = this.#refuseWrite();
+    if (refused) return Promise.reject(refused);
+    return this.#syncTo(this.#active, this.#active.end);
+  }
+
+  /**
+   * Replays the log from `from` (a position returned by an append, or any `{ segmentId, offset }`;
+   * `{ segmentId: 0, offset: 0 }` reads everything). Yields records in append order, expired
+   * ones included, until it catches up with the writer; appends made meanwhile are included up
+   * to that point. A position before the oldest kept segment starts at the oldest record; an
+   * offset that is not a record boundary starts at the next record. Throws `CorruptionError` if
+   * it meets damaged bytes.
+   */
+  readFrom(from: Position): AsyncGenerator<LogEntry, void, undefined> {
+    assertPosition(from, 'readFrom position');
+    if (this.#state === 'closed') throw new ClosedError('the WAL');
+    return readLog(this.#readerSource, { segmentId: from.segmentId, offset: from.offset });
+  }
+
+  /** Where the next record goes: the end of the bytes handed to the OS. */
+  currentPosition(): Position {
+    return { segmentId: this.#active.id, offset: this.#active.end };
+  }
+
+  /**
+   * Deletes the segment files whose records all come before `position`'s segment, oldest first
+   * (fsyncing the directory after each, so a crash leaves no hole), never the active segment.
+   * Resolves with the number of files deleted.
+   */
+  deleteSegmentsBefore(position: Position): Promise<number> {
+    try {
+      assertPosition(position, 'deleteSegmentsBefore position');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const refused = this.#refuseWrite();
+    if (refused) return Promise.reject(refused);
+    const before = { segmentId: position.segmentId, offset: position.offset };
+    const run = this.#gc.then(() => this.#deleteSegments(before));
+    this.#gc = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Counters and state; see {@link WalStats}. */
+  stats(): WalStats {
+    const a = this.#active;
+    const o = this.#opts;
+    return {
+      ...this.#stats,
+      segments: this.#segmentIds.length,
+      oldestSegmentId: this.#segmentIds[0] ?? a.id,
+      activeSegmentId: a.id,
+      writtenPosition: { segmentId: a.id, offset: a.end },
+      durablePosition: { segmentId: a.id, offset: Math.max(a.synced, SEGMENT_HEADER_SIZE) },
+      pendingAppends: this.#queue.length,
+      preallocatedBytes: Math.max(0, a.fileSize - a.end),
+      failure: this.#failure,
+      fsync: o.fsync === 'batch' ? { batchMs: o.batchMs } : o.fsync,
+    };
+  }
+
+  /**
+   * Writes what is queued, syncs, trims preallocated space, and releases the directory lock.
+   * Later calls reject with `ClosedError`. Idempotent: every call returns the same promise. If
+   * the log had failed, resources are still released and the promise rejects with the failure.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  #refuseWrite(): Error | undefined {
+    if (this.#state !== 'open') return new ClosedError('the WAL');
+    return this.#failure;
+  }
+
+  #refuseSize(record: Record): Error | undefined {
+    const size = record.payloadSize;
+    if (size > this.#opts.maxRecordSize) {
+      return new RangeError(`record of ${size} bytes is over maxRecordSize (${this.#opts.maxRecordSize})`);
+    }
+    return undefined;
+  }
+
+  #enqueue(item: Pending): void {
+    this.#queue.push(item);
+    if (!this.#flushScheduled && !this.#rotating) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushNow);
+    }
+  }
+
+  /** Writes every queued record in one write(2), up to a rotation point. Synchronous. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#rotating || this.#queue.length === 0) return;
+    const seg = this.#active;
+    const items = this.#queue;
+    this.#queue = [];
+    const start = seg.end;
+    let length = 0;
+    let count = 0;
+    let records = 0;
+    let rotate = false;
+    const positions: Position[][] = [];
+    for (; count < items.length; count++) {
+      const item = items[count]!;
+      const here = start + length;
+      if (item.bytes > 0 && here + item.bytes > this.#opts.maxSegmentSize && here > SEGMENT_HEADER_SIZE) {
+        rotate = true;
+        break;
+      }
+      if (length + item.bytes > this.#buf.length) this.#growBuffer(length, length + item.bytes);
+      const pos: Position[] = [];
+      const n = item.records.length;
+      for (let i = 0; i < n; i++) {
+        const type = n === 1 ? FrameType.FULL : i === 0 ? FrameType.FIRST : i === n - 1 ? FrameType.LAST : FrameType.MIDDLE;
+        pos.push({ segmentId: seg.id, offset: start + length });
+        length = encodeFrame(this.#buf, length, type, item.records[i]!);
+      }
+      records += n;
+      positions.push(pos);
+    }
+    const written = items.slice(0, count);
+    if (rotate) this.#queue = items.slice(count).concat(this.#queue);
+
+    if (length > 0) {
+      try {
+        writeAllSync(seg.handle, this.#buf, length, start);
+      } catch (err) {
+        this.#fail(new IoError('write', seg.file, err), written);
+        // Best effort: cut the partial write off so the tail ends on a record boundary.
+        seg.handle.truncate(start).catch(() => undefined);
+        return;
+      }
+      seg.end += length;
+      seg.fileSize = Math.max(seg.fileSize, seg.end);
+      const s = this.#stats;
+      s.records += records;
+      s.bytes += length;
+      s.writes++;
+      for (const item of written) if (item.records.length > 1) s.batches++;
+      this.#meter.counter('wal.records', records);
+      this.#meter.counter('wal.bytes', length);
+      this.#meter.counter('wal.writes', 1);
+      this.#meter.histogram('wal.group_records', records);
+    }
+    if (this.#buf.length > 16 * INITIAL_BUFFER) this.#buf = Buffer.allocUnsafe(INITIAL_BUFFER);
+
+    if (this.#opts.fsync === 'always' && records > 0) {
+      const end = seg.end;
+      this.#syncTo(seg, end).then(
+        () => written.forEach((item, i) => item.resolve(positions[i]!)),
+        (err: Error) => written.forEach((item) => item.reject(err)),
+      );
+    } else {
+      written.forEach((item, i) => item.resolve(positions[i]!));
+      if (this.#opts.fsync === 'batch' && length > 0) this.#armTimer();
+    }
+
+    if (rotate) this.#startRotation();
+    else this.#maybePreallocate();
+  }
+
+  #growBuffer(keep: number, need: number): void {
+    let size = this.#buf.length;
+    while (size < need) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.#buf.copy(bigger, 0, 0, keep);
+    this.#buf = bigger;
+  }
+
+  #armTimer(): void {
+    if (this.#timer) return;
+    // Not unref'd: a process that stops appending and exits still gets its data synced first.
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#failure || this.#state === 'closed') return;
+      this.#syncTo(this.#active, this.#active.end).catch(() => undefined);
+    }, this.#opts.batchMs);
+  }
+
+  /** Resolves once `seg` is durable up to `end`. */
+  #syncTo(seg: ActiveSegment, end: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (seg.synced >= end) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      seg.waiters.push({ end, resolve, reject });
+      if (!seg.syncing && !seg.sealing) seg.syncing = this.#syncLoop(seg);
+    });
+  }
+
+  /** One fdatasync at a time per segment; each covers everything written before it started. */
+  async #syncLoop(seg: ActiveSegment): Promise<void> {
+    try {
+      while (seg.waiters.length > 0 && !this.#failure && !seg.sealing) {
+        const target = seg.end;
+        if (!(await this.#datasync(seg))) return;
+        seg.synced = Math.max(seg.synced, target);
+        settleWaiters(seg, target);
+      }
+    } finally {
+      seg.syncing = undefined;
+    }
+  }
+
+  /** fdatasync with metering; on failure the log fails and false is returned. */
+  async #datasync(seg: ActiveSegment): Promise<boolean> {
+    const t0 = performance.now();
+    try {
+      await seg.handle.datasync();
+    } catch (err) {
+      this.#fail(new IoError('datasync', seg.file, err), []);
+      return false;
+    }
+    const ms = performance.now() - t0;
+    this.#stats.fsyncs++;
+    this.#meter.counter('wal.fsyncs', 1);
+    this.#meter.histogram('wal.fsync_ms', ms);
+    this.#meter.event({ type: 'fsync', segmentId: seg.id, durationMs: ms, bytes: seg.end });
+    return true;
+  }
+
+  #startRotation(): void {
+    this.#rotating = this.#rotate().finally(() => {
+      this.#rotating = undefined;
+      if (this.#queue.length > 0 && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(this.#flushNow);
+      }
+    });
+  }
+
+  /** Seals the active segment (trim, fdatasync) and only then creates its successor. */
+  async #rotate(): Promise<void> {
+    const old = this.#active;
+    old.sealing = true;
+    try {
+      await old.syncing;
+      if (this.#failure) return this.#rejectQueue();
+      if (!(await this.#seal(old))) return this.#rejectQueue();
+      const next = await createSegment(this.#fs, this.#opts.dir, old.id + 1);
+      this.#active = next;
+      this.#segmentIds.push(next.id);
+      this.#stats.rotations++;
+      this.#meter.event({ type: 'segment-roll', from: old.id, to: next.id });
+      await old.handle.close().catch(() => undefined);
+      this.#maybePreallocate();
+    } catch (err) {
+      this.#fail(err instanceof SedimentError ? err : new IoError('rotate', old.file, err), []);
+    }
+  }
+
+  /** Trims preallocated zeros and fdatasyncs; settles all of the segment's waiters. */
+  async #seal(seg: ActiveSegment): Promise<boolean> {
+    if (seg.fileSize > seg.end) {
+      try {
+        await seg.handle.truncate(seg.end);
+      } catch (err) {
+        this.#fail(new IoError('truncate', seg.file, err), []);
+        return false;
+      }
+      seg.fileSize = seg.end;
+    }
+    if (seg.synced < seg.end || seg.waiters.length > 0) {
+      if (!(await this.#datasync(seg))) return false;
+      seg.synced = seg.end;
+    }
+    settleWaiters(seg, seg.end);
+    return true;
+  }
+
+  #rejectQueue(): void {
+    const items = this.#queue;
+    this.#queue = [];
+    const err = this.#failure ?? new ClosedError('the WAL');
+    for (const item of items) item.reject(err);
+  }
+
+  /**
+   * Keeps zeros written and synced ahead of the writer. Zeros are written synchronously, in
+   * chunks between event-loop turns, at or past the writer's end, so they never land on a
+   * record; only the fdatasync is asynchronous.
+   */
+  #maybePreallocate(): void {
+    const want = this.#opts.preallocate;
+    const seg = this.#active;
+    if (want === 0 || seg.zeroing || seg.sealing || this.#failure || this.#state !== 'open') return;
+    if (seg.fileSize - seg.end >= want / 2 || seg.fileSize >= this.#opts.maxSegmentSize) return;
+    seg.zeroing = true;
+    const step = (): void => {
+      if (seg.sealing || this.#failure || this.#state !== 'open') {
+        seg.zeroing = false;
+        return;
+      }
+      const target = Math.min(seg.end + want, this.#opts.maxSegmentSize);
+      const from = Math.max(seg.fileSize, seg.end);
+      if (from >= target) {
+        seg.zeroing = false;
+        // Make the zeros durable so later fdatasyncs overwrite allocated, synced blocks.
+        if (seg.synced < seg.end) return; // the writer's own syncs will cover them
+        seg.handle.datasync().catch(() => undefined);
+        return;
+      }
+      const n = Math.min(ZERO_CHUNK, target - from);
+      try {
+        writeAllSync(seg.handle, ZEROS, n, from);
+        seg.fileSize = from + n;
+      } catch {
+        seg.zeroing = false; // preallocation is an optimisation; the writer will see real errors
+        return;
+      }
+      setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
+  async #deleteSegments(before: Position): Promise<number> {
+    const victims = this.#segmentIds.filter((id) => id < before.segmentId && id !== this.#active.id);
+    const deleted: number[] = [];
+    for (const id of victims) {
+      const file = path.join(this.#opts.dir, segmentFileName(id));
+      try {
+        await this.#fs.unlink(file);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw new IoError('unlink', file, err);
+      }
+      this.#segmentIds = this.#segmentIds.filter((x) => x !== id);
+      await ioStep('syncDir', this.#opts.dir, () => this.#fs.syncDir(this.#opts.dir));
+      deleted.push(id);
+    }
+    this.#stats.segmentsDeleted += deleted.length;
+    if (deleted.length > 0) this.#meter.event({ type: 'segments-deleted', segmentIds: deleted, before });
+    return deleted.length;
+  }
+
+  /** Fails the log for good: rejects `items`, everything queued and every sync waiter. */
+  #fail(err: Error, items: readonly Pending[]): void {
+    for (const item of items) item.reject(this.#failure ?? err);
+    if (this.#failure) return;
+    this.#failure = err;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#rejectQueue();
+    settleWaiters(this.#active, -1, err);
+    this.#meter.event({ type: 'failed', error: err });
+  }
+
+  async #close(): Promise<void> {
+    if (this.#state === 'open') {
+      // Writes already queued are drained; new ones are refused from here on.
+      const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue({ records: [], bytes: 0, resolve: () => resolve(), reject: () => resolve() })) : undefined;
+      this.#state = 'closing';
+      await drained;
+    }
+    this.#state = 'closing';
+    while (this.#rotating) await this.#rotating;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const seg = this.#active;
+    seg.sealing = true;
+    await seg.syncing;
+    if (!this.#failure) await this.#seal(seg);
+    await seg.handle.close().catch(() => undefined);
+    await this.#lock.release().catch(() => undefined);
+    this.#state = 'closed';
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** @internal For tests: the resolved options. */
+  get options(): Readonly<ResolvedWalOptions> {
+    return this.#opts;
+  }
+}
+
+const ZEROS = Buffer.alloc(ZERO_CHUNK);
+
+function newActive(id: number, file: string, handle: FileHandle, end: number, synced: number): ActiveSegment {
+  return { id, file, handle, end, synced, fileSize: end, waiters: [], syncing: undefined, zeroing: false, sealing: false };
+}
+
+/** Creates segment `id`: header written and synced, directory entry synced. */
+async function createSegment(fs: FileSystem, dir: string, id: number): Promise<ActiveSegment> {
+  const file = path.join(dir, segmentFileName(id));
+  const handle = await ioStep('create', file, () => fs.open(file, 'create'));
+  try {
+    const header = encodeSegmentHeader(id);
+    await ioStep('write', file, async () => writeAllSync(handle, header, header.length, 0));
+    await ioStep('datasync', file, () => handle.datasync());
+    await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+  return newActive(id, file, handle, SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE);
+}
+
+/** Writes `buf[0..length)` at `position`, continuing after short writes. */
+function writeAllSync(handle: FileHandle, buf: Uint8Array, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = handle.writeSync(buf, done, length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
+  }
+}
+
+/** Resolves the waiters covered by `upTo`; with `err`, rejects them all. */
+function settleWaiters(seg: ActiveSegment, upTo: number, err?: Error): void {
+  if (seg.waiters.length === 0) return;
+  const still: SyncWaiter[] = [];
+  for (const w of seg.waiters) {
+    if (err) w.reject(err);
+    else if (w.end <= upTo) w.resolve();
+    else still.push(w);
+  }
+  seg.waiters = still;
+}
