@@ -111,6 +111,8 @@ interface Pending {
 }
 
 const INITIAL_BUFFER = 1 << 20;
+/** Microtask flushes allowed per event-loop turn before yielding to timers and I/O. */
+const FLUSHES_PER_TURN = 64;
 const ZERO_CHUNK = 256 * 1024;
 
 /**
@@ -138,6 +140,10 @@ export class Wal {
   #gc: Promise<unknown> = Promise.resolve();
   #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
   readonly #flushNow = (): void => this.#flush();
+  #flushesThisTurn = 0;
+  readonly #endTurn = (): void => {
+    this.#flushesThisTurn = 0;
+  };
   readonly #readerSource: ReaderSource;
 
   private constructor(opts: ResolvedWalOptions, lock: DirectoryLock, segmentIds: number[], active: ActiveSegment) {
@@ -347,10 +353,20 @@ export class Wal {
 
   #enqueue(item: Pending): void {
     this.#queue.push(item);
-    if (!this.#flushScheduled && !this.#rotating) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushNow);
-    }
+    if (!this.#flushScheduled && !this.#rotating) this.#scheduleFlush();
+  }
+
+  /**
+   * Flushes run as microtasks, so an append resolves without waiting for an event-loop turn.
+   * But a caller awaiting appends in a loop would then never leave the microtask queue: timers
+   * (the batchMs fsync), I/O and other callers would starve. So after a few flushes in one turn,
+   * the next waits for the turn to end (setImmediate).
+   */
+  #scheduleFlush(): void {
+    this.#flushScheduled = true;
+    if (this.#flushesThisTurn === 0) setImmediate(this.#endTurn);
+    if (++this.#flushesThisTurn <= FLUSHES_PER_TURN) queueMicrotask(this.#flushNow);
+    else setImmediate(this.#flushNow);
   }
 
   /** Writes every queued record in one write(2), up to a rotation point. Synchronous. */
@@ -487,10 +503,7 @@ export class Wal {
   #startRotation(): void {
     this.#rotating = this.#rotate().finally(() => {
       this.#rotating = undefined;
-      if (this.#queue.length > 0 && !this.#flushScheduled) {
-        this.#flushScheduled = true;
-        queueMicrotask(this.#flushNow);
-      }
+      if (this.#queue.length > 0 && !this.#flushScheduled) this.#scheduleFlush();
     });
   }
 
