@@ -202,8 +202,12 @@ class FaultFileHandle implements FileHandle {
   }
 
   async close(): Promise<void> {
-    this.check('close', this.path);
-    return this.inner.close();
+    // Like close(2), the descriptor is released even when an error is reported.
+    try {
+      this.check('close', this.path);
+    } finally {
+      await this.inner.close();
+    }
   }
 }
 

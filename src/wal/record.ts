@@ -115,6 +115,14 @@ export class Record {
     return this.expiresAt !== undefined && this.expiresAt <= now;
   }
 
+  /**
+   * The payload's size with the value uncompressed: what `maxRecordSize` limits, so that every
+   * record that is accepted can also be decompressed within the limit when read back.
+   */
+  get logicalSize(): number {
+    return RECORD_FIXED_SIZE + (this.expiresAt !== undefined ? 8 : 0) + (this.compression !== 'none' ? 4 : 0) + this.key.length + this.value.length;
+  }
+
   /** Bytes this record's payload takes in a frame. */
   get payloadSize(): number {
     return (
@@ -262,5 +270,42 @@ function decompress(kind: Compression, stored: Uint8Array, rawLength: number): U
     if (buf.length < 4 || buf.readUInt32LE(0) !== rawLength) throw new Error('size prefix mismatch');
     return lz4Uncompress(buf);
   }
+  // zstd frames written by a streaming encoder carry no content size, and the decoder inflates
+  // everything it is given: bound the output by walking the frame's block headers first.
+  const bound = zstdOutputBound(buf);
+  if (bound === undefined) throw new Error('not a single well-formed zstd frame');
+  if (bound < rawLength || bound > rawLength + ZSTD_BLOCK_MAX) throw new Error('zstd frame size does not match the raw length');
   return zstdDecoder.decodeSync(buf);
+}
+
+/** zstd's largest block: no block regenerates more than this. */
+const ZSTD_BLOCK_MAX = 128 * 1024;
+
+/**
+ * The most bytes one zstd frame can decompress to, from its block headers (RFC 8878 §3.1.1):
+ * a raw or RLE block regenerates exactly its Block_Size, a compressed one at most 128 KiB.
+ * Undefined unless `buf` is exactly one well-formed frame.
+ */
+export function zstdOutputBound(buf: Uint8Array): number | undefined {
+  if (buf.length < 6 || buf[0] !== 0x28 || buf[1] !== 0xb5 || buf[2] !== 0x2f || buf[3] !== 0xfd) return undefined;
+  const fhd = buf[4]!;
+  if (fhd & 0x08) return undefined; // reserved bit
+  const fcsFlag = fhd >>> 6;
+  const singleSegment = (fhd >>> 5) & 1;
+  let p = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3]!;
+  p += fcsFlag === 0 ? singleSegment : [0, 2, 4, 8][fcsFlag]!;
+  let bound = 0;
+  for (;;) {
+    if (p + 3 > buf.length) return undefined;
+    const header = buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16);
+    p += 3;
+    const type = (header >>> 1) & 3;
+    const size = header >>> 3;
+    if (type === 3 || size > ZSTD_BLOCK_MAX) return undefined;
+    p += type === 1 ? 1 : size;
+    bound += type === 2 ? ZSTD_BLOCK_MAX : size;
+    if (header & 1) break;
+  }
+  if ((fhd >>> 2) & 1) p += 4; // content checksum
+  return p === buf.length ? bound : undefined;
 }

@@ -20,7 +20,8 @@
  * @module
  */
 import * as path from 'node:path';
-import { CorruptionError, IoError } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { CorruptionError, IoError, errnoOf } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from './format.js';
 import { checkFrame, checkSegmentHeader, encodeSegmentHeader, mayBeFrame } from './frame.js';
@@ -148,12 +149,13 @@ export async function recover(
   };
 
   // The first damage that a crash cannot explain, if any.
-  let problem: { index: number; keepEnd: number; at: number; reason: string } | undefined;
+  let problem: { index: number; keepEnd: number; at: number; reason: string; missing?: number } | undefined;
   for (let i = 0; i < reports.length && !problem; i++) {
     const r = reports[i]!;
     const isLast = i === reports.length - 1;
     if (i > 0 && r.id !== reports[i - 1]!.id + 1) {
-      problem = { index: i, keepEnd: 0, at: 0, reason: `segment ${reports[i - 1]!.id + 1} is missing` };
+      const missing = reports[i - 1]!.id + 1;
+      problem = { index: i, keepEnd: 0, at: 0, reason: `segment ${missing} is missing`, missing };
       break;
     }
     const d = r.damage;
@@ -167,6 +169,15 @@ export async function recover(
 
   if (problem && mode === 'strict') {
     const r = reports[problem.index]!;
+    const missing = problem.missing;
+    if (missing !== undefined) {
+      // A hole: name the missing file.
+      throw new CorruptionError(`${problem.reason}; the log was left untouched`, {
+        file: path.join(dir, segmentFileName(missing)),
+        offset: 0,
+        segmentId: missing,
+      });
+    }
     throw new CorruptionError(
       `${problem.reason}; the log was left untouched (open with recovery: 'salvage' to keep the valid prefix and quarantine the rest)`,
       { file: r.file, offset: problem.at, segmentId: r.id, unreadableBytes: Math.max(0, r.size - problem.at) },
@@ -283,6 +294,11 @@ async function classify(
   maxRecordSize: number,
 ): Promise<Damage> {
   const zeros = await isZeroRange(handle, at, size);
+  if (!zeros && !cutOff && claimedEnd !== undefined && claimedEnd <= size && (await isZeroRange(handle, claimedEnd - 1, size))) {
+    // A frame with a valid header whose payload ends in zeros, and only zeros after it: a write
+    // cut short over preallocated space, which is what a crash does, not damage.
+    return { keepEnd, at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined };
+  }
   let validFrameAt: number | undefined;
   if (!zeros) {
     // A frame whose header was valid claimed its extent: a valid frame inside its payload would
@@ -314,8 +330,11 @@ async function repairTail(fs: FileSystem, dir: string, r: SegmentReport, info: R
     await handle.close().catch(() => undefined);
   }
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
-  const reason = r.headerProblem ? 'torn-segment-header' : d.reason;
-  if (!d.zeros && !d.cutOff && !r.headerProblem) info.corruptionDetected = true;
+  // A header shorter than its size or all zeros is a crash during creation; a complete header
+  // that fails its checks was damaged.
+  const tornHeader = r.headerProblem !== undefined && (r.size < SEGMENT_HEADER_SIZE || d.zeros);
+  const reason = tornHeader ? 'torn-segment-header' : d.reason;
+  if (!d.zeros && !d.cutOff && !tornHeader) info.corruptionDetected = true;
   info.bytesTruncated += removed;
   info.truncations.push({ segmentId: r.id, offset: d.keepEnd, bytes: removed, reason });
   meter.event({ type: 'corruption-truncated', segmentId: r.id, offset: d.keepEnd, bytes: removed, reason });
@@ -333,7 +352,8 @@ async function quarantine(
   const qdir = path.join(dir, 'quarantine');
   await ioStep('mkdir', qdir, () => fs.mkdir(qdir));
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
-  const stamp = Date.now();
+  // A fresh tag per salvage: a later salvage must never overwrite what an earlier one moved.
+  const stamp = `${Date.now()}-${randomBytes(4).toString('hex')}`;
   const damaged = reports[problem.index]!;
   const record = (file: string, r: SegmentReport, offset: number, reason: string): void => {
     const q = { file, segmentId: r.id, offset, bytes: r.size - offset, reason };
@@ -354,6 +374,7 @@ async function quarantine(
   for (let i = reports.length - 1; i >= firstMoved; i--) {
     const r = reports[i]!;
     const target = path.join(qdir, `${stamp}-${segmentFileName(r.id)}`);
+    if (await exists(fs, target)) throw new IoError('rename', target, Object.assign(new Error('quarantine name taken'), { code: 'EEXIST' }));
     await ioStep('rename', r.file, () => fs.rename(r.file, target));
     await ioStep('syncDir', qdir, () => fs.syncDir(qdir));
     await ioStep('syncDir', dir, () => fs.syncDir(dir));
@@ -369,6 +390,16 @@ async function quarantine(
       await handle.close().catch(() => undefined);
     }
     await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  }
+}
+
+async function exists(fs: FileSystem, file: string): Promise<boolean> {
+  try {
+    await fs.stat(file);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw new IoError('stat', file, err);
   }
 }
 

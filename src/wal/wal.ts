@@ -344,7 +344,7 @@ export class Wal {
   }
 
   #refuseSize(record: Record): Error | undefined {
-    const size = record.payloadSize;
+    const size = record.logicalSize;
     if (size > this.#opts.maxRecordSize) {
       return new RangeError(`record of ${size} bytes is over maxRecordSize (${this.#opts.maxRecordSize})`);
     }
