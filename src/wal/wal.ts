@@ -26,6 +26,7 @@
  */
 import * as path from 'node:path';
 import { ClosedError, IoError, LockedError, SedimentError, errnoOf } from '../errors.js';
+import { makeDurableDir } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
 import { encodeFrame, encodeSegmentHeader } from './frame.js';
@@ -177,8 +178,7 @@ export class Wal {
   static async open(options: WalOptions): Promise<WalOpenResult> {
     const opts = resolveWalOptions(options);
     const { fs, dir } = opts;
-    await ioStep('mkdir', dir, () => fs.mkdir(dir));
-    await ioStep('syncDir', path.dirname(path.resolve(dir)), () => fs.syncDir(path.dirname(path.resolve(dir))));
+    await ioStep('mkdir', dir, () => makeDurableDir(fs, dir));
     let lock: DirectoryLock;
     try {
       lock = await fs.lock(dir);

@@ -1,0 +1,843 @@
+/**
+ * The database: put/get/delete, atomic batches and range iterators over the WAL, memtables and
+ * leveled SSTables.
+ *
+ * Write path. A write is validated and encoded (nothing is written if that fails), appended to
+ * the WAL (a batch as one atomic WAL batch), and applied to the memtable in the WAL promise's
+ * first reaction. The WAL resolves appends in append order, so memtables receive writes in WAL
+ * order: a memtable always holds a prefix of what the WAL holds after the previous flush, and the
+ * position of its last record says exactly which WAL records it covers.
+ *
+ * Flush. Past `memtableSize` the memtable is frozen (an O(1) copy-on-write view) and a new one
+ * takes writes. The background job writes the frozen memtable as an L0 table (synced, directory
+ * synced), installs a manifest that lists it and records the WAL position it covers through, and
+ * only then drops the frozen memtable and deletes the WAL segments wholly before that position.
+ *
+ * Restart. `DB.open` reads the manifest, deletes files no manifest names (leftovers of an
+ * interrupted flush or compaction), opens the tables, and replays the WAL records after the
+ * manifest's position into a fresh memtable.
+ *
+ * Reads. `get` looks in the memtable, the frozen memtables newest first, then the tables (L0
+ * newest first, then each level). An iterator pins a snapshot at creation: a frozen view of the
+ * memtable, the frozen memtables, and the current version of the table set, whose files stay on
+ * disk until the iterator ends.
+ *
+ * Background errors. A failed flush or compaction stops writes (they reject with the error,
+ * which `stats().backgroundError` also shows); reads go on. Nothing still needed is deleted: WAL
+ * segments only after the manifest covering them is durable, tables only once no manifest or
+ * reader needs them. Reopening recovers from the disk.
+ *
+ * @module
+ */
+import * as path from 'node:path';
+import { ClosedError, CorruptionError, IoError, LockedError, errnoOf } from '../errors.js';
+import { makeDurableDir } from '../fs/durable-dir.js';
+import type { DirectoryLock, FileSystem } from '../fs/types.js';
+import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
+import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
+import { TableReader } from '../sstable/table-reader.js';
+import { comparePositions, type Position } from '../wal/position.js';
+import { Record } from '../wal/record.js';
+import type { RecoveryInfo } from '../wal/recovery.js';
+import { Wal, type WalStats } from '../wal/wal.js';
+import {
+  fullCompaction,
+  parseTableFileName,
+  pickCompaction,
+  runCompaction,
+  tableFileName,
+  TableSink,
+  type CompactionPlan,
+  type WrittenTable,
+} from './compaction.js';
+import { decodeKey, decodeValue, encodeKey, encodeValue } from './encoding.js';
+import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState } from './manifest.js';
+import { MergingCursor } from './merge.js';
+import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
+import { LEVELS, Version, type LiveTable } from './version.js';
+
+/** Options of a write. */
+export interface WriteOptions {
+  /** Resolve only once the write is on stable storage (an fdatasync), whatever the fsync policy. */
+  sync?: boolean;
+}
+
+/** Options of `put`. */
+export interface PutOptions extends WriteOptions {
+  /** Time to live in ms; after it, the key reads as absent. */
+  ttlMs?: number;
+}
+
+/** One operation of `batch`. */
+export type BatchOperation<K, V> = { type: 'put'; key: K; value: V; ttlMs?: number } | { type: 'del'; key: K };
+
+/** Range and direction of an iterator; bounds are keys in the DB's key encoding. */
+export interface IteratorOptions<K> {
+  gt?: K;
+  gte?: K;
+  lt?: K;
+  lte?: K;
+  /** Descending key order. */
+  reverse?: boolean;
+  /** At most this many entries; -1 or Infinity for no limit (default). */
+  limit?: number;
+}
+
+/** What `db.stats()` returns. */
+export interface DBStats {
+  memtable: { bytes: number; entries: number };
+  frozenMemtables: number;
+  levels: { tables: number; bytes: number }[];
+  lastSequence: number;
+  blockCache: BlockCacheStats;
+  /** Writes that had to wait for a flush or compaction, and for how long in total. */
+  writeStalls: number;
+  writeStallMs: number;
+  /** Writes delayed 1 ms because L0 passed its slowdown trigger. */
+  writeSlowdowns: number;
+  flushes: number;
+  compactions: number;
+  /** Bytes of keys and values written by users, and bytes written to tables by flushes and compactions. */
+  userBytes: number;
+  flushBytes: number;
+  compactionBytesRead: number;
+  compactionBytesWritten: number;
+  /** Table bytes written per user byte. */
+  writeAmplification: number;
+  /** The error that stopped background work (and writes), if any. */
+  backgroundError: Error | undefined;
+  wal: WalStats;
+  /** What the WAL's recovery found when this DB was opened. */
+  walRecovery: RecoveryInfo;
+}
+
+interface Frozen {
+  table: FrozenMemtable;
+  /** Position of the last WAL record the memtable holds. */
+  lastPosition: Position | null;
+  lastSeq: number;
+}
+
+interface Pending {
+  kind: 'put' | 'delete';
+  record: Record;
+}
+
+const WAL_DIR = 'wal';
+const ITERATOR_SLICE = 1024;
+const FLUSH_SLICE = 1024;
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * An embedded, durable, sorted key-value store. Open with {@link DB.open}.
+ *
+ * `K` is the key type (string under `keyEncoding: 'utf8'`, Buffer under `'binary'`; a
+ * Uint8Array is always accepted as a key), `V` the value type of the value encoding.
+ */
+export class DB<K = string, V = unknown> {
+  readonly #opts: ResolvedDBOptions;
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #lock: DirectoryLock;
+  readonly #cache: BlockCache;
+  #wal!: Wal;
+  #walRecovery!: RecoveryInfo;
+  #mem = new Memtable();
+  /** Frozen memtables waiting for flush, newest first. */
+  #imm: Frozen[] = [];
+  #version!: Version;
+  /** Table files named by the current manifest. */
+  #live = new Set<number>();
+  #manifestNumber = 0;
+  #state!: ManifestState;
+  #nextFileNumber = 0;
+  #seq = 0;
+  #lastPosition: Position | null = null;
+  #status: 'open' | 'closing' | 'closed' = 'open';
+  #bgError: Error | undefined;
+  #bgChain: Promise<void> = Promise.resolve();
+  #bgScheduled = false;
+  #inflight = 0;
+  #waiters: (() => void)[] = [];
+  #closing: Promise<void> | undefined;
+  #pointers: (Uint8Array | undefined)[] = [];
+  #stats = {
+    writeStalls: 0,
+    writeStallMs: 0,
+    writeSlowdowns: 0,
+    flushes: 0,
+    compactions: 0,
+    userBytes: 0,
+    flushBytes: 0,
+    compactionBytesRead: 0,
+    compactionBytesWritten: 0,
+  };
+
+  private constructor(dir: string, opts: ResolvedDBOptions, lock: DirectoryLock) {
+    this.#dir = dir;
+    this.#opts = opts;
+    this.#fs = opts.fs;
+    this.#lock = lock;
+    this.#cache = new BlockCache(opts.blockCacheSize);
+  }
+
+  /**
+   * Opens (creating if needed) the DB in `dir`: takes its lock, reads the manifest, removes
+   * leftovers of interrupted flushes and compactions, opens the tables and replays the WAL.
+   * Rejects with `LockedError` if another handle holds `dir`, `CorruptionError` if the manifest,
+   * a table's metadata or the WAL is damaged (see the WAL's recovery modes), `InvalidConfigError`
+   * for a bad option.
+   */
+  static async open<K = string, V = unknown>(dir: string, options?: DBOptions): Promise<DB<K, V>> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('DB.open takes a directory path');
+    const opts = resolveDBOptions(options);
+    const fs = opts.fs;
+    await io('mkdir', dir, () => makeDurableDir(fs, dir));
+    let lock: DirectoryLock;
+    try {
+      lock = await fs.lock(dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ELOCKED') throw new LockedError(dir, (err as Error).message);
+      throw new IoError('lock', dir, err);
+    }
+    const db = new DB<K, V>(dir, opts, lock);
+    try {
+      await db.#recover();
+    } catch (err) {
+      await db.#shutdown().catch(() => undefined);
+      throw err;
+    }
+    return db;
+  }
+
+  /** The underlying write-ahead log, for raw reads (`readFrom`, `currentPosition`, `stats`). */
+  get wal(): Wal {
+    return this.#wal;
+  }
+
+  // -- writes ------------------------------------------------------------------------------
+
+  /**
+   * Stores `value` under `key`. Resolves once the write is in the WAL (so a process crash does
+   * not lose it) and visible to reads; with `sync: true`, or under `fsync: 'always'`, once it is
+   * on stable storage. Rejects with `TypeError` for a key or value the encodings do not accept,
+   * `RangeError` for an oversized key or value or a bad TTL, `ClosedError` after close, or the
+   * error that stopped writes.
+   */
+  put(key: K, value: V, options?: PutOptions): Promise<void> {
+    let pending: Pending;
+    try {
+      this.#checkWritable();
+      checkWriteOptions(options);
+      pending = this.#putRecord(key, value, options?.ttlMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#write([pending], options?.sync === true);
+  }
+
+  /** Deletes `key` (absent keys are fine). Resolves and rejects as {@link put}. */
+  delete(key: K, options?: WriteOptions): Promise<void> {
+    let pending: Pending;
+    try {
+      this.#checkWritable();
+      checkWriteOptions(options);
+      pending = { kind: 'delete', record: Record.delete(this.#key(key)) };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#write([pending], options?.sync === true);
+  }
+
+  /**
+   * Applies operations atomically: after any crash, all of them or none are visible, and readers
+   * never see part of them. Every operation is validated before anything is written.
+   */
+  batch(operations: readonly BatchOperation<K, V>[], options?: WriteOptions): Promise<void> {
+    const pending: Pending[] = [];
+    try {
+      this.#checkWritable();
+      checkWriteOptions(options);
+      if (!Array.isArray(operations)) throw new TypeError('batch takes an array of operations');
+      for (const op of operations) {
+        if (typeof op !== 'object' || op === null) throw new TypeError('a batch operation must be an object');
+        if (op.type === 'put') pending.push(this.#putRecord(op.key, op.value, op.ttlMs));
+        else if (op.type === 'del') pending.push({ kind: 'delete', record: Record.delete(this.#key(op.key)) });
+        else throw new TypeError(`batch operation type must be 'put' or 'del', got ${String((op as { type: unknown }).type)}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (pending.length === 0) return Promise.resolve();
+    return this.#write(pending, options?.sync === true);
+  }
+
+  #key(key: unknown): Uint8Array {
+    const k = encodeKey(this.#opts.keyEncoding, key);
+    if (k.length > this.#opts.maxKeySize) throw new RangeError(`key of ${k.length} bytes is over maxKeySize (${this.#opts.maxKeySize})`);
+    return k;
+  }
+
+  #putRecord(key: unknown, value: unknown, ttlMs: unknown): Pending {
+    const k = this.#key(key);
+    const v = encodeValue(this.#opts.valueEncoding, value);
+    if (v.length > this.#opts.maxValueSize) {
+      throw new RangeError(`value of ${v.length} bytes is over maxValueSize (${this.#opts.maxValueSize})`);
+    }
+    let expiresAt: number | undefined;
+    if (ttlMs !== undefined) {
+      if (typeof ttlMs !== 'number') throw new TypeError('ttlMs must be a number');
+      if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
+      expiresAt = Math.ceil(this.#opts.clock() + ttlMs);
+    }
+    return { kind: 'put', record: Record.put(k, v, expiresAt === undefined ? undefined : { expiresAt }) };
+  }
+
+  async #write(pending: Pending[], sync: boolean): Promise<void> {
+    if (this.#mustWait()) await this.#admit();
+    this.#inflight++;
+    try {
+      if (pending.length === 1) {
+        // The memtable update is the append promise's first reaction: that keeps WAL order.
+        await this.#wal.append(pending[0]!.record).then((pos) => this.#apply(pending, pos));
+      } else {
+        await this.#wal.appendBatch(pending.map((p) => p.record)).then((pos) => this.#apply(pending, pos[pos.length - 1]!));
+      }
+      if (sync && this.#opts.fsync !== 'always') await this.#wal.sync();
+    } finally {
+      if (--this.#inflight === 0) this.#notify();
+    }
+  }
+
+  #apply(pending: readonly Pending[], last: Position): void {
+    for (const p of pending) {
+      const r = p.record;
+      this.#mem.put({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
+      this.#stats.userBytes += r.key.length + r.value.length;
+    }
+    this.#lastPosition = last;
+    if (this.#mem.approximateBytes >= this.#opts.memtableSize) this.#freeze();
+  }
+
+  #freeze(): void {
+    if (this.#mem.size === 0) return;
+    this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
+    this.#mem = new Memtable();
+    this.#scheduleBackground();
+  }
+
+  #mustWait(): boolean {
+    return (
+      this.#imm.length >= this.#opts.maxFrozenMemtables ||
+      this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger
+    );
+  }
+
+  /** Write stalls: wait for flushes or compaction, LevelDB style (slow down, then stop). */
+  async #admit(): Promise<void> {
+    const stopped = (): boolean =>
+      this.#imm.length >= this.#opts.maxFrozenMemtables || this.#version.levels[0]!.length >= this.#opts.l0StopTrigger;
+    if (stopped()) {
+      const t0 = performance.now();
+      this.#stats.writeStalls++;
+      this.#scheduleBackground();
+      await this.#until(() => !stopped());
+      this.#stats.writeStallMs += performance.now() - t0;
+      this.#checkWritable();
+    }
+    if (this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
+      this.#stats.writeSlowdowns++;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Resolves when `ready()` holds, or rejects once the DB cannot get there (closed, failed). */
+  #until(ready: () => boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (ready()) return resolve();
+        if (this.#bgError) return reject(this.#bgError);
+        if (this.#status === 'closed') return reject(new ClosedError('the database'));
+        this.#waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #checkWritable(): void {
+    if (this.#status !== 'open') throw new ClosedError('the database');
+    if (this.#bgError) throw this.#bgError;
+  }
+
+  // -- reads -------------------------------------------------------------------------------
+
+  /** The value stored under `key`, or undefined if there is none (deleted, expired, never put). */
+  async get(key: K): Promise<V | undefined> {
+    if (this.#status === 'closed') throw new ClosedError('the database');
+    const k = this.#key(key);
+    const e = this.#lookup(k);
+    if (!e || e.kind === 'delete' || (e.expiresAt !== undefined && e.expiresAt <= this.#opts.clock())) return undefined;
+    return decodeValue(this.#opts.valueEncoding, e.value) as V;
+  }
+
+  #lookup(k: Uint8Array): Entry | undefined {
+    const e = this.#mem.get(k);
+    if (e) return e;
+    for (const f of this.#imm) {
+      const x = f.table.get(k);
+      if (x) return x;
+    }
+    return this.#version.get(k);
+  }
+
+  /**
+   * Entries in key order (descending with `reverse`) within the bounds, as `[key, value]`. The
+   * iterator reads a snapshot taken when it was created: later writes, flushes and compactions do
+   * not change what it yields. Use it with `for await`; breaking out of the loop releases it.
+   */
+  iterator(options: IteratorOptions<K> = {}): DBIterator<K, V> {
+    if (this.#status === 'closed') throw new ClosedError('the database');
+    if (typeof options !== 'object' || options === null) throw new TypeError('iterator options must be an object');
+    const bound = (name: 'gt' | 'gte' | 'lt' | 'lte'): Uint8Array | undefined =>
+      options[name] === undefined ? undefined : encodeKey(this.#opts.keyEncoding, options[name]);
+    const limit = options.limit ?? -1;
+    if (typeof limit !== 'number' || Number.isNaN(limit)) throw new TypeError('limit must be a number');
+    const snapshot: EntryCursor[] = [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator())];
+    const version = this.#version.pin();
+    snapshot.push(...version.cursors(true));
+    return new DBIterator<K, V>({
+      cursors: snapshot,
+      release: () => version.unpin(),
+      lower: bound('gt') ?? bound('gte'),
+      lowerInclusive: options.gt === undefined,
+      upper: bound('lt') ?? bound('lte'),
+      upperInclusive: options.lt === undefined,
+      reverse: options.reverse === true,
+      limit: limit < 0 ? Infinity : limit,
+      now: this.#opts.clock(),
+      decode: (e) => [decodeKey(this.#opts.keyEncoding, e.key) as K, decodeValue(this.#opts.valueEncoding, e.value) as V],
+      isOpen: () => this.#status !== 'closed',
+    });
+  }
+
+  // -- maintenance -------------------------------------------------------------------------
+
+  /**
+   * Writes the memtable to an SSTable now (with every frozen memtable before it), then deletes
+   * the WAL segments it covered. Resolves when done.
+   */
+  async flush(): Promise<void> {
+    this.#checkWritable();
+    // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
+    this.#freeze();
+    this.#scheduleBackground();
+    await this.#until(() => this.#imm.length === 0);
+  }
+
+  /** Full compaction: flushes, then merges every table into the deepest level in use. */
+  async compact(): Promise<void> {
+    await this.flush();
+    await this.#exclusive(async () => {
+      const plan = fullCompaction(this.#version);
+      if (plan) await this.#runCompaction(plan);
+    });
+    if (this.#bgError) throw this.#bgError;
+  }
+
+  /** Counters and state; see {@link DBStats}. */
+  stats(): DBStats {
+    const s = this.#stats;
+    const written = s.flushBytes + s.compactionBytesWritten;
+    return {
+      memtable: { bytes: this.#mem.approximateBytes, entries: this.#mem.size },
+      frozenMemtables: this.#imm.length,
+      levels: this.#version.levels.map((level, l) => ({ tables: level.length, bytes: this.#version.levelBytes(l) })),
+      lastSequence: this.#seq,
+      blockCache: this.#cache.stats(),
+      ...s,
+      writeAmplification: s.userBytes > 0 ? written / s.userBytes : 0,
+      backgroundError: this.#bgError,
+      wal: this.#wal.stats(),
+      walRecovery: this.#walRecovery,
+    };
+  }
+
+  /**
+   * Waits for writes in flight and the running flush or compaction, closes the WAL (which syncs)
+   * and the tables, and releases the lock. Later calls reject with `ClosedError`. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#status = 'closing';
+    await this.#until(() => this.#inflight === 0).catch(() => undefined);
+    await this.#bgChain;
+    await this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#status = 'closed';
+    let walError: unknown;
+    if (this.#wal) await this.#wal.close().catch((err: unknown) => (walError = err));
+    if (this.#version) {
+      const readers = new Set<TableReader>();
+      for (const level of this.#version.levels) for (const t of level) readers.add(t.reader);
+      for (const r of readers) await r.close().catch(() => undefined);
+    }
+    this.#notify();
+    await this.#lock.release().catch(() => undefined);
+    if (walError) throw walError;
+  }
+
+  // -- background work ---------------------------------------------------------------------
+
+  /** Runs `job` after every background job before it; background jobs never overlap. */
+  #exclusive(job: () => Promise<void>): Promise<void> {
+    const run = this.#bgChain.then(async () => {
+      if (this.#bgError || this.#status === 'closed') return;
+      try {
+        await job();
+      } catch (err) {
+        this.#setBackgroundError(err);
+      } finally {
+        this.#notify();
+      }
+    });
+    this.#bgChain = run;
+    return run;
+  }
+
+  #scheduleBackground(): void {
+    if (this.#bgScheduled) return;
+    this.#bgScheduled = true;
+    void this.#exclusive(async () => {
+      this.#bgScheduled = false;
+      while (this.#status === 'open' && !this.#bgError) {
+        if (this.#imm.length > 0) {
+          await this.#flushOldest();
+          this.#notify();
+          continue;
+        }
+        const plan = pickCompaction(this.#version, this.#opts, this.#pointers);
+        if (!plan) return;
+        await this.#runCompaction(plan);
+        this.#notify();
+      }
+    });
+  }
+
+  #setBackgroundError(err: unknown): void {
+    this.#bgError ??= err instanceof Error ? err : new Error(String(err));
+    this.#notify();
+  }
+
+  #ctx() {
+    return {
+      fs: this.#fs,
+      dir: this.#dir,
+      compression: this.#opts.compression,
+      tableFileSize: this.#opts.tableFileSize,
+      newFileNumber: () => this.#nextFileNumber++,
+      now: this.#opts.clock(),
+      version: this.#version,
+    };
+  }
+
+  /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
+  async #flushOldest(): Promise<void> {
+    const f = this.#imm[this.#imm.length - 1]!;
+    const sink = new TableSink(this.#ctx(), Infinity);
+    let written: WrittenTable[];
+    try {
+      let n = 0;
+      for (const e of f.table) {
+        await sink.add(e);
+        if (++n % FLUSH_SLICE === 0) await yieldToLoop();
+      }
+      written = await sink.finish();
+    } catch (err) {
+      await sink.abort();
+      throw err;
+    }
+    const added = await this.#openTables(written);
+    const levels = this.#version.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level]));
+    await this.#install(levels, { lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough });
+    this.#imm.pop();
+    this.#stats.flushes++;
+    for (const w of written) this.#stats.flushBytes += w.meta.size;
+    // The manifest now covers everything up to f.lastPosition: older segments are garbage.
+    if (f.lastPosition) await this.#wal.deleteSegmentsBefore(f.lastPosition);
+  }
+
+  async #runCompaction(plan: CompactionPlan): Promise<void> {
+    const written = await runCompaction(plan, this.#ctx());
+    const added = await this.#openTables(written);
+    const gone = new Set<number>();
+    for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);
+    const levels = this.#version.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
+    const out = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
+    levels[plan.outputLevel] = out;
+    await this.#install(levels, {});
+    const upper = plan.inputs[0]!;
+    if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
+    this.#stats.compactions++;
+    for (const tables of plan.inputs) for (const t of tables) this.#stats.compactionBytesRead += t.meta.size;
+    for (const w of written) this.#stats.compactionBytesWritten += w.meta.size;
+  }
+
+  async #openTables(written: WrittenTable[]): Promise<LiveTable[]> {
+    // The new files' directory entries must be durable before a manifest names them.
+    if (written.length > 0) await io('syncDir', this.#dir, () => this.#fs.syncDir(this.#dir));
+    const out: LiveTable[] = [];
+    for (const w of written) {
+      const reader = await TableReader.open(this.#fs, w.path, { cache: this.#cache, fileNumber: w.meta.fileNumber });
+      out.push({ meta: w.meta, reader, refs: 0 });
+    }
+    return out;
+  }
+
+  /** Makes `levels` the durable table set (manifest first), then the live version. */
+  async #install(levels: LiveTable[][], changes: Partial<ManifestState>): Promise<void> {
+    const state: ManifestState = {
+      ...this.#state,
+      ...changes,
+      nextFileNumber: this.#nextFileNumber,
+      levels: levels.map((level) => level.map((t) => t.meta)),
+    };
+    await installManifest(this.#fs, this.#dir, this.#manifestNumber + 1, state, this.#manifestNumber);
+    this.#manifestNumber++;
+    this.#state = state;
+    this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
+    const old = this.#version;
+    this.#version = new Version(levels, this.#onObsolete).pin();
+    old.unpin();
+  }
+
+  /** A table no version holds any more: delete it unless the manifest still names it. */
+  readonly #onObsolete = (t: LiveTable): void => {
+    if (this.#live.has(t.meta.fileNumber) || this.#status === 'closed') return;
+    void t.reader
+      .close()
+      .catch(() => undefined)
+      .then(() => this.#fs.unlink(t.reader.path))
+      .catch(() => undefined); // a file left behind is deleted at the next open
+  };
+
+  // -- open --------------------------------------------------------------------------------
+
+  async #recover(): Promise<void> {
+    const fs = this.#fs;
+    const dir = this.#dir;
+    const names = await io('readdir', dir, () => fs.readdir(dir));
+    let current = await readCurrentManifest(fs, dir);
+    if (!current) {
+      const hasData = names.some((n) => parseTableFileName(n) !== undefined);
+      const walNames = names.includes(WAL_DIR) ? await io('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
+      if (hasData || walNames.some((n) => n.endsWith('.wal'))) {
+        throw new CorruptionError('CURRENT is missing but the directory holds tables or a WAL', { file: path.join(dir, 'CURRENT'), offset: 0 });
+      }
+      const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
+      await installManifest(fs, dir, 1, state, undefined);
+      current = { number: 1, state };
+    }
+    const state = current.state;
+    while (state.levels.length < LEVELS) state.levels.push([]);
+    this.#state = state;
+    this.#manifestNumber = current.number;
+    this.#nextFileNumber = state.nextFileNumber;
+    this.#seq = state.lastSeq;
+    this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
+
+    // Leftovers of interrupted work: tables no manifest names, older manifests, a temp CURRENT.
+    let removed = false;
+    for (const name of names) {
+      const table = parseTableFileName(name);
+      const manifest = parseManifestFileName(name);
+      const stale = (table !== undefined && !this.#live.has(table)) || (manifest !== undefined && manifest !== current.number) || name === 'CURRENT.tmp';
+      if (stale) {
+        await io('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
+        removed = true;
+      }
+      if (table !== undefined && table >= this.#nextFileNumber) this.#nextFileNumber = table + 1;
+    }
+    if (removed) await io('syncDir', dir, () => fs.syncDir(dir));
+
+    const levels: LiveTable[][] = [];
+    const opened: TableReader[] = [];
+    try {
+      for (const metas of state.levels) {
+        const level: LiveTable[] = [];
+        for (const meta of metas) {
+          const reader = await TableReader.open(fs, path.join(dir, tableFileName(meta.fileNumber)), { cache: this.#cache, fileNumber: meta.fileNumber });
+          opened.push(reader);
+          level.push({ meta, reader, refs: 0 });
+        }
+        levels.push(level);
+      }
+    } catch (err) {
+      for (const r of opened) await r.close().catch(() => undefined);
+      throw err;
+    }
+    this.#version = new Version(levels, this.#onObsolete).pin();
+
+    const { wal, recovery } = await Wal.open({
+      dir: path.join(dir, WAL_DIR),
+      fs,
+      fsync: this.#opts.fsync,
+      maxSegmentSize: this.#opts.walSegmentSize,
+      maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64,
+      recovery: this.#opts.recovery,
+    });
+    this.#wal = wal;
+    this.#walRecovery = recovery;
+    await this.#replay(state.flushedThrough);
+    this.#scheduleBackground();
+  }
+
+  /** Replays WAL records after `after` into the memtable, flushing as it fills. */
+  async #replay(after: Position | null): Promise<void> {
+    const from = after ?? { segmentId: 0, offset: 0 };
+    for await (const { record, position } of this.#wal.readFrom(from)) {
+      if (after && comparePositions(position, after) <= 0) continue;
+      this.#mem.put({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
+      this.#lastPosition = position;
+      if (this.#mem.approximateBytes >= this.#opts.memtableSize) {
+        this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: position, lastSeq: this.#seq });
+        this.#mem = new Memtable();
+        await this.#flushOldest();
+      }
+    }
+    this.#lastPosition ??= after;
+  }
+}
+
+function checkWriteOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const sync = (options as { sync?: unknown }).sync;
+  if (sync !== undefined && typeof sync !== 'boolean') throw new TypeError('sync must be a boolean');
+}
+
+async function io<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CorruptionError || err instanceof IoError) throw err;
+    throw new IoError(op, file, err);
+  }
+}
+
+interface IteratorInit<K, V> {
+  cursors: EntryCursor[];
+  release(): void;
+  lower: Uint8Array | undefined;
+  lowerInclusive: boolean;
+  upper: Uint8Array | undefined;
+  upperInclusive: boolean;
+  reverse: boolean;
+  limit: number;
+  now: number;
+  decode(e: Entry): [K, V];
+  isOpen(): boolean;
+}
+
+/**
+ * An iterator over a snapshot of the DB. Async-iterable; `next()` resolves `{ value: [key, value] }`
+ * or `{ done: true }`. `return()` (called by `break`) releases the snapshot.
+ */
+export class DBIterator<K, V> implements AsyncIterableIterator<[K, V]> {
+  readonly #init: IteratorInit<K, V>;
+  #merge: MergingCursor | undefined;
+  #count = 0;
+  #done = false;
+
+  /** @internal */
+  constructor(init: IteratorInit<K, V>) {
+    this.#init = init;
+  }
+
+  #start(): MergingCursor {
+    const { cursors, reverse, lower, upper } = this.#init;
+    for (const c of cursors) {
+      if (reverse) {
+        if (upper) c.seekForPrev(upper);
+        else c.seekToLast();
+      } else if (lower) c.seek(lower);
+      else c.seekToFirst();
+    }
+    return new MergingCursor(cursors, reverse);
+  }
+
+  async next(): Promise<IteratorResult<[K, V]>> {
+    if (this.#done) return { done: true, value: undefined };
+    if (!this.#init.isOpen()) {
+      this.#finish();
+      throw new ClosedError('the database');
+    }
+    // Yield to the event loop now and then: a long scan must not starve other work.
+    if (this.#count % ITERATOR_SLICE === ITERATOR_SLICE - 1) await yieldToLoop();
+    try {
+      const entry = this.#advance();
+      if (!entry) {
+        this.#finish();
+        return { done: true, value: undefined };
+      }
+      this.#count++;
+      return { done: false, value: this.#init.decode(entry) };
+    } catch (err) {
+      this.#finish();
+      throw err;
+    }
+  }
+
+  #advance(): Entry | undefined {
+    const i = this.#init;
+    if (this.#count >= i.limit) return undefined;
+    this.#merge ??= this.#start();
+    for (let e = this.#merge.next(); e; e = this.#merge.next()) {
+      if (i.reverse) {
+        if (i.lower && compareKeys(e.key, i.lower) < (i.lowerInclusive ? 0 : 1)) return undefined;
+        if (i.upper && !i.upperInclusive && compareKeys(e.key, i.upper) >= 0) continue;
+      } else {
+        if (i.upper && compareKeys(e.key, i.upper) > (i.upperInclusive ? 0 : -1)) return undefined;
+        if (i.lower && !i.lowerInclusive && compareKeys(e.key, i.lower) <= 0) continue;
+      }
+      if (e.kind === 'delete' || (e.expiresAt !== undefined && e.expiresAt <= i.now)) continue;
+      return e;
+    }
+    return undefined;
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#init.release();
+  }
+
+  /** Collects the remaining entries into an array. */
+  async all(): Promise<[K, V][]> {
+    const out: [K, V][] = [];
+    for await (const kv of this) out.push(kv);
+    return out;
+  }
+
+  async return(): Promise<IteratorResult<[K, V]>> {
+    this.#finish();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+

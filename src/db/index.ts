@@ -1,0 +1,9 @@
+/**
+ * sediment/db: the database. `DB.open(dir, options)`, then put/get/delete, atomic batches,
+ * snapshot range iterators, TTLs, flush and compaction over a WAL, memtables and SSTables.
+ *
+ * @module
+ */
+export { DB, DBIterator, type BatchOperation, type DBStats, type IteratorOptions, type PutOptions, type WriteOptions } from './db.js';
+export type { DBOptions } from './options.js';
+export type { KeyEncoding, ValueEncoding, MsgpackValue } from './encoding.js';

@@ -1,0 +1,146 @@
+/**
+ * Cursors that compose: {@link LevelCursor} walks a level's sorted, non-overlapping tables as one
+ * sequence; {@link MergingCursor} merges any cursors into one stream holding the newest version of
+ * each key (mini-lsm's block → table → merge → user iterator stack).
+ *
+ * @module
+ */
+import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import type { TableCursor } from '../sstable/iterator.js';
+import type { TableReader } from '../sstable/table-reader.js';
+import type { TableMeta } from './manifest.js';
+
+/** A table of a level: its metadata and open reader. */
+export interface LevelTable {
+  readonly meta: TableMeta;
+  readonly reader: TableReader;
+}
+
+/** Index of the first table whose largest key is >= `key` (tables sorted, non-overlapping). */
+export function findTable(tables: readonly LevelTable[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = tables.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(tables[mid]!.meta.largest, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** One cursor over the tables of a sorted level (L1 and deeper), opening each table's cursor lazily. */
+export class LevelCursor implements EntryCursor {
+  readonly #tables: readonly LevelTable[];
+  readonly #fillCache: boolean;
+  #index = -1;
+  #cursor: TableCursor | undefined;
+
+  constructor(tables: readonly LevelTable[], fillCache: boolean) {
+    this.#tables = tables;
+    this.#fillCache = fillCache;
+  }
+
+  get current(): Entry | undefined {
+    return this.#cursor?.current;
+  }
+
+  #open(i: number): TableCursor | undefined {
+    if (i < 0 || i >= this.#tables.length) {
+      this.#index = -1;
+      this.#cursor = undefined;
+      return undefined;
+    }
+    this.#index = i;
+    this.#cursor = this.#tables[i]!.reader.iterator({ fillCache: this.#fillCache });
+    return this.#cursor;
+  }
+
+  seek(key: Uint8Array): Entry | undefined {
+    const c = this.#open(findTable(this.#tables, key));
+    return c ? (c.seek(key) ?? this.#forwardFrom(this.#index + 1)) : undefined;
+  }
+
+  seekForPrev(key: Uint8Array): Entry | undefined {
+    let i = findTable(this.#tables, key);
+    if (i >= this.#tables.length || compareKeys(this.#tables[i]!.meta.smallest, key) > 0) i--;
+    const c = this.#open(i);
+    return c ? (c.seekForPrev(key) ?? this.#backwardFrom(this.#index - 1)) : undefined;
+  }
+
+  seekToFirst(): Entry | undefined {
+    return this.#forwardFrom(0);
+  }
+
+  seekToLast(): Entry | undefined {
+    return this.#backwardFrom(this.#tables.length - 1);
+  }
+
+  next(): Entry | undefined {
+    if (!this.#cursor) return undefined;
+    return this.#cursor.next() ?? this.#forwardFrom(this.#index + 1);
+  }
+
+  prev(): Entry | undefined {
+    if (!this.#cursor) return undefined;
+    return this.#cursor.prev() ?? this.#backwardFrom(this.#index - 1);
+  }
+
+  #forwardFrom(i: number): Entry | undefined {
+    for (; i < this.#tables.length; i++) {
+      const e = this.#open(i)!.seekToFirst();
+      if (e) return e;
+    }
+    this.#open(-1);
+    return undefined;
+  }
+
+  #backwardFrom(i: number): Entry | undefined {
+    for (; i >= 0; i--) {
+      const e = this.#open(i)!.seekToLast();
+      if (e) return e;
+    }
+    this.#open(-1);
+    return undefined;
+  }
+
+  *[Symbol.iterator](): Iterator<Entry> {
+    for (let e = this.current; e; e = this.next()) yield e;
+  }
+}
+
+/**
+ * Merges positioned cursors, given newest first, into one stream in key order (descending when
+ * `reverse`), holding for each key only the entry of the newest cursor that has it. Tombstones
+ * and expired entries are passed through: what they mean is the caller's decision.
+ */
+export class MergingCursor {
+  readonly #sources: readonly EntryCursor[];
+  readonly #reverse: boolean;
+
+  constructor(sources: readonly EntryCursor[], reverse: boolean) {
+    this.#sources = sources;
+    this.#reverse = reverse;
+  }
+
+  /** The next entry, or undefined at the end. */
+  next(): Entry | undefined {
+    const sources = this.#sources;
+    const sign = this.#reverse ? -1 : 1;
+    let best: Entry | undefined;
+    for (let i = 0; i < sources.length; i++) {
+      const e = sources[i]!.current;
+      // Strictly better only: on equal keys the earlier (newer) source wins.
+      if (e && (best === undefined || sign * compareKeys(e.key, best.key) < 0)) best = e;
+    }
+    if (!best) return undefined;
+    for (let i = 0; i < sources.length; i++) {
+      const s = sources[i]!;
+      const e = s.current;
+      if (e && compareKeys(e.key, best.key) === 0) {
+        if (this.#reverse) s.prev();
+        else s.next();
+      }
+    }
+    return best;
+  }
+}

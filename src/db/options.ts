@@ -1,0 +1,136 @@
+/**
+ * {@link DBOptions}: what `DB.open` takes, each option's default and trade-off, and validation.
+ * An invalid option rejects the open with `InvalidConfigError` before anything touches the disk.
+ *
+ * @module
+ */
+import { InvalidConfigError } from '../errors.js';
+import { nodeFileSystem } from '../fs/node.js';
+import type { FileSystem } from '../fs/types.js';
+import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
+import type { FsyncPolicy, RecoveryMode } from '../wal/options.js';
+import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
+
+/** Options of `DB.open`. */
+export interface DBOptions {
+  /** WAL durability policy, as for the WAL: `'always'`, `{ batchMs }` (default 5 ms) or `'os'`. */
+  fsync?: FsyncPolicy;
+  /** Freeze the memtable and flush it to a table past this many bytes. Default 64 MiB. */
+  memtableSize?: number;
+  /** `'utf8'` (default: string keys, returned as strings) or `'binary'` (Uint8Array keys, returned as Buffers). */
+  keyEncoding?: KeyEncoding;
+  /** `'msgpack'` (default), `'json'`, `'utf8'` or `'binary'`. */
+  valueEncoding?: ValueEncoding;
+  /** Table block compression: `'lz4'` (default) or `'none'`. */
+  compression?: 'lz4' | 'none';
+  /** Bytes of table blocks kept in the shared LRU cache. Default 64 MiB. */
+  blockCacheSize?: number;
+  /** Largest encoded key, in bytes. Default 64 KiB; larger keys reject with `RangeError`. */
+  maxKeySize?: number;
+  /** Largest encoded value, in bytes. Default 16 MiB; larger values reject with `RangeError`. */
+  maxValueSize?: number;
+  /** WAL segment size. Default 64 MiB. */
+  walSegmentSize?: number;
+  /** Target size of a table written by compaction. Default 4 MiB. */
+  tableFileSize?: number;
+  /** Target total size of level 1; each deeper level is `levelMultiplier` times larger. Default 32 MiB. */
+  levelBaseSize?: number;
+  /** Size ratio between adjacent levels. Default 10. */
+  levelMultiplier?: number;
+  /** L0 table count that starts an L0 compaction. Default 4. */
+  l0CompactionTrigger?: number;
+  /** L0 table count past which each write is delayed by 1 ms. Default 8. */
+  l0SlowdownTrigger?: number;
+  /** L0 table count at which writes wait for compaction. Default 12. */
+  l0StopTrigger?: number;
+  /** Frozen memtables waiting for flush at which writes wait. Default 2. */
+  maxFrozenMemtables?: number;
+  /** WAL recovery mode: `'strict'` (default) or `'salvage'`. */
+  recovery?: RecoveryMode;
+  /** Clock for TTLs, in ms since the epoch. Default `Date.now`. */
+  clock?: () => number;
+  /** The file system; the real one by default. */
+  fs?: FileSystem;
+}
+
+export interface ResolvedDBOptions {
+  fsync: FsyncPolicy;
+  memtableSize: number;
+  keyEncoding: KeyEncoding;
+  valueEncoding: ValueEncoding;
+  compression: 'lz4' | 'none';
+  blockCacheSize: number;
+  maxKeySize: number;
+  maxValueSize: number;
+  walSegmentSize: number;
+  tableFileSize: number;
+  levelBaseSize: number;
+  levelMultiplier: number;
+  l0CompactionTrigger: number;
+  l0SlowdownTrigger: number;
+  l0StopTrigger: number;
+  maxFrozenMemtables: number;
+  recovery: RecoveryMode;
+  clock: () => number;
+  fs: FileSystem;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+function int(options: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const v = options[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new InvalidConfigError(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(options: Record<string, unknown>, name: string, allowed: readonly T[], fallback: T): T {
+  const v = options[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !allowed.includes(v as T)) {
+    throw new InvalidConfigError(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(v)}`);
+  }
+  return v as T;
+}
+
+export function resolveDBOptions(options: unknown): ResolvedDBOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('DB.open options must be an object');
+  const o = options as Record<string, unknown>;
+  const fsync = o.fsync;
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'os') {
+    const ms = (fsync as { batchMs?: unknown } | null)?.batchMs;
+    if (typeof fsync !== 'object' || fsync === null || typeof ms !== 'number' || !(ms > 0) || ms > 60_000) {
+      throw new InvalidConfigError('fsync', `must be 'always', 'os' or { batchMs } with 0 < batchMs <= 60000, got ${JSON.stringify(fsync)}`);
+    }
+  }
+  if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidConfigError('clock', 'must be a function returning ms since the epoch');
+  if (o.fs !== undefined && (typeof o.fs !== 'object' || o.fs === null)) throw new InvalidConfigError('fs', 'must be a FileSystem');
+  const l0CompactionTrigger = int(o, 'l0CompactionTrigger', 4, 2, 1000);
+  const l0SlowdownTrigger = int(o, 'l0SlowdownTrigger', Math.max(8, l0CompactionTrigger), l0CompactionTrigger, 1000);
+  const l0StopTrigger = int(o, 'l0StopTrigger', Math.max(12, l0SlowdownTrigger + 1), l0SlowdownTrigger + 1, 1000);
+  return {
+    fsync: (fsync as FsyncPolicy | undefined) ?? { batchMs: 5 },
+    memtableSize: int(o, 'memtableSize', 64 * MiB, 1 * KiB, 4096 * MiB),
+    keyEncoding: oneOf(o, 'keyEncoding', KEY_ENCODINGS, 'utf8'),
+    valueEncoding: oneOf(o, 'valueEncoding', VALUE_ENCODINGS, 'msgpack'),
+    compression: oneOf(o, 'compression', ['lz4', 'none'] as const, 'lz4'),
+    blockCacheSize: int(o, 'blockCacheSize', 64 * MiB, 0, 64 * 1024 * MiB),
+    maxKeySize: int(o, 'maxKeySize', 64 * KiB, 1, 16 * MiB),
+    maxValueSize: int(o, 'maxValueSize', 16 * MiB, 0, MAX_ENTRY_SIZE - 16 * MiB),
+    walSegmentSize: int(o, 'walSegmentSize', 64 * MiB, 4 * KiB, 1024 * MiB),
+    tableFileSize: int(o, 'tableFileSize', 4 * MiB, 4 * KiB, 1024 * MiB),
+    levelBaseSize: int(o, 'levelBaseSize', 32 * MiB, 4 * KiB, 1024 * 1024 * MiB),
+    levelMultiplier: int(o, 'levelMultiplier', 10, 2, 100),
+    l0CompactionTrigger,
+    l0SlowdownTrigger,
+    l0StopTrigger,
+    maxFrozenMemtables: int(o, 'maxFrozenMemtables', 2, 1, 64),
+    recovery: oneOf(o, 'recovery', ['strict', 'salvage'] as const, 'strict'),
+    clock: (o.clock as (() => number) | undefined) ?? Date.now,
+    fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem,
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * A version: one immutable table set (which table is at which level), as a manifest describes
+ * it, with open readers. The DB swaps in a new version after each flush or compaction;
+ * readers (gets, iterators) pin the version they started with, so its tables stay open and on
+ * disk until the last of them is done.
+ *
+ * Table lifetime: every version holding a table counts one reference to it; when a version is
+ * released and a table's count drops to zero, the table is obsolete (no live version, hence no
+ * manifest the DB could still use, names it) and is closed and deleted.
+ *
+ * Level invariants: L0 tables may overlap and are ordered newest first; each deeper level is
+ * sorted by key with no overlap between its tables.
+ *
+ * @module
+ */
+import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import type { TableMeta } from './manifest.js';
+import { findTable, LevelCursor, type LevelTable } from './merge.js';
+
+/** Number of levels. */
+export const LEVELS = 7;
+
+/** A table shared by the versions that hold it. */
+export interface LiveTable extends LevelTable {
+  refs: number;
+}
+
+export class Version {
+  readonly levels: readonly (readonly LiveTable[])[];
+  /** Pins: the DB's current-version pin plus one per reader. */
+  #pins = 0;
+  readonly #onObsolete: (t: LiveTable) => void;
+
+  constructor(levels: readonly (readonly LiveTable[])[], onObsolete: (t: LiveTable) => void) {
+    this.levels = levels;
+    this.#onObsolete = onObsolete;
+    for (const level of levels) for (const t of level) t.refs++;
+  }
+
+  pin(): this {
+    this.#pins++;
+    return this;
+  }
+
+  /** Drops a pin; the last one releases the version's tables. */
+  unpin(): void {
+    if (--this.#pins > 0) return;
+    for (const level of this.levels) {
+      for (const t of level) if (--t.refs === 0) this.#onObsolete(t);
+    }
+  }
+
+  /** The newest entry for `key` in the tables, tombstones included. Synchronous: cached blocks or a pread. */
+  get(key: Uint8Array): Entry | undefined {
+    for (const t of this.levels[0]!) {
+      if (compareKeys(key, t.meta.smallest) < 0 || compareKeys(key, t.meta.largest) > 0) continue;
+      const e = t.reader.get(key);
+      if (e) return e;
+    }
+    for (let l = 1; l < this.levels.length; l++) {
+      const level = this.levels[l]!;
+      const i = findTable(level, key);
+      if (i < level.length && compareKeys(level[i]!.meta.smallest, key) <= 0) {
+        const e = level[i]!.reader.get(key);
+        if (e) return e;
+      }
+    }
+    return undefined;
+  }
+
+  /** Unpositioned cursors over every table, newest data first (L0 newest first, then L1, L2...). */
+  cursors(fillCache: boolean): EntryCursor[] {
+    const out: EntryCursor[] = [];
+    for (const t of this.levels[0]!) out.push(t.reader.iterator({ fillCache }));
+    for (let l = 1; l < this.levels.length; l++) {
+      if (this.levels[l]!.length > 0) out.push(new LevelCursor(this.levels[l]!, fillCache));
+    }
+    return out;
+  }
+
+  /** Table metadata per level, as the manifest records it. */
+  metas(): TableMeta[][] {
+    return this.levels.map((level) => level.map((t) => t.meta));
+  }
+
+  /** Total bytes of the tables of level `l`. */
+  levelBytes(l: number): number {
+    let n = 0;
+    for (const t of this.levels[l]!) n += t.meta.size;
+    return n;
+  }
+
+  /** True when a level deeper than `level` has a table whose range holds `key`. */
+  keyMayExistBelow(level: number, key: Uint8Array): boolean {
+    for (let l = level + 1; l < this.levels.length; l++) {
+      const tables = this.levels[l]!;
+      const i = findTable(tables, key);
+      if (i < tables.length && compareKeys(tables[i]!.meta.smallest, key) <= 0) return true;
+    }
+    return false;
+  }
+}
+
