@@ -16,7 +16,7 @@
  * @module
  */
 import * as path from 'node:path';
-import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../memtable/entry.js';
+import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
 import { TableWriter } from '../sstable/table-writer.js';
 import type { TableMeta } from './manifest.js';

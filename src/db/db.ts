@@ -33,7 +33,7 @@ import * as path from 'node:path';
 import { ClosedError, CorruptionError, IoError, LockedError, errnoOf } from '../errors.js';
 import { makeDurableDir } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
-import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import type { TableCursor } from '../sstable/iterator.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';

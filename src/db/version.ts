@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { compareKeys, type Entry, type EntryCursor } from '../memtable/entry.js';
+import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import type { TableMeta } from './manifest.js';
 import { findTable, LevelCursor, type LevelTable } from './merge.js';
 

@@ -12,5 +12,5 @@ export {
   MAX_SEQ,
   compareKeys,
   validateEntry,
-} from './entry.js';
+} from '../entry.js';
 export { ENTRY_OVERHEAD, FrozenMemtable, Memtable, MemtableCursor } from './memtable.js';

@@ -31,7 +31,7 @@ import {
   normalizeEntry,
   positionCursor,
   validateEntry,
-} from './entry.js';
+} from '../entry.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node's ESM loader exposes it as
 // `default.default`, bundlers and tsx as `default`. Take whichever is the class.
@@ -151,12 +151,13 @@ export class Memtable extends MemtableReader {
     validateEntry(entry);
     const stored = normalizeEntry(entry);
     const k = binaryKey(stored.key);
-    const old = this.#tree.get(k);
-    if (old !== undefined) {
+    // One descent for a new key (the common case); an existing key costs two more.
+    if (!this.#tree.set(k, stored, false)) {
+      const old = this.#tree.get(k)!;
       if (old.seq > stored.seq) return false;
       this.#bytes -= charge(old);
+      this.#tree.set(k, stored, true);
     }
-    this.#tree.set(k, stored);
     this.#bytes += charge(stored);
     if (stored.seq < this.#minSeq) this.#minSeq = stored.seq;
     if (stored.seq > this.#maxSeq) this.#maxSeq = stored.seq;

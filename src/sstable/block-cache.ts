@@ -1,0 +1,184 @@
+/**
+ * The block cache: verified, decompressed data blocks shared by every open table, evicted least
+ * recently used first to stay within a byte budget.
+ *
+ * Keyed by (file number, block offset): a table opened with a `fileNumber` shares cached blocks
+ * with any other reader of that number, so the DB must give each table file its own number and
+ * call {@link BlockCache.evictFile} when it deletes one. Readers opened without a number get a
+ * private id and drop their blocks when closed.
+ *
+ * A map per file plus one intrusive doubly linked list in recency order: a hit is two map lookups
+ * and a few pointer moves, with no key string built.
+ *
+ * @module
+ */
+import type { Block } from './block.js';
+
+/** Bytes charged per cached block beyond its contents (objects, map and list slots). */
+export const BLOCK_OVERHEAD = 160;
+
+interface Node {
+  file: number;
+  offset: number;
+  block: Block;
+  charge: number;
+  prev: Node | undefined;
+  next: Node | undefined;
+}
+
+/** Counters of a {@link BlockCache}. */
+export interface BlockCacheStats {
+  /** Lookups that found their block. */
+  hits: number;
+  /** Lookups that did not. */
+  misses: number;
+  /** Blocks inserted. */
+  inserts: number;
+  /** Blocks evicted to stay within the budget. */
+  evictions: number;
+  /** Blocks held now. */
+  blocks: number;
+  /** Bytes charged now. */
+  usedBytes: number;
+  /** The budget. */
+  capacityBytes: number;
+}
+
+let nextPrivateId = -1;
+
+/** Hands out a file id no `fileNumber` can take (a negative one). @internal */
+export function privateFileId(): number {
+  return nextPrivateId--;
+}
+
+/** An LRU cache of blocks with a byte budget, shared across tables. */
+export class BlockCache {
+  readonly #capacity: number;
+  readonly #files = new Map<number, Map<number, Node>>();
+  /** Least recently used end. */
+  #head: Node | undefined;
+  /** Most recently used end. */
+  #tail: Node | undefined;
+  #used = 0;
+  #count = 0;
+  #hits = 0;
+  #misses = 0;
+  #inserts = 0;
+  #evictions = 0;
+
+  /** @param capacityBytes the byte budget; 0 caches nothing. */
+  constructor(capacityBytes: number) {
+    if (typeof capacityBytes !== 'number') throw new TypeError('capacityBytes must be a number');
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) {
+      throw new RangeError(`capacityBytes must be a non-negative integer: ${capacityBytes}`);
+    }
+    this.#capacity = capacityBytes;
+  }
+
+  /** The byte budget. */
+  get capacityBytes(): number {
+    return this.#capacity;
+  }
+
+  /** Bytes charged by the blocks held now. */
+  get usedBytes(): number {
+    return this.#used;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): BlockCacheStats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      inserts: this.#inserts,
+      evictions: this.#evictions,
+      blocks: this.#count,
+      usedBytes: this.#used,
+      capacityBytes: this.#capacity,
+    };
+  }
+
+  /** The cached block at `offset` of file `file`, made most recently used; counts a hit or a miss. @internal */
+  get(file: number, offset: number): Block | undefined {
+    const node = this.#files.get(file)?.get(offset);
+    if (node === undefined) {
+      this.#misses++;
+      return undefined;
+    }
+    this.#hits++;
+    if (node !== this.#tail) {
+      this.#unlink(node);
+      this.#append(node);
+    }
+    return node.block;
+  }
+
+  /**
+   * Caches `block` as the block at `offset` of file `file`, charged its size plus
+   * {@link BLOCK_OVERHEAD}, then evicts from the least recently used end until within budget.
+   * A block larger than the whole budget is not cached. @internal
+   */
+  insert(file: number, offset: number, block: Block): void {
+    const charge = block.byteLength + BLOCK_OVERHEAD;
+    if (charge > this.#capacity) return;
+    const old = this.#files.get(file)?.get(offset);
+    if (old !== undefined) this.#remove(old, this.#files.get(file)!);
+    let map = this.#files.get(file);
+    if (map === undefined) {
+      map = new Map();
+      this.#files.set(file, map);
+    }
+    const node: Node = { file, offset, block, charge, prev: undefined, next: undefined };
+    map.set(offset, node);
+    this.#append(node);
+    this.#used += charge;
+    this.#count++;
+    this.#inserts++;
+    while (this.#used > this.#capacity && this.#head !== undefined) {
+      const victim = this.#head;
+      this.#remove(victim, this.#files.get(victim.file)!);
+      this.#evictions++;
+    }
+  }
+
+  /** Drops every block of file `file`; returns how many. */
+  evictFile(file: number): number {
+    const map = this.#files.get(file);
+    if (map === undefined) return 0;
+    const n = map.size;
+    for (const node of [...map.values()]) this.#remove(node, map);
+    return n;
+  }
+
+  /** Drops every block (the counters stay). */
+  clear(): void {
+    this.#files.clear();
+    this.#head = this.#tail = undefined;
+    this.#used = 0;
+    this.#count = 0;
+  }
+
+  #remove(node: Node, map: Map<number, Node>): void {
+    this.#unlink(node);
+    map.delete(node.offset);
+    if (map.size === 0) this.#files.delete(node.file);
+    this.#used -= node.charge;
+    this.#count--;
+  }
+
+  #unlink(node: Node): void {
+    if (node.prev === undefined) this.#head = node.next;
+    else node.prev.next = node.next;
+    if (node.next === undefined) this.#tail = node.prev;
+    else node.next.prev = node.prev;
+    node.prev = node.next = undefined;
+  }
+
+  #append(node: Node): void {
+    node.prev = this.#tail;
+    node.next = undefined;
+    if (this.#tail === undefined) this.#head = node;
+    else this.#tail.next = node;
+    this.#tail = node;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The table's bloom filter, as LevelDB builds it (util/bloom.cc), but one filter for the whole
+ * table rather than one per 2 KiB of data: a lookup of a key the table lacks usually reads no
+ * data block at all.
+ *
+ * Each key is hashed once with LevelDB's murmur-like `Hash` (seed 0xbc9f1d34); the probes are
+ * `h, h + delta, h + 2*delta, ...` (mod 2^32) with `delta = h rotated right by 17 bits`, each
+ * setting bit `probe mod nbits` (bit `i % 8` of byte `i / 8`). At 10 bits per key and
+ * `k = floor(10 * ln 2) = 6` probes the false-positive rate is about 1%. The writer keeps only the
+ * 32-bit hash of each key, 4 bytes per entry.
+ *
+ * @module
+ */
+import { corrupt } from './coding.js';
+import { BLOOM_SEED, MAX_BLOOM_PROBES, MIN_BLOOM_BYTES, type Where } from './format.js';
+
+/** LevelDB's `Hash(data, n, seed)`: 32-bit, murmur-like. */
+export function hash32(data: Uint8Array, seed: number): number {
+  const m = 0xc6a4a793;
+  const n = data.length;
+  let h = (seed ^ Math.imul(n, m)) >>> 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const w = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) >>> 0;
+    h = Math.imul((h + w) >>> 0, m) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  const rest = n - i;
+  if (rest > 0) {
+    if (rest === 3) h = (h + (data[i + 2]! << 16)) >>> 0;
+    if (rest >= 2) h = (h + (data[i + 1]! << 8)) >>> 0;
+    h = (h + data[i]!) >>> 0;
+    h = Math.imul(h, m) >>> 0;
+    h = (h ^ (h >>> 24)) >>> 0;
+  }
+  return h;
+}
+
+/** The filter's hash of a key. */
+export function bloomHash(key: Uint8Array): number {
+  return hash32(key, BLOOM_SEED);
+}
+
+/** Probes per key for `bitsPerKey` bits per key: `floor(bitsPerKey * ln 2)`, clamped to [1, 30]. */
+export function probesFor(bitsPerKey: number): number {
+  return Math.min(MAX_BLOOM_PROBES, Math.max(1, Math.floor(bitsPerKey * 0.69)));
+}
+
+/**
+ * Builds a filter block from the hashes of `count` keys (`hashes[0..count)`) at `bitsPerKey`
+ * bits per key: the bit array (at least 64 bits) and the probe count.
+ */
+export function buildFilter(hashes: Uint32Array, count: number, bitsPerKey: number): Uint8Array {
+  const k = probesFor(bitsPerKey);
+  const bytes = Math.max(MIN_BLOOM_BYTES, Math.ceil((count * bitsPerKey) / 8));
+  const bits = bytes * 8;
+  const out = new Uint8Array(bytes + 1);
+  for (let i = 0; i < count; i++) {
+    let h = hashes[i]!;
+    const delta = ((h >>> 17) | (h << 15)) >>> 0;
+    for (let j = 0; j < k; j++) {
+      const bit = h % bits;
+      out[bit >>> 3]! |= 1 << (bit & 7);
+      h = (h + delta) >>> 0;
+    }
+  }
+  out[bytes] = k;
+  return out;
+}
+
+/** A decoded filter block. */
+export class BloomFilter {
+  readonly #bits: Uint8Array;
+  readonly #nbits: number;
+  readonly #probes: number;
+
+  private constructor(bits: Uint8Array, probes: number) {
+    this.#bits = bits;
+    this.#nbits = bits.length * 8;
+    this.#probes = probes;
+  }
+
+  /** Decodes a verified filter block; copies the bit array so the block's buffer can go. */
+  static decode(block: Uint8Array, where: Where): BloomFilter {
+    if (block.length < MIN_BLOOM_BYTES + 1) throw corrupt(`filter block of ${block.length} bytes is too short`, where);
+    const probes = block[block.length - 1]!;
+    if (probes < 1 || probes > MAX_BLOOM_PROBES) throw corrupt(`filter with ${probes} probes`, where);
+    return new BloomFilter(new Uint8Array(block.subarray(0, block.length - 1)), probes);
+  }
+
+  /** Bytes of the bit array. */
+  get byteLength(): number {
+    return this.#bits.length;
+  }
+
+  /** False if `key` is certainly absent; true if it may be present. */
+  mayContain(key: Uint8Array): boolean {
+    return this.mayContainHash(bloomHash(key));
+  }
+
+  /** {@link mayContain} for a key already hashed with {@link bloomHash}. */
+  mayContainHash(hash: number): boolean {
+    const bits = this.#bits;
+    const nbits = this.#nbits;
+    let h = hash;
+    const delta = ((h >>> 17) | (h << 15)) >>> 0;
+    for (let j = 0; j < this.#probes; j++) {
+      const bit = h % nbits;
+      if ((bits[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
+      h = (h + delta) >>> 0;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * A data block entry's value: flags, seq, optional expiry, then the user's value (layout in
+ * format.ts). Pure encode/decode, and the two ways a data block is read: a point lookup and a
+ * full decode for cursors.
+ *
+ * Decoded entries own their bytes: keys and values are copied out of the block, so a caller can
+ * keep or modify them without touching the block cache.
+ *
+ * @module
+ */
+import type { Entry } from '../entry.js';
+import { EMPTY_VALUE } from '../entry.js';
+import type { Block } from './block.js';
+import { copyBytes, corrupt, getVarint53, pos as varintPos, putVarint } from './coding.js';
+import { EntryFlag, KNOWN_ENTRY_FLAGS } from './format.js';
+
+/** Largest encoded head: flags + two 8-byte varints. */
+export const MAX_HEAD_SIZE = 17;
+
+/** Encodes the head of `entry`'s value (flags, seq, expiry) into `out`; returns its length. */
+export function encodeHead(entry: Entry, out: Uint8Array): number {
+  let flags = 0;
+  if (entry.kind === 'delete') flags |= EntryFlag.TOMBSTONE;
+  if (entry.expiresAt !== undefined) flags |= EntryFlag.HAS_EXPIRY;
+  out[0] = flags;
+  let at = putVarint(out, 1, entry.seq);
+  if (entry.expiresAt !== undefined) at = putVarint(out, at, entry.expiresAt);
+  return at;
+}
+
+/**
+ * Decodes the entry whose (already materialized) key is `key` and whose value lies in
+ * `block.data[start..end)`.
+ */
+export function decodeEntry(block: Block, key: Uint8Array, start: number, end: number): Entry {
+  const data = block.data;
+  if (start >= end) throw corrupt(`entry value without flags at block offset ${start}`, block.where);
+  const flags = data[start]!;
+  if ((flags & ~KNOWN_ENTRY_FLAGS) !== 0) {
+    throw corrupt(`unknown entry flags 0x${flags.toString(16)} at block offset ${start}`, block.where);
+  }
+  const seq = getVarint53(data, start + 1, end);
+  if (seq < 0) throw corrupt(`bad sequence number at block offset ${start}`, block.where);
+  let at = varintPos;
+  let expiresAt: number | undefined;
+  if ((flags & EntryFlag.HAS_EXPIRY) !== 0) {
+    expiresAt = getVarint53(data, at, end);
+    if (expiresAt < 0) throw corrupt(`bad expiry at block offset ${start}`, block.where);
+    at = varintPos;
+  }
+  if ((flags & EntryFlag.TOMBSTONE) !== 0) {
+    if (at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
+    return { key, seq, kind: 'delete', value: EMPTY_VALUE, expiresAt };
+  }
+  return { key, seq, kind: 'put', value: copyBytes(data, at, end), expiresAt };
+}
+
+/** The entry for `key` in a data block, or `undefined`. */
+export function findEntry(block: Block, key: Uint8Array): Entry | undefined {
+  const span = block.find(key);
+  if (span === undefined) return undefined;
+  return decodeEntry(block, copyBytes(key), span.start, span.end);
+}
+
+/** Every entry of a data block, in key order. */
+export function decodeEntries(block: Block): Entry[] {
+  const entries: Entry[] = [];
+  block.forEach((key, start, end) => entries.push(decodeEntry(block, key, start, end)));
+  return entries;
+}

@@ -1,0 +1,320 @@
+/**
+ * The table reader: opens a table file, verifies and pins its footer, filter, properties and
+ * index, and serves point lookups and cursors from data blocks read on demand.
+ *
+ * Reads are synchronous (`FileHandle.readSync`) on the lookup path. A data block is a 4 KiB
+ * positioned read that the OS page cache usually serves in a few microseconds; an asynchronous
+ * read costs a thread-pool round trip that is longer than the read itself and would make every
+ * lookup, cached or not, wait for a later turn of the event loop. With the index and filter in
+ * memory a lookup does at most one block read, and a lookup served by the block cache or rejected
+ * by the filter never touches the file. {@link TableReader.getAsync} is there for callers that
+ * must not block the event loop on a cold disk.
+ *
+ * Every block is checksum-verified before any of its bytes is used, and every length is checked
+ * before anything is allocated from it; damage is reported as a `CorruptionError` with the file
+ * and the offset of the damaged block.
+ *
+ * @module
+ */
+import { ClosedError, IoError } from '../errors.js';
+import type { FileHandle, FileSystem } from '../fs/types.js';
+import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
+import { Block } from './block.js';
+import { BlockCache, privateFileId } from './block-cache.js';
+import { BloomFilter } from './bloom.js';
+import { corrupt } from './coding.js';
+import { findEntry } from './data-entry.js';
+import { decodeFooter } from './footer.js';
+import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './format.js';
+import { TableIndex } from './index-block.js';
+import { type BlockSource, TableCursor } from './iterator.js';
+import { type TableProperties, decodeProperties } from './properties.js';
+import { unsealBlock } from './trailer.js';
+
+/** Options of {@link TableReader.open}. */
+export interface TableReaderOptions {
+  /** Cache for data blocks, usually shared by every open table. Default: none (every block read goes to the file). */
+  cache?: BlockCache | undefined;
+  /**
+   * The table's file number: the key under which its blocks are cached. Tables sharing a cache
+   * must have distinct numbers. Default: a private id, whose blocks are dropped on close.
+   */
+  fileNumber?: number | undefined;
+}
+
+/** Options of {@link TableReader.iterator}. */
+export interface TableIteratorOptions extends CursorOptions {
+  /** Put the blocks read into the cache. Default true; false suits a one-off scan or a compaction. */
+  fillCache?: boolean | undefined;
+}
+
+/** Counters of one reader. */
+export interface TableReaderStats {
+  /** Point lookups (`get`, `getAsync`). */
+  gets: number;
+  /** Lookups answered "absent" by the bloom filter or the key range, with no block touched. */
+  filtered: number;
+  /** Data blocks read from the file (cache misses). */
+  blockReads: number;
+}
+
+/** Reads `length` bytes at `position` fully; returns the bytes read (fewer only at end of file). */
+async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    let n: number;
+    try {
+      n = await handle.read(buf, done, buf.length - done, position + done);
+    } catch (err) {
+      throw new IoError('read', handle.path, err);
+    }
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function readFullySync(handle: FileHandle, buf: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < buf.length) {
+    let n: number;
+    try {
+      n = handle.readSync(buf, done, buf.length - done, position + done);
+    } catch (err) {
+      throw new IoError('read', handle.path, err);
+    }
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** An open table. See the module comment. */
+export class TableReader {
+  /** The table's path. */
+  readonly path: string;
+  /** The table's size in bytes. */
+  readonly fileSize: number;
+  /** What the table holds, from its properties block. */
+  readonly properties: TableProperties;
+
+  readonly #handle: FileHandle;
+  readonly #index: TableIndex;
+  readonly #filter: BloomFilter;
+  readonly #cache: BlockCache | undefined;
+  readonly #cacheId: number;
+  readonly #privateId: boolean;
+  #closed = false;
+  #gets = 0;
+  #filtered = 0;
+  #blockReads = 0;
+  readonly #source: BlockSource;
+
+  private constructor(
+    path: string,
+    fileSize: number,
+    handle: FileHandle,
+    properties: TableProperties,
+    index: TableIndex,
+    filter: BloomFilter,
+    options: TableReaderOptions,
+  ) {
+    this.path = path;
+    this.fileSize = fileSize;
+    this.#handle = handle;
+    this.properties = properties;
+    this.#index = index;
+    this.#filter = filter;
+    this.#cache = options.cache;
+    this.#privateId = options.fileNumber === undefined;
+    this.#cacheId = options.fileNumber ?? privateFileId();
+    const dataBlock = (i: number, fillCache: boolean): Block => this.#dataBlock(i, fillCache);
+    this.#source = { index, dataBlock };
+  }
+
+  /**
+   * Opens the table at `path`: reads and verifies the footer, then the filter, properties and
+   * index blocks (one read), and checks them against each other. Throws `CorruptionError` for a
+   * damaged or truncated file, `IoError` if the file cannot be opened or read.
+   */
+  static async open(fs: FileSystem, path: string, options: TableReaderOptions = {}): Promise<TableReader> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (options.cache !== undefined && !(options.cache instanceof BlockCache)) {
+      throw new TypeError('options.cache must be a BlockCache');
+    }
+    const fileNumber = options.fileNumber;
+    if (fileNumber !== undefined && (!Number.isSafeInteger(fileNumber) || fileNumber < 0)) {
+      throw new RangeError(`options.fileNumber must be a non-negative integer: ${String(fileNumber)}`);
+    }
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(path, 'read');
+    } catch (err) {
+      throw new IoError('open', path, err);
+    }
+    try {
+      let fileSize: number;
+      try {
+        fileSize = await handle.size();
+      } catch (err) {
+        throw new IoError('size', path, err);
+      }
+      if (fileSize < FOOTER_SIZE) {
+        const where = { file: path, offset: 0, length: fileSize };
+        throw corrupt(`file of ${fileSize} bytes is too short for a table`, where);
+      }
+      const footerBytes = new Uint8Array(FOOTER_SIZE);
+      if ((await readFully(handle, footerBytes, fileSize - FOOTER_SIZE)) !== FOOTER_SIZE) {
+        throw corrupt('file shrank while reading the footer', { file: path, offset: fileSize - FOOTER_SIZE });
+      }
+      const footer = decodeFooter(footerBytes, fileSize, path);
+
+      // Filter, properties and index lie back to back before the footer: one read.
+      const metaStart = footer.filter.offset;
+      const meta = new Uint8Array(fileSize - FOOTER_SIZE - metaStart);
+      if ((await readFully(handle, meta, metaStart)) !== meta.length) {
+        throw corrupt('file shrank while reading the index', { file: path, offset: metaStart });
+      }
+      const metaBlock = (h: BlockHandle): { contents: Uint8Array; where: Where } => {
+        const where = { file: path, offset: h.offset, length: h.size + TRAILER_SIZE };
+        const at = h.offset - metaStart;
+        return { contents: unsealBlock(meta.subarray(at, at + h.size + TRAILER_SIZE), where), where };
+      };
+      const f = metaBlock(footer.filter);
+      const filter = BloomFilter.decode(f.contents, f.where);
+      const p = metaBlock(footer.properties);
+      const properties = decodeProperties(p.contents, p.where);
+      const ix = metaBlock(footer.index);
+      const index = TableIndex.decode(new Block(ix.contents, ix.where), metaStart);
+
+      const consistent =
+        properties.dataBytes === metaStart &&
+        properties.dataBlockCount === index.count &&
+        (index.count === 0 || compareKeys(index.separator(index.count - 1), properties.largestKey!) === 0);
+      if (!consistent) throw corrupt('properties disagree with the index', p.where);
+      return new TableReader(path, fileSize, handle, properties, index, filter, options);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** A snapshot of this reader's counters. */
+  get stats(): TableReaderStats {
+    return { gets: this.#gets, filtered: this.#filtered, blockReads: this.#blockReads };
+  }
+
+  /** Bytes of memory pinned by the open table: filter and decoded index. */
+  get pinnedBytes(): number {
+    return this.#filter.byteLength + this.#index.byteLength;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError(`table ${this.path}`);
+  }
+
+  /** The index of the only data block that may hold `key`, or -1 if the table certainly lacks it. */
+  #locate(key: Uint8Array): number {
+    checkKey(key);
+    this.#checkOpen();
+    this.#gets++;
+    const { smallestKey, largestKey } = this.properties;
+    if (
+      smallestKey === undefined ||
+      compareKeys(key, smallestKey) < 0 ||
+      compareKeys(key, largestKey!) > 0 ||
+      !this.#filter.mayContain(key)
+    ) {
+      this.#filtered++;
+      return -1;
+    }
+    return this.#index.find(key);
+  }
+
+  /**
+   * False if the table certainly lacks `key` (outside its key range, or rejected by the bloom
+   * filter); true if it may hold it. Touches no block.
+   */
+  mayContain(key: Uint8Array): boolean {
+    checkKey(key);
+    this.#checkOpen();
+    const { smallestKey, largestKey } = this.properties;
+    return (
+      smallestKey !== undefined &&
+      compareKeys(key, smallestKey) >= 0 &&
+      compareKeys(key, largestKey!) <= 0 &&
+      this.#filter.mayContain(key)
+    );
+  }
+
+  /**
+   * The entry for `key` (a put or a tombstone), or `undefined` if the table lacks it.
+   * Synchronous: see the module comment. Throws `CorruptionError` if the block it needs is
+   * damaged, `IoError` if it cannot be read, `ClosedError` after `close`.
+   */
+  get(key: Uint8Array): Entry | undefined {
+    const i = this.#locate(key);
+    if (i < 0) return undefined;
+    return findEntry(this.#dataBlock(i, true), key);
+  }
+
+  /** {@link get}, but a block that is not cached is read asynchronously. */
+  async getAsync(key: Uint8Array): Promise<Entry | undefined> {
+    const i = this.#locate(key);
+    if (i < 0) return undefined;
+    const offset = this.#index.offset(i);
+    let block = this.#cache?.get(this.#cacheId, offset);
+    if (block === undefined) {
+      const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
+      const n = await readFully(this.#handle, stored, offset);
+      this.#checkOpen();
+      block = this.#verifyBlock(stored, n, offset, true);
+    }
+    return findEntry(block, key);
+  }
+
+  /** Data block `i`: from the cache, or read, verified and (if `fillCache`) cached. */
+  #dataBlock(i: number, fillCache: boolean): Block {
+    this.#checkOpen();
+    const offset = this.#index.offset(i);
+    const cached = this.#cache?.get(this.#cacheId, offset);
+    if (cached !== undefined) return cached;
+    // Unpooled: a cached block must not pin a shared 8 KiB pool slab.
+    const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
+    const n = readFullySync(this.#handle, stored, offset);
+    return this.#verifyBlock(stored, n, offset, fillCache);
+  }
+
+  #verifyBlock(stored: Uint8Array, bytesRead: number, offset: number, fillCache: boolean): Block {
+    this.#blockReads++;
+    const where = { file: this.path, offset, length: stored.length };
+    if (bytesRead !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
+    const block = new Block(unsealBlock(stored, where), where);
+    if (fillCache) this.#cache?.insert(this.#cacheId, offset, block);
+    return block;
+  }
+
+  /**
+   * A cursor over the table, positioned as `options` say (by default at the first entry). Its
+   * moves are synchronous and may throw `CorruptionError`/`IoError` when they load a damaged or
+   * unreadable block, and `ClosedError` once the reader is closed.
+   */
+  iterator(options?: TableIteratorOptions): TableCursor {
+    this.#checkOpen();
+    const cursor = new TableCursor(this.#source, options?.reverse === true, options?.fillCache !== false);
+    positionCursor(cursor, options);
+    return cursor;
+  }
+
+  /** Closes the file. Later calls throw `ClosedError`; closing twice is harmless. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#privateId) this.#cache?.evictFile(this.#cacheId);
+    try {
+      await this.#handle.close();
+    } catch (err) {
+      throw new IoError('close', this.path, err);
+    }
+  }
+}

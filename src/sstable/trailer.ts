@@ -1,0 +1,69 @@
+/**
+ * The block trailer: per-block compression and the checksum that guards every block. Pure
+ * functions between a block's contents and its stored form (body + trailer, layout in format.ts).
+ *
+ * A reader verifies the checksum before it looks at any other byte of the block, checks the
+ * declared raw length against {@link MAX_BLOCK_SIZE} before it decompresses, and checks that
+ * decompression produced exactly that many bytes.
+ *
+ * @module
+ */
+import { uncompressSync, compressSync } from 'lz4-napi';
+import { maskedCrc32c } from '../util/crc32c.js';
+import { corrupt, getU32, putU32 } from './coding.js';
+import { BlockType, type Compression, MAX_BLOCK_SIZE, TRAILER_SIZE, type Where } from './format.js';
+
+/** A block ready to store: its body and its type. */
+export interface CompressedBlock {
+  body: Uint8Array;
+  type: BlockType;
+}
+
+/**
+ * Compresses a block's contents if asked and worth it: LZ4 is kept only if it saves at least an
+ * eighth of the bytes (LevelDB's rule), since every read pays for decompression.
+ */
+export function compressBlock(raw: Uint8Array, compression: Compression): CompressedBlock {
+  if (compression === 'lz4' && raw.length >= 64) {
+    const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    // lz4-napi's block format is exactly ours: raw length u32 LE, then one LZ4 block.
+    const body = compressSync(buf);
+    if (body.length <= raw.length - (raw.length >>> 3)) return { body, type: BlockType.LZ4 };
+  }
+  return { body: raw, type: BlockType.NONE };
+}
+
+/** Writes the trailer of the body in `out[start..start+size)` at `out[start+size]`. */
+export function writeTrailer(out: Uint8Array, start: number, size: number, type: BlockType): void {
+  out[start + size] = type;
+  putU32(out, start + size + 1, maskedCrc32c(out, start, start + size + 1));
+}
+
+/**
+ * Verifies a stored block (body + trailer, exactly) and returns its contents: a view of `stored`
+ * for an uncompressed block, a new buffer for a compressed one. `where` locates the block's body
+ * in its file.
+ */
+export function unsealBlock(stored: Uint8Array, where: Where): Uint8Array {
+  const size = stored.length - TRAILER_SIZE;
+  const at: Where = { file: where.file, offset: where.offset, length: stored.length };
+  if (size < 0) throw corrupt('block shorter than its trailer', at);
+  const crc = getU32(stored, size + 1);
+  if (maskedCrc32c(stored, 0, size + 1) !== crc) throw corrupt('block checksum mismatch', at);
+  const type = stored[size]!;
+  if (type === BlockType.NONE) return stored.subarray(0, size);
+  if (type !== BlockType.LZ4) throw corrupt(`unknown block type ${type}`, at);
+  if (size < 4) throw corrupt('compressed block without its raw length', at);
+  const rawLength = getU32(stored, 0);
+  if (rawLength > MAX_BLOCK_SIZE) throw corrupt(`raw block length ${rawLength} exceeds ${MAX_BLOCK_SIZE}`, at);
+  let raw: Uint8Array;
+  try {
+    raw = uncompressSync(stored.subarray(0, size));
+  } catch (err) {
+    throw corrupt(`LZ4 block does not decompress: ${err instanceof Error ? err.message : String(err)}`, at);
+  }
+  if (raw.length !== rawLength) {
+    throw corrupt(`LZ4 block decompressed to ${raw.length} bytes, not ${rawLength}`, at);
+  }
+  return raw;
+}

@@ -1,0 +1,226 @@
+import { describe, expect, it } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { type Entry, compareKeys } from '../../src/entry.js';
+import { ENTRY_OVERHEAD, Memtable } from '../../src/memtable/memtable.js';
+import {
+  bodyArb,
+  bytes,
+  checkCursorMoves,
+  drain,
+  forwardFrom,
+  hex,
+  keyArb,
+  makeEntry,
+  plain,
+  reverseFrom,
+} from '../sstable/helpers.js';
+
+const put = (key: string, seq: number, value = `v${seq}`): Entry => ({
+  key: bytes(key),
+  seq,
+  kind: 'put',
+  value: bytes(value),
+});
+const del = (key: string, seq: number): Entry => ({ key: bytes(key), seq, kind: 'delete', value: new Uint8Array(0) });
+
+describe('Memtable', () => {
+  it('stores one entry per key and returns it', () => {
+    const m = new Memtable();
+    expect(m.put(put('a', 1))).toBe(true);
+    expect(m.put(put('b', 2))).toBe(true);
+    expect(m.size).toBe(2);
+    expect(plain(m.get(bytes('a'))!)).toEqual(plain(put('a', 1)));
+    expect(m.get(bytes('c'))).toBeUndefined();
+    expect(m.minSeq).toBe(1);
+    expect(m.maxSeq).toBe(2);
+  });
+
+  it('lets a newer or equal seq replace, and ignores an older one', () => {
+    const m = new Memtable();
+    m.put(put('k', 5, 'five'));
+    expect(m.put(put('k', 4, 'four'))).toBe(false);
+    expect(Buffer.from(m.get(bytes('k'))!.value).toString()).toBe('five');
+    expect(m.put(put('k', 5, 'five again'))).toBe(true);
+    expect(Buffer.from(m.get(bytes('k'))!.value).toString()).toBe('five again');
+    expect(m.put(del('k', 6))).toBe(true);
+    expect(m.get(bytes('k'))!.kind).toBe('delete');
+    expect(m.size).toBe(1);
+  });
+
+  it('stores a tombstone with an empty value, even when value is omitted', () => {
+    const m = new Memtable();
+    m.put({ key: bytes('x'), seq: 1, kind: 'delete' } as unknown as Entry);
+    const e = m.get(bytes('x'))!;
+    expect(e.kind).toBe('delete');
+    expect(e.value.length).toBe(0);
+  });
+
+  it('orders keys bytewise, strings by their UTF-8 bytes', () => {
+    const m = new Memtable();
+    const keys = [[0xff, 0x00], [0x80], [0x7f], [], [0x00], [0x00, 0x00], [0x7f, 0xff]].map((a) => Uint8Array.from(a));
+    keys.forEach((key, i) => m.put({ key, seq: i, kind: 'put', value: new Uint8Array(0) }));
+    const sorted = [...keys].sort(compareKeys).map(hex);
+    expect([...m.freeze()].map((e) => hex(e.key))).toEqual(sorted);
+    expect(sorted).toEqual(['', '00', '0000', '7f', '7fff', '80', 'ff00']);
+
+    const s = new Memtable();
+    for (const [i, k] of ['é', 'z', 'Z', 'éa'].entries()) s.put(put(k, i));
+    expect([...s.freeze()].map((e) => Buffer.from(e.key).toString())).toEqual(['Z', 'z', 'é', 'éa']);
+  });
+
+  it('accepts plain Uint8Array keys as well as Buffers', () => {
+    const m = new Memtable();
+    const backing = new Uint8Array([9, 1, 2, 3, 9]);
+    m.put({ key: backing.subarray(1, 4), seq: 1, kind: 'put', value: new Uint8Array([7]) });
+    expect(m.get(Uint8Array.from([1, 2, 3]))?.value).toEqual(new Uint8Array([7]));
+    expect(m.get(Buffer.from([1, 2, 3]))).toBeDefined();
+  });
+
+  it('rejects invalid entries with TypeError or RangeError', () => {
+    const m = new Memtable();
+    const bad = (e: unknown) => () => m.put(e as Entry);
+    expect(bad(null)).toThrow(TypeError);
+    expect(bad({ key: 'a', seq: 1, kind: 'put', value: bytes('') })).toThrow(TypeError);
+    expect(bad({ key: bytes('a'), seq: '1', kind: 'put', value: bytes('') })).toThrow(TypeError);
+    expect(bad({ key: bytes('a'), seq: -1, kind: 'put', value: bytes('') })).toThrow(RangeError);
+    expect(bad({ key: bytes('a'), seq: 1.5, kind: 'put', value: bytes('') })).toThrow(RangeError);
+    expect(bad({ key: bytes('a'), seq: 2 ** 53, kind: 'put', value: bytes('') })).toThrow(RangeError);
+    expect(bad({ key: bytes('a'), seq: 1, kind: 'merge', value: bytes('') })).toThrow(TypeError);
+    expect(bad({ key: bytes('a'), seq: 1, kind: 'put', value: 'x' })).toThrow(TypeError);
+    expect(bad({ key: bytes('a'), seq: 1, kind: 'delete', value: bytes('x') })).toThrow(RangeError);
+    expect(bad({ key: bytes('a'), seq: 1, kind: 'put', value: bytes(''), expiresAt: -5 })).toThrow(RangeError);
+    expect(bad({ key: bytes('a'), seq: 1, kind: 'put', value: bytes(''), expiresAt: '5' })).toThrow(TypeError);
+    expect(() => m.get('a' as unknown as Uint8Array)).toThrow(TypeError);
+    expect(m.size).toBe(0);
+  });
+
+  it('tracks approximate memory, adjusting on overwrite', () => {
+    const m = new Memtable();
+    expect(m.approximateBytes).toBe(0);
+    m.put(put('key', 1, 'x'.repeat(100)));
+    expect(m.approximateBytes).toBe(2 * 3 + 100 + ENTRY_OVERHEAD);
+    m.put(put('key', 2, 'x'.repeat(10)));
+    expect(m.approximateBytes).toBe(2 * 3 + 10 + ENTRY_OVERHEAD);
+    m.put(del('key', 3));
+    expect(m.approximateBytes).toBe(2 * 3 + ENTRY_OVERHEAD);
+    m.put(put('key', 1, 'ignored'));
+    expect(m.approximateBytes).toBe(2 * 3 + ENTRY_OVERHEAD);
+  });
+
+  it('freezes in O(1) into a view that later writes do not change', () => {
+    const m = new Memtable();
+    for (let i = 0; i < 1000; i++) m.put(put(`k${String(i).padStart(4, '0')}`, i));
+    const view = m.freeze();
+    const before = drain(view);
+    for (let i = 0; i < 1000; i += 3) m.put(del(`k${String(i).padStart(4, '0')}`, 2000 + i));
+    for (let i = 0; i < 500; i++) m.put(put(`n${i}`, 5000 + i));
+    expect(drain(view)).toEqual(before);
+    expect(view.size).toBe(1000);
+    expect(view.get(bytes('k0000'))!.kind).toBe('put');
+    expect(m.get(bytes('k0000'))!.kind).toBe('delete');
+    expect(view.maxSeq).toBe(999);
+    expect(m.size).toBe(1500);
+  });
+
+  it('gives cursors a snapshot: writes during an iteration do not disturb it', () => {
+    const m = new Memtable();
+    for (let i = 0; i < 100; i++) m.put(put(`k${String(i).padStart(3, '0')}`, i));
+    const seen: string[] = [];
+    let i = 0;
+    for (const e of m.iterator()) {
+      seen.push(Buffer.from(e.key).toString());
+      m.put(put(`k${String(i++).padStart(3, '0')}x`, 1000 + i));
+    }
+    expect(seen.length).toBe(100);
+    expect(m.size).toBe(200);
+  });
+
+  it('iterates forward and backward from a start key, and turns around', () => {
+    const m = new Memtable();
+    for (const k of ['b', 'd', 'f']) m.put(put(k, 1));
+    const keys = (it: Iterable<Entry>) => [...it].map((e) => Buffer.from(e.key).toString());
+    expect(keys(m.iterator())).toEqual(['b', 'd', 'f']);
+    expect(keys(m.iterator({ start: bytes('c') }))).toEqual(['d', 'f']);
+    expect(keys(m.iterator({ start: bytes('d') }))).toEqual(['d', 'f']);
+    expect(keys(m.iterator({ reverse: true }))).toEqual(['f', 'd', 'b']);
+    expect(keys(m.iterator({ start: bytes('e'), reverse: true }))).toEqual(['d', 'b']);
+    expect(keys(m.iterator({ start: bytes('d'), reverse: true }))).toEqual(['d', 'b']);
+    expect(keys(m.iterator({ start: bytes('a'), reverse: true }))).toEqual([]);
+    expect(keys(m.iterator({ start: bytes('g') }))).toEqual([]);
+    const c = m.iterator({ start: bytes('d') });
+    expect(c.next()?.key).toEqual(bytes('f'));
+    expect(c.prev()?.key).toEqual(bytes('d'));
+    expect(c.prev()?.key).toEqual(bytes('b'));
+    expect(c.next()?.key).toEqual(bytes('d'));
+    expect(c.prev()?.key).toEqual(bytes('b'));
+    expect(c.prev()).toBeUndefined();
+    expect(c.next()).toBeUndefined();
+    expect(() => c.seek('x' as unknown as Uint8Array)).toThrow(TypeError);
+  });
+
+  it('handles an empty memtable', () => {
+    const m = new Memtable();
+    expect([...m.iterator()]).toEqual([]);
+    expect(m.iterator({ reverse: true }).current).toBeUndefined();
+    expect(m.smallestKey).toBeUndefined();
+    expect(m.minSeq).toBeUndefined();
+    expect(m.freeze().minSeq).toBe(0);
+  });
+});
+
+type Op =
+  | { op: 'put'; key: Uint8Array; body: ReturnType<typeof makeEntry> }
+  | { op: 'freeze' }
+  | { op: 'check'; probe: Uint8Array };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.tuple(keyArb, bodyArb).map(([key, b]) => ({ op: 'put' as const, key, body: makeEntry(key, b) })),
+  },
+  { weight: 1, arbitrary: fc.constant({ op: 'freeze' as const }) },
+  { weight: 2, arbitrary: keyArb.map((probe) => ({ op: 'check' as const, probe })) },
+);
+
+describe('Memtable model', () => {
+  test.prop([fc.array(opArb, { maxLength: 120 })], { numRuns: 150 })(
+    'matches a sorted array under overwrites, deletes, seeks and frozen views',
+    (ops) => {
+      const m = new Memtable();
+      const model = new Map<string, Entry>();
+      const sorted = (): Entry[] => [...model.values()].sort((a, b) => compareKeys(a.key, b.key));
+      const views: { view: ReturnType<Memtable['freeze']>; entries: Entry[] }[] = [];
+      for (const op of ops) {
+        if (op.op === 'put') {
+          const old = model.get(hex(op.key));
+          const applies = old === undefined || old.seq <= op.body.seq;
+          expect(m.put(op.body)).toBe(applies);
+          if (applies) model.set(hex(op.key), op.body);
+        } else if (op.op === 'freeze') {
+          views.push({ view: m.freeze(), entries: sorted() });
+        } else {
+          const entries = sorted();
+          expect(drain(m.iterator({ start: op.probe }))).toEqual(forwardFrom(entries, op.probe).map(plain));
+          expect(drain(m.iterator({ start: op.probe, reverse: true }))).toEqual(
+            reverseFrom(entries, op.probe).map(plain),
+          );
+          checkCursorMoves(m.iterator(), entries, op.probe);
+          const got = m.get(op.probe);
+          const want = model.get(hex(op.probe));
+          expect(got && plain(got)).toEqual(want && plain(want));
+        }
+      }
+      const entries = sorted();
+      expect(m.size).toBe(entries.length);
+      expect(drain(m.freeze())).toEqual(entries.map(plain));
+      expect(drain(m.iterator({ reverse: true }))).toEqual([...entries].reverse().map(plain));
+      for (const e of entries) expect(plain(m.get(e.key)!)).toEqual(plain(e));
+      for (const { view, entries: snap } of views) {
+        expect(view.size).toBe(snap.length);
+        expect(drain(view)).toEqual(snap.map(plain));
+        expect(drain(view.iterator({ reverse: true }))).toEqual([...snap].reverse().map(plain));
+        for (const e of snap) expect(plain(view.get(e.key)!)).toEqual(plain(e));
+      }
+    },
+  );
+});

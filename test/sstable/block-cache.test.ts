@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { Block } from '../../src/sstable/block.js';
+import { BlockBuilder } from '../../src/sstable/block-builder.js';
+import { BLOCK_OVERHEAD, BlockCache } from '../../src/sstable/block-cache.js';
+
+/** A valid block of exactly `size` bytes (size >= 16): one entry padded by its value. */
+function block(size: number): Block {
+  const b = new BlockBuilder(16);
+  // 2 bytes of shared/unshared lengths, the value length varint, 1 key byte, 8 bytes of restarts.
+  const valueLength = size - 11 - (size - 12 >= 128 ? 2 : 1);
+  b.add(Uint8Array.of(0x61), new Uint8Array(0), 0, new Uint8Array(valueLength));
+  const data = new Uint8Array(b.finish());
+  if (data.length !== size) throw new Error(`block of ${data.length} bytes, wanted ${size}`);
+  return new Block(data, { file: 'f', offset: 0 });
+}
+const charge = (size: number) => size + BLOCK_OVERHEAD;
+
+describe('BlockCache', () => {
+  it('counts hits and misses', () => {
+    const c = new BlockCache(10_000);
+    const b = block(100);
+    expect(c.get(1, 0)).toBeUndefined();
+    c.insert(1, 0, b);
+    expect(c.get(1, 0)).toBe(b);
+    expect(c.get(2, 0)).toBeUndefined();
+    expect(c.stats()).toMatchObject({ hits: 1, misses: 2, inserts: 1, blocks: 1, usedBytes: charge(100) });
+  });
+
+  it('evicts the least recently used blocks to stay within budget', () => {
+    const c = new BlockCache(3 * charge(100));
+    const [a, b, d, e] = [block(100), block(100), block(100), block(100)];
+    c.insert(1, 0, a);
+    c.insert(1, 100, b);
+    c.insert(2, 0, d);
+    expect(c.get(1, 0)).toBe(a); // a is now the most recent; b the least
+    c.insert(2, 100, e);
+    expect(c.get(1, 100)).toBeUndefined();
+    expect(c.get(1, 0)).toBe(a);
+    expect(c.get(2, 0)).toBe(d);
+    expect(c.get(2, 100)).toBe(e);
+    expect(c.stats()).toMatchObject({ evictions: 1, blocks: 3, usedBytes: 3 * charge(100) });
+    expect(c.usedBytes).toBeLessThanOrEqual(c.capacityBytes);
+  });
+
+  it('evicts several small blocks for one large one, and skips blocks over the budget', () => {
+    const c = new BlockCache(1000);
+    for (let i = 0; i < 4; i++) c.insert(1, i, block(40));
+    c.insert(1, 99, block(800));
+    expect(c.usedBytes).toBeLessThanOrEqual(1000);
+    expect(c.get(1, 99)).toBeDefined();
+    c.insert(1, 100, block(5000));
+    expect(c.get(1, 100)).toBeUndefined();
+    expect(c.get(1, 99)).toBeDefined();
+    expect(new BlockCache(0).capacityBytes).toBe(0);
+  });
+
+  it('replaces a block inserted twice without double counting', () => {
+    const c = new BlockCache(10_000);
+    c.insert(1, 0, block(100));
+    const again = block(200);
+    c.insert(1, 0, again);
+    expect(c.get(1, 0)).toBe(again);
+    expect(c.usedBytes).toBe(charge(200));
+    expect(c.stats().blocks).toBe(1);
+  });
+
+  it('evicts one file, or everything', () => {
+    const c = new BlockCache(100_000);
+    for (let i = 0; i < 5; i++) c.insert(1, i * 100, block(20));
+    for (let i = 0; i < 3; i++) c.insert(2, i * 100, block(20));
+    expect(c.evictFile(1)).toBe(5);
+    expect(c.evictFile(1)).toBe(0);
+    expect(c.get(1, 0)).toBeUndefined();
+    expect(c.get(2, 0)).toBeDefined();
+    expect(c.usedBytes).toBe(3 * charge(20));
+    c.insert(1, 0, block(20)); // the file's map is recreated
+    expect(c.get(1, 0)).toBeDefined();
+    c.clear();
+    expect(c.usedBytes).toBe(0);
+    expect(c.get(2, 0)).toBeUndefined();
+  });
+
+  it('validates its budget', () => {
+    expect(() => new BlockCache(-1)).toThrow(RangeError);
+    expect(() => new BlockCache(1.5)).toThrow(RangeError);
+    expect(() => new BlockCache('1' as unknown as number)).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { CorruptionError } from '../../src/errors.js';
+import { compareKeys } from '../../src/entry.js';
+import { Block } from '../../src/sstable/block.js';
+import { BlockBuilder } from '../../src/sstable/block-builder.js';
+import { TableIndex, encodeHandle, shortestSeparator } from '../../src/sstable/index-block.js';
+import { bytes, hex } from './helpers.js';
+
+const where = { file: 'f.sst', offset: 1000 };
+
+function indexBlock(entries: [string, number, number][]): Block {
+  const b = new BlockBuilder(16);
+  const h = new Uint8Array(16);
+  for (const [k, offset, size] of entries) b.add(bytes(k), h, encodeHandle({ offset, size }, h), new Uint8Array(0));
+  return new Block(new Uint8Array(b.finish()), where);
+}
+
+describe('shortestSeparator', () => {
+  it.each([
+    ['abcd', 'abzz', 'abd'],
+    ['abc', 'abd', 'abc'],
+    ['ab', 'abc', 'ab'],
+    ['a\xff\xff', 'b', 'a\xff\xff'],
+    ['', 'a', ''],
+    ['helloworld', 'hellz', 'hellp'],
+  ])('between %j and %j is %j', (a, b, s) => {
+    expect(hex(shortestSeparator(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))).toBe(
+      hex(Buffer.from(s, 'latin1')),
+    );
+  });
+
+  test.prop([fc.uint8Array({ maxLength: 10 }), fc.uint8Array({ maxLength: 10 })])('lies in [a, b)', (x, y) => {
+    const c = compareKeys(x, y);
+    fc.pre(c !== 0);
+    const [a, b] = c < 0 ? [x, y] : [y, x];
+    const s = shortestSeparator(a, b);
+    expect(compareKeys(a, s)).toBeLessThanOrEqual(0);
+    expect(compareKeys(s, b)).toBeLessThan(0);
+    expect(s.length).toBeLessThanOrEqual(a.length);
+  });
+});
+
+describe('TableIndex', () => {
+  it('decodes handles and finds the first separator >= key', () => {
+    const idx = TableIndex.decode(
+      indexBlock([
+        ['c', 0, 100],
+        ['f', 105, 50],
+        ['k', 160, 20],
+      ]),
+      185,
+    );
+    expect(idx.count).toBe(3);
+    expect([idx.offset(1), idx.size(1)]).toEqual([105, 50]);
+    expect(idx.find(bytes('a'))).toBe(0);
+    expect(idx.find(bytes('c'))).toBe(0);
+    expect(idx.find(bytes('ca'))).toBe(1);
+    expect(idx.find(bytes('k'))).toBe(2);
+    expect(idx.find(bytes('l'))).toBe(3);
+  });
+
+  it.each([
+    ['a gap between blocks', [['c', 0, 100], ['f', 106, 50]] as [string, number, number][], 161],
+    ['a first block not at 0', [['c', 5, 100]] as [string, number, number][], 110],
+    ['handles short of the data', [['c', 0, 100]] as [string, number, number][], 200],
+    ['handles past the data', [['c', 0, 100]] as [string, number, number][], 50],
+    ['an impossible block size', [['c', 0, 2]] as [string, number, number][], 7],
+  ])('rejects %s', (_name, entries, dataEnd) => {
+    expect(() => TableIndex.decode(indexBlock(entries), dataEnd)).toThrow(CorruptionError);
+  });
+
+  it('rejects a handle with trailing bytes', () => {
+    const b = new BlockBuilder(16);
+    b.add(bytes('a'), Uint8Array.from([0, 10, 0]), 3, new Uint8Array(0));
+    expect(() => TableIndex.decode(new Block(new Uint8Array(b.finish()), where), 15)).toThrow(/block handle/);
+  });
+});
