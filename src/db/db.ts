@@ -156,8 +156,13 @@ export class DB<K = string, V = unknown> {
   #lastPosition: Position | null = null;
   #status: 'open' | 'closing' | 'closed' = 'open';
   #bgError: Error | undefined;
-  #bgChain: Promise<void> = Promise.resolve();
-  #bgScheduled = false;
+  /** Flushes run one at a time in this lane, compactions in the other: a long compaction never holds up a flush. */
+  #flushLane: Promise<void> = Promise.resolve();
+  #compactLane: Promise<void> = Promise.resolve();
+  #flushScheduled = false;
+  #compactScheduled = false;
+  /** Serialises manifest installs between the two lanes. */
+  #installLock: Promise<void> = Promise.resolve();
   #inflight = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
@@ -324,7 +329,7 @@ export class DB<K = string, V = unknown> {
     if (this.#mem.size === 0) return;
     this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
     this.#mem = new Memtable();
-    this.#scheduleBackground();
+    this.#scheduleFlush();
   }
 
   #mustWait(): boolean {
@@ -341,7 +346,8 @@ export class DB<K = string, V = unknown> {
     if (stopped()) {
       const t0 = performance.now();
       this.#stats.writeStalls++;
-      this.#scheduleBackground();
+      this.#scheduleFlush();
+      this.#scheduleCompaction();
       await this.#until(() => !stopped());
       this.#stats.writeStallMs += performance.now() - t0;
       this.#checkWritable();
@@ -437,14 +443,14 @@ export class DB<K = string, V = unknown> {
     this.#checkWritable();
     // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
     this.#freeze();
-    this.#scheduleBackground();
+    this.#scheduleFlush();
     await this.#until(() => this.#imm.length === 0);
   }
 
   /** Full compaction: flushes, then merges every table into the deepest level in use. */
   async compact(): Promise<void> {
     await this.flush();
-    await this.#exclusive(async () => {
+    await this.#inLane('compact', async () => {
       const plan = fullCompaction(this.#version);
       if (plan) await this.#runCompaction(plan);
     });
@@ -481,7 +487,7 @@ export class DB<K = string, V = unknown> {
   async #close(): Promise<void> {
     this.#status = 'closing';
     await this.#until(() => this.#inflight === 0).catch(() => undefined);
-    await this.#bgChain;
+    await Promise.all([this.#flushLane, this.#compactLane]);
     await this.#shutdown();
   }
 
@@ -501,9 +507,10 @@ export class DB<K = string, V = unknown> {
 
   // -- background work ---------------------------------------------------------------------
 
-  /** Runs `job` after every background job before it; background jobs never overlap. */
-  #exclusive(job: () => Promise<void>): Promise<void> {
-    const run = this.#bgChain.then(async () => {
+  /** Runs `job` after the jobs queued before it in the same lane. */
+  #inLane(lane: 'flush' | 'compact', job: () => Promise<void>): Promise<void> {
+    const prev = lane === 'flush' ? this.#flushLane : this.#compactLane;
+    const run = prev.then(async () => {
       if (this.#bgError || this.#status === 'closed') return;
       try {
         await job();
@@ -513,21 +520,30 @@ export class DB<K = string, V = unknown> {
         this.#notify();
       }
     });
-    this.#bgChain = run;
+    if (lane === 'flush') this.#flushLane = run;
+    else this.#compactLane = run;
     return run;
   }
 
-  #scheduleBackground(): void {
-    if (this.#bgScheduled) return;
-    this.#bgScheduled = true;
-    void this.#exclusive(async () => {
-      this.#bgScheduled = false;
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    void this.#inLane('flush', async () => {
+      this.#flushScheduled = false;
+      while (this.#imm.length > 0 && this.#status === 'open' && !this.#bgError) {
+        await this.#flushOldest();
+        this.#notify();
+        this.#scheduleCompaction();
+      }
+    });
+  }
+
+  #scheduleCompaction(): void {
+    if (this.#compactScheduled) return;
+    this.#compactScheduled = true;
+    void this.#inLane('compact', async () => {
+      this.#compactScheduled = false;
       while (this.#status === 'open' && !this.#bgError) {
-        if (this.#imm.length > 0) {
-          await this.#flushOldest();
-          this.#notify();
-          continue;
-        }
         const plan = pickCompaction(this.#version, this.#opts, this.#pointers);
         if (!plan) return;
         await this.#runCompaction(plan);
@@ -570,8 +586,10 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     const added = await this.#openTables(written);
-    const levels = this.#version.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level]));
-    await this.#install(levels, { lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough });
+    await this.#install(
+      (v) => v.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level])),
+      () => ({ lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough }),
+    );
     this.#imm.pop();
     this.#stats.flushes++;
     for (const w of written) this.#stats.flushBytes += w.meta.size;
@@ -584,10 +602,12 @@ export class DB<K = string, V = unknown> {
     const added = await this.#openTables(written);
     const gone = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);
-    const levels = this.#version.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
-    const out = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
-    levels[plan.outputLevel] = out;
-    await this.#install(levels, {});
+    // Computed at install time from the live version: a flush may have added L0 tables meanwhile.
+    await this.#install((v) => {
+      const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
+      levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
+      return levels;
+    }, () => ({}));
     const upper = plan.inputs[0]!;
     if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
     this.#stats.compactions++;
@@ -606,21 +626,30 @@ export class DB<K = string, V = unknown> {
     return out;
   }
 
-  /** Makes `levels` the durable table set (manifest first), then the live version. */
-  async #install(levels: LiveTable[][], changes: Partial<ManifestState>): Promise<void> {
-    const state: ManifestState = {
-      ...this.#state,
-      ...changes,
-      nextFileNumber: this.#nextFileNumber,
-      levels: levels.map((level) => level.map((t) => t.meta)),
-    };
-    await installManifest(this.#fs, this.#dir, this.#manifestNumber + 1, state, this.#manifestNumber);
-    this.#manifestNumber++;
-    this.#state = state;
-    this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
-    const old = this.#version;
-    this.#version = new Version(levels, this.#onObsolete).pin();
-    old.unpin();
+  /**
+   * Makes a new table set durable (manifest first), then the live version. `next` derives it
+   * from the live version inside the install lock, so installs from the two lanes never lose
+   * each other's changes.
+   */
+  #install(next: (v: Version) => LiveTable[][], changes: () => Partial<ManifestState>): Promise<void> {
+    const run = this.#installLock.then(async () => {
+      const levels = next(this.#version);
+      const state: ManifestState = {
+        ...this.#state,
+        ...changes(),
+        nextFileNumber: this.#nextFileNumber,
+        levels: levels.map((level) => level.map((t) => t.meta)),
+      };
+      await installManifest(this.#fs, this.#dir, this.#manifestNumber + 1, state, this.#manifestNumber);
+      this.#manifestNumber++;
+      this.#state = state;
+      this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
+      const old = this.#version;
+      this.#version = new Version(levels, this.#onObsolete).pin();
+      old.unpin();
+    });
+    this.#installLock = run.catch(() => undefined);
+    return run;
   }
 
   /** A table no version holds any more: delete it unless the manifest still names it. */
@@ -701,7 +730,7 @@ export class DB<K = string, V = unknown> {
     this.#wal = wal;
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);
-    this.#scheduleBackground();
+    this.#scheduleCompaction();
   }
 
   /** Replays WAL records after `after` into the memtable, flushing as it fills. */
