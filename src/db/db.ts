@@ -164,6 +164,8 @@ export class DB<K = string, V = unknown> {
   /** Serialises manifest installs between the two lanes. */
   #installLock: Promise<void> = Promise.resolve();
   #inflight = 0;
+  #admission: Promise<void> = Promise.resolve();
+  #admissionQueue = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
   #pointers: (Uint8Array | undefined)[] = [];
@@ -300,7 +302,18 @@ export class DB<K = string, V = unknown> {
   }
 
   async #write(pending: Pending[], sync: boolean): Promise<void> {
-    if (this.#mustWait()) await this.#admit();
+    // Writers that must wait queue up in call order, and a writer arriving while others wait
+    // queues behind them: writes reach the WAL in the order they were called.
+    if (this.#admissionQueue > 0 || this.#mustWait()) {
+      this.#admissionQueue++;
+      const mine = this.#admission.then(() => this.#admit());
+      this.#admission = mine.catch(() => undefined);
+      try {
+        await mine;
+      } finally {
+        this.#admissionQueue--;
+      }
+    }
     this.#inflight++;
     try {
       if (pending.length === 1) {
@@ -586,6 +599,10 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     const added = await this.#openTables(written);
+    // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
+    // position durably first, or after a power loss new records could land at or before it and
+    // be skipped by every replay.
+    await this.#wal.sync();
     await this.#install(
       (v) => v.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level])),
       () => ({ lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough }),
@@ -667,7 +684,7 @@ export class DB<K = string, V = unknown> {
   async #recover(): Promise<void> {
     const fs = this.#fs;
     const dir = this.#dir;
-    const names = await io('readdir', dir, () => fs.readdir(dir));
+    let names = await io('readdir', dir, () => fs.readdir(dir));
     let current = await readCurrentManifest(fs, dir);
     if (!current) {
       const hasData = names.some((n) => parseTableFileName(n) !== undefined);
@@ -675,9 +692,17 @@ export class DB<K = string, V = unknown> {
       if (hasData || walNames.some((n) => n.endsWith('.wal'))) {
         throw new CorruptionError('CURRENT is missing but the directory holds tables or a WAL', { file: path.join(dir, 'CURRENT'), offset: 0 });
       }
+      // A new DB, or a first open that died before CURRENT existed: nothing was ever committed,
+      // so a manifest left without CURRENT is garbage.
+      for (const name of names) {
+        if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
+          await io('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
+        }
+      }
       const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
       await installManifest(fs, dir, 1, state, undefined);
       current = { number: 1, state };
+      names = await io('readdir', dir, () => fs.readdir(dir));
     }
     const state = current.state;
     while (state.levels.length < LEVELS) state.levels.push([]);
@@ -729,6 +754,14 @@ export class DB<K = string, V = unknown> {
     });
     this.#wal = wal;
     this.#walRecovery = recovery;
+    if (state.flushedThrough && comparePositions(wal.currentPosition(), state.flushedThrough) <= 0) {
+      // The manifest covers WAL records that are gone: appending now would put new records at
+      // positions every replay skips. Refuse rather than lose writes silently.
+      throw new CorruptionError(
+        `the WAL ends at segment ${wal.currentPosition().segmentId} offset ${wal.currentPosition().offset}, before the manifest's flushed position (segment ${state.flushedThrough.segmentId} offset ${state.flushedThrough.offset})`,
+        { file: path.join(dir, WAL_DIR), offset: 0, segmentId: state.flushedThrough.segmentId },
+      );
+    }
     await this.#replay(state.flushedThrough);
     this.#scheduleCompaction();
   }

@@ -123,7 +123,8 @@ class Inode {
   write(position: number, src: Uint8Array): void {
     if (src.length === 0) return;
     if (position < this.#durableLength) this.#preserveDurable();
-    this.#pending.push({ kind: 'write', position, bytes: src.slice() });
+    // A copy: Buffer#slice is a view, and callers reuse their buffers.
+    this.#pending.push({ kind: 'write', position, bytes: Uint8Array.prototype.slice.call(src) });
     this.content.write(position, src);
   }
 

@@ -303,7 +303,7 @@ async function classify(
   if (!zeros) {
     // A frame whose header was valid claimed its extent: a valid frame inside its payload would
     // be user data that looks like a frame, so the search starts after it.
-    const from = claimedEnd !== undefined && claimedEnd <= size ? claimedEnd : at + 1;
+    const from = claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1;
     validFrameAt = await findValidFrame(handle, from, size, maxRecordSize);
   }
   return { keepEnd, at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt };

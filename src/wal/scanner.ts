@@ -81,7 +81,8 @@ export class SegmentScanner {
       const needEnd = offset + check.needed;
       if (needEnd > this.#limit) {
         const reason = check.headerValid ? 'record cut off by the end of the file' : 'header cut off by the end of the file';
-        return { kind: 'damage', offset, reason, cutOff: true };
+        // With a valid header the frame's extent is known: what lies inside it is its payload.
+        return { kind: 'damage', offset, reason, cutOff: true, claimedEnd: check.headerValid ? needEnd : undefined };
       }
       if (available >= needEnd) throw new Error('scanner invariant: short frame with enough bytes'); // unreachable
       await this.#fill(offset, check.needed);

@@ -191,11 +191,25 @@ export class Wal {
       const ids = segments.map((s) => s.id);
       const last = segments[segments.length - 1];
       let active: ActiveSegment;
-      if (last && last.end < opts.maxSegmentSize) {
+      let reuse: ActiveSegment | undefined;
+      if (last) {
+        // What a crashed process left may be only in the page cache: make the recovered tail
+        // durable before anything is appended after it or a successor is created.
         const file = path.join(dir, segmentFileName(last.id));
         const handle = await ioStep('open', file, () => fs.open(file, 'readwrite'));
-        // synced = 0: recovered bytes may be only in the page cache; the first sync covers them.
-        active = newActive(last.id, file, handle, last.end, 0);
+        try {
+          await ioStep('datasync', file, () => handle.datasync());
+        } catch (err) {
+          await handle.close().catch(() => undefined);
+          throw err;
+        }
+        if (last.end < opts.maxSegmentSize) reuse = newActive(last.id, file, handle, last.end, last.end);
+        else await handle.close().catch(() => undefined);
+      }
+      // The segments' directory entries may not be durable either (a crash before a syncDir).
+      await ioStep('syncDir', dir, () => fs.syncDir(dir));
+      if (reuse) {
+        active = reuse;
       } else {
         const id = last ? last.id + 1 : 0;
         active = await createSegment(fs, dir, id);
@@ -529,7 +543,8 @@ export class Wal {
 
   /** Trims preallocated zeros and fdatasyncs; settles all of the segment's waiters. */
   async #seal(seg: ActiveSegment): Promise<boolean> {
-    if (seg.fileSize > seg.end) {
+    const trim = seg.fileSize > seg.end;
+    if (trim) {
       try {
         await seg.handle.truncate(seg.end);
       } catch (err) {
@@ -538,9 +553,19 @@ export class Wal {
       }
       seg.fileSize = seg.end;
     }
-    if (seg.synced < seg.end || seg.waiters.length > 0) {
+    // After a trim the new size must be durable too, or a power loss brings the zeros back to a
+    // segment that is no longer the last one.
+    if (trim || seg.synced < seg.end || seg.waiters.length > 0) {
       if (!(await this.#datasync(seg))) return false;
       seg.synced = seg.end;
+    }
+    if (trim) {
+      try {
+        await this.#fs.syncDir(this.#opts.dir);
+      } catch (err) {
+        this.#fail(new IoError('syncDir', this.#opts.dir, err), []);
+        return false;
+      }
     }
     settleWaiters(seg, seg.end);
     return true;
@@ -575,7 +600,21 @@ export class Wal {
         seg.zeroing = false;
         // Make the zeros durable so later fdatasyncs overwrite allocated, synced blocks.
         if (seg.synced < seg.end) return; // the writer's own syncs will cover them
-        seg.handle.datasync().catch(() => undefined);
+        // Tracked like any sync (rotation and close wait for it), and a failure fails the log:
+        // the kernel reports a writeback error once, and the writer's next fdatasync would
+        // "succeed" without its data (fsyncgate).
+        if (!seg.syncing) {
+          const target = seg.end;
+          seg.syncing = this.#datasync(seg).then((ok) => {
+            if (ok) {
+              seg.synced = Math.max(seg.synced, target);
+              settleWaiters(seg, target);
+            }
+            seg.syncing = undefined;
+            // Sync requests that arrived meanwhile found a sync running and did not start one.
+            if (seg.waiters.length > 0 && !seg.sealing && !this.#failure) seg.syncing = this.#syncLoop(seg);
+          });
+        }
         return;
       }
       const n = Math.min(ZERO_CHUNK, target - from);
@@ -583,7 +622,10 @@ export class Wal {
         writeAllSync(seg.handle, ZEROS, n, from);
         seg.fileSize = from + n;
       } catch {
-        seg.zeroing = false; // preallocation is an optimisation; the writer will see real errors
+        // Preallocation is an optimisation, but a partial write may have landed: count it, so
+        // that sealing trims it.
+        seg.fileSize = Math.max(seg.fileSize, from + n);
+        seg.zeroing = false;
         return;
       }
       setImmediate(step);
