@@ -732,7 +732,13 @@ export class DB<K = string, V = unknown> {
       for (const metas of state.levels) {
         const level: LiveTable[] = [];
         for (const meta of metas) {
-          const reader = await TableReader.open(fs, path.join(dir, tableFileName(meta.fileNumber)), { cache: this.#cache, fileNumber: meta.fileNumber });
+          const file = path.join(dir, tableFileName(meta.fileNumber));
+          const reader = await TableReader.open(fs, file, { cache: this.#cache, fileNumber: meta.fileNumber }).catch((err: unknown) => {
+            if (errnoOf(err) === 'ENOENT' || errnoOf((err as { cause?: unknown }).cause) === 'ENOENT') {
+              throw new CorruptionError('the manifest names a table that is missing', { file, offset: 0 });
+            }
+            throw err;
+          });
           opened.push(reader);
           level.push({ meta, reader, refs: 0 });
         }
@@ -751,17 +757,12 @@ export class DB<K = string, V = unknown> {
       maxSegmentSize: this.#opts.walSegmentSize,
       maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64,
       recovery: this.#opts.recovery,
+      // Records through the flushed position are in the tables: damage among them does not
+      // matter, and new records must land after it.
+      discardBefore: state.flushedThrough ?? undefined,
     });
     this.#wal = wal;
     this.#walRecovery = recovery;
-    if (state.flushedThrough && comparePositions(wal.currentPosition(), state.flushedThrough) <= 0) {
-      // The manifest covers WAL records that are gone: appending now would put new records at
-      // positions every replay skips. Refuse rather than lose writes silently.
-      throw new CorruptionError(
-        `the WAL ends at segment ${wal.currentPosition().segmentId} offset ${wal.currentPosition().offset}, before the manifest's flushed position (segment ${state.flushedThrough.segmentId} offset ${state.flushedThrough.offset})`,
-        { file: path.join(dir, WAL_DIR), offset: 0, segmentId: state.flushedThrough.segmentId },
-      );
-    }
     await this.#replay(state.flushedThrough);
     this.#scheduleCompaction();
   }

@@ -38,12 +38,26 @@ export type MsgpackValue =
 
 // No records (plain maps only) and no extension types beyond Date: what is written is plain
 // MessagePack that any decoder reads.
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+// copyBuffers: a Uint8Array inside a decoded value must not be a view into the stored bytes.
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, copyBuffers: true });
+
+/**
+ * A string with a lone surrogate has no UTF-8 form: encoding would silently replace it (and two
+ * such keys would collide), so it is refused.
+ */
+function assertWellFormed(s: string, what: string): void {
+  if (!(s as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new TypeError(`${what} is not well-formed Unicode (a lone surrogate): UTF-8 cannot represent it`);
+  }
+}
 
 /** Encodes a key to bytes; throws `TypeError` for a key the encoding does not accept. */
 export function encodeKey(encoding: KeyEncoding, key: unknown): Uint8Array {
   if (key instanceof Uint8Array) return key;
-  if (encoding === 'utf8' && typeof key === 'string') return Buffer.from(key, 'utf8');
+  if (encoding === 'utf8' && typeof key === 'string') {
+    assertWellFormed(key, 'key');
+    return Buffer.from(key, 'utf8');
+  }
   throw new TypeError(
     encoding === 'utf8' ? `key must be a string or a Uint8Array, got ${typeName(key)}` : `key must be a Uint8Array, got ${typeName(key)}`,
   );
@@ -52,7 +66,8 @@ export function encodeKey(encoding: KeyEncoding, key: unknown): Uint8Array {
 /** Decodes key bytes for the caller: a string under `utf8`, a Buffer under `binary`. */
 export function decodeKey(encoding: KeyEncoding, bytes: Uint8Array): string | Buffer {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return encoding === 'utf8' ? buf.toString('utf8') : buf;
+  // A copy under binary: the caller owns what it gets and may change it.
+  return encoding === 'utf8' ? buf.toString('utf8') : Buffer.from(buf);
 }
 
 /** Encodes a value; throws `TypeError` for a value the encoding cannot round-trip. */
@@ -62,7 +77,10 @@ export function encodeValue(encoding: ValueEncoding, value: unknown): Uint8Array
       if (value instanceof Uint8Array) return value;
       throw new TypeError(`value must be a Uint8Array under valueEncoding 'binary', got ${typeName(value)}`);
     case 'utf8':
-      if (typeof value === 'string') return Buffer.from(value, 'utf8');
+      if (typeof value === 'string') {
+        assertWellFormed(value, 'value');
+        return Buffer.from(value, 'utf8');
+      }
       throw new TypeError(`value must be a string under valueEncoding 'utf8', got ${typeName(value)}`);
     case 'json':
       assertEncodable(value, 'json', 'value', new Set());
@@ -78,7 +96,7 @@ export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array): unknown
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (encoding) {
     case 'binary':
-      return buf;
+      return Buffer.from(buf); // a copy: the caller owns it
     case 'utf8':
       return buf.toString('utf8');
     case 'json':
@@ -91,10 +109,15 @@ export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array): unknown
 function assertEncodable(v: unknown, enc: 'json' | 'msgpack', at: string, seen: Set<object>): void {
   switch (typeof v) {
     case 'string':
+      // JSON escapes a lone surrogate (\ud800) and reads it back; msgpack writes UTF-8.
+      if (enc === 'msgpack') assertWellFormed(v, at);
+      return;
     case 'boolean':
       return;
     case 'number':
       if (enc === 'json' && !Number.isFinite(v)) throw new TypeError(`${at}: json cannot represent ${v}`);
+      // Both encodings write -0 as 0.
+      if (Object.is(v, -0)) throw new TypeError(`${at}: ${enc} cannot represent -0 (it would read back as 0)`);
       return;
     case 'object':
       break;
@@ -119,7 +142,12 @@ function assertEncodable(v: unknown, enc: 'json' | 'msgpack', at: string, seen: 
     if (proto !== Object.prototype && proto !== null) {
       throw new TypeError(`${at}: ${enc} cannot represent a ${typeName(v)} (only plain objects)`);
     }
-    for (const [k, x] of Object.entries(v as object)) assertEncodable(x, enc, `${at}.${k}`, seen);
+    for (const [k, x] of Object.entries(v as object)) {
+      if (enc === 'msgpack') assertWellFormed(k, `${at} key`);
+      // msgpackr renames an own __proto__ key (its prototype-pollution guard).
+      if (enc === 'msgpack' && k === '__proto__') throw new TypeError(`${at}: msgpack cannot represent an own '__proto__' key`);
+      assertEncodable(x, enc, `${at}.${k}`, seen);
+    }
   }
   seen.delete(v as object);
 }

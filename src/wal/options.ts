@@ -10,6 +10,7 @@ import { nodeFileSystem } from '../fs/node.js';
 import type { FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE } from './format.js';
 import { noopMeter, safeMeter, type Meter } from './meter.js';
+import { assertPosition, type Position } from './position.js';
 
 /**
  * When appended bytes reach stable storage.
@@ -55,6 +56,13 @@ export interface WalOptions {
   preallocate?: boolean | number;
   /** The file system; the real one by default. Tests pass an in-memory or fault-injecting one. */
   fs?: FileSystem;
+  /**
+   * For a caller that has stored the effect of every record up to and including this position
+   * elsewhere (the DB, once a flush is durable). Recovery deletes the segments wholly before it,
+   * resumes at it past damage before it (those records are not needed), and if the log ends at or
+   * before it, appends start in a new segment, so every new record lands after it.
+   */
+  discardBefore?: Position;
 }
 
 /** Options after defaults and validation. */
@@ -68,6 +76,7 @@ export interface ResolvedWalOptions {
   meter: Meter;
   preallocate: number;
   fs: FileSystem;
+  discardBefore: Position | undefined;
 }
 
 const MiB = 2 ** 20;
@@ -132,7 +141,18 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
     meter: safeMeter((meter as Meter | undefined) ?? noopMeter),
     preallocate: preallocateBytes,
     fs: (fs as FileSystem | undefined) ?? nodeFileSystem,
+    discardBefore: resolveDiscardBefore(options.discardBefore),
   };
+}
+
+function resolveDiscardBefore(v: unknown): Position | undefined {
+  if (v === undefined || v === null) return undefined;
+  try {
+    assertPosition(v, 'discardBefore');
+  } catch (err) {
+    throw new InvalidConfigError('discardBefore', (err as Error).message);
+  }
+  return { segmentId: v.segmentId, offset: v.offset };
 }
 
 function isMeter(v: unknown): v is Meter {

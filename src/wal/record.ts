@@ -32,7 +32,13 @@ const zstdEncoder = new ZstdEncoder(3);
 const zstdDecoder = new ZstdDecoder();
 
 function toBytes(what: string, input: unknown): Uint8Array {
-  if (typeof input === 'string') return Buffer.from(input, 'utf8');
+  if (typeof input === 'string') {
+    // A lone surrogate has no UTF-8 form: Buffer.from would silently replace it.
+    if (!(input as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw new TypeError(`${what} is not well-formed Unicode (a lone surrogate): UTF-8 cannot represent it`);
+    }
+    return Buffer.from(input, 'utf8');
+  }
   // Copied: the record is a snapshot of the caller's bytes at the time of the call.
   if (input instanceof Uint8Array) return Uint8Array.prototype.slice.call(input);
   throw new TypeError(`${what} must be a Uint8Array or a string, got ${describeType(input)}`);

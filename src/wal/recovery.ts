@@ -130,11 +130,17 @@ export async function recover(
   mode: RecoveryMode,
   maxRecordSize: number,
   meter: Meter,
+  discardBefore?: Position,
 ): Promise<RecoveryResult> {
-  const ids = await listSegments(fs, dir);
+  const all = await listSegments(fs, dir);
+  // Segments wholly before `discardBefore` hold nothing the caller needs: not scanned, deleted
+  // once the plan stands.
+  const discarded = discardBefore ? all.filter((id) => id < discardBefore.segmentId) : [];
+  const ids = discardBefore ? all.filter((id) => id >= discardBefore.segmentId) : all;
   const reports: SegmentReport[] = [];
   for (let i = 0; i < ids.length; i++) {
-    reports.push(await scanSegment(fs, path.join(dir, segmentFileName(ids[i]!)), ids[i]!, maxRecordSize));
+    const resumeAt = discardBefore && ids[i] === discardBefore.segmentId ? discardBefore.offset : undefined;
+    reports.push(await scanSegment(fs, path.join(dir, segmentFileName(ids[i]!)), ids[i]!, maxRecordSize, resumeAt));
   }
 
   const info: RecoveryInfo = {
@@ -184,6 +190,11 @@ export async function recover(
     );
   }
 
+  for (const id of discarded) {
+    const file = path.join(dir, segmentFileName(id));
+    await ioStep('unlink', file, () => fs.unlink(file));
+    await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  }
   const kept = problem ? reports.slice(0, problem.index + (problem.keepEnd > 0 ? 1 : 0)) : reports;
   if (problem) {
     info.corruptionDetected = true;
@@ -209,7 +220,12 @@ export async function recover(
 }
 
 /** Reads one segment and reports its valid prefix and first damage. Read only. */
-async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSize: number): Promise<SegmentReport> {
+/**
+ * Reads one segment and reports its valid prefix and first damage. Read only. With `resumeAt`
+ * (a record position the caller no longer needs anything before), damage before it is skipped
+ * by resuming the scan at that record.
+ */
+async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSize: number, resumeAt?: number): Promise<SegmentReport> {
   const handle = await ioStep('open', file, () => fs.open(file, 'read'));
   try {
     const size = await ioStep('stat', file, () => handle.size());
@@ -239,11 +255,31 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
       return report;
     }
 
-    const scanner = new SegmentScanner(handle, SEGMENT_HEADER_SIZE, size, maxRecordSize);
+    let scanner = new SegmentScanner(handle, SEGMENT_HEADER_SIZE, size, maxRecordSize);
     let unitStart = -1; // offset of the FIRST frame of an unfinished batch
     let unitRecords = 0;
+    let resumedAt = -1;
     for (;;) {
       const step = await ioStep('read', file, () => scanner.next());
+      const broken =
+        step.kind === 'damage' ||
+        (step.kind === 'end' && unitStart >= 0) ||
+        (step.kind === 'frame' && step.offset !== resumedAt && (checkPayload(step.payload, maxRecordSize) ?? sequenceProblem(step.type, unitStart >= 0)) !== undefined);
+      if (broken && resumeAt !== undefined && resumedAt < 0 && step.offset < resumeAt && resumeAt < size) {
+        // Damage in records the caller has stored elsewhere: start over at the record it needs.
+        scanner = new SegmentScanner(handle, resumeAt, size, maxRecordSize);
+        resumedAt = resumeAt;
+        unitStart = -1;
+        report.records = 0;
+        report.lastRecordOffset = undefined;
+        continue;
+      }
+      if (step.kind === 'frame' && step.offset === resumedAt) {
+        // The record at the resume point is the last one the caller already has: it ends a unit.
+        resumedAt = Number.MAX_SAFE_INTEGER;
+        report.validEnd = step.end;
+        continue;
+      }
       if (step.kind === 'end') {
         if (unitStart >= 0) report.damage = await classify(handle, unitStart, step.offset, 'incomplete-batch', true, undefined, size, maxRecordSize);
         break;

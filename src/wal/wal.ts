@@ -32,7 +32,7 @@ import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, seg
 import { encodeFrame, encodeSegmentHeader } from './frame.js';
 import type { Meter } from './meter.js';
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './options.js';
-import { assertPosition, type Position } from './position.js';
+import { assertPosition, comparePositions, type Position } from './position.js';
 import { readLog, type LogEntry, type ReaderSource } from './reader.js';
 import { Record } from './record.js';
 import { ioStep, recover, type RecoveryInfo } from './recovery.js';
@@ -187,7 +187,7 @@ export class Wal {
       throw new IoError('lock', dir, err);
     }
     try {
-      const { info, segments } = await recover(fs, dir, opts.recovery, opts.maxRecordSize, opts.meter);
+      const { info, segments } = await recover(fs, dir, opts.recovery, opts.maxRecordSize, opts.meter, opts.discardBefore);
       const ids = segments.map((s) => s.id);
       const last = segments[segments.length - 1];
       let active: ActiveSegment;
@@ -203,7 +203,10 @@ export class Wal {
           await handle.close().catch(() => undefined);
           throw err;
         }
-        if (last.end < opts.maxSegmentSize) reuse = newActive(last.id, file, handle, last.end, last.end);
+        // A log that ends at or before `discardBefore` continues in a new segment, so that every
+        // new record lands after that position.
+        const before = opts.discardBefore !== undefined && comparePositions({ segmentId: last.id, offset: last.end }, opts.discardBefore) <= 0;
+        if (last.end < opts.maxSegmentSize && !before) reuse = newActive(last.id, file, handle, last.end, last.end);
         else await handle.close().catch(() => undefined);
       }
       // The segments' directory entries may not be durable either (a crash before a syncDir).
@@ -211,7 +214,7 @@ export class Wal {
       if (reuse) {
         active = reuse;
       } else {
-        const id = last ? last.id + 1 : 0;
+        const id = last ? last.id + 1 : opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
         active = await createSegment(fs, dir, id);
         ids.push(id);
       }
