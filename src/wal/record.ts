@@ -6,7 +6,7 @@
  * @module
  */
 import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
-import { Decoder as ZstdDecoder, Encoder as ZstdEncoder } from '@toondepauw/node-zstd';
+import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { CompressionCode, RECORD_FIXED_SIZE, RecordFlag } from './format.js';
 
 /** How a record's value is compressed in the log. Applies to the value only. */
@@ -28,8 +28,10 @@ export interface PutOptions {
 const COMPRESSIONS: readonly Compression[] = ['none', 'lz4', 'zstd'];
 const CODE_TO_COMPRESSION: readonly Compression[] = ['none', 'lz4', 'zstd'];
 const EMPTY = new Uint8Array(0);
-const zstdEncoder = new ZstdEncoder(3);
-const zstdDecoder = new ZstdDecoder();
+// zstd as WebAssembly: Node 20 has no zstd in zlib, and the native bindings on the registry either
+// download a binary at install time or miss platform packages that `npm ci` insists on.
+await zstdInit();
+const ZSTD_LEVEL = 3;
 
 function toBytes(what: string, input: unknown): Uint8Array {
   if (typeof input === 'string') {
@@ -52,7 +54,7 @@ function describeType(v: unknown): string {
 
 function compress(kind: Compression, value: Uint8Array): Uint8Array {
   if (kind === 'lz4') return lz4Compress(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  return zstdEncoder.encodeSync(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  return zstdCompress(value, ZSTD_LEVEL);
 }
 
 /**
@@ -276,30 +278,41 @@ function decompress(kind: Compression, stored: Uint8Array, rawLength: number): U
     if (buf.length < 4 || buf.readUInt32LE(0) !== rawLength) throw new Error('size prefix mismatch');
     return lz4Uncompress(buf);
   }
-  // zstd frames written by a streaming encoder carry no content size, and the decoder inflates
-  // everything it is given: bound the output by walking the frame's block headers first.
-  const bound = zstdOutputBound(buf);
-  if (bound === undefined) throw new Error('not a single well-formed zstd frame');
-  if (bound < rawLength || bound > rawLength + ZSTD_BLOCK_MAX) throw new Error('zstd frame size does not match the raw length');
-  return zstdDecoder.decodeSync(buf);
+  // The decoder allocates what the frame header declares and inflates whatever blocks follow:
+  // check both against the recorded raw length (itself bounded by maxRecordSize) first.
+  const frame = zstdFrameInfo(buf);
+  if (frame === undefined) throw new Error('not a single well-formed zstd frame');
+  if (frame.contentSize !== rawLength) throw new Error('zstd content size does not match the raw length');
+  if (frame.bound < rawLength || frame.bound > rawLength + ZSTD_BLOCK_MAX) throw new Error('zstd frame size does not match the raw length');
+  return zstdDecompress(buf, { defaultHeapSize: Math.max(1, rawLength) });
 }
 
 /** zstd's largest block: no block regenerates more than this. */
 const ZSTD_BLOCK_MAX = 128 * 1024;
 
 /**
- * The most bytes one zstd frame can decompress to, from its block headers (RFC 8878 §3.1.1):
- * a raw or RLE block regenerates exactly its Block_Size, a compressed one at most 128 KiB.
- * Undefined unless `buf` is exactly one well-formed frame.
+ * A zstd frame's declared content size (undefined when absent) and the most bytes it can
+ * decompress to, from its block headers (RFC 8878 §3.1.1): a raw or RLE block regenerates exactly
+ * its Block_Size, a compressed one at most 128 KiB. Undefined unless `buf` is exactly one
+ * well-formed frame.
  */
-export function zstdOutputBound(buf: Uint8Array): number | undefined {
+export function zstdFrameInfo(buf: Uint8Array): { contentSize: number | undefined; bound: number } | undefined {
   if (buf.length < 6 || buf[0] !== 0x28 || buf[1] !== 0xb5 || buf[2] !== 0x2f || buf[3] !== 0xfd) return undefined;
   const fhd = buf[4]!;
   if (fhd & 0x08) return undefined; // reserved bit
   const fcsFlag = fhd >>> 6;
   const singleSegment = (fhd >>> 5) & 1;
   let p = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3]!;
-  p += fcsFlag === 0 ? singleSegment : [0, 2, 4, 8][fcsFlag]!;
+  const fcsBytes = fcsFlag === 0 ? singleSegment : [0, 2, 4, 8][fcsFlag]!;
+  if (p + fcsBytes > buf.length) return undefined;
+  let contentSize: number | undefined;
+  if (fcsBytes > 0) {
+    contentSize = 0;
+    for (let i = Math.min(fcsBytes, 7) - 1; i >= 0; i--) contentSize = contentSize * 256 + buf[p + i]!;
+    if (fcsBytes === 8 && buf[p + 7] !== 0) return undefined; // beyond 2^56: nothing we wrote
+    if (fcsBytes === 2) contentSize += 256;
+  }
+  p += fcsBytes;
   let bound = 0;
   for (;;) {
     if (p + 3 > buf.length) return undefined;
@@ -313,5 +326,5 @@ export function zstdOutputBound(buf: Uint8Array): number | undefined {
     if (header & 1) break;
   }
   if ((fhd >>> 2) & 1) p += 4; // content checksum
-  return p === buf.length ? bound : undefined;
+  return p === buf.length ? { contentSize, bound } : undefined;
 }
