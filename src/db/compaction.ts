@@ -135,8 +135,20 @@ export function parseTableFileName(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-const SLICE = 512;
+/** Background work runs on the main thread in slices of about this many milliseconds. */
+export const SLICE_MS = 4;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Yields to the event loop once a slice of work has run `SLICE_MS`; cheap to call per entry. */
+export class Slicer {
+  #start = performance.now();
+  #n = 0;
+  async tick(): Promise<void> {
+    if ((++this.#n & 63) !== 0 || performance.now() - this.#start < SLICE_MS) return;
+    await yieldToLoop();
+    this.#start = performance.now();
+  }
+}
 
 /** Streams entries into tables of about `maxFileSize` bytes each. */
 export class TableSink {
@@ -210,7 +222,7 @@ export async function runCompaction(plan: CompactionPlan, ctx: CompactionContext
   const merge = new MergingCursor(cursors, false);
   const sink = new TableSink(ctx, ctx.tableFileSize);
   try {
-    let n = 0;
+    const slicer = new Slicer();
     for (let e = merge.next(); e; e = merge.next()) {
       const dead = e.kind === 'delete' || (e.expiresAt !== undefined && e.expiresAt <= ctx.now);
       if (dead) {
@@ -220,7 +232,7 @@ export async function runCompaction(plan: CompactionPlan, ctx: CompactionContext
       } else {
         await sink.add(e);
       }
-      if (++n % SLICE === 0) await yieldToLoop();
+      await slicer.tick();
     }
     return await sink.finish();
   } catch (err) {

@@ -46,6 +46,7 @@ import {
   parseTableFileName,
   pickCompaction,
   runCompaction,
+  Slicer,
   tableFileName,
   TableSink,
   type CompactionPlan,
@@ -91,7 +92,7 @@ export interface DBStats {
   levels: { tables: number; bytes: number }[];
   lastSequence: number;
   blockCache: BlockCacheStats;
-  /** Writes that had to wait for a flush or compaction, and for how long in total. */
+  /** Writes that had to wait (for a flush or compaction, or behind writes that did), and the total wait. */
   writeStalls: number;
   writeStallMs: number;
   /** Writes delayed 1 ms because L0 passed its slowdown trigger. */
@@ -126,7 +127,8 @@ interface Pending {
 
 const WAL_DIR = 'wal';
 const ITERATOR_SLICE = 1024;
-const FLUSH_SLICE = 1024;
+/** A WAL frame's header: what a record costs in the WAL beyond its payload. */
+const FRAME_OVERHEAD = 16;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
@@ -165,6 +167,8 @@ export class DB<K = string, V = unknown> {
   #installLock: Promise<void> = Promise.resolve();
   #inflight = 0;
   #admission: Promise<void> = Promise.resolve();
+  /** WAL bytes behind the active memtable (approximate: frames of the records it received). */
+  #walBytesSinceFreeze = 0;
   #admissionQueue = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
@@ -305,6 +309,7 @@ export class DB<K = string, V = unknown> {
     // Writers that must wait queue up in call order, and a writer arriving while others wait
     // queues behind them: writes reach the WAL in the order they were called.
     if (this.#admissionQueue > 0 || this.#mustWait()) {
+      const t0 = performance.now();
       this.#admissionQueue++;
       const mine = this.#admission.then(() => this.#admit());
       this.#admission = mine.catch(() => undefined);
@@ -312,6 +317,9 @@ export class DB<K = string, V = unknown> {
         await mine;
       } finally {
         this.#admissionQueue--;
+        // Every writer that waited counts, including those queued behind the one that met the stall.
+        this.#stats.writeStalls++;
+        this.#stats.writeStallMs += performance.now() - t0;
       }
     }
     this.#inflight++;
@@ -333,15 +341,23 @@ export class DB<K = string, V = unknown> {
       const r = p.record;
       this.#mem.put({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
       this.#stats.userBytes += r.key.length + r.value.length;
+      this.#walBytesSinceFreeze += r.payloadSize + FRAME_OVERHEAD;
     }
     this.#lastPosition = last;
-    if (this.#mem.approximateBytes >= this.#opts.memtableSize) this.#freeze();
+    // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
+    // behind the memtable too (RocksDB's max_total_wal_size), or it would never be collected.
+    if (this.#mustFreeze()) this.#freeze();
+  }
+
+  #mustFreeze(): boolean {
+    return this.#mem.approximateBytes >= this.#opts.memtableSize || this.#walBytesSinceFreeze >= 4 * this.#opts.memtableSize;
   }
 
   #freeze(): void {
     if (this.#mem.size === 0) return;
     this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
     this.#mem = new Memtable();
+    this.#walBytesSinceFreeze = 0;
     this.#scheduleFlush();
   }
 
@@ -357,12 +373,9 @@ export class DB<K = string, V = unknown> {
     const stopped = (): boolean =>
       this.#imm.length >= this.#opts.maxFrozenMemtables || this.#version.levels[0]!.length >= this.#opts.l0StopTrigger;
     if (stopped()) {
-      const t0 = performance.now();
-      this.#stats.writeStalls++;
       this.#scheduleFlush();
       this.#scheduleCompaction();
       await this.#until(() => !stopped());
-      this.#stats.writeStallMs += performance.now() - t0;
       this.#checkWritable();
     }
     if (this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
@@ -588,10 +601,10 @@ export class DB<K = string, V = unknown> {
     const sink = new TableSink(this.#ctx(), Infinity);
     let written: WrittenTable[];
     try {
-      let n = 0;
+      const slicer = new Slicer();
       for (const e of f.table) {
         await sink.add(e);
-        if (++n % FLUSH_SLICE === 0) await yieldToLoop();
+        await slicer.tick();
       }
       written = await sink.finish();
     } catch (err) {
@@ -774,9 +787,11 @@ export class DB<K = string, V = unknown> {
       if (after && comparePositions(position, after) <= 0) continue;
       this.#mem.put({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
       this.#lastPosition = position;
-      if (this.#mem.approximateBytes >= this.#opts.memtableSize) {
+      this.#walBytesSinceFreeze += record.payloadSize + FRAME_OVERHEAD;
+      if (this.#mustFreeze()) {
         this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: position, lastSeq: this.#seq });
         this.#mem = new Memtable();
+        this.#walBytesSinceFreeze = 0;
         await this.#flushOldest();
       }
     }

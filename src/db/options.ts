@@ -29,7 +29,7 @@ export interface DBOptions {
   maxKeySize?: number;
   /** Largest encoded value, in bytes. Default 16 MiB; larger values reject with `RangeError`. */
   maxValueSize?: number;
-  /** WAL segment size. Default 64 MiB. */
+  /** WAL segment size. Default 16 MiB: segments are deleted whole, once flushes cover them. */
   walSegmentSize?: number;
   /** Target size of a table written by compaction. Default 4 MiB. */
   tableFileSize?: number;
@@ -121,7 +121,7 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     blockCacheSize: int(o, 'blockCacheSize', 64 * MiB, 0, 64 * 1024 * MiB),
     maxKeySize: int(o, 'maxKeySize', 64 * KiB, 1, 16 * MiB),
     maxValueSize: int(o, 'maxValueSize', 16 * MiB, 0, MAX_ENTRY_SIZE - 16 * MiB),
-    walSegmentSize: int(o, 'walSegmentSize', 64 * MiB, 4 * KiB, 1024 * MiB),
+    walSegmentSize: int(o, 'walSegmentSize', 16 * MiB, 4 * KiB, 1024 * MiB),
     tableFileSize: int(o, 'tableFileSize', 4 * MiB, 4 * KiB, 1024 * MiB),
     levelBaseSize: int(o, 'levelBaseSize', 32 * MiB, 4 * KiB, 1024 * 1024 * MiB),
     levelMultiplier: int(o, 'levelMultiplier', 10, 2, 100),

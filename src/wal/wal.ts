@@ -114,6 +114,12 @@ interface Pending {
 const INITIAL_BUFFER = 1 << 20;
 /** Microtask flushes allowed per event-loop turn before yielding to timers and I/O. */
 const FLUSHES_PER_TURN = 64;
+/**
+ * Records resolved per event-loop turn before yielding: each resolved append runs its caller's
+ * continuation (a DB applies it to its memtable), so the turn's work grows with the records, not
+ * the flushes.
+ */
+const RECORDS_PER_TURN = 1024;
 const ZERO_CHUNK = 256 * 1024;
 
 /**
@@ -142,8 +148,10 @@ export class Wal {
   #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
   readonly #flushNow = (): void => this.#flush();
   #flushesThisTurn = 0;
+  #recordsThisTurn = 0;
   readonly #endTurn = (): void => {
     this.#flushesThisTurn = 0;
+    this.#recordsThisTurn = 0;
   };
   readonly #readerSource: ReaderSource;
 
@@ -382,7 +390,7 @@ export class Wal {
   #scheduleFlush(): void {
     this.#flushScheduled = true;
     if (this.#flushesThisTurn === 0) setImmediate(this.#endTurn);
-    if (++this.#flushesThisTurn <= FLUSHES_PER_TURN) queueMicrotask(this.#flushNow);
+    if (++this.#flushesThisTurn <= FLUSHES_PER_TURN && this.#recordsThisTurn < RECORDS_PER_TURN) queueMicrotask(this.#flushNow);
     else setImmediate(this.#flushNow);
   }
 
@@ -416,6 +424,7 @@ export class Wal {
       }
       records += n;
       positions.push(pos);
+      this.#recordsThisTurn += n;
     }
     const written = items.slice(0, count);
     if (rotate) this.#queue = items.slice(count).concat(this.#queue);

@@ -979,3 +979,18 @@ describe('db.wal, stats() and reads after writes', () => {
     await db.close();
   });
 });
+
+describe('WAL growth', () => {
+  it('overwriting the same keys still flushes and collects WAL segments (the memtable stays small, the WAL does not)', async () => {
+    const { mem, db } = await fresh<string, string>({ valueEncoding: 'utf8', memtableSize: 4096, walSegmentSize: 4096 });
+    const value = 'v'.repeat(100);
+    for (let i = 0; i < 3000; i++) await db.put(`k${i % 3}`, `${value}${i}`);
+    await settle();
+    expect(db.stats().memtable.entries).toBeLessThanOrEqual(3);
+    expect(db.stats().flushes).toBeGreaterThan(5);
+    // ~400 KB went through the WAL; what remains is bounded by a few memtables' worth.
+    expect(walFiles(mem).length).toBeLessThan(12);
+    expect(await db.get('k2')).toBe(`${value}2999`);
+    await db.close();
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The three engines of bench/db.ts behind one small interface, opened with settings that make
+ * their durability comparable. What each setting means is in {@link ENGINE_SETTINGS}, which the
+ * report prints.
+ *
+ * Every operation returns either a promise or (lmdb's reads) a plain value: the driver awaits
+ * only promises, so a synchronous API is measured as synchronous.
+ *
+ * @module
+ */
+import * as path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { DB, type DBStats } from '../src/index.js';
+
+export type EngineName = 'sediment' | 'classic-level' | 'lmdb';
+export const ENGINE_NAMES: readonly EngineName[] = ['sediment', 'classic-level', 'lmdb'];
+
+/** How each engine is opened and what a resolved write means, printed with the report. */
+export const ENGINE_SETTINGS: Record<EngineName, string> = {
+  sediment:
+    "DB.open(dir, { keyEncoding: 'binary', valueEncoding: 'binary' }), everything else default: fsync { batchMs: 5 } " +
+    '(a put resolves once its WAL record is written to the OS; an fdatasync follows within 5 ms), 64 MiB memtable, LZ4 blocks, 64 MiB block cache. ' +
+    'fillsync: put(k, v, { sync: true }) (resolves after an fdatasync covering it; concurrent syncs are group-committed).',
+  'classic-level':
+    "new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' }), defaults otherwise: Snappy compression, 4 MiB write buffer, " +
+    '8 MiB block cache. put resolves once LevelDB wrote its log record to the OS; it never fdatasyncs on its own (sync: false). ' +
+    'fillsync: put(k, v, { sync: true }) (an fdatasync per write batch).',
+  lmdb:
+    "open({ path, encoding: 'binary', keyEncoding: 'binary' }), defaults otherwise: overlappingSync on (Linux default), noSync off, " +
+    'commitDelay 0, no compression. put resolves when its transaction commits (visible, in the OS); the fdatasync of that commit ' +
+    'runs after it, overlapping the next transaction. get/getRange are synchronous (memory map). ' +
+    'fillsync: await put(k, v), then await db.flushed (the commit is on stable storage).',
+};
+
+export type BulkOp = readonly [key: Buffer, value: Buffer | undefined];
+
+/** What the benchmark needs from an engine. */
+export interface Engine {
+  readonly name: EngineName;
+  put(key: Buffer, value: Buffer): Promise<unknown>;
+  /** A write that resolves only once it is on stable storage. */
+  putSync(key: Buffer, value: Buffer): Promise<unknown>;
+  get(key: Buffer): Promise<Buffer | undefined> | Buffer | undefined;
+  del(key: Buffer): Promise<unknown>;
+  /** Untimed bulk load: puts (value given) and deletes (value undefined) in one atomic batch. */
+  bulk(ops: readonly BulkOp[]): Promise<unknown>;
+  /** Full forward scan; `onEntry` is called once per entry with its key and value lengths. */
+  scan(onEntry: (keyLength: number, valueLength: number) => void): Promise<void>;
+  close(): Promise<void>;
+  /** Engine-specific state worth printing (levels, tables, pages), one line. */
+  describe(): string;
+}
+
+export interface SedimentEngine extends Engine {
+  readonly name: 'sediment';
+  stats(): DBStats;
+}
+
+export async function openEngine(name: EngineName, dir: string): Promise<Engine> {
+  switch (name) {
+    case 'sediment':
+      return openSediment(dir);
+    case 'classic-level':
+      return openClassic(dir);
+    case 'lmdb':
+      return openLmdbEngine(dir);
+  }
+}
+
+export async function openSediment(dir: string): Promise<SedimentEngine> {
+  const db = await DB.open<Buffer, Buffer>(dir, { keyEncoding: 'binary', valueEncoding: 'binary' });
+  return {
+    name: 'sediment',
+    put: (k, v) => db.put(k, v),
+    putSync: (k, v) => db.put(k, v, { sync: true }),
+    get: (k) => db.get(k),
+    del: (k) => db.delete(k),
+    bulk: (ops) => db.batch(ops.map(([key, value]) => (value ? { type: 'put' as const, key, value } : { type: 'del' as const, key }))),
+    async scan(onEntry) {
+      for await (const [k, v] of db.iterator()) onEntry(k.length, v.length);
+    },
+    close: () => db.close(),
+    stats: () => db.stats(),
+    describe() {
+      const s = db.stats();
+      const levels = s.levels.map((l, i) => (l.tables > 0 ? `L${i} ${l.tables} (${(l.bytes / 1e6).toFixed(1)} MB)` : '')).filter(Boolean);
+      return `tables per level: ${levels.join(', ') || 'none'}; memtable ${s.memtable.entries} entries, ${s.frozenMemtables} frozen`;
+    },
+  };
+}
+
+async function openClassic(dir: string): Promise<Engine> {
+  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open();
+  return {
+    name: 'classic-level',
+    put: (k, v) => db.put(k, v),
+    putSync: (k, v) => db.put(k, v, { sync: true }),
+    get: (k) => db.get(k),
+    del: (k) => db.del(k),
+    bulk: (ops) => db.batch(ops.map(([key, value]) => (value ? { type: 'put' as const, key, value } : { type: 'del' as const, key }))),
+    async scan(onEntry) {
+      for await (const [k, v] of db.iterator()) onEntry(k.length, v.length);
+    },
+    close: () => db.close(),
+    describe() {
+      const files: string[] = [];
+      for (let l = 0; l < 7; l++) {
+        const n = Number(db.getProperty(`leveldb.num-files-at-level${l}`));
+        if (n > 0) files.push(`L${l} ${n}`);
+      }
+      return `tables per level: ${files.join(', ') || 'none'}`;
+    },
+  };
+}
+
+async function openLmdbEngine(dir: string): Promise<Engine> {
+  const db: RootDatabase<Buffer, Buffer> = openLmdb<Buffer, Buffer>({ path: path.join(dir, 'lmdb'), encoding: 'binary', keyEncoding: 'binary' });
+  return {
+    name: 'lmdb',
+    put: (k, v) => db.put(k, v),
+    async putSync(k, v) {
+      await db.put(k, v);
+      await db.flushed;
+    },
+    get: (k) => db.get(k),
+    del: (k) => db.remove(k),
+    bulk: (ops) =>
+      db.transaction(() => {
+        for (const [k, v] of ops) {
+          if (v) db.putSync(k, v);
+          else db.removeSync(k);
+        }
+      }),
+    async scan(onEntry) {
+      for (const { key, value } of db.getRange()) onEntry(key.length, value.length);
+    },
+    close: () => db.close(),
+    describe() {
+      const s = db.getStats() as { treeDepth?: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number; entryCount?: number };
+      return `B+tree depth ${s.treeDepth}, ${s.treeBranchPageCount} branch + ${s.treeLeafPageCount} leaf pages, ${s.overflowPages ?? 0} overflow, ${s.entryCount} entries`;
+    },
+  };
+}
+
+/**
+ * Sediment's compaction trigger, from its public stats and its default options (this benchmark
+ * does not change them): L0 at `l0CompactionTrigger` (4) tables, or a level past its target
+ * (L1 32 MiB, x10 per level). While this holds the compaction lane is busy (it loops while
+ * `pickCompaction` finds work); it turns false when the last compaction installs.
+ */
+export function compactionNeeded(s: DBStats): boolean {
+  if ((s.levels[0]?.tables ?? 0) >= 4) return true;
+  for (let l = 1; l < s.levels.length - 1; l++) {
+    if ((s.levels[l]?.bytes ?? 0) > 32 * 1024 * 1024 * 10 ** (l - 1)) return true;
+  }
+  return false;
+}

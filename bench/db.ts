@@ -1,0 +1,814 @@
+/**
+ * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--n=1M] [--engines=...] [--only=...] [--json[=file]]`).
+ *
+ * sediment against classic-level (LevelDB) and lmdb, in the same run, on the same temp file
+ * system, with the same keys and values, through the same driver:
+ *
+ * - Keys: 16 B, the zero-padded decimal of 2*i (db_bench style); a miss is the odd number
+ *   between two keys, so it falls inside the key range and bloom filters have to reject it.
+ * - Values: 100 B, 50 pseudo-random bytes repeated twice (compressible ~50%, like db_bench's
+ *   compression ratio 0.5), from a 1 MB pool.
+ * - Workloads (n entries, 1M by default):
+ *   fillseq (ascending), fillrandom (random order), overwrite (every key again, random order),
+ *   readrandom hits and misses, readseq (full iterator scan), deleterandom (every key, random
+ *   order): writes run with 64 operations in flight (64 async loops, each awaiting its own);
+ *   fillrandom also awaited one at a time; readrandom hits also one at a time.
+ *   fillsync: durable puts with 1 and with 16 writers, for a few seconds each.
+ * - Each (workload family, engine) gets a fresh directory under os.tmpdir(), removed afterwards.
+ *   Families: seq (fillseq), random (fillrandom, overwrite, reads, readseq, deleterandom on one
+ *   DB), fillrandom-1, fillsync-1, fillsync-16.
+ * - Every operation's latency is sampled (p50/p99/p99.9/max). Write phases also record the
+ *   event-loop lag (monitorEventLoopDelay, 1 ms resolution), the process's write I/O
+ *   (/proc/self/io: wchar = bytes handed to write(2), write_bytes = page cache dirtied), and for
+ *   sediment the latencies of puts completed while a compaction ran vs not, stalls, and its
+ *   write amplification from db.stats(). After each write phase sediment is given time to finish
+ *   the compactions it owes (it is the only engine whose backlog is observable); that time is
+ *   reported and counted in its write I/O but not in its ops/s.
+ * - Ratios are sediment ÷ the other engine: above 1.00x sediment does more ops/s (or, for
+ *   latencies, takes longer).
+ *
+ * Report (markdown) on stdout, progress on stderr.
+ *
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable } from './lib.js';
+import { ENGINE_NAMES, ENGINE_SETTINGS, compactionNeeded, openEngine, type BulkOp, type Engine, type EngineName, type SedimentEngine } from './db-engines.js';
+import {
+  BackgroundTracker,
+  diskUsage,
+  drive,
+  ioDelta,
+  loopLagMonitor,
+  now,
+  percentiles,
+  cpuDelta,
+  cpuPressure,
+  readCpu,
+  readIo,
+  sleep,
+  type CpuCounters,
+  type DiskUsage,
+  type IoCounters,
+  type LoopLag,
+  type Percentiles,
+} from './db-run.js';
+
+// --- arguments -------------------------------------------------------------------------------
+
+interface Args {
+  n: number;
+  engines: EngineName[];
+  only: Set<string> | undefined;
+  json: string | undefined;
+  inflight: number;
+  /** Upper bound of the time-bounded runs (reads, fillrandom awaited one at a time). */
+  capMs: number;
+  /** Upper bound of the timed part of the n-entry write phases; the rest is written untimed. */
+  writeCapMs: number;
+  syncMs: number;
+}
+
+function count(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(s);
+  if (!m) throw new Error(`not a count: ${s}`);
+  const mult = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const FAMILIES = ['seq', 'random', 'fillrandom-1', 'fillsync-1', 'fillsync-16'] as const;
+type Family = (typeof FAMILIES)[number];
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { n: 1_000_000, engines: [...ENGINE_NAMES], only: undefined, json: undefined, inflight: 64, capMs: 3000, writeCapMs: 15000, syncMs: 2500 };
+  for (const arg of argv) {
+    const [k, v] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (k === '--n' && v) a.n = count(v);
+    else if (k === '--engines' && v) a.engines = v.split(',').map((e) => {
+      if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new Error(`unknown engine ${e}`);
+      return e as EngineName;
+    });
+    else if (k === '--only' && v) a.only = new Set(v.split(','));
+    else if (k === '--json') a.json = v ?? 'db-bench.json';
+    else if (k === '--inflight' && v) a.inflight = count(v);
+    else if (k === '--cap-ms' && v) a.capMs = count(v);
+    else if (k === '--sync-ms' && v) a.syncMs = count(v);
+    else if (k === '--write-cap-ms' && v) a.writeCapMs = count(v);
+    else if (k === '--help' || k === '-h') {
+      console.log(
+        'usage: tsx bench/db.ts [--n=1M] [--engines=sediment,classic-level,lmdb] [--only=' +
+          FAMILIES.join(',') +
+          '] [--inflight=64] [--cap-ms=3000] [--write-cap-ms=15000] [--sync-ms=2500] [--json[=file]]',
+      );
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg} (try --help)`);
+  }
+  if (a.only) for (const f of a.only) if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f}`);
+  return a;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const N = args.n;
+const KEY = 16;
+const VALUE = 100;
+const ENTRY = KEY + VALUE;
+
+// --- data ------------------------------------------------------------------------------------
+
+/** mulberry32: deterministic pseudo-random numbers. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+function permutation(n: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = r() % (i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
+function keyBuffer(n: number, odd: boolean): Buffer {
+  const b = Buffer.allocUnsafe(n * KEY);
+  for (let i = 0; i < n; i++) b.write(String(2 * i + (odd ? 1 : 0)).padStart(KEY, '0'), i * KEY, 'latin1');
+  return b;
+}
+
+const POOL_VALUES = 10_000;
+function valuePool(): Buffer {
+  const r = rng(7);
+  const b = Buffer.allocUnsafe(POOL_VALUES * VALUE);
+  for (let i = 0; i < POOL_VALUES; i++) {
+    const at = i * VALUE;
+    for (let j = 0; j < VALUE / 2; j++) b[at + j] = r() & 0xff;
+    b.copy(b, at + VALUE / 2, at, at + VALUE / 2);
+  }
+  return b;
+}
+
+progress(`generating ${fmtInt(N)} keys, permutations and a value pool`);
+const hitKeys = keyBuffer(N, false);
+const missKeys = keyBuffer(N, true);
+const pool = valuePool();
+const permFill = permutation(N, 1);
+const permOverwrite = permutation(N, 2);
+const permDelete = permutation(N, 3);
+const readIdx = (() => {
+  const r = rng(4);
+  const a = new Uint32Array(N);
+  for (let i = 0; i < N; i++) a[i] = r() % N;
+  return a;
+})();
+
+const key = (j: number): Buffer => hitKeys.subarray(j * KEY, j * KEY + KEY);
+const missKey = (j: number): Buffer => missKeys.subarray(j * KEY, j * KEY + KEY);
+/** Value of key j, generation g (0: fills, 1: overwrite). */
+const value = (j: number, g: number): Buffer => {
+  const at = ((j * 7919 + g * 4999) % POOL_VALUES) * VALUE;
+  return pool.subarray(at, at + VALUE);
+};
+
+// --- results ---------------------------------------------------------------------------------
+
+interface SedimentPhase {
+  /** Compactions and flushes finished, stalls and slowdowns during the timed part. */
+  compactions: number;
+  flushes: number;
+  writeStalls: number;
+  writeStallMs: number;
+  writeSlowdowns: number;
+  userBytes: number;
+  flushBytes: number;
+  compactionBytesRead: number;
+  compactionBytesWritten: number;
+  /** (flushBytes + compactionBytesWritten) / userBytes of this phase, settle included. */
+  writeAmplification: number;
+  duringCompaction: Percentiles;
+  outsideCompaction: Percentiles;
+  duringFlush: Percentiles;
+  compactionShare: number;
+  flushShare: number;
+  /** Timed puts that took over 100 ms. */
+  putsOver100ms: number;
+}
+
+interface OpResult {
+  family: Family;
+  workload: string;
+  engine: EngineName;
+  mode: string;
+  ops: number;
+  ms: number;
+  opsPerSec: number;
+  mbPerSec: number;
+  lat: Percentiles;
+  loop: LoopLag | undefined;
+  settleMs: number | undefined;
+  /** Write I/O of the whole phase: timed part, untimed completion and sediment's settle. */
+  io: IoCounters | undefined;
+  /** User bytes of the whole phase (timed and untimed). */
+  userBytes: number;
+  /** Operations written after the timed part ran out of time, unmeasured, to reach n entries. */
+  untimedOps: number;
+  /** CPU during the timed part. */
+  cpu: CpuCounters;
+  sediment: SedimentPhase | undefined;
+}
+
+interface SizeResult {
+  after: string;
+  engine: EngineName;
+  liveEntries: number;
+  rawBytes: number;
+  usage: DiskUsage;
+  describe: string;
+  sedimentWA: number | undefined;
+  sedimentLevels: { tables: number; bytes: number }[] | undefined;
+}
+
+const results: OpResult[] = [];
+const sizes: SizeResult[] = [];
+const notes: string[] = [];
+
+function progress(message: string): void {
+  process.stderr.write(`  .. ${message}\n`);
+}
+
+const isSediment = (e: Engine): e is SedimentEngine => e.name === 'sediment';
+
+/** Waits for sediment's owed compactions and flushes (up to 2 min); 0 for the others. */
+async function settle(e: Engine): Promise<number> {
+  if (!isSediment(e)) return 0;
+  const t0 = now();
+  for (;;) {
+    const s = e.stats();
+    if (!compactionNeeded(s) && s.frozenMemtables === 0) break;
+    if (now() - t0 > 120_000) {
+      notes.push(`sediment did not settle within 120 s (${e.describe()})`);
+      break;
+    }
+    await sleep(20);
+  }
+  return now() - t0;
+}
+
+interface PhaseSpec {
+  workload: string;
+  mode: string;
+  total: number;
+  concurrency: number;
+  maxMs: number;
+  bytesPerOp: number;
+  op: (i: number) => unknown;
+  kind: 'write' | 'read';
+  /**
+   * Operation i as a bulk item: when given, the operations the time limit left out are written
+   * untimed, in atomic batches (the later phases need all n entries).
+   */
+  item?: (i: number) => BulkOp;
+}
+
+/** Operations per batch of the untimed completion of a capped phase. */
+const COMPLETE_BATCH = 10_000;
+
+async function phase(ctx: { family: Family; engine: Engine }, p: PhaseSpec): Promise<OpResult> {
+  const { engine } = ctx;
+  progress(`${ctx.family}: ${engine.name} ${p.workload} (${p.mode})`);
+  const write = p.kind === 'write';
+  const sed = write && isSediment(engine) ? engine : undefined;
+  const before = sed?.stats();
+  const tracker = sed ? new BackgroundTracker(() => sed.stats()).start() : undefined;
+  const io0 = write ? readIo() : undefined;
+  const cpu0 = readCpu();
+  const lag = write ? loopLagMonitor() : undefined;
+  const run = await drive(p.total, p.concurrency, p.maxMs, p.op, tracker !== undefined);
+  const loop = lag?.stop();
+  const cpu = cpuDelta(cpu0, readCpu());
+  tracker?.stop();
+  const mid = sed?.stats();
+  let untimedOps = 0;
+  if (p.item && run.ops < p.total) {
+    untimedOps = p.total - run.ops;
+    progress(`${ctx.family}: ${engine.name} ${p.workload}: timed part ended after ${fmtInt(run.ops)} ops; writing the other ${fmtInt(untimedOps)} untimed`);
+    const tu = now();
+    for (let at = run.ops; at < p.total; at += COMPLETE_BATCH) {
+      const ops: BulkOp[] = [];
+      for (let i = at; i < Math.min(p.total, at + COMPLETE_BATCH); i++) ops.push(p.item(i));
+      await engine.bulk(ops);
+    }
+    notes.push(
+      `${engine.name} ${p.workload}: ${fmtInt(run.ops)} ops timed (${(p.maxMs / 1000).toFixed(1)} s limit), ` +
+        `the other ${fmtInt(untimedOps)} written untimed in batches of ${fmtInt(COMPLETE_BATCH)} (${((now() - tu) / 1000).toFixed(1)} s).`,
+    );
+  }
+  const settleMs = write && isSediment(engine) ? await settle(engine) : undefined;
+  const io = write ? ioDelta(io0, readIo()) : undefined;
+  let sediment: SedimentPhase | undefined;
+  if (sed && before && mid && tracker && run.ends) {
+    const after = sed.stats();
+    const c = tracker.split(run.lat, run.ends, 'compaction');
+    const f = tracker.split(run.lat, run.ends, 'flush');
+    type Counter = 'compactions' | 'flushes' | 'writeStalls' | 'writeStallMs' | 'writeSlowdowns' | 'userBytes' | 'flushBytes' | 'compactionBytesRead' | 'compactionBytesWritten';
+    /** Whole phase, settle included: for write amplification. */
+    const d = (k: Counter): number => after[k] - before[k];
+    /** Timed part only: what the measured puts went through. */
+    const dt = (k: Counter): number => mid[k] - before[k];
+    sediment = {
+      compactions: dt('compactions'),
+      flushes: dt('flushes'),
+      writeStalls: dt('writeStalls'),
+      writeStallMs: dt('writeStallMs'),
+      writeSlowdowns: dt('writeSlowdowns'),
+      userBytes: d('userBytes'),
+      flushBytes: d('flushBytes'),
+      compactionBytesRead: d('compactionBytesRead'),
+      compactionBytesWritten: d('compactionBytesWritten'),
+      writeAmplification: d('userBytes') > 0 ? (d('flushBytes') + d('compactionBytesWritten')) / d('userBytes') : 0,
+      duringCompaction: percentiles(c.during),
+      outsideCompaction: percentiles(c.outside),
+      duringFlush: percentiles(f.during),
+      compactionShare: tracker.busyShare('compaction'),
+      flushShare: tracker.busyShare('flush'),
+      putsOver100ms: run.lat.reduce((n, us) => (us > 100_000 ? n + 1 : n), 0),
+    };
+  }
+  const r: OpResult = {
+    family: ctx.family,
+    workload: p.workload,
+    engine: engine.name,
+    mode: p.mode,
+    ops: run.ops,
+    ms: run.ms,
+    opsPerSec: run.ops / (run.ms / 1000),
+    mbPerSec: (run.ops * p.bytesPerOp) / 1e6 / (run.ms / 1000),
+    lat: percentiles(run.lat),
+    loop,
+    settleMs,
+    io,
+    userBytes: (run.ops + untimedOps) * p.bytesPerOp,
+    untimedOps,
+    cpu,
+    sediment,
+  };
+  results.push(r);
+  return r;
+}
+
+async function scanPhase(ctx: { family: Family; engine: Engine }, expected: number): Promise<void> {
+  const { engine } = ctx;
+  progress(`${ctx.family}: ${engine.name} readseq`);
+  const lat = new Float64Array(expected + 1);
+  let n = 0;
+  let bytes = 0;
+  const cpu0 = readCpu();
+  const t0 = now();
+  let prev = t0;
+  await engine.scan((kl, vl) => {
+    const t = now();
+    if (n < lat.length) lat[n] = (t - prev) * 1000;
+    prev = t;
+    n++;
+    bytes += kl + vl;
+  });
+  const ms = now() - t0;
+  const cpu = cpuDelta(cpu0, readCpu());
+  if (n !== expected) throw new Error(`${engine.name} readseq saw ${n} entries, expected ${expected}`);
+  results.push({
+    family: ctx.family,
+    workload: 'readseq',
+    engine: engine.name,
+    mode: engine.name === 'lmdb' ? 'for-of over getRange()' : 'for await over iterator()',
+    ops: n,
+    ms,
+    opsPerSec: n / (ms / 1000),
+    mbPerSec: bytes / 1e6 / (ms / 1000),
+    lat: percentiles(lat.subarray(0, Math.min(n, lat.length))),
+    loop: undefined,
+    settleMs: undefined,
+    io: undefined,
+    userBytes: bytes,
+    untimedOps: 0,
+    cpu,
+    sediment: undefined,
+  });
+}
+
+function recordSize(after: string, engine: Engine, dir: string, liveEntries: number): void {
+  const s = isSediment(engine) ? engine.stats() : undefined;
+  sizes.push({
+    after,
+    engine: engine.name,
+    liveEntries,
+    rawBytes: liveEntries * ENTRY,
+    usage: diskUsage(dir),
+    describe: engine.describe(),
+    sedimentWA: s?.writeAmplification,
+    sedimentLevels: s?.levels,
+  });
+}
+
+/** Reads a sample of keys outside the clock and checks what comes back. */
+async function verify(engine: Engine, what: string, keys: Buffer[], expect: (i: number) => Buffer | undefined): Promise<void> {
+  for (let i = 0; i < keys.length; i++) {
+    const got = await engine.get(keys[i]!);
+    const want = expect(i);
+    const ok = want === undefined ? got === undefined : got !== undefined && Buffer.compare(got, want) === 0;
+    if (!ok) throw new Error(`${engine.name}: ${what}: key ${keys[i]!.toString('latin1')} read ${got === undefined ? 'nothing' : `${got.length} bytes`}, expected ${want === undefined ? 'nothing' : 'its value'}`);
+  }
+}
+
+const SAMPLE = Math.min(N, 1000);
+const sampleIdx = Array.from({ length: SAMPLE }, (_, i) => readIdx[i]!);
+
+// --- families --------------------------------------------------------------------------------
+
+const W = args.inflight;
+const inflight = `${W} in flight`;
+let syncMsTotal = 0;
+
+async function withEngine(family: Family, name: EngineName, fn: (e: Engine, dir: string) => Promise<void>): Promise<void> {
+  // Write back what earlier engines left dirty in the page cache, so that it does not slow
+  // this engine's writes and syncs down.
+  const ts = now();
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // no sync(1): carry on
+  }
+  syncMsTotal += now() - ts;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-db-${family}-${name}-`));
+  let engine: Engine | undefined;
+  try {
+    engine = await openEngine(name, dir);
+    await fn(engine, dir);
+  } finally {
+    await engine?.close().catch((err: unknown) => notes.push(`${name} close failed: ${String(err)}`));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fillItem = (perm: Uint32Array | undefined, g: number) => (i: number): BulkOp => {
+  const j = perm ? perm[i]! : i;
+  return [key(j), value(j, g)];
+};
+const fill = (e: Engine, perm: Uint32Array | undefined, g: number) => (i: number) => {
+  const j = perm ? perm[i]! : i;
+  return e.put(key(j), value(j, g));
+};
+
+async function familySeq(name: EngineName): Promise<void> {
+  await withEngine('seq', name, async (e, dir) => {
+    const ctx = { family: 'seq' as const, engine: e };
+    await phase(ctx, { workload: 'fillseq', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, undefined, 0), kind: 'write', item: fillItem(undefined, 0) });
+    await verify(e, 'after fillseq', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 0));
+    recordSize('fillseq', e, dir, N);
+  });
+}
+
+async function familyRandom(name: EngineName): Promise<void> {
+  await withEngine('random', name, async (e, dir) => {
+    const ctx = { family: 'random' as const, engine: e };
+    await phase(ctx, { workload: 'fillrandom', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, permFill, 0), kind: 'write', item: fillItem(permFill, 0) });
+    await verify(e, 'after fillrandom', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 0));
+    recordSize('fillrandom', e, dir, N);
+    await phase(ctx, { workload: 'overwrite', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, permOverwrite, 1), kind: 'write', item: fillItem(permOverwrite, 1) });
+    await verify(e, 'after overwrite', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 1));
+    recordSize('overwrite', e, dir, N);
+    const sync = e.name === 'lmdb';
+    const readMode = sync ? 'synchronous get in a loop' : inflight;
+    await phase(ctx, { workload: 'readrandom (hits)', mode: readMode, total: N, concurrency: W, maxMs: args.capMs, bytesPerOp: ENTRY, op: (i) => e.get(key(readIdx[i]!)), kind: 'read' });
+    await phase(ctx, {
+      workload: 'readrandom (hits, 1 at a time)',
+      mode: sync ? 'synchronous get in a loop' : 'awaited one at a time',
+      total: N,
+      concurrency: 1,
+      maxMs: args.capMs / 2,
+      bytesPerOp: ENTRY,
+      op: (i) => e.get(key(readIdx[(i + 7919) % N]!)),
+      kind: 'read',
+    });
+    await phase(ctx, { workload: 'readrandom (misses)', mode: readMode, total: N, concurrency: W, maxMs: args.capMs, bytesPerOp: KEY, op: (i) => e.get(missKey(readIdx[i]!)), kind: 'read' });
+    await verify(e, 'misses', sampleIdx.map(missKey), () => undefined);
+    await scanPhase(ctx, N);
+    await phase(ctx, { workload: 'deleterandom', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: KEY, op: (i) => e.del(key(permDelete[i]!)), kind: 'write', item: (i) => [key(permDelete[i]!), undefined] });
+    await verify(e, 'after deleterandom', sampleIdx.map(key), () => undefined);
+    recordSize('deleterandom', e, dir, 0);
+  });
+}
+
+async function familyFillRandom1(name: EngineName): Promise<void> {
+  await withEngine('fillrandom-1', name, async (e) => {
+    const ctx = { family: 'fillrandom-1' as const, engine: e };
+    await phase(ctx, { workload: 'fillrandom (1 at a time)', mode: 'awaited one at a time', total: N, concurrency: 1, maxMs: args.capMs, bytesPerOp: ENTRY, op: fill(e, permFill, 0), kind: 'write' });
+  });
+}
+
+async function familySync(name: EngineName, writers: 1 | 16): Promise<void> {
+  const family = writers === 1 ? ('fillsync-1' as const) : ('fillsync-16' as const);
+  await withEngine(family, name, async (e) => {
+    const ctx = { family, engine: e };
+    await phase(ctx, {
+      workload: `fillsync (${writers} writer${writers > 1 ? 's' : ''})`,
+      mode: writers === 1 ? 'awaited one at a time' : '16 in flight',
+      total: N,
+      concurrency: writers,
+      maxMs: args.syncMs,
+      bytesPerOp: ENTRY,
+      op: (i) => e.putSync(key(permFill[i]!), value(permFill[i]!, 0)),
+      kind: 'write',
+    });
+  });
+}
+
+// --- run -------------------------------------------------------------------------------------
+
+const startedAt = new Date();
+const loadStart = loadAverage();
+const pressureStart = cpuPressure();
+const cpu0 = cpuSample();
+const t0 = now();
+const runFamily = (f: Family): boolean => !args.only || args.only.has(f);
+for (const name of args.engines) if (runFamily('seq')) await familySeq(name);
+for (const name of args.engines) if (runFamily('random')) await familyRandom(name);
+for (const name of args.engines) if (runFamily('fillrandom-1')) await familyFillRandom1(name);
+for (const name of args.engines) if (runFamily('fillsync-1')) await familySync(name, 1);
+for (const name of args.engines) if (runFamily('fillsync-16')) await familySync(name, 16);
+const totalMs = now() - t0;
+const loadEnd = loadAverage();
+const pressureEnd = cpuPressure();
+const share = cpuShare(cpu0, cpuSample());
+
+// --- report ----------------------------------------------------------------------------------
+
+const MBf = (b: number): string => (b / 1e6).toFixed(1);
+const us = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? fmtInt(x) : x.toFixed(1)) : '-');
+const ratio = (a: number | undefined, b: number | undefined): string => (a && b && Number.isFinite(a) && Number.isFinite(b) ? fmtX(a / b) : '-');
+const find = (workload: string, engine: EngineName): OpResult | undefined => results.find((r) => r.workload === workload && r.engine === engine);
+
+const out: string[] = [];
+const print = (s = ''): void => {
+  out.push(s);
+};
+
+print(`# sediment DB benchmark (${startedAt.toISOString()})`);
+print();
+print(mdTable(['', ''], [
+  ...machineInfo().filter(([k]) => !k.startsWith('load')),
+  ['load average at start (1/5/15 min)', loadStart],
+  ['load average at end (1/5/15 min)', loadEnd],
+  ['CPU pressure at start (PSI some)', pressureStart],
+  ['CPU pressure at end (PSI some)', pressureEnd],
+  ['CPU busy during the run (all CPUs)', share ? `${(share.busy * 100).toFixed(0)}%, of which other processes ${(share.others * 100).toFixed(0)}%` : 'unknown'],
+  ['entries (n)', `${fmtInt(N)} x (${KEY} B key + ${VALUE} B value) = ${MBf(N * ENTRY)} MB raw`],
+  ['write concurrency', `${W} in flight unless noted`],
+  ['total time', `${(totalMs / 1000).toFixed(0)} s (of which sync(1) between engines ${(syncMsTotal / 1000).toFixed(1)} s)`],
+  ['time limits', `n-entry write phases: ${(args.writeCapMs / 1000).toFixed(0)} s timed, rest untimed; reads ${(args.capMs / 1000).toFixed(1)} s (1 at a time: ${(args.capMs / 2000).toFixed(1)} s); fillrandom 1 at a time ${(args.capMs / 1000).toFixed(1)} s; fillsync ${(args.syncMs / 1000).toFixed(1)} s`],
+  ['peak RSS', `${MBf(process.resourceUsage().maxRSS * 1024)} MB`],
+]));
+const cores = os.cpus().length;
+const load1 = Number(loadStart.split(' / ')[0]);
+const waitShare = (() => {
+  let wait = 0;
+  let wall = 0;
+  for (const r of results) if (Number.isFinite(r.cpu.mainWaitMs)) (wait += r.cpu.mainWaitMs), (wall += r.ms);
+  return wall > 0 ? wait / wall : NaN;
+})();
+if (load1 > cores * 0.5 || (share && share.others > 0.25) || waitShare > 0.1) {
+  print();
+  print(
+    `**Shared machine:** load average ${loadStart} at start and ${loadEnd} at end on ${cores} CPUs; ` +
+      (share ? `other processes used ${(share.others * 100).toFixed(0)}% of all CPUs during the run; ` : '') +
+      `the benchmark's main thread spent ${(waitShare * 100).toFixed(0)}% of the measured time runnable but waiting for a CPU (/proc/self/schedstat). ` +
+      'Absolute figures and tail latencies are inflated and noisy (a descheduled main thread shows up as a latency spike and as event-loop lag); ' +
+      'ratios are more robust, but engines ran one after another, not interleaved, so they saw different moments of the load. ' +
+      'The "CPU" column of each table says how much the process got: proc = CPU time of all its threads / wall time, wait = main thread waiting for a CPU / wall time.',
+  );
+}
+print();
+print('## Settings');
+print();
+for (const name of args.engines) print(`- **${name}**: ${ENGINE_SETTINGS[name]}`);
+print(
+  '- Durability compared: sediment (fdatasync within 5 ms) and lmdb (fdatasync after each commit, overlapping the next) sync on their own; ' +
+    'classic-level with sync: false never fdatasyncs, so its plain writes are the least durable of the three. fillsync compares durable writes.',
+);
+print('- Latency: from the call to the promise settling (lmdb reads: the synchronous call), sampled for every operation, in microseconds.');
+print('- MB/s: user bytes (key + value for puts and read hits, key only for deletes and misses) per second, 10^6 B.');
+print();
+
+const WORKLOADS = [...new Set(results.map((r) => r.workload))];
+print('## Workloads');
+for (const w of WORKLOADS) {
+  const rows = results.filter((r) => r.workload === w);
+  const sed = rows.find((r) => r.engine === 'sediment');
+  print();
+  print(`### ${w}`);
+  print();
+  const modes = [...new Set(rows.map((r) => `${r.engine}: ${r.mode}`))];
+  print(`Mode: ${modes.join('; ')}.`);
+  print();
+  const isWrite = rows.some((r) => r.loop);
+  print(
+    mdTable(
+      ['engine', 'ops', 'ops/s', 'MB/s', 'p50 us', 'p99 us', 'p99.9 us', 'max us', ...(isWrite ? ['loop lag p99/max ms'] : []), 'CPU proc / wait', 'sediment/this ops/s', 'sediment/this p99'],
+      rows.map((r) => [
+        r.engine,
+        fmtInt(r.ops),
+        fmtInt(r.opsPerSec),
+        r.mbPerSec.toFixed(1),
+        us(r.lat.p50),
+        us(r.lat.p99),
+        us(r.lat.p999),
+        us(r.lat.max),
+        ...(isWrite ? [r.loop ? `${r.loop.p99Ms.toFixed(1)} / ${r.loop.maxMs.toFixed(1)}` : '-'] : []),
+        `${fmtPct(r.cpu.processMs / r.ms)} / ${Number.isFinite(r.cpu.mainWaitMs) ? fmtPct(r.cpu.mainWaitMs / r.ms) : '-'}`,
+        ratio(sed?.opsPerSec, r.opsPerSec),
+        ratio(sed?.lat.p99, r.lat.p99),
+      ]),
+    ),
+  );
+}
+
+print();
+print('## Summary (ops/s; ratio = sediment / other, above 1.00x sediment is faster)');
+print();
+const engines = args.engines;
+print(
+  mdTable(
+    ['workload', ...engines.map((e) => `${e} ops/s`), ...engines.filter((e) => e !== 'sediment').map((e) => `sed/${e === 'classic-level' ? 'classic' : e}`), ...engines.map((e) => `${e === 'classic-level' ? 'classic' : e} p99 us`)],
+    WORKLOADS.map((w) => {
+      const sed = find(w, 'sediment');
+      return [
+        w,
+        ...engines.map((e) => (find(w, e) ? fmtInt(find(w, e)!.opsPerSec) : '-')),
+        ...engines.filter((e) => e !== 'sediment').map((e) => ratio(sed?.opsPerSec, find(w, e)?.opsPerSec)),
+        ...engines.map((e) => us(find(w, e)?.lat.p99 ?? NaN)),
+      ];
+    }),
+  ),
+);
+
+if (sizes.length > 0) {
+  print();
+  print('## On-disk size');
+  print();
+  print(
+    "Sum of file sizes in the engine's directory right after the phase (sediment: after its owed compactions finished), WAL/log included; raw = live entries x 116 B. " +
+      'sediment deletes a WAL segment (64 MiB) only once flushes cover all of it, so up to a segment and a half of already-flushed WAL stays on disk.',
+  );
+  print();
+  print(
+    mdTable(
+      ['after', 'engine', 'live', 'raw MB', 'on disk MB', 'allocated MB', 'disk/raw', 'breakdown (MB)', 'structure'],
+      sizes.map((s) => [
+        s.after,
+        s.engine,
+        fmtInt(s.liveEntries),
+        MBf(s.rawBytes),
+        MBf(s.usage.apparent),
+        MBf(s.usage.allocated),
+        s.rawBytes > 0 ? fmtX(s.usage.apparent / s.rawBytes) : '-',
+        Object.entries(s.usage.bySuffix)
+          .filter(([, b]) => b >= 1e5)
+          .map(([k, b]) => `${k} ${MBf(b)}`)
+          .join(', '),
+        s.describe,
+      ]),
+    ),
+  );
+  const ratiosAt = (after: string): string =>
+    ['classic-level', 'lmdb']
+      .map((o) => {
+        const a = sizes.find((s) => s.after === after && s.engine === 'sediment');
+        const b = sizes.find((s) => s.after === after && s.engine === o);
+        return a && b ? `sediment/${o} ${fmtX(a.usage.apparent / b.usage.apparent)}` : '';
+      })
+      .filter(Boolean)
+      .join(', ');
+  print();
+  for (const after of [...new Set(sizes.map((s) => s.after))]) if (ratiosAt(after)) print(`- size after ${after}: ${ratiosAt(after)}`);
+}
+
+const writes = results.filter((r) => r.io || r.sediment);
+if (writes.length > 0) {
+  print();
+  print('## Write amplification');
+  print();
+  print(
+    'Whole phase (untimed completion and sediment settle included). wchar: bytes this process handed to write(2)/pwrite(2), all threads ' +
+      '(/proc/self/io; WAL/log, tables, lmdb pages, sediment WAL preallocation zeros), divided by user bytes. ' +
+      'classic-level compacts in the background after a phase ends, so some of its I/O lands in the next phase. ' +
+      'sediment tables WA = (flushBytes + compactionBytesWritten) / userBytes from db.stats() (tables only, WAL not included). ' +
+      '(/proc/self/io write_bytes is in the JSON but not shown: this kernel charges a whole large folio each time one is dirtied, so small synced writes look hundreds of times larger.)',
+  );
+  print();
+  print(
+    mdTable(
+      ['phase', 'engine', 'untimed ops', 'user MB', 'wchar MB', 'wchar/user', 'sediment tables WA', 'flush MB', 'compaction MB r/w', 'settle s'],
+      writes.map((r) => [
+        r.workload,
+        r.engine,
+        fmtInt(r.untimedOps),
+        MBf(r.userBytes),
+        r.io ? MBf(r.io.wchar) : '-',
+        r.io ? fmtX(r.io.wchar / r.userBytes) : '-',
+        r.sediment ? fmtX(r.sediment.writeAmplification) : '-',
+        r.sediment ? MBf(r.sediment.flushBytes) : '-',
+        r.sediment ? `${MBf(r.sediment.compactionBytesRead)} / ${MBf(r.sediment.compactionBytesWritten)}` : '-',
+        r.settleMs !== undefined ? (r.settleMs / 1000).toFixed(1) : '-',
+      ]),
+    ),
+  );
+  const cum = sizes.filter((s) => s.engine === 'sediment' && s.sedimentWA !== undefined);
+  if (cum.length > 0) print(`\nsediment cumulative tables WA (db.stats().writeAmplification since open): ${cum.map((s) => `after ${s.after} ${fmtX(s.sedimentWA!)}`).join(', ')}.`);
+}
+
+const sedWrites = results.filter((r) => r.sediment);
+if (sedWrites.length > 0) {
+  print();
+  print('## sediment: put latency while compaction runs');
+  print();
+  print(
+    'Every put\'s latency, split by whether it completed while a compaction was running (stats() sampled every 5 ms: compaction work pending, ' +
+      'i.e. L0 >= 4 tables or a level past its target, or the compaction counter moved) and while a flush was running (a frozen memtable waiting). ' +
+      'Compactions/flushes finished, puts > 100 ms and db.stats() stall counters cover the timed part only (writeStalls counts the first writer of each stall: writers queued behind it are not counted); settle s: how long sediment took, once the phase\'s writes were done, ' +
+      'to finish the compactions it owed. Loop lag: how late a 1 ms timer fired (monitorEventLoopDelay) during the timed part.',
+  );
+  print();
+  print(
+    mdTable(
+      ['phase', 'compactions / flushes finished', 'time compacting', 'puts during / outside', 'p50 us during / outside', 'p99 us during / outside', 'p99.9 us during / outside', 'max us during / outside', 'p99 us during flush', 'puts > 100 ms', 'writeStalls (writeStallMs)', 'writeSlowdowns', 'loop lag p99 / max ms', 'settle s'],
+      sedWrites.map((r) => {
+        const s = r.sediment!;
+        const d = s.duringCompaction;
+        const o = s.outsideCompaction;
+        return [
+          `${r.workload} (${r.mode})`,
+          `${fmtInt(s.compactions)} / ${fmtInt(s.flushes)}`,
+          `${(s.compactionShare * 100).toFixed(0)}%`,
+          `${fmtInt(d.count)} / ${fmtInt(o.count)}`,
+          `${us(d.p50)} / ${us(o.p50)}`,
+          `${us(d.p99)} / ${us(o.p99)}`,
+          `${us(d.p999)} / ${us(o.p999)}`,
+          `${us(d.max)} / ${us(o.max)}`,
+          us(s.duringFlush.p99),
+          fmtInt(s.putsOver100ms),
+          `${fmtInt(s.writeStalls)} (${fmtInt(s.writeStallMs)})`,
+          fmtInt(s.writeSlowdowns),
+          r.loop ? `${r.loop.p99Ms.toFixed(1)} / ${r.loop.maxMs.toFixed(1)}` : '-',
+          r.settleMs !== undefined ? (r.settleMs / 1000).toFixed(1) : '-',
+        ];
+      }),
+    ),
+  );
+}
+
+if (notes.length > 0) {
+  print();
+  print('## Notes');
+  print();
+  for (const n of notes) print(`- ${n}`);
+}
+
+console.log(out.join('\n'));
+
+if (args.json) {
+  fs.writeFileSync(
+    args.json,
+    JSON.stringify(
+      {
+        startedAt,
+        machine: Object.fromEntries(machineInfo()),
+        loadStart,
+        loadEnd,
+        cpuShare: share,
+        n: N,
+        keyBytes: KEY,
+        valueBytes: VALUE,
+        inflight: W,
+        settings: Object.fromEntries(args.engines.map((e) => [e, ENGINE_SETTINGS[e]])),
+        results,
+        sizes,
+        notes,
+      },
+      null,
+      2,
+    ),
+  );
+  progress(`wrote ${args.json}`);
+}
