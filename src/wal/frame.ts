@@ -5,6 +5,7 @@
  * @module
  */
 import { maskedCrc32c } from '../util/crc32c.js';
+import { readU32LE as u32 } from '../util/bytes.js';
 import { FORMAT_VERSION, FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, SEGMENT_MAGIC } from './format.js';
 import type { Record } from './record.js';
 
@@ -42,11 +43,10 @@ export type FrameCheck =
  */
 export function checkFrame(buf: Uint8Array, at: number, limit: number, maxPayload: number): FrameCheck {
   if (limit - at < FRAME_HEADER_SIZE) return { kind: 'short', needed: FRAME_HEADER_SIZE, headerValid: false };
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (view.getUint32(at, true) !== maskedCrc32c(buf, at + 4, at + FRAME_HEADER_SIZE)) {
+  if (u32(buf, at) !== maskedCrc32c(buf, at + 4, at + FRAME_HEADER_SIZE)) {
     return { kind: 'bad', reason: 'header checksum mismatch' };
   }
-  const length = view.getUint32(at + 4, true);
+  const length = u32(buf, at + 4);
   const type = buf[at + 12]!;
   if (type < FrameType.FULL || type > FrameType.LAST) return { kind: 'bad', reason: `unknown frame type ${type}` };
   if (buf[at + 13] !== 0 || buf[at + 14] !== 0 || buf[at + 15] !== 0) return { kind: 'bad', reason: 'reserved bytes set' };
@@ -54,11 +54,12 @@ export function checkFrame(buf: Uint8Array, at: number, limit: number, maxPayloa
   const payloadStart = at + FRAME_HEADER_SIZE;
   const end = payloadStart + length;
   if (end > limit) return { kind: 'short', needed: FRAME_HEADER_SIZE + length, headerValid: true };
-  if (view.getUint32(at + 8, true) !== maskedCrc32c(buf, payloadStart, end)) {
+  if (u32(buf, at + 8) !== maskedCrc32c(buf, payloadStart, end)) {
     return { kind: 'bad', reason: 'payload checksum mismatch', claimedEnd: end };
   }
   return { kind: 'frame', type: type as FrameType, payloadStart, end };
 }
+
 
 /**
  * Cheap filter run before {@link checkFrame} when searching damaged bytes for a valid frame:

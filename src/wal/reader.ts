@@ -81,7 +81,7 @@ async function* readSegment(
   let first = true;
   let batch: LogEntry[] = [];
   for (;;) {
-    let step: ScanStep = await ioStep('read', file, () => scanner.next());
+    let step: ScanStep = scanner.nextBuffered() ?? (await ioStep('read', file, () => scanner.next()));
     if (first && start > SEGMENT_HEADER_SIZE && step.kind !== 'frame' && !(step.kind === 'end')) {
       // `start` is not a frame boundary: find the first frame at or after it from the top.
       scanner = new SegmentScanner(handle, SEGMENT_HEADER_SIZE, scanner.limit, src.maxRecordSize);

@@ -8,6 +8,7 @@
 import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { CompressionCode, RECORD_FIXED_SIZE, RecordFlag } from './format.js';
+import { readU32LE as u32 } from '../util/bytes.js';
 
 /** How a record's value is compressed in the log. Applies to the value only. */
 export type Compression = 'none' | 'lz4' | 'zstd';
@@ -196,6 +197,7 @@ function resolveExpiry(options: PutOptions): number | undefined {
   return undefined;
 }
 
+
 /** A decoded record, or why the bytes are not one. */
 export type DecodeResult = { ok: true; record: Record } | { ok: false; reason: string };
 
@@ -209,18 +211,17 @@ export function checkPayload(payload: Uint8Array, maxValueSize: number): string 
   if (flags & RecordFlag.RESERVED_MASK) return 'unknown record flags';
   const code = (flags & RecordFlag.COMPRESSION_MASK) >>> RecordFlag.COMPRESSION_SHIFT;
   if (code >= CODE_TO_COMPRESSION.length) return 'unknown compression';
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const keyLength = view.getUint32(1, true);
+  const keyLength = u32(payload, 1);
   let p = RECORD_FIXED_SIZE;
   if (flags & RecordFlag.EXPIRES) {
     if (payload.length < p + 8) return 'record too short for its expiry';
-    const hi = view.getUint32(p + 4, true);
+    const hi = u32(payload, p + 4);
     if (hi >= 0x20_0000) return 'expiry beyond 2^53';
     p += 8;
   }
   if (code !== 0) {
     if (payload.length < p + 4) return 'record too short for its raw value length';
-    if (view.getUint32(p, true) > maxValueSize) return 'raw value length over the limit';
+    if (u32(payload, p) > maxValueSize) return 'raw value length over the limit';
     p += 4;
   }
   if (keyLength > payload.length - p) return 'key length beyond the record';
@@ -238,18 +239,17 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
   const problem = checkPayload(payload, maxValueSize);
   if (problem) return { ok: false, reason: problem };
   const flags = payload[0]!;
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const keyLength = view.getUint32(1, true);
+  const keyLength = u32(payload, 1);
   let p = RECORD_FIXED_SIZE;
   let expiresAt: number | undefined;
   if (flags & RecordFlag.EXPIRES) {
-    expiresAt = view.getUint32(p, true) + view.getUint32(p + 4, true) * 0x1_0000_0000;
+    expiresAt = u32(payload, p) + u32(payload, p + 4) * 0x1_0000_0000;
     p += 8;
   }
   const compression = CODE_TO_COMPRESSION[(flags & RecordFlag.COMPRESSION_MASK) >>> RecordFlag.COMPRESSION_SHIFT]!;
   let rawLength = -1;
   if (compression !== 'none') {
-    rawLength = view.getUint32(p, true);
+    rawLength = u32(payload, p);
     p += 4;
   }
   const key = payload.slice(p, p + keyLength);

@@ -260,7 +260,7 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
     let unitRecords = 0;
     let resumedAt = -1;
     for (;;) {
-      const step = await ioStep('read', file, () => scanner.next());
+      const step = scanner.nextBuffered() ?? (await ioStep('read', file, () => scanner.next()));
       const broken =
         step.kind === 'damage' ||
         (step.kind === 'end' && unitStart >= 0) ||

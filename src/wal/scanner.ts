@@ -61,6 +61,20 @@ export class SegmentScanner {
     if (this.#bufStart + this.#bufLength > limit) this.#bufLength = Math.max(0, limit - this.#bufStart);
   }
 
+  /**
+   * The next step if it needs no read (the frame is already buffered), else undefined: lets the
+   * callers' loops skip a promise per frame.
+   */
+  nextBuffered(): ScanStep | undefined {
+    const offset = this.#pos;
+    if (offset >= this.#limit) return { kind: 'end', offset };
+    const check = checkFrame(this.#buf, offset - this.#bufStart, this.#bufLength, this.#maxPayload);
+    if (check.kind !== 'frame') return undefined;
+    const end = this.#bufStart + check.end;
+    this.#pos = end;
+    return { kind: 'frame', offset, end, type: check.type, payload: this.#buf.subarray(check.payloadStart, check.end) };
+  }
+
   async next(): Promise<ScanStep> {
     const offset = this.#pos;
     if (offset >= this.#limit) return { kind: 'end', offset };
