@@ -2,23 +2,13 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import type { FileHandle } from '../../src/fs/types.js';
+import { seeded } from '../support/process.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);
 const text = (b: Uint8Array): string => dec.decode(b);
 
-/** A small seeded PRNG (mulberry32) so crash states are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function write(h: FileHandle, s: string, position: number): Promise<void> {
   const b = bytes(s);
