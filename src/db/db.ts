@@ -30,8 +30,8 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, CorruptionError, IoError, LockedError, errnoOf } from '../errors.js';
-import { makeDurableDir } from '../fs/durable-dir.js';
+import { ClosedError, CorruptionError, IoError, errnoOf } from '../errors.js';
+import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
@@ -204,14 +204,7 @@ export class DB<K = string, V = unknown> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('DB.open takes a directory path');
     const opts = resolveDBOptions(options);
     const fs = opts.fs;
-    await io('mkdir', dir, () => makeDurableDir(fs, dir));
-    let lock: DirectoryLock;
-    try {
-      lock = await fs.lock(dir);
-    } catch (err) {
-      if (errnoOf(err) === 'ELOCKED') throw new LockedError(dir, (err as Error).message);
-      throw new IoError('lock', dir, err);
-    }
+    const lock = await claimDirectory(fs, dir);
     const db = new DB<K, V>(dir, opts, lock);
     try {
       await db.#recover();

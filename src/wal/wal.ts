@@ -25,8 +25,8 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, IoError, LockedError, SedimentError, errnoOf } from '../errors.js';
-import { makeDurableDir } from '../fs/durable-dir.js';
+import { ClosedError, IoError, SedimentError, errnoOf } from '../errors.js';
+import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
 import { encodeFrame, encodeSegmentHeader } from './frame.js';
@@ -186,14 +186,7 @@ export class Wal {
   static async open(options: WalOptions): Promise<WalOpenResult> {
     const opts = resolveWalOptions(options);
     const { fs, dir } = opts;
-    await ioStep('mkdir', dir, () => makeDurableDir(fs, dir));
-    let lock: DirectoryLock;
-    try {
-      lock = await fs.lock(dir);
-    } catch (err) {
-      if (errnoOf(err) === 'ELOCKED') throw new LockedError(dir, (err as Error).message);
-      throw new IoError('lock', dir, err);
-    }
+    const lock = await claimDirectory(fs, dir);
     try {
       const { info, segments } = await recover(fs, dir, opts.recovery, opts.maxRecordSize, opts.meter, opts.discardBefore);
       const ids = segments.map((s) => s.id);
