@@ -491,7 +491,14 @@ export class Wal {
   /** One fdatasync at a time per segment; each covers everything written before it started. */
   async #syncLoop(seg: ActiveSegment): Promise<void> {
     try {
+      let first = true;
       while (seg.waiters.length > 0 && !this.#failure && !seg.sealing) {
+        // Let the writers the previous fdatasync released append again before the next one
+        // starts: otherwise they just miss it, and writers settle into two alternating groups
+        // that each get half the fsyncs.
+        if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
+        first = false;
+        if (seg.waiters.length === 0 || this.#failure || seg.sealing) break;
         const target = seg.end;
         if (!(await this.#datasync(seg))) return;
         seg.synced = Math.max(seg.synced, target);
