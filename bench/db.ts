@@ -35,7 +35,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable } from './lib.js';
+import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng } from './lib.js';
 import { ENGINE_NAMES, ENGINE_SETTINGS, compactionNeeded, openEngine, type BulkOp, type Engine, type EngineName, type SedimentEngine } from './db-engines.js';
 import {
   BackgroundTracker,
@@ -118,17 +118,6 @@ const ENTRY = KEY + VALUE;
 
 // --- data ------------------------------------------------------------------------------------
 
-/** mulberry32: deterministic pseudo-random numbers. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 function permutation(n: number, seed: number): Uint32Array {
   const r = rng(seed);
@@ -669,7 +658,7 @@ if (sizes.length > 0) {
   print();
   print(
     "Sum of file sizes in the engine's directory right after the phase (sediment: after its owed compactions finished), WAL/log included; raw = live entries x 116 B. " +
-      'sediment deletes a WAL segment (64 MiB) only once flushes cover all of it, so up to a segment and a half of already-flushed WAL stays on disk.',
+      'sediment deletes a WAL segment (16 MiB by default) only once flushes cover all of it, so up to a segment and a half of already-flushed WAL stays on disk.',
   );
   print();
   print(

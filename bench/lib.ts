@@ -234,3 +234,15 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
 export function progress(message: string): void {
   process.stderr.write(`  .. ${message}\n`);
 }
+
+/** mulberry32: deterministic pseudo-random 32-bit integers, for reproducible key orders. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}

@@ -18,23 +18,13 @@ import { nodeFileSystem } from '../src/fs/node.js';
 import type { Entry } from '../src/entry.js';
 import { Memtable } from '../src/memtable/memtable.js';
 import { BlockCache, TableReader, TableWriter } from '../src/sstable/index.js';
+import { rng } from './lib.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
 const KEY = 16;
 const VALUE = 100;
 const LOOKUPS = Math.min(N, 300_000);
 
-/** mulberry32: deterministic pseudo-random numbers. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 function makeData(): { keys: Buffer[]; absent: Buffer[]; values: Buffer[] } {
   const r = rng(42);

@@ -29,7 +29,7 @@
  * directory, the parent opens the DB through a file system that holds back table creation until
  * the checks are done, with a memtable too large to flush during the WAL replay.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,6 +55,7 @@ import {
   writerOptions,
   type WriterArgs,
 } from '../fixtures/db-writer.js';
+import { spawnFixture, readText, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = path.join(REPO, 'test/fixtures/db-writer.ts');
@@ -77,62 +78,12 @@ afterAll(() => {
 
 // -- writers -------------------------------------------------------------------------------------
 
-/** A spawned writer: `loaded` when its modules are in, `go()` lets it open the DB. */
-interface Writer {
-  child: ChildProcess;
-  loaded: Promise<void>;
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  go(): void;
-  stderr(): string;
-  args: WriterArgs;
-}
+type Writer = Child<WriterArgs>;
 
 function spawnWriter(args: WriterArgs): Writer {
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, JSON.stringify(args)], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
-  live.add(child);
-  let out = '';
-  let err = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const waitFor = (word: string): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const check = (): boolean => {
-        if (out.split('\n').includes(word)) {
-          resolve();
-          return true;
-        }
-        return false;
-      };
-      if (check()) return;
-      const onData = (): void => void (check() && child.stdout!.off('data', onData));
-      child.stdout!.on('data', onData);
-      void exited.then(({ code, signal }) => {
-        if (!check()) reject(new Error(`writer exited (code ${code}, signal ${signal}) before "${word}":\n${err}\n${errLines(args.ackFile)}`));
-      });
-    });
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => (err += s));
-  const loaded = waitFor('loaded');
-  const ready = waitFor('ready');
-  loaded.catch(() => undefined);
-  ready.catch(() => undefined);
-  return { child, loaded, ready, exited, go: () => child.stdin!.write('go\n'), stderr: () => err, args };
+  return spawnFixture(WRITER, args, REPO, live, () => errLines(args.ackFile));
 }
 
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 function errLines(ackFile: string): string {
   return readText(ackFile)

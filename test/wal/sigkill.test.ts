@@ -20,7 +20,7 @@
  * The next writer is spawned while the current one runs (it waits for a "go" on stdin before it
  * opens the WAL), so the ~0.4 s of tsx start-up is hidden behind the current run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { comparePositions, Wal, type FsyncPolicy, type Position, type RecoveryInfo } from '../../src/wal/index.js';
 import { keyOf, prng, seqOfKey, unitLength, valueOf } from '../fixtures/wal-workload.js';
+import { spawnFixture, readText as readLog, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = path.join(REPO, 'test/fixtures/wal-writer.ts');
@@ -56,66 +57,12 @@ interface WriterArgs {
   seed: number;
 }
 
-/** A spawned writer: `loaded` when its modules are in, `go()` lets it open the WAL. */
-interface Writer {
-  child: ChildProcess;
-  loaded: Promise<void>;
-  ready: Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  go(): void;
-  stderr(): string;
-  args: WriterArgs;
-}
+type Writer = Child<WriterArgs>;
 
 function spawnWriter(args: WriterArgs): Writer {
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, JSON.stringify(args)], {
-    cwd: REPO,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  let out = '';
-  let err = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const waitFor = (word: string): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const check = (): boolean => {
-        if (out.split('\n').includes(word)) {
-          resolve();
-          return true;
-        }
-        return false;
-      };
-      if (check()) return;
-      const onData = (): void => void (check() && child.stdout!.off('data', onData));
-      child.stdout!.on('data', onData);
-      void exited.then(({ code, signal }) => {
-        if (!check()) reject(new Error(`writer exited (code ${code}, signal ${signal}) before "${word}":\n${err}\n${readLog(args.logFile)}`));
-      });
-    });
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => (err += s));
-  const loaded = waitFor('loaded');
-  const ready = waitFor('ready');
-  // Avoid unhandled rejections when a test fails before awaiting these.
-  loaded.catch(() => undefined);
-  ready.catch(() => undefined);
-  return { child, loaded, ready, exited, go: () => child.stdin!.write('go\n'), stderr: () => err, args };
+  return spawnFixture(WRITER, args, REPO, live, () => readLog(args.logFile));
 }
 
-function readLog(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 /** What the writers' log files say. */
 interface LogFacts {

@@ -1,0 +1,72 @@
+/**
+ * Spawning the TypeScript child processes of the SIGKILL tests: a fixture run with tsx, which
+ * prints `loaded` once its modules are in, waits for `go` on stdin, and prints `ready` once it
+ * is working.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+
+/** A spawned fixture. */
+export interface Child<A> {
+  child: ChildProcess;
+  loaded: Promise<void>;
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  go(): void;
+  stderr(): string;
+  args: A;
+}
+
+/**
+ * Runs `script` with `args` (as JSON) under tsx in `cwd`, tracked in `live` until it exits.
+ * `describe()` adds context (a log file) to the error when the child exits too early.
+ */
+export function spawnFixture<A>(script: string, args: A, cwd: string, live: Set<ChildProcess>, describe: () => string): Child<A> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(args)], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  let out = '';
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const waitFor = (word: string): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const check = (): boolean => {
+        if (out.split('\n').includes(word)) {
+          resolve();
+          return true;
+        }
+        return false;
+      };
+      if (check()) return;
+      const onData = (): void => void (check() && child.stdout!.off('data', onData));
+      child.stdout!.on('data', onData);
+      void exited.then(({ code, signal }) => {
+        if (!check()) reject(new Error(`child exited (code ${code}, signal ${signal}) before "${word}":\n${err}\n${describe()}`));
+      });
+    });
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => (err += s));
+  const loaded = waitFor('loaded');
+  const ready = waitFor('ready');
+  // Avoid unhandled rejections when a test fails before awaiting these.
+  loaded.catch(() => undefined);
+  ready.catch(() => undefined);
+  return { child, loaded, ready, exited, go: () => child.stdin!.write('go\n'), stderr: () => err, args };
+}
+
+/** A file's text, or '' if it cannot be read (not written yet). */
+export function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
