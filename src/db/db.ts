@@ -295,7 +295,11 @@ export class DB<K = string, V = unknown> {
       if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
       expiresAt = Math.ceil(this.#opts.clock() + ttlMs);
     }
-    return { kind: 'put', record: Record.put(k, v, expiresAt === undefined ? undefined : { expiresAt }) };
+    // Record.put would copy key and value; bytes the encodings just produced are ours already,
+    // so only the caller's own Uint8Arrays are copied (the record must not change under us).
+    const ownKey = key instanceof Uint8Array ? k.slice() : k;
+    const ownValue = value instanceof Uint8Array ? v.slice() : v;
+    return { kind: 'put', record: Record.fromParts(ownKey, ownValue, false, expiresAt, 'none', ownValue) };
   }
 
   async #write(pending: Pending[], sync: boolean): Promise<void> {

@@ -166,7 +166,7 @@ export class Record {
     return p + this.#stored.length;
   }
 
-  /** @internal Builds a decoded record. */
+  /** @internal Builds a record from bytes it takes ownership of (no copy, no checks): decoders and the DB. */
   static fromParts(
     key: Uint8Array,
     value: Uint8Array,
