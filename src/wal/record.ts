@@ -9,6 +9,7 @@ import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { CompressionCode, RECORD_FIXED_SIZE, RecordFlag } from './format.js';
 import { readU32LE as u32 } from '../util/bytes.js';
+import { crc32c, crc32cAppend } from '../util/crc32c.js';
 
 /** How a record's value is compressed in the log. Applies to the value only. */
 export type Compression = 'none' | 'lz4' | 'zstd';
@@ -166,6 +167,16 @@ export class Record {
     return p + this.#stored.length;
   }
 
+  /**
+   * @internal The CRC-32C of the payload that {@link encodeInto} wrote at `buf[at..end)`: the
+   * head (fields and key) is checksummed in the buffer, the value from the record's own array,
+   * which spares the native checksum call a fresh view of the buffer.
+   */
+  payloadCrc(buf: Uint8Array, at: number, end: number): number {
+    const stored = this.#stored;
+    return crc32cAppend(crc32c(buf, at, end - stored.length), stored);
+  }
+
   /** @internal Builds a record from bytes it takes ownership of (no copy, no checks): decoders and the DB. */
   static fromParts(
     key: Uint8Array,
@@ -252,8 +263,11 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
     rawLength = u32(payload, p);
     p += 4;
   }
-  const key = payload.slice(p, p + keyLength);
-  const stored = payload.slice(p + keyLength);
+  // One copy of key and value together (a Buffer's own slice() would be a view): a record
+  // must neither change if the reader reuses its chunk nor keep the whole chunk alive.
+  const owned = Uint8Array.prototype.slice.call(payload, p);
+  const key = owned.subarray(0, keyLength);
+  const stored = owned.subarray(keyLength);
   if (flags & RecordFlag.TOMBSTONE) {
     return { ok: true, record: Record.fromParts(key, EMPTY, true, expiresAt, 'none', EMPTY) };
   }

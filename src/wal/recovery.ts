@@ -219,7 +219,6 @@ export async function recover(
   return { info, segments };
 }
 
-/** Reads one segment and reports its valid prefix and first damage. Read only. */
 /**
  * Reads one segment and reports its valid prefix and first damage. Read only. With `resumeAt`
  * (a record position the caller no longer needs anything before), damage before it is skipped
@@ -227,6 +226,7 @@ export async function recover(
  */
 async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSize: number, resumeAt?: number): Promise<SegmentReport> {
   const handle = await ioStep('open', file, () => fs.open(file, 'read'));
+  let scanner: SegmentScanner | undefined;
   try {
     const size = await ioStep('stat', file, () => handle.size());
     const report: SegmentReport = {
@@ -255,19 +255,25 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
       return report;
     }
 
-    let scanner = new SegmentScanner(handle, SEGMENT_HEADER_SIZE, size, maxRecordSize);
+    // Read-ahead: the next chunk is read while this one is checked (no payload is kept past its
+    // step here, which read-ahead's buffer reuse requires).
+    scanner = new SegmentScanner(handle, SEGMENT_HEADER_SIZE, size, maxRecordSize, { readAhead: true });
     let unitStart = -1; // offset of the FIRST frame of an unfinished batch
     let unitRecords = 0;
     let resumedAt = -1;
     for (;;) {
-      const step = scanner.nextBuffered() ?? (await ioStep('read', file, () => scanner.next()));
-      const broken =
-        step.kind === 'damage' ||
-        (step.kind === 'end' && unitStart >= 0) ||
-        (step.kind === 'frame' && step.offset !== resumedAt && (checkPayload(step.payload, maxRecordSize) ?? sequenceProblem(step.type, unitStart >= 0)) !== undefined);
+      const current = scanner;
+      const step = current.nextBuffered() ?? (await ioStep('read', file, () => current.next()));
+      // What is wrong with this frame, if anything; checked once (the resume point is exempt).
+      const bad =
+        step.kind === 'frame' && step.offset !== resumedAt
+          ? (checkPayload(step.payload, maxRecordSize) ?? sequenceProblem(step.type, unitStart >= 0))
+          : undefined;
+      const broken = step.kind === 'damage' || (step.kind === 'end' && unitStart >= 0) || bad !== undefined;
       if (broken && resumeAt !== undefined && resumedAt < 0 && step.offset < resumeAt && resumeAt < size) {
         // Damage in records the caller has stored elsewhere: start over at the record it needs.
-        scanner = new SegmentScanner(handle, resumeAt, size, maxRecordSize);
+        await scanner.settle();
+        scanner = new SegmentScanner(handle, resumeAt, size, maxRecordSize, { readAhead: true });
         resumedAt = resumeAt;
         unitStart = -1;
         report.records = 0;
@@ -290,8 +296,7 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
         report.damage = await classify(handle, keepEnd, step.offset, reason, step.cutOff, step.claimedEnd, size, maxRecordSize);
         break;
       }
-      const bad = checkPayload(step.payload, maxRecordSize) ?? sequenceProblem(step.type, unitStart >= 0);
-      if (bad) {
+      if (bad !== undefined) {
         report.damage = await classify(handle, keepEnd, step.offset, bad, false, step.end, size, maxRecordSize);
         break;
       }
@@ -309,6 +314,7 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
     }
     return report;
   } finally {
+    await scanner?.settle();
     await handle.close().catch(() => undefined);
   }
 }

@@ -56,6 +56,20 @@ describe('Wal basics', () => {
     expect((await readAll(again.wal)).map((e) => text(e.record.value))).toEqual(['1', '', '3', '4']);
   });
 
+  it('records from readFrom own their bytes: no view into the reader\'s chunk buffer', async () => {
+    const fs = new MemFileSystem();
+    const { wal } = await openWal(fs);
+    for (let i = 0; i < 200; i++) await wal.append(Record.put(`k${i}`, Buffer.alloc(500, i)));
+    const entries = await readAll(wal);
+    expect(entries).toHaveLength(200);
+    entries.forEach((e, i) => {
+      expect(text(e.record.key)).toBe(`k${i}`);
+      expect(Buffer.from(e.record.value).equals(Buffer.alloc(500, i))).toBe(true);
+      // A kept record must not pin the reader's 1 MiB chunk (nor change if it were reused).
+      expect(e.record.value.buffer.byteLength).toBeLessThan(1024);
+    });
+  });
+
   it('readFrom starts at a position, and at the next record from a non-boundary offset', async () => {
     const fs = new MemFileSystem();
     const { wal } = await openWal(fs);
@@ -195,6 +209,8 @@ describe('Wal bad input and lifecycle', () => {
     [{ recovery: 'lenient' }, 'recovery'],
     [{ meter: {} }, 'meter'],
     [{ preallocate: -5 }, 'preallocate'],
+    [{ bytesPerSync: -1 }, 'bytesPerSync'],
+    [{ bytesPerSync: 'lots' }, 'bytesPerSync'],
     [{ dir: '' }, 'dir'],
   ])('rejects invalid option %j with INVALID_CONFIG', async (bad, option) => {
     const fs = new MemFileSystem();
