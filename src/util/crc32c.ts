@@ -29,8 +29,18 @@ const SMALL = 64;
 
 /** CRC-32C of `bytes[start..end)`. */
 export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  if (end - start > SMALL) return nativeCrc32c(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
-  let c = 0xffffffff;
+  return crc32cAppend(0, bytes, start, end);
+}
+
+/**
+ * Extends `crc` (the CRC-32C of some bytes A) over `bytes[start..end)` = B: returns the CRC-32C
+ * of A followed by B. Lets a caller checksum bytes it holds in two places without copying them
+ * together, or hand the native code a whole array instead of a fresh view (a view costs about a
+ * third of a native call).
+ */
+export function crc32cAppend(crc: number, bytes: Uint8Array, start = 0, end = bytes.length): number {
+  if (end - start > SMALL) return nativeCrc32c(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end), crc);
+  let c = (crc ^ 0xffffffff) >>> 0;
   for (let i = start; i < end; i++) c = TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { maskedCrc32c } from '../util/crc32c.js';
+import { maskCrc, maskedCrc32c } from '../util/crc32c.js';
 import { readU32LE as u32 } from '../util/bytes.js';
 import { FORMAT_VERSION, FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, SEGMENT_MAGIC } from './format.js';
 import type { Record } from './record.js';
@@ -14,7 +14,7 @@ export function encodeFrame(buf: Buffer, at: number, type: FrameType, record: Re
   const payloadStart = at + FRAME_HEADER_SIZE;
   const end = record.encodeInto(buf, payloadStart);
   buf.writeUInt32LE(end - payloadStart, at + 4);
-  buf.writeUInt32LE(maskedCrc32c(buf, payloadStart, end), at + 8);
+  buf.writeUInt32LE(maskCrc(record.payloadCrc(buf, payloadStart, end)), at + 8);
   buf[at + 12] = type;
   buf[at + 13] = 0;
   buf[at + 14] = 0;

@@ -1,7 +1,7 @@
 import { describe, expect } from 'vitest';
 import { test, fc } from '@fast-check/vitest';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
-import { crc32c, maskCrc, maskedCrc32c, unmaskCrc } from '../../src/util/crc32c.js';
+import { crc32c, crc32cAppend, maskCrc, maskedCrc32c, unmaskCrc } from '../../src/util/crc32c.js';
 
 describe('crc32c', () => {
   test('matches the Castagnoli check value', () => {
@@ -14,6 +14,15 @@ describe('crc32c', () => {
       const start = Math.min(a, b, bytes.length);
       const end = Math.min(Math.max(a, b), bytes.length);
       expect(crc32c(bytes, start, end)).toBe(nativeCrc32c(bytes.subarray(start, end)));
+    },
+  );
+
+  test.prop([fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 })])(
+    'crc32cAppend(crc(A), B) is crc(A followed by B), on both paths',
+    (a, b) => {
+      const whole = nativeCrc32c(Buffer.concat([a, b]));
+      expect(crc32cAppend(crc32c(a), b)).toBe(whole);
+      expect(crc32cAppend(crc32c(a), Buffer.concat([Buffer.from([1, 2]), b, Buffer.from([3])]), 2, 2 + b.length)).toBe(whole);
     },
   );
 
