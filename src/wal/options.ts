@@ -18,7 +18,11 @@ import { assertPosition, type Position } from './position.js';
  *   share one write and one fdatasync (group commit).
  * - `{ batchMs }`: appends resolve once their bytes are in the OS; a timer fdatasyncs within
  *   `batchMs` of any append, even if no further append comes.
- * - `'os'`: no fdatasync until `sync()` or `close()`; the OS writes back when it likes.
+ * - `'os'`: no append waits for an fdatasync and none is needed for a guarantee until `sync()` or
+ *   `close()`. Two fdatasyncs still happen: a full segment is sealed before its successor is
+ *   created (appends wait for that, as the order of segments must survive a power loss), and, so
+ *   that the seal finds little left to write, a background fdatasync after every `bytesPerSync`
+ *   bytes (default 8 MiB; no append waits for it).
  */
 export type FsyncPolicy = 'always' | 'os' | { batchMs: number };
 
@@ -54,6 +58,16 @@ export interface WalOptions {
    * `{ batchMs }`, off for `'os'`. Recovery treats the zeros as the end of the log.
    */
   preallocate?: boolean | number;
+  /**
+   * Under `'os'`: start an fdatasync in the background, which no append waits for, whenever this
+   * many bytes were written since the last one, as RocksDB's `wal_bytes_per_sync` does. It keeps
+   * the OS's write-back steady, so that the fdatasync that seals a full segment (which appends
+   * do wait for) has little left to write: without it, sealing a 128 MiB segment stalls appends
+   * for the whole segment's write-back (over 100 ms here). Default 8 MiB; `0` turns it off. It
+   * promises nothing: only `sync()`, `close()` and the other policies do. Ignored by `'always'`
+   * and `{ batchMs }`, which sync more often anyway.
+   */
+  bytesPerSync?: number;
   /** The file system; the real one by default. Tests pass an in-memory or fault-injecting one. */
   fs?: FileSystem;
   /**
@@ -75,6 +89,8 @@ export interface ResolvedWalOptions {
   recovery: RecoveryMode;
   meter: Meter;
   preallocate: number;
+  /** 0 when off, and always 0 unless the policy is 'os'. */
+  bytesPerSync: number;
   fs: FileSystem;
   discardBefore: Position | undefined;
 }
@@ -130,6 +146,7 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   if (preallocate === true) preallocateBytes = 8 * MiB;
   else if (preallocate === false) preallocateBytes = 0;
   else if (preallocate !== undefined) preallocateBytes = integerOption('preallocate', preallocate, 0, 0, 1024 * MiB);
+  const bytesPerSync = integerOption('bytesPerSync', options.bytesPerSync, 8 * MiB, 0, 2 ** 40);
 
   return {
     dir,
@@ -140,6 +157,7 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
     recovery: recovery ?? 'strict',
     meter: safeMeter((meter as Meter | undefined) ?? noopMeter),
     preallocate: preallocateBytes,
+    bytesPerSync: policy === 'os' ? bytesPerSync : 0,
     fs: (fs as FileSystem | undefined) ?? nodeFileSystem,
     discardBefore: resolveDiscardBefore(options.discardBefore),
   };

@@ -102,12 +102,20 @@ interface ActiveSegment {
   sealing: boolean;
 }
 
-/** Queued work for the flush: records to write, or a barrier (`flush()`). */
+/**
+ * Queued work for the flush: one record (`append`), records written as one atomic unit
+ * (`appendBatch`), or none (a `flush()` barrier).
+ */
 interface Pending {
-  records: readonly Record[];
+  records: Record | readonly Record[];
   /** Encoded size of the frames. */
   bytes: number;
-  resolve(positions: Position[]): void;
+  /**
+   * The caller's own promise resolve (no wrapper closure per append): it takes the record's
+   * Position when `records` is one Record, else the array of positions. Typed `never` so that
+   * either kind of resolve fits; {@link settleAll} is the one place that calls it.
+   */
+  resolve: (result: never) => void;
   reject(err: Error): void;
 }
 
@@ -237,12 +245,7 @@ export class Wal {
     const refused = this.#refuseWrite() ?? this.#refuseSize(record);
     if (refused) return Promise.reject(refused);
     return new Promise<Position>((resolve, reject) => {
-      this.#enqueue({
-        records: [record],
-        bytes: FRAME_HEADER_SIZE + record.payloadSize,
-        resolve: (positions) => resolve(positions[0]!),
-        reject,
-      });
+      this.#enqueue({ records: record, bytes: FRAME_HEADER_SIZE + record.payloadSize, resolve, reject });
     });
   }
 
@@ -395,31 +398,42 @@ export class Wal {
     const items = this.#queue;
     this.#queue = [];
     const start = seg.end;
+    const maxSegmentSize = this.#opts.maxSegmentSize;
+    // results[i] settles items[i]: a Position for one record, an array for a batch or barrier.
+    const results: (Position | Position[])[] = [];
     let length = 0;
     let count = 0;
     let records = 0;
+    let batches = 0;
     let rotate = false;
-    const positions: Position[][] = [];
     for (; count < items.length; count++) {
       const item = items[count]!;
       const here = start + length;
-      if (item.bytes > 0 && here + item.bytes > this.#opts.maxSegmentSize && here > SEGMENT_HEADER_SIZE) {
+      if (item.bytes > 0 && here + item.bytes > maxSegmentSize && here > SEGMENT_HEADER_SIZE) {
         rotate = true;
         break;
       }
       if (length + item.bytes > this.#buf.length) this.#growBuffer(length, length + item.bytes);
+      const unit = item.records;
+      if (unit instanceof Record) {
+        results.push({ segmentId: seg.id, offset: here });
+        length = encodeFrame(this.#buf, length, FrameType.FULL, unit);
+        records++;
+        continue;
+      }
+      const n = unit.length;
       const pos: Position[] = [];
-      const n = item.records.length;
       for (let i = 0; i < n; i++) {
         const type = n === 1 ? FrameType.FULL : i === 0 ? FrameType.FIRST : i === n - 1 ? FrameType.LAST : FrameType.MIDDLE;
         pos.push({ segmentId: seg.id, offset: start + length });
-        length = encodeFrame(this.#buf, length, type, item.records[i]!);
+        length = encodeFrame(this.#buf, length, type, unit[i]!);
       }
+      results.push(pos);
       records += n;
-      positions.push(pos);
-      this.#recordsThisTurn += n;
+      if (n > 1) batches++;
     }
-    const written = items.slice(0, count);
+    this.#recordsThisTurn += records;
+    const written = rotate ? items.slice(0, count) : items;
     if (rotate) this.#queue = items.slice(count).concat(this.#queue);
 
     if (length > 0) {
@@ -437,7 +451,7 @@ export class Wal {
       s.records += records;
       s.bytes += length;
       s.writes++;
-      for (const item of written) if (item.records.length > 1) s.batches++;
+      s.batches += batches;
       this.#meter.counter('wal.records', records);
       this.#meter.counter('wal.bytes', length);
       this.#meter.counter('wal.writes', 1);
@@ -445,15 +459,21 @@ export class Wal {
     }
     if (this.#buf.length > 16 * INITIAL_BUFFER) this.#buf = Buffer.allocUnsafe(INITIAL_BUFFER);
 
-    if (this.#opts.fsync === 'always' && records > 0) {
-      const end = seg.end;
-      this.#syncTo(seg, end).then(
-        () => written.forEach((item, i) => item.resolve(positions[i]!)),
-        (err: Error) => written.forEach((item) => item.reject(err)),
+    const policy = this.#opts.fsync;
+    if (policy === 'always' && records > 0) {
+      this.#syncTo(seg, seg.end).then(
+        () => settleAll(written, results),
+        (err: Error) => {
+          for (const item of written) item.reject(err);
+        },
       );
     } else {
-      written.forEach((item, i) => item.resolve(positions[i]!));
-      if (this.#opts.fsync === 'batch' && length > 0) this.#armTimer();
+      settleAll(written, results);
+      if (policy === 'batch' && length > 0) this.#armTimer();
+      else if (this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
+        // Write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
+        this.#syncTo(seg, seg.end).catch(() => undefined);
+      }
     }
 
     if (rotate) this.#startRotation();
@@ -733,6 +753,12 @@ function writeAllSync(handle: FileHandle, buf: Uint8Array, length: number, posit
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     done += n;
   }
+}
+
+/** Resolves `items[i]` with `results[i]`. */
+function settleAll(items: readonly Pending[], results: readonly (Position | Position[])[]): void {
+  // results[i] is what items[i]'s promise expects (see Pending.resolve).
+  for (let i = 0; i < items.length; i++) items[i]!.resolve(results[i] as never);
 }
 
 /** Resolves the waiters covered by `upTo`; with `err`, rejects them all. */

@@ -43,6 +43,7 @@ interface Cfg {
   name: string;
   fsync: FsyncPolicy;
   preallocate?: boolean | number;
+  bytesPerSync?: number;
   maxSegmentSize: number;
 }
 
@@ -73,6 +74,7 @@ const frameRecord: MakeRecord = (i) => {
 function optionsOf(cfg: Cfg): Parameters<typeof walOptions>[1] {
   const o: Parameters<typeof walOptions>[1] = { fsync: cfg.fsync, maxSegmentSize: cfg.maxSegmentSize };
   if (cfg.preallocate !== undefined) o.preallocate = cfg.preallocate;
+  if (cfg.bytesPerSync !== undefined) o.bytesPerSync = cfg.bytesPerSync;
   return o;
 }
 
@@ -302,6 +304,8 @@ const CONFIGS: Cfg[] = [
   { name: '{ batchMs: 1 }, preallocate: false', fsync: { batchMs: 1 }, preallocate: false, maxSegmentSize: 250 },
   { name: "'os' (preallocation default: off)", fsync: 'os', maxSegmentSize: 350 },
   { name: "'os', preallocate: 256", fsync: 'os', preallocate: 256, maxSegmentSize: 600 },
+  // Background write-back syncs (bytesPerSync) racing the appends and the rotation's seal.
+  { name: "'os', bytesPerSync: 150", fsync: 'os', bytesPerSync: 150, maxSegmentSize: 700 },
 ];
 
 describe('crash at every mutating file operation of a fixed workload', () => {

@@ -29,12 +29,14 @@ import {
 interface Cfg {
   fsync: FsyncPolicy;
   preallocate?: boolean | number;
+  bytesPerSync?: number;
   maxSegmentSize?: number;
 }
 
 function opts(cfg: Cfg): Parameters<typeof walOptions>[1] {
   const o: Parameters<typeof walOptions>[1] = { fsync: cfg.fsync, maxSegmentSize: cfg.maxSegmentSize ?? 1 << 20 };
   if (cfg.preallocate !== undefined) o.preallocate = cfg.preallocate;
+  if (cfg.bytesPerSync !== undefined) o.bytesPerSync = cfg.bytesPerSync;
   return o;
 }
 
@@ -197,6 +199,25 @@ describe('EIO on fdatasync (fsyncgate): the log fails for good', () => {
     const err = (a as { error: unknown }).error;
     expectIoError(err, 'EIO');
     expect(b).toEqual({ ok: false, error: err });
+    await expectFailedForGood(wal, err);
+    expect(f.ops.filter((op) => op.kind === 'datasync' && isSegment(op))).toHaveLength(1);
+    await expect(wal.close()).rejects.toBe(err);
+    await expectReopenRecovers(mem, cfg, t);
+  });
+
+  it("'os': a failed background write-back fdatasync (bytesPerSync) fails the log too", async () => {
+    // Nobody waits for these syncs, but their error is the segment's: swallowing it would let a
+    // later sync() "succeed" over pages the kernel may have dropped (fsyncgate).
+    const cfg: Cfg = { fsync: 'os', bytesPerSync: 500, maxSegmentSize: 1 << 16 };
+    const { mem, fault, wal, t } = await setup(cfg);
+    const f = failFirst((op) => op.kind === 'datasync' && isSegment(op), 'EIO');
+    fault.injector = f.injector;
+    // Appends resolve (their bytes are in the OS) until the failure surfaces.
+    for (let i = 0; i < 100 && wal.stats().failure === undefined; i++) await settle(t.append(wal, i));
+    for (let i = 0; i < 100 && wal.stats().failure === undefined; i++) await sleep(2);
+    const err = wal.stats().failure;
+    expect(f.fired()).toBeDefined();
+    expectIoError(err, 'EIO');
     await expectFailedForGood(wal, err);
     expect(f.ops.filter((op) => op.kind === 'datasync' && isSegment(op))).toHaveLength(1);
     await expect(wal.close()).rejects.toBe(err);
@@ -471,8 +492,28 @@ describe('group commit and write coalescing (FaultFileSystem counters)', () => {
     await wal.close();
   });
 
+  it("'os', bytesPerSync: a background fdatasync per bytesPerSync bytes written, which no append waits for", async () => {
+    const { fault, wal } = await setup({ fsync: 'os', bytesPerSync: 1000 });
+    const tl = timeline();
+    fault.injector = tl.injector;
+    let bytes = 0;
+    for (let i = 0; i < 100; i++) {
+      const before = wal.currentPosition().offset;
+      await wal.append(rec(i)); // resolves at once: no append waits for the write-back sync
+      bytes += wal.currentPosition().offset - before;
+    }
+    await sleep(20);
+    const syncs = opsOf(tl.events, 'datasync').length;
+    // One sync starts once 1000 unsynced bytes have built up and none is in flight.
+    expect(syncs).toBeGreaterThanOrEqual(Math.floor(bytes / 2000));
+    expect(syncs).toBeLessThanOrEqual(Math.ceil(bytes / 1000));
+    expect(wal.stats().fsyncs).toBe(syncs);
+    expect(wal.stats().durablePosition.offset).toBeGreaterThan(wal.currentPosition().offset - 1000);
+    await wal.close();
+  });
+
   it("'os': one awaited append at a time costs exactly one write and no fdatasync", async () => {
-    const { fault, wal } = await setup({ fsync: 'os' });
+    const { fault, wal } = await setup({ fsync: 'os', bytesPerSync: 0 });
     const tl = timeline();
     fault.injector = tl.injector;
     const before = wal.stats();

@@ -47,6 +47,7 @@ interface Cfg {
   name: string;
   fsync: FsyncPolicy;
   preallocate?: boolean | number;
+  bytesPerSync?: number;
 }
 
 interface Model {
@@ -77,6 +78,7 @@ const always = (r: Real): boolean => r.cfg.fsync === 'always';
 async function openWal(r: Real, fs: ProcessFs): Promise<Awaited<ReturnType<typeof Wal.open>>> {
   const o: Parameters<typeof walOptions>[1] = { fsync: r.cfg.fsync, maxSegmentSize: r.maxSegmentSize };
   if (r.cfg.preallocate !== undefined) o.preallocate = r.cfg.preallocate;
+  if (r.cfg.bytesPerSync !== undefined) o.bytesPerSync = r.cfg.bytesPerSync;
   return Wal.open(walOptions(fs, o));
 }
 
@@ -474,7 +476,7 @@ const CONFIGS: Cfg[] = [
   { name: '{ batchMs: 2 } (preallocation default: on)', fsync: { batchMs: 2 } },
   { name: '{ batchMs: 1 }, preallocate: false', fsync: { batchMs: 1 }, preallocate: false },
   { name: "'os' (preallocation default: off)", fsync: 'os' },
-  { name: "'os', preallocate: 512", fsync: 'os', preallocate: 512 },
+  { name: "'os', preallocate: 512, bytesPerSync: 300", fsync: 'os', preallocate: 512, bytesPerSync: 300 },
 ];
 
 const envSeed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
