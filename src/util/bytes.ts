@@ -1,6 +1,6 @@
 /**
- * Little-endian integer reads on plain byte arrays, for decoders that run once per record and
- * should not allocate a DataView or Buffer view each time.
+ * Little-endian integer reads and writes on plain byte arrays, for codecs that run once per
+ * record and should not allocate a DataView or Buffer view each time.
  *
  * @module
  */
@@ -8,4 +8,16 @@
 /** The unsigned 32-bit little-endian integer at `buf[at..at+4)`; the caller checks the bounds. */
 export function readU32LE(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+}
+
+/**
+ * Stores `value` (0 to 2^32 - 1) as an unsigned 32-bit little-endian integer at `buf[at..at+4)`;
+ * the caller checks the bounds. Plain byte stores: cheaper on a per-record path than
+ * Buffer#writeUInt32LE, which validates its arguments on every call.
+ */
+export function writeU32LE(buf: Uint8Array, at: number, value: number): void {
+  buf[at] = value;
+  buf[at + 1] = value >>> 8;
+  buf[at + 2] = value >>> 16;
+  buf[at + 3] = value >>> 24;
 }

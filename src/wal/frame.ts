@@ -5,7 +5,7 @@
  * @module
  */
 import { maskCrc, maskedCrc32c } from '../util/crc32c.js';
-import { readU32LE as u32 } from '../util/bytes.js';
+import { readU32LE as u32, writeU32LE as putU32 } from '../util/bytes.js';
 import { FORMAT_VERSION, FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, SEGMENT_MAGIC } from './format.js';
 import type { Record } from './record.js';
 
@@ -13,13 +13,13 @@ import type { Record } from './record.js';
 export function encodeFrame(buf: Buffer, at: number, type: FrameType, record: Record): number {
   const payloadStart = at + FRAME_HEADER_SIZE;
   const end = record.encodeInto(buf, payloadStart);
-  buf.writeUInt32LE(end - payloadStart, at + 4);
-  buf.writeUInt32LE(maskCrc(record.payloadCrc(buf, payloadStart, end)), at + 8);
+  putU32(buf, at + 4, end - payloadStart);
+  putU32(buf, at + 8, maskCrc(record.payloadCrc(buf, payloadStart, end)));
   buf[at + 12] = type;
   buf[at + 13] = 0;
   buf[at + 14] = 0;
   buf[at + 15] = 0;
-  buf.writeUInt32LE(maskedCrc32c(buf, at + 4, at + FRAME_HEADER_SIZE), at);
+  putU32(buf, at, maskedCrc32c(buf, at + 4, at + FRAME_HEADER_SIZE));
   return end;
 }
 

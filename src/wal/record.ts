@@ -8,7 +8,7 @@
 import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
 import { compress as zstdCompress, decompress as zstdDecompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { CompressionCode, RECORD_FIXED_SIZE, RecordFlag } from './format.js';
-import { readU32LE as u32 } from '../util/bytes.js';
+import { readU32LE as u32, writeU32LE as putU32 } from '../util/bytes.js';
 import { crc32c, crc32cAppend } from '../util/crc32c.js';
 
 /** How a record's value is compressed in the log. Applies to the value only. */
@@ -76,6 +76,10 @@ export class Record {
   readonly compression: Compression;
   /** The value as stored (compressed or not). */
   readonly #stored: Uint8Array;
+  /** The payload's flags byte. */
+  readonly #flags: number;
+  /** Bytes of the payload before the key: flags, key length, expiry and raw length if present. */
+  readonly #headSize: number;
 
   private constructor(
     key: Uint8Array,
@@ -91,6 +95,12 @@ export class Record {
     this.expiresAt = expiresAt;
     this.compression = compression;
     this.#stored = stored;
+    // Worked out once: a record's fields are fixed, and append reads them on its hot path.
+    let flags = CompressionCode[compression] << RecordFlag.COMPRESSION_SHIFT;
+    if (tombstone) flags |= RecordFlag.TOMBSTONE;
+    if (expiresAt !== undefined) flags |= RecordFlag.EXPIRES;
+    this.#flags = flags;
+    this.#headSize = RECORD_FIXED_SIZE + (expiresAt !== undefined ? 8 : 0) + (compression !== 'none' ? 4 : 0);
   }
 
   /**
@@ -130,39 +140,31 @@ export class Record {
    * record that is accepted can also be decompressed within the limit when read back.
    */
   get logicalSize(): number {
-    return RECORD_FIXED_SIZE + (this.expiresAt !== undefined ? 8 : 0) + (this.compression !== 'none' ? 4 : 0) + this.key.length + this.value.length;
+    return this.#headSize + this.key.length + this.value.length;
   }
 
   /** Bytes this record's payload takes in a frame. */
   get payloadSize(): number {
-    return (
-      RECORD_FIXED_SIZE +
-      (this.expiresAt !== undefined ? 8 : 0) +
-      (this.compression !== 'none' ? 4 : 0) +
-      this.key.length +
-      this.#stored.length
-    );
+    return this.#headSize + this.key.length + this.#stored.length;
   }
 
   /** Writes the payload at `buf[at..]` (which must have {@link payloadSize} bytes); returns the end. */
   encodeInto(buf: Buffer, at: number): number {
-    let flags = CompressionCode[this.compression] << RecordFlag.COMPRESSION_SHIFT;
-    if (this.tombstone) flags |= RecordFlag.TOMBSTONE;
-    if (this.expiresAt !== undefined) flags |= RecordFlag.EXPIRES;
-    buf[at] = flags;
-    buf.writeUInt32LE(this.key.length, at + 1);
+    const key = this.key;
+    buf[at] = this.#flags;
+    putU32(buf, at + 1, key.length);
     let p = at + RECORD_FIXED_SIZE;
     if (this.expiresAt !== undefined) {
-      buf.writeUInt32LE(this.expiresAt % 0x1_0000_0000, p);
-      buf.writeUInt32LE(Math.floor(this.expiresAt / 0x1_0000_0000), p + 4);
+      putU32(buf, p, this.expiresAt % 0x1_0000_0000);
+      putU32(buf, p + 4, Math.floor(this.expiresAt / 0x1_0000_0000));
       p += 8;
     }
     if (this.compression !== 'none') {
-      buf.writeUInt32LE(this.value.length, p);
+      putU32(buf, p, this.value.length);
       p += 4;
     }
-    buf.set(this.key, p);
-    p += this.key.length;
+    buf.set(key, p);
+    p += key.length;
     buf.set(this.#stored, p);
     return p + this.#stored.length;
   }

@@ -141,6 +141,28 @@ describe('Wal basics', () => {
     expect((await readAll(again.wal)).map((e) => text(e.record.key)).at(-1)).toBe('after');
   });
 
+  it('a caller awaiting appends in a tight loop does not starve timers: the event loop keeps turning', async () => {
+    // Appends resolve through microtasks; without the WAL yielding once in a while, a loop like
+    // this would never let a timer run (nor the { batchMs } fsync timer).
+    for (const fsync of ['os', { batchMs: 3 }] as const) {
+      const fs = new MemFileSystem();
+      const { wal } = await openWal(fs, { fsync });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      let appended = 0;
+      const until = performance.now() + 60;
+      while (performance.now() < until) {
+        await wal.append(Record.put(`k${appended}`, 'v'));
+        appended++;
+      }
+      clearInterval(timer);
+      expect(appended).toBeGreaterThan(100);
+      expect(ticks).toBeGreaterThan(3);
+      if (fsync !== 'os') expect(wal.stats().fsyncs).toBeGreaterThan(1);
+      await wal.close();
+    }
+  });
+
   it('reports measurements to a meter', async () => {
     const events: WalEvent[] = [];
     const counters = new Map<string, number>();
