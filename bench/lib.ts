@@ -46,15 +46,41 @@ export function loopFor(ms: number, maxOps: number, fn: (i: number) => void): { 
   return { ops: i, ms: now() - t0 };
 }
 
+/** What {@link warmPageCache} writes before each attempt: as much as the largest single run. */
+const WARM_BYTES = 1 * GiB;
+
+/**
+ * Writes `bytes` to a temporary file in os.tmpdir() and deletes it (dirty pages of a deleted file
+ * are dropped, never written back), so that the pages a measurement is about to write into were
+ * just handed out and freed. In this VM, memory left free for a few seconds goes back to the host
+ * (free page reporting, DAMON), and the next first touch of each page costs a host fault:
+ * page-cache writes then run at 300-600 MB/s instead of 2-4 GB/s (see {@link pageCacheProbe}).
+ * Without this, a figure depends on how long the machine sat idle before it, and a baseline and
+ * the WAL measured one after the other are not compared on equal terms.
+ */
+export function warmPageCache(bytes = WARM_BYTES): void {
+  if (bytes <= 0) return;
+  const file = path.join(os.tmpdir(), `sediment-bench-warm-${process.pid}`);
+  const fd = fs.openSync(file, 'w');
+  try {
+    const chunk = Buffer.alloc(MiB, 0x5a);
+    for (let at = 0; at < bytes; at += MiB) fs.writeSync(fd, chunk, 0, MiB, at);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
+
 /**
  * Runs `fn` `runs` times back to back and keeps the attempt with the highest `score`. Best-of
- * filters out other processes' bursts, and a later attempt reuses page-cache memory that the
- * previous one freed (see {@link pageCacheProbe}).
+ * filters out other processes' bursts. Before each attempt, baselines and WAL alike, the page
+ * cache is warmed ({@link warmPageCache}).
  */
 export async function bestOf<T>(runs: number, fn: () => Promise<T> | T, score: (t: T) => number): Promise<T & { attempts: number[] }> {
   let best: T | undefined;
   const attempts: number[] = [];
   for (let i = 0; i < runs; i++) {
+    warmPageCache();
     const t = await fn();
     attempts.push(score(t));
     if (best === undefined || score(t) > score(best)) best = t;
@@ -206,21 +232,25 @@ export interface BenchArgs {
   quick: boolean;
   /** Attempts per measurement; the best is reported. */
   runs: number;
-  /** Benchmark the tsc build in this directory instead of the sources through tsx. */
+  /**
+   * The tsc build to benchmark (default `dist`, what the package ships and `npm run bench:wal`
+   * builds first), or undefined with `--src`: the TypeScript sources as tsx runs them.
+   */
   dist: string | undefined;
 }
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { json: undefined, quick: false, runs: 0, dist: undefined };
+  const args: BenchArgs = { json: undefined, quick: false, runs: 0, dist: 'dist' };
   for (const arg of argv) {
     if (arg === '--quick') args.quick = true;
     else if (arg === '--json') args.json = 'wal-bench.json';
     else if (arg.startsWith('--json=')) args.json = arg.slice('--json='.length);
     else if (arg === '--dist') args.dist = 'dist';
     else if (arg.startsWith('--dist=')) args.dist = arg.slice('--dist='.length);
+    else if (arg === '--src') args.dist = undefined;
     else if (/^--runs=[1-9]\d*$/.test(arg)) args.runs = Number(arg.slice('--runs='.length));
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: tsx bench/wal.ts [--quick] [--runs=N] [--dist[=dir]] [--json[=file]]');
+      console.log('usage: tsx bench/wal.ts [--quick] [--runs=N] [--dist[=dir] | --src] [--json[=file]]');
       process.exit(0);
     } else {
       throw new Error(`unknown argument ${arg} (try --help)`);

@@ -1,5 +1,7 @@
 /**
- * The WAL benchmark: `npm run bench:wal [-- --quick] [--runs=N] [--dist[=dir]] [--json[=file]]`.
+ * The WAL benchmark: `npm run bench:wal [-- --quick] [--runs=N] [--dist[=dir] | --src] [--json[=file]]`.
+ * `npm run bench:wal` builds the package first and measures the build (dist/), the JavaScript
+ * that users run; `--src` measures the TypeScript sources through tsx instead.
  *
  * It measures the disk's own figures with raw node:fs first, in the same run, the same temp
  * file system and with the same record sizes, then the WAL against them:
@@ -16,7 +18,9 @@
  * 6. The issue's targets: measured value, goal, pass or miss.
  *
  * Records are built before the clock starts: what is timed is the WAL, not `Record.put`.
- * Every run uses a fresh directory under os.tmpdir(), warms up briefly, and is bounded in both
+ * Before each attempt the page cache is warmed (bench/lib.ts warmPageCache: in this VM, memory
+ * left idle goes back to the host and its first touch is slow). Every run uses a fresh
+ * directory under os.tmpdir(), warms up briefly, and is bounded in both
  * time and bytes. Each measurement is made `--runs` times back to back (default 2) and the
  * best attempt is reported, baselines and WAL alike. The report (markdown) goes to stdout,
  * progress to stderr.
@@ -63,8 +67,8 @@ const args = parseArgs(process.argv.slice(2));
 type WalModule = typeof import('../src/index.js');
 
 /**
- * The WAL under test: the TypeScript sources as tsx runs them (default), or with `--dist[=dir]`
- * the tsc build (`npm run build`). tsx compiles with esbuild's keepNames, which wraps every
+ * The WAL under test: the tsc build (default `dist`, `npm run build`), or with `--src` the
+ * TypeScript sources as tsx runs them. tsx compiles with esbuild's keepNames, which wraps every
  * function created on the hot path in a `__name(fn, "...")` call (an Object.defineProperty):
  * measurably slower than the JavaScript the package ships.
  */
