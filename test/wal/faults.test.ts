@@ -134,6 +134,21 @@ async function expectReopenRecovers(mem: MemFileSystem, cfg: Cfg, t: Tracker, ex
 }
 
 const isSegment = (op: FsOp): boolean => op.path.endsWith('.wal');
+
+/**
+ * After a fdatasync that no caller awaited (a timer's, a write-back's) failed with EIO: the log
+ * is failed for good with that error, the failed sync was not retried, close rejects with it,
+ * and a reopen recovers every acked record.
+ */
+async function expectBackgroundSyncFailed(s: Pick<Setup, 'mem' | 'wal' | 't'>, cfg: Cfg, f: ReturnType<typeof failFirst>): Promise<void> {
+  const err = s.wal.stats().failure;
+  expect(f.fired()).toBeDefined();
+  expectIoError(err, 'EIO');
+  await expectFailedForGood(s.wal, err);
+  expect(f.ops.filter((op) => op.kind === 'datasync' && isSegment(op))).toHaveLength(1);
+  await expect(s.wal.close()).rejects.toBe(err);
+  await expectReopenRecovers(s.mem, cfg, s.t);
+}
 const segName = (id: number): string => `${DIR}/${String(id).padStart(16, '0')}.wal`;
 
 // ---------------------------------------------------------------------------------------------
@@ -176,13 +191,7 @@ describe('EIO on fdatasync (fsyncgate): the log fails for good', () => {
       fault.injector = f.injector;
       await t.append(wal, 5); // resolves: its bytes are in the OS
       for (let i = 0; i < 400 && wal.stats().failure === undefined; i++) await sleep(5);
-      const err = wal.stats().failure;
-      expect(f.fired()).toBeDefined();
-      expectIoError(err, 'EIO');
-      await expectFailedForGood(wal, err);
-      expect(f.ops.filter((op) => op.kind === 'datasync' && isSegment(op))).toHaveLength(1);
-      await expect(wal.close()).rejects.toBe(err);
-      await expectReopenRecovers(mem, cfg, t);
+      await expectBackgroundSyncFailed({ mem, wal, t }, cfg, f);
     });
   }
 
@@ -215,13 +224,7 @@ describe('EIO on fdatasync (fsyncgate): the log fails for good', () => {
     // Appends resolve (their bytes are in the OS) until the failure surfaces.
     for (let i = 0; i < 100 && wal.stats().failure === undefined; i++) await settle(t.append(wal, i));
     for (let i = 0; i < 100 && wal.stats().failure === undefined; i++) await sleep(2);
-    const err = wal.stats().failure;
-    expect(f.fired()).toBeDefined();
-    expectIoError(err, 'EIO');
-    await expectFailedForGood(wal, err);
-    expect(f.ops.filter((op) => op.kind === 'datasync' && isSegment(op))).toHaveLength(1);
-    await expect(wal.close()).rejects.toBe(err);
-    await expectReopenRecovers(mem, cfg, t);
+    await expectBackgroundSyncFailed({ mem, wal, t }, cfg, f);
   });
 
   it('a failed fdatasync of preallocated space fails the log too: it is a failed fdatasync of the segment', async () => {
