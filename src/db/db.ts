@@ -297,8 +297,9 @@ export class DB<K = string, V = unknown> {
     }
     // Record.put would copy key and value; bytes the encodings just produced are ours already,
     // so only the caller's own Uint8Arrays are copied (the record must not change under us).
-    const ownKey = key instanceof Uint8Array ? k.slice() : k;
-    const ownValue = value instanceof Uint8Array ? v.slice() : v;
+    // Uint8Array's slice, not Buffer's: Buffer#slice is a view of the caller's memory.
+    const ownKey = key instanceof Uint8Array ? copyBytes(k) : k;
+    const ownValue = value instanceof Uint8Array ? copyBytes(v) : v;
     return { kind: 'put', record: Record.fromParts(ownKey, ownValue, false, expiresAt, 'none', ownValue) };
   }
 
@@ -801,6 +802,11 @@ function checkWriteOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const sync = (options as { sync?: unknown }).sync;
   if (sync !== undefined && typeof sync !== 'boolean') throw new TypeError('sync must be a boolean');
+}
+
+/** A copy of `bytes` in memory of its own (for a Buffer too, whose slice() is a view). */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
 }
 
 async function io<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
