@@ -110,10 +110,11 @@ interface Pending {
   records: Record | readonly Record[];
   /** Encoded size of the frames. */
   bytes: number;
+  /** What the flush that wrote it settles it with: a Position for one record, else an array. */
+  result: Position | Position[] | undefined;
   /**
-   * The caller's own promise resolve (no wrapper closure per append): it takes the record's
-   * Position when `records` is one Record, else the array of positions. Typed `never` so that
-   * either kind of resolve fits; {@link settleAll} is the one place that calls it.
+   * The caller's own promise resolve (no wrapper closure per append): it takes `result`. Typed
+   * `never` so that either kind of resolve fits; {@link settleAll} is the one place that calls it.
    */
   resolve: (result: never) => void;
   reject(err: Error): void;
@@ -252,7 +253,7 @@ export class Wal {
     const refused = this.#refuseWrite() ?? this.#refuseSize(record);
     if (refused) return Promise.reject(refused);
     return new Promise<Position>((resolve, reject) => {
-      this.#enqueue({ records: record, bytes: FRAME_HEADER_SIZE + record.payloadSize, resolve, reject });
+      this.#enqueue({ records: record, bytes: FRAME_HEADER_SIZE + record.payloadSize, result: undefined, resolve, reject });
     });
   }
 
@@ -276,7 +277,7 @@ export class Wal {
     if (refused) return Promise.reject(refused);
     if (records.length === 0) return Promise.resolve([]);
     return new Promise<Position[]>((resolve, reject) => {
-      this.#enqueue({ records: records.slice(), bytes, resolve, reject });
+      this.#enqueue({ records: records.slice(), bytes, result: undefined, resolve, reject });
     });
   }
 
@@ -284,7 +285,7 @@ export class Wal {
   flush(): Promise<void> {
     const refused = this.#refuseWrite();
     if (refused) return Promise.reject(refused);
-    return new Promise<void>((resolve, reject) => this.#enqueue({ records: [], bytes: 0, resolve: () => resolve(), reject }));
+    return new Promise<void>((resolve, reject) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject }));
   }
 
   /**
@@ -406,8 +407,6 @@ export class Wal {
     this.#queue = [];
     const start = seg.end;
     const maxSegmentSize = this.#opts.maxSegmentSize;
-    // results[i] settles items[i]: a Position for one record, an array for a batch or barrier.
-    const results: (Position | Position[])[] = [];
     let length = 0;
     let count = 0;
     let records = 0;
@@ -423,7 +422,7 @@ export class Wal {
       if (length + item.bytes > this.#buf.length) this.#growBuffer(length, length + item.bytes);
       const unit = item.records;
       if (unit instanceof Record) {
-        results.push({ segmentId: seg.id, offset: here });
+        item.result = { segmentId: seg.id, offset: here };
         length = encodeFrame(this.#buf, length, FrameType.FULL, unit);
         records++;
         continue;
@@ -435,7 +434,7 @@ export class Wal {
         pos.push({ segmentId: seg.id, offset: start + length });
         length = encodeFrame(this.#buf, length, type, unit[i]!);
       }
-      results.push(pos);
+      item.result = pos;
       records += n;
       if (n > 1) batches++;
     }
@@ -469,13 +468,13 @@ export class Wal {
     const policy = this.#opts.fsync;
     if (policy === 'always' && records > 0) {
       this.#syncTo(seg, seg.end).then(
-        () => settleAll(written, results),
+        () => settleAll(written),
         (err: Error) => {
           for (const item of written) item.reject(err);
         },
       );
     } else {
-      settleAll(written, results);
+      settleAll(written);
       if (policy === 'batch' && length > 0) this.#armTimer();
       else if (this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
         // Write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
@@ -706,7 +705,7 @@ export class Wal {
   async #close(): Promise<void> {
     if (this.#state === 'open') {
       // Writes already queued are drained; new ones are refused from here on.
-      const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue({ records: [], bytes: 0, resolve: () => resolve(), reject: () => resolve() })) : undefined;
+      const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject: () => resolve() })) : undefined;
       this.#state = 'closing';
       await drained;
     }
@@ -762,10 +761,10 @@ function writeAllSync(handle: FileHandle, buf: Uint8Array, length: number, posit
   }
 }
 
-/** Resolves `items[i]` with `results[i]`. */
-function settleAll(items: readonly Pending[], results: readonly (Position | Position[])[]): void {
-  // results[i] is what items[i]'s promise expects (see Pending.resolve).
-  for (let i = 0; i < items.length; i++) items[i]!.resolve(results[i] as never);
+/** Resolves each item with its result. */
+function settleAll(items: readonly Pending[]): void {
+  // An item's result is what its promise expects (see Pending.resolve).
+  for (let i = 0; i < items.length; i++) items[i]!.resolve(items[i]!.result as never);
 }
 
 /** Resolves the waiters covered by `upTo`; with `err`, rejects them all. */
