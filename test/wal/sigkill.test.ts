@@ -53,6 +53,8 @@ interface WriterArgs {
   dir: string;
   fsync: FsyncPolicy;
   maxSegmentSize: number;
+  /** Passed to Wal.open when set (background write-back under 'os'). */
+  bytesPerSync?: number;
   logFile: string;
   seed: number;
 }
@@ -173,7 +175,7 @@ interface Summary {
  * Runs `kills` writer generations in `root`/wal, killing each after 30..300 ms of writing, and
  * verifying after each kill.
  */
-async function killLoop(opts: { kills: number; seed: number; maxSegmentSize: number; policy: (gen: number) => FsyncPolicy }): Promise<Summary> {
+async function killLoop(opts: { kills: number; seed: number; maxSegmentSize: number; bytesPerSync?: number; policy: (gen: number) => FsyncPolicy }): Promise<Summary> {
   const root = tempDir();
   const dir = path.join(root, 'wal');
   const rand = prng(opts.seed);
@@ -182,6 +184,7 @@ async function killLoop(opts: { kills: number; seed: number; maxSegmentSize: num
     dir,
     fsync: opts.policy(gen),
     maxSegmentSize: opts.maxSegmentSize,
+    ...(opts.bytesPerSync === undefined ? {} : { bytesPerSync: opts.bytesPerSync }),
     logFile: path.join(root, `gen-${gen}.log`),
     seed: opts.seed * 1000 + gen,
   });
@@ -252,14 +255,16 @@ function report(name: string, s: Summary): void {
 const KILLS_PER_POLICY = 10;
 
 describe('SIGKILL of a writer loses no acknowledged append', () => {
-  const policies: { name: string; policy: FsyncPolicy; seed: number }[] = [
+  const policies: { name: string; policy: FsyncPolicy; seed: number; bytesPerSync?: number }[] = [
     { name: "'os'", policy: 'os', seed: 11 },
+    // Background write-back syncs every 4 KiB: kills land while they run and during the seals.
+    { name: "'os', bytesPerSync: 4 KiB", policy: 'os', seed: 55, bytesPerSync: 4096 },
     { name: '{ batchMs: 5 }', policy: { batchMs: 5 }, seed: 22 },
     { name: "'always'", policy: 'always', seed: 33 },
   ];
 
-  it.each(policies)('fsync $name: kill, recover, continue, repeatedly', async ({ name, policy, seed }) => {
-    const s = await killLoop({ kills: KILLS_PER_POLICY, seed, maxSegmentSize: 64 * 1024, policy: () => policy });
+  it.each(policies)('fsync $name: kill, recover, continue, repeatedly', async ({ name, policy, seed, bytesPerSync }) => {
+    const s = await killLoop({ kills: KILLS_PER_POLICY, seed, maxSegmentSize: 64 * 1024, bytesPerSync, policy: () => policy });
     report(name, s);
     expect(s.kills).toBe(KILLS_PER_POLICY);
   });
