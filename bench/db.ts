@@ -1,5 +1,7 @@
 /**
- * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--n=1M] [--engines=...] [--only=...] [--json[=file]]`).
+ * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--n=1M] [--engines=...] [--only=...] [--src] [--json[=file]]`).
+ * `npm run bench:db` builds the package first and measures sediment's build (dist/); `--src`
+ * measures the TypeScript sources through tsx instead.
  *
  * sediment against classic-level (LevelDB) and lmdb, in the same run, on the same temp file
  * system, with the same keys and values, through the same driver:
@@ -36,7 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng } from './lib.js';
-import { ENGINE_NAMES, ENGINE_SETTINGS, compactionNeeded, openEngine, type BulkOp, type Engine, type EngineName, type SedimentEngine } from './db-engines.js';
+import { ENGINE_NAMES, ENGINE_SETTINGS, SEDIMENT_SOURCE, compactionNeeded, openEngine, type BulkOp, type Engine, type EngineName, type SedimentEngine } from './db-engines.js';
 import {
   BackgroundTracker,
   diskUsage,
@@ -93,6 +95,7 @@ function parseArgs(argv: readonly string[]): Args {
     });
     else if (k === '--only' && v) a.only = new Set(v.split(','));
     else if (k === '--json') a.json = v ?? 'db-bench.json';
+    else if (k === '--src') continue; // read by db-engines.ts
     else if (k === '--inflight' && v) a.inflight = count(v);
     else if (k === '--cap-ms' && v) a.capMs = count(v);
     else if (k === '--sync-ms' && v) a.syncMs = count(v);
@@ -101,7 +104,7 @@ function parseArgs(argv: readonly string[]): Args {
       console.log(
         'usage: tsx bench/db.ts [--n=1M] [--engines=sediment,classic-level,lmdb] [--only=' +
           FAMILIES.join(',') +
-          '] [--inflight=64] [--cap-ms=3000] [--write-cap-ms=15000] [--sync-ms=2500] [--json[=file]]',
+          '] [--inflight=64] [--cap-ms=3000] [--write-cap-ms=15000] [--sync-ms=2500] [--src] [--json[=file]]',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -558,6 +561,7 @@ print(`# sediment DB benchmark (${startedAt.toISOString()})`);
 print();
 print(mdTable(['', ''], [
   ...machineInfo().filter(([k]) => !k.startsWith('load')),
+  ['sediment code under test', SEDIMENT_SOURCE],
   ['load average at start (1/5/15 min)', loadStart],
   ['load average at end (1/5/15 min)', loadEnd],
   ['CPU pressure at start (PSI some)', pressureStart],
