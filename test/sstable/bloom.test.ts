@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../src/errors.js';
-import { BloomFilter, bloomHash, buildFilter, hash32, probesFor } from '../../src/sstable/bloom.js';
+import { BloomFilter, FilterBuilder, bloomHash, buildFilter, hash32, probesFor } from '../../src/sstable/bloom.js';
 
 const where = { file: 'f.sst', offset: 0 };
 
@@ -75,5 +75,17 @@ describe('bloom filter', () => {
     const manyProbes = new Uint8Array(9);
     manyProbes[8] = 31;
     expect(() => BloomFilter.decode(manyProbes, where)).toThrow(/probes/);
+  });
+
+  it('a filter built in steps (as TableWriter.finish does, between event-loop turns) is byte for byte the one built at once', () => {
+    const hashes = Uint32Array.from({ length: 10_007 }, (_, i) => bloomHash(keyOf('s', i)));
+    for (const bitsPerKey of [1, 10, 23]) {
+      const whole = buildFilter(hashes, hashes.length, bitsPerKey);
+      for (const step of [1, 999, 4096, 10_007]) {
+        const b = FilterBuilder.sized(hashes.length, bitsPerKey);
+        for (let from = 0; from < hashes.length; from += step) b.add(hashes, from, Math.min(hashes.length, from + step));
+        expect(Buffer.from(b.finish()).equals(Buffer.from(whole))).toBe(true);
+      }
+    }
   });
 });
