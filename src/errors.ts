@@ -124,6 +124,19 @@ export function errnoOf(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Runs one file-system step: an error that is already sediment's (`CorruptionError`, `IoError`)
+ * passes through, anything else the OS threw becomes an `IoError` naming `op` and `file`.
+ */
+export async function ioStep<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CorruptionError || err instanceof IoError) throw err;
+    throw new IoError(op, file, err);
+  }
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

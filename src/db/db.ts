@@ -30,10 +30,11 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, CorruptionError, IoError, errnoOf } from '../errors.js';
+import { ClosedError, CorruptionError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
+import { copyBytes } from '../util/bytes.js';
 import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';
@@ -297,7 +298,6 @@ export class DB<K = string, V = unknown> {
     }
     // Record.put would copy key and value; bytes the encodings just produced are ours already,
     // so only the caller's own Uint8Arrays are copied (the record must not change under us).
-    // Uint8Array's slice, not Buffer's: Buffer#slice is a view of the caller's memory.
     const ownKey = key instanceof Uint8Array ? copyBytes(k) : k;
     const ownValue = value instanceof Uint8Array ? copyBytes(v) : v;
     return { kind: 'put', record: Record.fromParts(ownKey, ownValue, false, expiresAt, 'none', ownValue) };
@@ -645,7 +645,7 @@ export class DB<K = string, V = unknown> {
 
   async #openTables(written: WrittenTable[]): Promise<LiveTable[]> {
     // The new files' directory entries must be durable before a manifest names them.
-    if (written.length > 0) await io('syncDir', this.#dir, () => this.#fs.syncDir(this.#dir));
+    if (written.length > 0) await ioStep('syncDir', this.#dir, () => this.#fs.syncDir(this.#dir));
     const out: LiveTable[] = [];
     for (const w of written) {
       const reader = await TableReader.open(this.#fs, w.path, { cache: this.#cache, fileNumber: w.meta.fileNumber });
@@ -695,11 +695,11 @@ export class DB<K = string, V = unknown> {
   async #recover(): Promise<void> {
     const fs = this.#fs;
     const dir = this.#dir;
-    let names = await io('readdir', dir, () => fs.readdir(dir));
+    let names = await ioStep('readdir', dir, () => fs.readdir(dir));
     let current = await readCurrentManifest(fs, dir);
     if (!current) {
       const hasData = names.some((n) => parseTableFileName(n) !== undefined);
-      const walNames = names.includes(WAL_DIR) ? await io('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
+      const walNames = names.includes(WAL_DIR) ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
       if (hasData || walNames.some((n) => n.endsWith('.wal'))) {
         throw new CorruptionError('CURRENT is missing but the directory holds tables or a WAL', { file: path.join(dir, 'CURRENT'), offset: 0 });
       }
@@ -707,13 +707,13 @@ export class DB<K = string, V = unknown> {
       // so a manifest left without CURRENT is garbage.
       for (const name of names) {
         if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
-          await io('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
+          await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
         }
       }
       const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
       await installManifest(fs, dir, 1, state, undefined);
       current = { number: 1, state };
-      names = await io('readdir', dir, () => fs.readdir(dir));
+      names = await ioStep('readdir', dir, () => fs.readdir(dir));
     }
     const state = current.state;
     while (state.levels.length < LEVELS) state.levels.push([]);
@@ -730,12 +730,12 @@ export class DB<K = string, V = unknown> {
       const manifest = parseManifestFileName(name);
       const stale = (table !== undefined && !this.#live.has(table)) || (manifest !== undefined && manifest !== current.number) || name === 'CURRENT.tmp';
       if (stale) {
-        await io('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
+        await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
         removed = true;
       }
       if (table !== undefined && table >= this.#nextFileNumber) this.#nextFileNumber = table + 1;
     }
-    if (removed) await io('syncDir', dir, () => fs.syncDir(dir));
+    if (removed) await ioStep('syncDir', dir, () => fs.syncDir(dir));
 
     const levels: LiveTable[][] = [];
     const opened: TableReader[] = [];
@@ -802,20 +802,6 @@ function checkWriteOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const sync = (options as { sync?: unknown }).sync;
   if (sync !== undefined && typeof sync !== 'boolean') throw new TypeError('sync must be a boolean');
-}
-
-/** A copy of `bytes` in memory of its own (for a Buffer too, whose slice() is a view). */
-function copyBytes(bytes: Uint8Array): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes);
-}
-
-async function io<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CorruptionError || err instanceof IoError) throw err;
-    throw new IoError(op, file, err);
-  }
 }
 
 interface IteratorInit<K, V> {

@@ -24,7 +24,7 @@
  */
 import * as path from 'node:path';
 import { Packr } from 'msgpackr';
-import { CorruptionError, IoError, errnoOf } from '../errors.js';
+import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import type { Position } from '../wal/position.js';
@@ -139,15 +139,6 @@ function currentLine(name: string): string {
   return `${name} ${maskedCrc32c(Buffer.from(name, 'latin1')).toString(16).padStart(8, '0')}\n`;
 }
 
-async function io<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CorruptionError || err instanceof IoError) throw err;
-    throw new IoError(op, file, err);
-  }
-}
-
 /** Reads a whole (small) file. */
 export async function readSmallFile(fs: FileSystem, file: string, limit: number): Promise<Buffer> {
   const handle = await fs.open(file, 'read');
@@ -220,14 +211,14 @@ export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<
 export async function installManifest(fs: FileSystem, dir: string, number: number, state: ManifestState, previous: number | undefined): Promise<void> {
   const name = manifestFileName(number);
   const file = path.join(dir, name);
-  await io('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
+  await ioStep('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
   const tmp = path.join(dir, 'CURRENT.tmp');
-  await io('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await io('write', tmp, () => writeNewFile(fs, tmp, Buffer.from(currentLine(name), 'latin1')));
-  await io('rename', tmp, () => fs.rename(tmp, path.join(dir, 'CURRENT')));
-  await io('syncDir', dir, () => fs.syncDir(dir));
+  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
+  await ioStep('write', tmp, () => writeNewFile(fs, tmp, Buffer.from(currentLine(name), 'latin1')));
+  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, 'CURRENT')));
+  await ioStep('syncDir', dir, () => fs.syncDir(dir));
   if (previous !== undefined && previous !== number) {
     const old = path.join(dir, manifestFileName(previous));
-    await io('unlink', old, () => fs.unlink(old).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
+    await ioStep('unlink', old, () => fs.unlink(old).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
   }
 }

@@ -21,16 +21,6 @@ export function corrupt(reason: string, where: Where): CorruptionError {
   );
 }
 
-/**
- * A copy of `src[start..end)` in a new `Buffer`. Small copies come from Node's shared pool: a
- * fresh `ArrayBuffer` per key or value costs several times the copy itself.
- */
-export function copyBytes(src: Uint8Array, start = 0, end = src.length): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
-  out.set(src.subarray(start, end));
-  return out;
-}
-
 /** Position after the last varint decoded by {@link getVarint32} or {@link getVarint53}. */
 export let pos = 0;
 

@@ -11,7 +11,8 @@
 import type { Entry } from '../entry.js';
 import { EMPTY_VALUE } from '../entry.js';
 import type { Block } from './block.js';
-import { copyBytes, corrupt, getVarint53, pos as varintPos, putVarint } from './coding.js';
+import { copyBytes } from '../util/bytes.js';
+import { corrupt, getVarint53, pos as varintPos, putVarint } from './coding.js';
 import { EntryFlag, KNOWN_ENTRY_FLAGS } from './format.js';
 
 /** Largest encoded head: flags + two 8-byte varints. */

@@ -21,3 +21,14 @@ export function writeU32LE(buf: Uint8Array, at: number, value: number): void {
   buf[at + 2] = value >>> 16;
   buf[at + 3] = value >>> 24;
 }
+
+/**
+ * A copy of `src[start..end)` in a new `Buffer` (never a view: for a Buffer, `slice()` is one).
+ * Small copies come from Node's shared pool: a fresh `ArrayBuffer` per key or value costs several
+ * times the copy itself.
+ */
+export function copyBytes(src: Uint8Array, start = 0, end = src.length): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  out.set(src.subarray(start, end));
+  return out;
+}

@@ -6,12 +6,11 @@
  * @module
  */
 import * as path from 'node:path';
-import { CorruptionError, IoError } from '../errors.js';
+import { CorruptionError, IoError, ioStep } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { FrameType, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
 import type { Position } from './position.js';
 import { decodeRecord, type Record } from './record.js';
-import { ioStep } from './recovery.js';
 import { SegmentScanner, type ScanStep } from './scanner.js';
 
 /** One record of a replay, with where it lives. */

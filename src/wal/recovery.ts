@@ -21,7 +21,7 @@
  */
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CorruptionError, IoError, errnoOf } from '../errors.js';
+import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from './format.js';
 import { checkFrame, checkSegmentHeader, encodeSegmentHeader, mayBeFrame } from './frame.js';
@@ -520,15 +520,5 @@ export async function writeFully(handle: FileHandle, buf: Uint8Array, position: 
     const n = await handle.write(buf, done, buf.length - done, position + done);
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     done += n;
-  }
-}
-
-/** Runs one file-system step, wrapping OS failures in `IoError` (corruption errors pass through). */
-export async function ioStep<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CorruptionError || err instanceof IoError) throw err;
-    throw new IoError(op, file, err);
   }
 }

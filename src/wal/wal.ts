@@ -25,7 +25,7 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, IoError, SedimentError, errnoOf } from '../errors.js';
+import { ClosedError, IoError, SedimentError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
@@ -35,7 +35,7 @@ import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './o
 import { assertPosition, comparePositions, type Position } from './position.js';
 import { readLog, type LogEntry, type ReaderSource } from './reader.js';
 import { Record } from './record.js';
-import { ioStep, recover, type RecoveryInfo } from './recovery.js';
+import { recover, type RecoveryInfo } from './recovery.js';
 
 /** What `Wal.open` resolves to. */
 export interface WalOpenResult {
@@ -475,9 +475,10 @@ export class Wal {
       );
     } else {
       settleAll(written);
-      if (policy === 'batch' && length > 0) this.#armTimer();
-      else if (this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
-        // Write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
+      if (policy === 'batch') {
+        if (length > 0) this.#armTimer();
+      } else if (this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
+        // 'os': write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
         this.#syncTo(seg, seg.end).catch(() => undefined);
       }
     }

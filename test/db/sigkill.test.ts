@@ -29,17 +29,15 @@
  * directory, the parent opens the DB through a file system that holds back table creation until
  * the checks are done, with a memtable too large to flush during the WAL replay.
  */
-import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DB } from '../../src/db/index.js';
 import { manifestFileName, readCurrentManifest } from '../../src/db/manifest.js';
 import { tableFileName } from '../../src/db/compaction.js';
-import { nodeFileSystem } from '../../src/fs/node.js';
-import type { DirectoryLock, FileHandle, FileStat, FileSystem, OpenMode } from '../../src/fs/types.js';
+import { NodeFileSystem, nodeFileSystem } from '../../src/fs/node.js';
+import type { FileHandle, OpenMode } from '../../src/fs/types.js';
 import type { FsyncPolicy, RecoveryInfo } from '../../src/wal/index.js';
 import {
   batchPuts,
@@ -55,26 +53,12 @@ import {
   writerOptions,
   type WriterArgs,
 } from '../fixtures/db-writer.js';
-import { spawnFixture, readText, type Child } from '../support/child.js';
+import { fixtureScope, spawnFixture, readText, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = path.join(REPO, 'test/fixtures/db-writer.ts');
 
-const tmpRoots: string[] = [];
-function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-db-'));
-  tmpRoots.push(d);
-  return d;
-}
-
-const live = new Set<ChildProcess>();
-afterEach(() => {
-  for (const c of live) c.kill('SIGKILL'); // only children this file spawned, by their handles
-  live.clear();
-});
-afterAll(() => {
-  for (const d of tmpRoots.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const { live, tempDir } = fixtureScope('sediment-db-');
 
 // -- writers -------------------------------------------------------------------------------------
 
@@ -167,37 +151,16 @@ class Model {
  * The real file system, except that creating a table waits until `release()`: the DB's
  * background job cannot change the table set while the parent checks the directory.
  */
-class GatedFs implements FileSystem {
+class GatedFs extends NodeFileSystem {
   #released = false;
   #waiting: (() => void)[] = [];
   release(): void {
     this.#released = true;
     for (const w of this.#waiting.splice(0)) w();
   }
-  async open(p: string, mode: OpenMode): Promise<FileHandle> {
+  override async open(p: string, mode: OpenMode): Promise<FileHandle> {
     if (mode === 'create' && p.endsWith('.sst') && !this.#released) await new Promise<void>((r) => this.#waiting.push(r));
-    return nodeFileSystem.open(p, mode);
-  }
-  readdir(d: string): Promise<string[]> {
-    return nodeFileSystem.readdir(d);
-  }
-  mkdir(d: string): Promise<void> {
-    return nodeFileSystem.mkdir(d);
-  }
-  stat(p: string): Promise<FileStat> {
-    return nodeFileSystem.stat(p);
-  }
-  rename(a: string, b: string): Promise<void> {
-    return nodeFileSystem.rename(a, b);
-  }
-  unlink(p: string): Promise<void> {
-    return nodeFileSystem.unlink(p);
-  }
-  syncDir(d: string): Promise<void> {
-    return nodeFileSystem.syncDir(d);
-  }
-  lock(d: string): Promise<DirectoryLock> {
-    return nodeFileSystem.lock(d);
+    return super.open(p, mode);
   }
 }
 

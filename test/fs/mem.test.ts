@@ -117,6 +117,20 @@ describe('MemFileSystem crash model: file data', () => {
     expect(seen).toEqual(expected);
   });
 
+  it('a pending write keeps its own bytes when the caller reuses its Buffer (as the WAL does)', async () => {
+    const fs = await freshFs();
+    await durableFile(fs, '/db/f', 'base');
+    const h = await fs.open('/db/f', 'readwrite');
+    const buf = Buffer.from('AAAA');
+    h.writeSync(buf, 0, 4, 4);
+    buf.write('BBBB'); // reused for the next write, as a Buffer#slice "copy" would not survive
+    h.writeSync(buf, 0, 4, 8);
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 200; seed++) seen.add(text(fs.crashClone({ unsyncedData: 'prefix', rng: seeded(seed) }).readFileBytes('/db/f')));
+    for (const state of seen) expect(['base', 'baseA', 'baseAA', 'baseAAA', 'baseAAAA', 'baseAAAAB', 'baseAAAABB', 'baseAAAABBB', 'baseAAAABBBB']).toContain(state);
+    expect(seen.has('baseAAAA')).toBe(true);
+  });
+
   it('is cheap for an append-and-sync workload (a few MB, thousands of syncs)', async () => {
     const fs = await freshFs();
     const h = await fs.open('/db/wal', 'create');

@@ -7,6 +7,33 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, afterEach } from 'vitest';
+
+/**
+ * What one test file spawns and creates: `live` holds its children (SIGKILLed after each test, by
+ * their handles: only this file's), `tempDir()` makes directories (removed after the file).
+ */
+export function fixtureScope(prefix: string): { live: Set<ChildProcess>; tempDir(): string } {
+  const live = new Set<ChildProcess>();
+  const roots: string[] = [];
+  afterEach(() => {
+    for (const c of live) c.kill('SIGKILL');
+    live.clear();
+  });
+  afterAll(() => {
+    for (const d of roots.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return {
+    live,
+    tempDir(): string {
+      const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+      roots.push(d);
+      return d;
+    },
+  };
+}
 
 /** A spawned fixture. */
 export interface Child<A> {

@@ -40,13 +40,6 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
   }
 }
 
-/** A plain Uint8Array copy of `buffer[offset..offset+length)`. */
-function plainCopy(buffer: Uint8Array, offset: number, length: number): Uint8Array {
-  const copy = new Uint8Array(length);
-  copy.set(buffer.subarray(offset, offset + length));
-  return copy;
-}
-
 function deadError(op: string, file: string): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`EIO: process is dead, ${op} '${file}'`);
   err.code = 'EIO';
@@ -56,10 +49,6 @@ function deadError(op: string, file: string): NodeJS.ErrnoException {
 /**
  * One process's view of a MemFileSystem.
  *
- * - Writes are handed on as plain copies. Workaround for a bug in src/fs/mem.ts: `Inode.write`
- *   records a pending (unsynced) write as `src.slice()`, which for a Node Buffer is a view, not a
- *   copy; writers that reuse a Buffer (the WAL does) would make a 'prefix' crash image hold bytes
- *   of later writes at the offsets of earlier ones.
  * - `kill()` models the process dying: its locks are released and every later operation fails
  *   with EIO, so an abandoned DB can never touch the file system again.
  */
@@ -142,11 +131,11 @@ class ProcessHandle implements FileHandle {
   }
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     this.proc.check('write', this.path);
-    return this.inner.write(plainCopy(buffer, offset, length), 0, length, position);
+    return this.inner.write(buffer, offset, length, position);
   }
   writeSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
     this.proc.check('write', this.path);
-    return this.inner.writeSync(plainCopy(buffer, offset, length), 0, length, position);
+    return this.inner.writeSync(buffer, offset, length, position);
   }
   async datasync(): Promise<void> {
     this.proc.check('fdatasync', this.path);

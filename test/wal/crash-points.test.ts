@@ -18,7 +18,6 @@ import { describe, expect, it } from 'vitest';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { FaultFileSystem, crashAtMutatingOp } from '../../src/fs/fault.js';
 import type { FileSystem } from '../../src/fs/types.js';
-import type { FsyncPolicy } from '../../src/wal/index.js';
 import {
   ProcessFs,
   Record,
@@ -37,13 +36,12 @@ import {
   Tracker,
   type LogEntry,
   type Snapshot,
+  policyOptions,
+  type PolicyCfg,
 } from './helpers/harness.js';
 
-interface Cfg {
+interface Cfg extends PolicyCfg {
   name: string;
-  fsync: FsyncPolicy;
-  preallocate?: boolean | number;
-  bytesPerSync?: number;
   maxSegmentSize: number;
 }
 
@@ -71,12 +69,7 @@ const frameRecord: MakeRecord = (i) => {
   return Record.put(`framed-${i}`, Buffer.concat([Buffer.from('<'), frameBytes(String(i)), Buffer.alloc(30 + (i % 5) * 10, 0x5a)]));
 };
 
-function optionsOf(cfg: Cfg): Parameters<typeof walOptions>[1] {
-  const o: Parameters<typeof walOptions>[1] = { fsync: cfg.fsync, maxSegmentSize: cfg.maxSegmentSize };
-  if (cfg.preallocate !== undefined) o.preallocate = cfg.preallocate;
-  if (cfg.bytesPerSync !== undefined) o.bytesPerSync = cfg.bytesPerSync;
-  return o;
-}
+const optionsOf = (cfg: Cfg): Parameters<typeof walOptions>[1] => policyOptions(cfg, cfg.maxSegmentSize);
 
 /** The fixed workload. Every await rejects once the file system is dead, which ends it. */
 async function workload(fs: FileSystem, cfg: Cfg, t: Tracker, total = 60): Promise<void> {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { FaultFileSystem, shortWriteThenFail, type FsOp, type Injector } from '../../src/fs/fault.js';
-import { IoError, type FsyncPolicy } from '../../src/wal/index.js';
+import { IoError } from '../../src/wal/index.js';
 import {
   DIR,
   ProcessFs,
@@ -24,21 +24,15 @@ import {
   tick,
   walOptions,
   type LogEntry,
+  policyOptions,
+  type PolicyCfg,
 } from './helpers/harness.js';
 
-interface Cfg {
-  fsync: FsyncPolicy;
-  preallocate?: boolean | number;
-  bytesPerSync?: number;
+interface Cfg extends PolicyCfg {
   maxSegmentSize?: number;
 }
 
-function opts(cfg: Cfg): Parameters<typeof walOptions>[1] {
-  const o: Parameters<typeof walOptions>[1] = { fsync: cfg.fsync, maxSegmentSize: cfg.maxSegmentSize ?? 1 << 20 };
-  if (cfg.preallocate !== undefined) o.preallocate = cfg.preallocate;
-  if (cfg.bytesPerSync !== undefined) o.bytesPerSync = cfg.bytesPerSync;
-  return o;
-}
+const opts = (cfg: Cfg): Parameters<typeof walOptions>[1] => policyOptions(cfg, cfg.maxSegmentSize ?? 1 << 20);
 
 /** Records of a few sizes; key k<i> makes each unique. */
 const rec = (i: number): Record => Record.put(`k${String(i).padStart(3, '0')}`, Buffer.alloc([10, 40, 3, 90][i % 4]!, 0x40 + (i % 50)));

@@ -17,7 +17,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MemFileSystem } from '../../src/fs/mem.js';
-import type { FsyncPolicy } from '../../src/wal/index.js';
 import {
   ProcessFs,
   Wal,
@@ -38,16 +37,15 @@ import {
   type Position,
   type RecSpec,
   type Tracked,
+  policyOptions,
+  type PolicyCfg,
 } from './helpers/harness.js';
 
 // ---------------------------------------------------------------------------------------------
 // Model and system under test
 
-interface Cfg {
+interface Cfg extends PolicyCfg {
   name: string;
-  fsync: FsyncPolicy;
-  preallocate?: boolean | number;
-  bytesPerSync?: number;
 }
 
 interface Model {
@@ -76,10 +74,7 @@ type Cmd = fc.AsyncCommand<Model, Real>;
 const always = (r: Real): boolean => r.cfg.fsync === 'always';
 
 async function openWal(r: Real, fs: ProcessFs): Promise<Awaited<ReturnType<typeof Wal.open>>> {
-  const o: Parameters<typeof walOptions>[1] = { fsync: r.cfg.fsync, maxSegmentSize: r.maxSegmentSize };
-  if (r.cfg.preallocate !== undefined) o.preallocate = r.cfg.preallocate;
-  if (r.cfg.bytesPerSync !== undefined) o.bytesPerSync = r.cfg.bytesPerSync;
-  return Wal.open(walOptions(fs, o));
+  return Wal.open(walOptions(fs, policyOptions(r.cfg, r.maxSegmentSize)));
 }
 
 function track(m: Model, batch: number, spec: RecSpec): { t: Tracked; rec: ReturnType<typeof makeRecord> } {

@@ -20,44 +20,20 @@
  * The next writer is spawned while the current one runs (it waits for a "go" on stdin before it
  * opens the WAL), so the ~0.4 s of tsx start-up is hidden behind the current run.
  */
-import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { comparePositions, Wal, type FsyncPolicy, type Position, type RecoveryInfo } from '../../src/wal/index.js';
+// Type only: importing the fixture's values would run it.
+import type { WriterArgs } from '../fixtures/wal-writer.js';
 import { keyOf, prng, seqOfKey, unitLength, valueOf } from '../fixtures/wal-workload.js';
-import { spawnFixture, readText as readLog, type Child } from '../support/child.js';
+import { fixtureScope, spawnFixture, readText as readLog, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = path.join(REPO, 'test/fixtures/wal-writer.ts');
 
-const tmpRoots: string[] = [];
-function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-'));
-  tmpRoots.push(d);
-  return d;
-}
-
-const live = new Set<ChildProcess>();
-afterEach(() => {
-  for (const c of live) c.kill('SIGKILL'); // only children this file spawned, by their handles
-  live.clear();
-});
-afterAll(() => {
-  for (const d of tmpRoots.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-interface WriterArgs {
-  dir: string;
-  fsync: FsyncPolicy;
-  maxSegmentSize: number;
-  /** Passed to Wal.open when set (background write-back under 'os'). */
-  bytesPerSync?: number;
-  logFile: string;
-  seed: number;
-}
+const { live, tempDir } = fixtureScope('sediment-');
 
 type Writer = Child<WriterArgs>;
 

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { FrameType, SEGMENT_HEADER_SIZE } from '../../../src/wal/format.js';
 import { encodeFrame } from '../../../src/wal/frame.js';
-import { Record, Wal, comparePositions, type Compression, type LogEntry, type Position, type WalOptions } from '../../../src/wal/index.js';
+import { Record, Wal, comparePositions, type Compression, type LogEntry, type FsyncPolicy, type Position, type WalOptions } from '../../../src/wal/index.js';
 import type { FileSystem } from '../../../src/fs/types.js';
 import type { MemFileSystem } from '../../../src/fs/mem.js';
 
@@ -284,6 +284,21 @@ export class Tracker {
 /** Options for opening the WAL in tests: strict recovery unless told otherwise. */
 export function walOptions(fs: FileSystem, o: Omit<WalOptions, 'dir' | 'fs'>): WalOptions {
   return { dir: DIR, fs, recovery: 'strict', ...o };
+}
+
+/** What the WAL tests vary between configurations: the fsync policy and its background work. */
+export interface PolicyCfg {
+  fsync: FsyncPolicy;
+  preallocate?: boolean | number;
+  bytesPerSync?: number;
+}
+
+/** Options for {@link walOptions} from a configuration; optional fields are passed only when set. */
+export function policyOptions(cfg: PolicyCfg, maxSegmentSize: number): Omit<WalOptions, 'dir' | 'fs'> {
+  const o: Omit<WalOptions, 'dir' | 'fs'> = { fsync: cfg.fsync, maxSegmentSize };
+  if (cfg.preallocate !== undefined) o.preallocate = cfg.preallocate;
+  if (cfg.bytesPerSync !== undefined) o.bytesPerSync = cfg.bytesPerSync;
+  return o;
 }
 
 /** Segment ids present in the directory of `fs`. */
