@@ -5,7 +5,8 @@
  * microtask turn. The flush encodes every queued record into one buffer and hands it to the
  * OS with a single synchronous write (microseconds: the page cache), so concurrent appends
  * coalesce into one write(2), and one awaited append still costs one write and no thread-pool
- * round trip. Then, by policy:
+ * round trip. A lone writer, one that awaits each append before the next, skips the queue: its
+ * record is written inside `append` (see `#mayWriteAlone`). Then, by policy:
  * - `'os'` and `{ batchMs }`: the appends resolve; `batchMs` arms a timer that fdatasyncs the
  *   segment within `batchMs`.
  * - `'always'`: the appends wait for an fdatasync that starts after their write. One sync runs
@@ -165,6 +166,16 @@ export class Wal {
   readonly #flushNow = (): void => this.#flush();
   #flushesThisTurn = 0;
   #recordsThisTurn = 0;
+  /**
+   * Records in the log's last write: 1 when a lone writer awaits each append. 0 until the first
+   * write, so that a burst of appends on a fresh log shares one write.
+   */
+  #lastWriteRecords = 0;
+  /** A record was written alone since the last microtask checkpoint (see #mayWriteAlone). */
+  #wroteAlone = false;
+  readonly #clearWroteAlone = (): void => {
+    this.#wroteAlone = false;
+  };
   readonly #endTurn = (): void => {
     this.#flushesThisTurn = 0;
     this.#recordsThisTurn = 0;
@@ -252,6 +263,7 @@ export class Wal {
     if (!(record instanceof Record)) return Promise.reject(new TypeError('append takes a Record (Record.put or Record.delete)'));
     const refused = this.#refuseWrite() ?? this.#refuseSize(record);
     if (refused) return Promise.reject(refused);
+    if (this.#mayWriteAlone(record)) return this.#writeAlone(record);
     return new Promise<Position>((resolve, reject) => {
       this.#enqueue({ records: record, bytes: FRAME_HEADER_SIZE + record.payloadSize, result: undefined, resolve, reject });
     });
@@ -393,9 +405,54 @@ export class Wal {
    */
   #scheduleFlush(): void {
     this.#flushScheduled = true;
-    if (this.#flushesThisTurn === 0) setImmediate(this.#endTurn);
-    if (++this.#flushesThisTurn <= FLUSHES_PER_TURN && this.#recordsThisTurn < RECORDS_PER_TURN) void RESOLVED.then(this.#flushNow);
+    if (this.#takeTurnBudget()) void RESOLVED.then(this.#flushNow);
     else setImmediate(this.#flushNow);
+  }
+
+  /** Counts a flush against this event-loop turn's budget; false once the turn has had its share. */
+  #takeTurnBudget(): boolean {
+    if (this.#flushesThisTurn === 0) setImmediate(this.#endTurn);
+    return ++this.#flushesThisTurn <= FLUSHES_PER_TURN && this.#recordsThisTurn < RECORDS_PER_TURN;
+  }
+
+  /**
+   * Whether `append(record)` may write at once instead of queueing for a flush. A caller that
+   * awaits each append before the next gains nothing from the queue: every flush holds just its
+   * record, and the queue costs it a promise executor, a queue entry and a microtask hop on every
+   * append. So a record is written at once when the log's last write held one record (a lone
+   * writer), nothing is queued or scheduled (order is kept), it fits the segment, the turn's
+   * budget allows it, and no record was written alone since the last microtask checkpoint:
+   * appends made together in one synchronous run, or by concurrent writers resumed in one
+   * microtask batch, then queue and share the next write, so concurrency still coalesces.
+   * Not under 'always', where appends wait for an fdatasync and group commit does the sharing.
+   */
+  #mayWriteAlone(record: Record): boolean {
+    return (
+      this.#lastWriteRecords === 1 &&
+      !this.#wroteAlone &&
+      this.#queue.length === 0 &&
+      !this.#flushScheduled &&
+      !this.#rotating &&
+      this.#opts.fsync !== 'always' &&
+      this.#active.end + FRAME_HEADER_SIZE + record.payloadSize <= this.#opts.maxSegmentSize &&
+      this.#takeTurnBudget()
+    );
+  }
+
+  /** Writes one record at once (see {@link #mayWriteAlone}); resolves as a flush would have. */
+  #writeAlone(record: Record): Promise<Position> {
+    this.#wroteAlone = true;
+    void RESOLVED.then(this.#clearWroteAlone);
+    this.#recordsThisTurn++;
+    const seg = this.#active;
+    const start = seg.end;
+    const need = FRAME_HEADER_SIZE + record.payloadSize;
+    if (need > this.#buf.length) this.#growBuffer(0, need);
+    const length = encodeFrame(this.#buf, 0, FrameType.FULL, record);
+    if (!this.#write(seg, length, 1, 0, NOTHING)) return Promise.reject(this.#failure);
+    this.#afterWrite(seg, length);
+    this.#maybePreallocate();
+    return Promise.resolve({ segmentId: seg.id, offset: start });
   }
 
   /** Writes every queued record in one write(2), up to a rotation point. Synchronous. */
@@ -442,31 +499,8 @@ export class Wal {
     const written = rotate ? items.slice(0, count) : items;
     if (rotate) this.#queue = items.slice(count).concat(this.#queue);
 
-    if (length > 0) {
-      try {
-        writeAllSync(seg.handle, this.#buf, length, start);
-      } catch (err) {
-        this.#fail(new IoError('write', seg.file, err), written);
-        // Best effort: cut the partial write off so the tail ends on a record boundary.
-        seg.handle.truncate(start).catch(() => undefined);
-        return;
-      }
-      seg.end += length;
-      seg.fileSize = Math.max(seg.fileSize, seg.end);
-      const s = this.#stats;
-      s.records += records;
-      s.bytes += length;
-      s.writes++;
-      s.batches += batches;
-      this.#meter.counter('wal.records', records);
-      this.#meter.counter('wal.bytes', length);
-      this.#meter.counter('wal.writes', 1);
-      this.#meter.histogram('wal.group_records', records);
-    }
-    if (this.#buf.length > 16 * INITIAL_BUFFER) this.#buf = Buffer.allocUnsafe(INITIAL_BUFFER);
-
-    const policy = this.#opts.fsync;
-    if (policy === 'always' && records > 0) {
+    if (length > 0 && !this.#write(seg, length, records, batches, written)) return;
+    if (this.#opts.fsync === 'always' && records > 0) {
       this.#syncTo(seg, seg.end).then(
         () => settleAll(written),
         (err: Error) => {
@@ -475,16 +509,52 @@ export class Wal {
       );
     } else {
       settleAll(written);
-      if (policy === 'batch') {
-        if (length > 0) this.#armTimer();
-      } else if (this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
-        // 'os': write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
-        this.#syncTo(seg, seg.end).catch(() => undefined);
-      }
     }
-
+    this.#afterWrite(seg, length);
     if (rotate) this.#startRotation();
     else this.#maybePreallocate();
+  }
+
+  /**
+   * Hands `this.#buf[0..length)` (`records` records, `batches` of them in batches) to the OS at
+   * the segment's end and counts it. On failure the log fails, `written` (the appends the bytes
+   * belong to) reject first, and false is returned.
+   */
+  #write(seg: ActiveSegment, length: number, records: number, batches: number, written: readonly Pending[]): boolean {
+    const start = seg.end;
+    try {
+      writeAllSync(seg.handle, this.#buf, length, start);
+    } catch (err) {
+      this.#fail(new IoError('write', seg.file, err), written);
+      // Best effort: cut the partial write off so the tail ends on a record boundary.
+      seg.handle.truncate(start).catch(() => undefined);
+      return false;
+    }
+    seg.end += length;
+    seg.fileSize = Math.max(seg.fileSize, seg.end);
+    this.#lastWriteRecords = records;
+    const s = this.#stats;
+    s.records += records;
+    s.bytes += length;
+    s.writes++;
+    s.batches += batches;
+    this.#meter.counter('wal.records', records);
+    this.#meter.counter('wal.bytes', length);
+    this.#meter.counter('wal.writes', 1);
+    this.#meter.histogram('wal.group_records', records);
+    if (this.#buf.length > 16 * INITIAL_BUFFER) this.#buf = Buffer.allocUnsafe(INITIAL_BUFFER);
+    return true;
+  }
+
+  /** After a write: the timer of `{ batchMs }`, the background write-back of `'os'`. */
+  #afterWrite(seg: ActiveSegment, length: number): void {
+    const policy = this.#opts.fsync;
+    if (policy === 'batch') {
+      if (length > 0) this.#armTimer();
+    } else if (policy === 'os' && this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
+      // 'os': write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
+      this.#syncTo(seg, seg.end).catch(() => undefined);
+    }
   }
 
   #growBuffer(keep: number, need: number): void {
@@ -731,6 +801,7 @@ export class Wal {
 }
 
 const ZEROS = Buffer.alloc(ZERO_CHUNK);
+const NOTHING: readonly Pending[] = [];
 
 function newActive(id: number, file: string, handle: FileHandle, end: number, synced: number): ActiveSegment {
   return { id, file, handle, end, synced, fileSize: end, waiters: [], syncing: undefined, zeroing: false, sealing: false };

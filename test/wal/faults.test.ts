@@ -514,7 +514,13 @@ describe('group commit and write coalescing (FaultFileSystem counters)', () => {
     const tl = timeline();
     fault.injector = tl.injector;
     const before = wal.stats();
-    for (let i = 0; i < 50; i++) await wal.append(rec(i));
+    for (let i = 0; i < 50; i++) {
+      const writes = wal.stats().writes;
+      const appended = wal.append(rec(i));
+      // From the second on, a lone writer's record is written before append returns (no flush turn).
+      if (i > 0) expect(wal.stats().writes).toBe(writes + 1);
+      await appended;
+    }
     await sleep(20);
     expect(opsOf(tl.events, 'writeSync')).toHaveLength(50);
     expect(tl.events.filter((e) => typeof e !== 'string' && e.mutating && e.kind !== 'writeSync')).toEqual([]);
@@ -533,6 +539,27 @@ describe('group commit and write coalescing (FaultFileSystem counters)', () => {
     await Promise.all(Array.from({ length: 64 }, (_, i) => wal.append(rec(i))));
     expect(opsOf(tl.events, 'writeSync')).toHaveLength(1);
     expect(wal.stats().writes).toBe(1);
+    await wal.close();
+  });
+
+  it("'os': after a lone writer, appends made together still coalesce (the first may be written alone)", async () => {
+    const { wal } = await setup({ fsync: 'os', bytesPerSync: 0 });
+    for (let i = 0; i < 5; i++) await wal.append(rec(i));
+    const lone = wal.stats().writes;
+    expect(lone).toBe(5);
+    const first = await Promise.all(Array.from({ length: 64 }, (_, i) => wal.append(rec(100 + i))));
+    expect(wal.stats().writes - lone).toBe(2);
+    // 64 writers each awaiting its own appends: one write per round, none alone.
+    const before = wal.stats().writes;
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, w) => {
+        for (let round = 0; round < 10; round++) await wal.append(rec(1000 + 64 * round + w));
+      }),
+    );
+    expect(wal.stats().writes - before).toBe(10);
+    // Order is append order throughout: positions increase.
+    const positions = first.map((p) => p.offset);
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
     await wal.close();
   });
 });
