@@ -4,11 +4,15 @@
  * Callbacks rather than `fs/promises` FileHandles: one thread-pool round trip per call and no
  * FileHandle object per open, which matters for fdatasync latency. `datasync` is `fdatasync(2)`.
  *
- * Locking: Node has no flock/fcntl. On Linux the lock is a Unix socket bound in the abstract
- * namespace under a name derived from the directory's device and inode. The kernel makes the
- * name exclusive across processes and threads and frees it when the process dies, SIGKILL
- * included, so there is no stale lock to detect. Elsewhere a `LOCK` file created with O_EXCL
- * holds the pid, and a lock whose pid is dead is taken over.
+ * Locking: Node has no flock/fcntl. On Linux the lock is two listening Unix sockets:
+ * - one bound in the abstract namespace under a name derived from the directory's device and
+ *   inode. The kernel makes the name exclusive across processes and threads and frees it when
+ *   the process dies, SIGKILL included. But abstract names belong to a network namespace: a
+ *   process in another one (a container sharing the volume) does not see it;
+ * - so also a socket file `LOCK-<random>.sock` in the directory, which every process that can
+ *   reach the directory can connect to. See {@link claimSocketFile}.
+ * Elsewhere a `LOCK` file created with O_EXCL holds the pid, and a lock whose pid is dead is
+ * taken over.
  *
  * @module
  */
@@ -116,7 +120,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async lock(dir: string): Promise<DirectoryLock> {
-    return process.platform === 'linux' ? lockWithAbstractSocket(dir) : lockWithPidFile(dir);
+    return process.platform === 'linux' ? lockWithSockets(dir) : lockWithPidFile(dir);
   }
 }
 
@@ -125,6 +129,120 @@ export const nodeFileSystem: FileSystem = new NodeFileSystem();
 
 function lockedError(dir: string, detail: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${dir} is locked: ${detail}`), { code: 'ELOCKED' });
+}
+
+async function lockWithSockets(dir: string): Promise<DirectoryLock> {
+  const local = await lockWithAbstractSocket(dir);
+  let shared: DirectoryLock | undefined;
+  try {
+    shared = await claimSocketFile(dir);
+  } catch (err) {
+    await local.release();
+    throw err;
+  }
+  return {
+    async release() {
+      await shared?.release();
+      await local.release();
+    },
+  };
+}
+
+/** Names of lock socket files: `LOCK-` and 16 hex digits. */
+const LOCK_SOCKET = /^LOCK-[0-9a-f]{16}\.sock$/;
+/**
+ * A lock socket file that refuses connections is a dead holder's (the kernel does not remove
+ * socket files). It is deleted only once older than this: a live holder's file also refuses for
+ * the instant between its bind and its listen, and deleting it then could hide that holder from
+ * a third opener. Younger, it is passed over (it does not lock the directory either).
+ */
+export const STALE_LOCK_SOCKET_MS = 10_000;
+/** Errors of a file system that cannot hold socket files: the abstract lock is then the lock. */
+const NO_SOCKET_FILES = new Set(['EOPNOTSUPP', 'ENOTSUP', 'EPERM']);
+
+/**
+ * The directory-wide half of the Linux lock, for processes in other network namespaces: create,
+ * then look. It binds a socket file of its own, `LOCK-<random>.sock`, listening; then lists the
+ * directory, and if any other lock socket file accepts a connection, its holder is alive: this
+ * one closes its own and the directory is locked. Of two openers, the one that lists second
+ * finds the other's socket (each binds before it lists), so at most one goes on; in a tight race
+ * both may back off, and both get a locked error, as from any held lock.
+ *
+ * Resolves to undefined on a file system that cannot hold socket files. @internal exported for
+ * tests, with `staleMs`.
+ */
+export async function claimSocketFile(dir: string, staleMs = STALE_LOCK_SOCKET_MS): Promise<DirectoryLock | undefined> {
+  const name = `LOCK-${randomBytes(8).toString('hex')}.sock`;
+  // A socket address holds at most 107 bytes of path: a longer one goes through the directory's
+  // descriptor in /proc, which must stay open while the socket does (closing the server
+  // unlinks its file by that path).
+  let dirFd: number | undefined;
+  let base = dir;
+  if (Buffer.byteLength(path.join(dir, name)) > 100) {
+    dirFd = await call<number>((cb) => fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, cb));
+    base = `/proc/self/fd/${dirFd}`;
+  }
+  const closeDir = async (): Promise<void> => {
+    if (dirFd !== undefined) await call<void>((cb) => fs.close(dirFd!, (err) => cb(err, undefined))).catch(() => undefined);
+  };
+  const server = net.createServer((conn) => conn.destroy());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: path.join(base, name) }, () => resolve());
+    });
+  } catch (err) {
+    await closeDir();
+    if (NO_SOCKET_FILES.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+    throw err;
+  }
+  server.unref(); // the lock must not keep the process alive
+  const release = async (): Promise<void> => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeDir();
+  };
+  try {
+    for (const other of await fs.promises.readdir(dir)) {
+      if (other === name || !LOCK_SOCKET.test(other)) continue;
+      const state = await probeSocket(path.join(base, other));
+      if (state === 'live') throw lockedError(dir, `held by a live handle (${other}), maybe in another network namespace`);
+      if (state === 'dead') await removeIfOlder(path.join(dir, other), staleMs);
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      await release();
+    },
+  };
+}
+
+/**
+ * Whether a lock socket file has a listener: 'live' if a connection is accepted or fails for
+ * any reason but these: refused or not a socket ('dead'), or no longer there ('gone').
+ */
+function probeSocket(file: string): Promise<'live' | 'dead' | 'gone'> {
+  return new Promise((resolve) => {
+    const conn = net.connect({ path: file });
+    conn.once('connect', () => {
+      conn.destroy();
+      resolve('live');
+    });
+    conn.once('error', (err: NodeJS.ErrnoException) => {
+      conn.destroy();
+      resolve(err.code === 'ENOENT' ? 'gone' : err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK' ? 'dead' : 'live');
+    });
+  });
+}
+
+async function removeIfOlder(file: string, ms: number): Promise<void> {
+  const st = await fs.promises.lstat(file).catch(() => undefined);
+  if (st?.isSocket() && Date.now() - st.ctimeMs >= ms) await fs.promises.unlink(file).catch(() => undefined);
 }
 
 async function lockWithAbstractSocket(dir: string): Promise<DirectoryLock> {

@@ -97,3 +97,11 @@ export function readText(file: string): string {
     return '';
   }
 }
+
+/**
+ * Copies a store's directory as a crash left it, for verifying the copy. Socket files are left
+ * out: a killed holder leaves its lock socket (`LOCK-<id>.sock`), and `fs.cpSync` refuses them.
+ */
+export function copyStore(dir: string, copy: string): void {
+  fs.cpSync(dir, copy, { recursive: true, filter: (src) => !fs.lstatSync(src).isSocket() });
+}

@@ -9,7 +9,7 @@
  * `--import` loader in its execArgv. So the worker exercises Wal.open itself, not just the lock
  * primitive. Child processes run test/fixtures/wal-lock-holder.ts under `node --import tsx`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { claimSocketFile } from '../../src/fs/node.js';
 import { segmentFileName } from '../../src/wal/format.js';
 import { ClosedError, CorruptionError, LockedError, Record, Wal } from '../../src/wal/index.js';
 
@@ -63,9 +64,11 @@ async function openFails(dir: string, opts: { recovery?: 'strict' | 'salvage' } 
   return expect.fail('the second Wal.open succeeded');
 }
 
+/** Hashes of the directory's regular files (the lock's socket file holds no bytes). */
 function snapshot(dir: string): { [name: string]: string } {
   const out: { [name: string]: string } = {};
   for (const name of fs.readdirSync(dir).sort()) {
+    if (!fs.lstatSync(path.join(dir, name)).isFile()) continue;
     out[name] = createHash('sha256').update(fs.readFileSync(path.join(dir, name))).digest('hex');
   }
   return out;
@@ -77,6 +80,12 @@ async function keys(wal: Wal): Promise<string[]> {
   return out;
 }
 
+/** The lock socket files in `dir`. */
+const lockSockets = (dir: string): string[] => fs.readdirSync(dir).filter((n) => /^LOCK-[0-9a-f]{16}\.sock$/.test(n));
+
+/** Whether this machine lets us run a process in a new network namespace (root, or user namespaces). */
+const CAN_UNSHARE_NET = process.platform === 'linux' && spawnSync('unshare', ['-n', 'true']).status === 0;
+
 // --- child processes and workers ----------------------------------------------------------
 
 interface Child {
@@ -86,8 +95,11 @@ interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function runHolder(dir: string, mode: 'try' | 'hold'): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', HOLDER, JSON.stringify({ dir, mode })], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the holder fixture; `netns`: in a network namespace of its own (`unshare -n`), as a container would. */
+function runHolder(dir: string, mode: 'try' | 'hold', netns = false): Child {
+  const argv = [process.execPath, '--import', 'tsx', HOLDER, JSON.stringify({ dir, mode })];
+  if (netns) argv.unshift('unshare', '-n');
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
@@ -247,6 +259,55 @@ describe('exclusive open', () => {
     await wal.close();
     const t2 = runHolder(dir, 'try');
     expect(await t2.message()).toEqual({ ok: true });
+  });
+
+  // Abstract socket names belong to a network namespace; the lock's socket file does not.
+  it.skipIf(!CAN_UNSHARE_NET)('from another network namespace (a container sharing the directory): LOCKED both ways; SIGKILL frees it', async () => {
+    const dir = tempDir();
+    const wal = await open(dir);
+    const t = runHolder(dir, 'try', true);
+    expect(await t.message()).toMatchObject({ ok: false, code: 'LOCKED', name: 'LockedError' });
+    await wal.close();
+    expect(lockSockets(dir)).toEqual([]); // close removed this process's socket file
+
+    const h = runHolder(dir, 'hold', true);
+    expect(await h.message()).toMatchObject({ held: true });
+    expect((await openFails(dir)).code).toBe('LOCKED');
+    h.child.kill('SIGKILL');
+    expect((await h.exited).signal).toBe('SIGKILL');
+    // Its socket file is left behind, refusing connections: it does not block.
+    expect(lockSockets(dir)).toHaveLength(1);
+    const after = await open(dir);
+    expect(await keys(after)).toEqual(['held-by']);
+    await after.close();
+  });
+
+  it('lock socket files: a dead holder\'s is deleted once stale; a live one locks, also past the socket path limit', async () => {
+    // A directory whose socket path is over the 107 bytes a socket address holds.
+    const dir = path.join(tempDir(), 'd'.repeat(120));
+    fs.mkdirSync(dir, { recursive: true });
+    const first = await claimSocketFile(dir);
+    expect(first).toBeDefined();
+    expect(lockSockets(dir)).toHaveLength(1);
+    await expect(claimSocketFile(dir)).rejects.toMatchObject({ code: 'ELOCKED' });
+    expect(lockSockets(dir)).toHaveLength(1); // the loser removed its own
+    await first!.release();
+    expect(lockSockets(dir)).toEqual([]);
+
+    // A holder killed with SIGKILL leaves its socket file; young, it is skipped, stale, deleted.
+    const h = runHolder(dir, 'hold');
+    expect(await h.message()).toMatchObject({ held: true });
+    h.child.kill('SIGKILL');
+    await h.exited;
+    const [dead] = lockSockets(dir);
+    expect(dead).toBeDefined();
+    const young = await claimSocketFile(dir);
+    expect(lockSockets(dir)).toContain(dead);
+    await young!.release();
+    const stale = await claimSocketFile(dir, 0);
+    expect(lockSockets(dir)).not.toContain(dead);
+    expect(lockSockets(dir)).toHaveLength(1);
+    await stale!.release();
   });
 
   it('a strict open refused for corruption releases the lock', async () => {

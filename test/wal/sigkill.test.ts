@@ -28,7 +28,7 @@ import { comparePositions, Wal, type FsyncPolicy, type Position, type RecoveryIn
 // Type only: importing the fixture's values would run it.
 import type { WriterArgs } from '../fixtures/wal-writer.js';
 import { keyOf, prng, seqOfKey, unitLength, valueOf } from '../fixtures/wal-workload.js';
-import { fixtureScope, spawnFixture, readText as readLog, type Child } from '../support/child.js';
+import { copyStore, fixtureScope, readText as readLog, spawnFixture, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = path.join(REPO, 'test/fixtures/wal-writer.ts');
@@ -200,7 +200,7 @@ async function killLoop(opts: { kills: number; seed: number; maxSegmentSize: num
     if (gen % 2 === 1 && gen + 1 < opts.kills) {
       // Verify a copy; leave the crash for the next writer to recover.
       const copy = path.join(root, `copy-${gen}`);
-      fs.cpSync(dir, copy, { recursive: true });
+      copyStore(dir, copy);
       v = await verify(copy, logs, opts.maxSegmentSize);
       fs.rmSync(copy, { recursive: true, force: true });
       expectedChildRecovery = v.recovery;
