@@ -318,11 +318,9 @@ export class Wal {
    * offset that is not a record boundary starts at the next record. Throws `CorruptionError` if
    * it meets damaged bytes.
    */
-  async *readFrom(from: Position): AsyncGenerator<LogEntry, void, undefined> {
+  readFrom(from: Position): AsyncGenerator<LogEntry, void, undefined> {
     // An async generator: a bad position or a closed log surfaces on the first next().
-    assertPosition(from, 'readFrom position');
-    if (this.#state === 'closed') throw new ClosedError('the WAL');
-    yield* readLog(this.#readerSource, { segmentId: from.segmentId, offset: from.offset });
+    return readLog(this.#readerSource, from);
   }
 
   /** Where the next record goes: the end of the bytes handed to the OS. */

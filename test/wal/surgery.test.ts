@@ -692,6 +692,50 @@ describe('forged length fields (child process, 64 MB heap)', () => {
   });
 });
 
+describe('damage appearing under an open log (bit rot after recovery)', () => {
+  it('readFrom hands out every record before the damage, then rejects with CORRUPTION at its offset: sealed and active segments', async () => {
+    const dir = path.join(tempDir(), 'wal');
+    const { wal } = await Wal.open({ dir, fsync: 'os', maxSegmentSize: 64 * 1024 });
+    const written: { key: string; position: Position }[] = [];
+    for (let i = 0; i < 300; i++) {
+      const key = `k${i}`;
+      written.push({ key, position: await wal.append(Record.put(key, bytes(i, 500))) });
+    }
+    const active = wal.currentPosition().segmentId;
+    expect(active).toBeGreaterThan(1);
+    try {
+      // A record in the middle of sealed segment 1 (read with read-ahead), then one in the
+      // active segment (read up to the writer's head).
+      for (const segmentId of [1, active]) {
+        const inSegment = written.filter((w) => w.position.segmentId === segmentId);
+        const victim = inSegment[Math.floor(inSegment.length / 2)]!;
+        const file = seg(dir, segmentId);
+        const b = fs.readFileSync(file);
+        b[victim.position.offset + FRAME_HEADER_SIZE + 30]! ^= 0x04;
+        fs.writeFileSync(file, b);
+        const got: string[] = [];
+        let error: unknown;
+        try {
+          for await (const { record } of wal.readFrom({ segmentId: 0, offset: 0 })) got.push(Buffer.from(record.key).toString());
+        } catch (err) {
+          error = err;
+        }
+        expect(got).toEqual(written.slice(0, written.indexOf(victim)).map((w) => w.key));
+        expect(error).toBeInstanceOf(CorruptionError);
+        expect(error).toMatchObject({ code: 'CORRUPTION', offset: victim.position.offset, segmentId });
+        b[victim.position.offset + FRAME_HEADER_SIZE + 30]! ^= 0x04;
+        fs.writeFileSync(file, b);
+      }
+      // Repaired, the whole log reads again.
+      let n = 0;
+      for await (const _ of wal.readFrom({ segmentId: 0, offset: 0 })) n++;
+      expect(n).toBe(300);
+    } finally {
+      await wal.close();
+    }
+  });
+});
+
 describe('missing and damaged segments', () => {
   it('segment 1 of 0..3 deleted: strict rejects; salvage keeps segment 0 and quarantines 2 and 3', async () => {
     const dir = path.join(tempDir(), 'wal');
