@@ -43,8 +43,9 @@ function toBytes(what: string, input: unknown): Uint8Array {
     }
     return Buffer.from(input, 'utf8');
   }
-  // Copied: the record is a snapshot of the caller's bytes at the time of the call.
-  if (input instanceof Uint8Array) return Uint8Array.prototype.slice.call(input);
+  // Copied: the record is a snapshot of the caller's bytes at the time of the call. From Node's
+  // buffer pool, like a string's bytes: a fresh ArrayBuffer per key and value costs ~1 us each.
+  if (input instanceof Uint8Array) return copyBytes(input);
   throw new TypeError(`${what} must be a Uint8Array or a string, got ${describeType(input)}`);
 }
 

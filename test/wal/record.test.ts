@@ -46,6 +46,15 @@ describe('Record', () => {
     expect([...r.value]).toEqual([1, 2, 3]);
     expect(r.tombstone).toBe(false);
     expect(r.expiresAt).toBeUndefined();
+    // Buffers too (whose own slice() is a view), and views into larger arrays: only their bytes.
+    const backing = Buffer.from('xxkey-1value-1xx');
+    const key = backing.subarray(2, 7);
+    const value = new Uint8Array(backing.buffer, backing.byteOffset + 7, 7);
+    const b = Record.put(key, value);
+    backing.fill(0x5a);
+    expect(Buffer.from(b.key).toString()).toBe('key-1');
+    expect(Buffer.from(b.value).toString()).toBe('value-1');
+    expect(b.payloadSize).toBe(Record.put('key-1', 'value-1').payloadSize);
   });
 
   it('rejects wrong types with TypeError and bad TTLs with RangeError', () => {
