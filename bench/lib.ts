@@ -113,6 +113,8 @@ export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US
 export const fmtMB = (n: number): string => (n >= 100 ? fmtInt(n) : n.toFixed(1));
 export const fmtX = (r: number): string => `${r.toFixed(2)}x`;
 export const fmtPct = (r: number): string => `${(r * 100).toFixed(0)}%`;
+/** A percentage with one decimal: for a measured value set against a threshold (59.7% is not 60%). */
+export const fmtPct1 = (r: number): string => `${(r * 100).toFixed(1)}%`;
 export const fmtUs = (us: number): string => `${us.toFixed(0)} us`;
 export const fmtMs = (ms: number): string => `${ms.toFixed(0)} ms`;
 
