@@ -193,7 +193,9 @@ export async function claimSocketFile(dir: string, staleMs = STALE_LOCK_SOCKET_M
     });
   } catch (err) {
     await closeDir();
-    if (NO_SOCKET_FILES.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // No /proc (some sandboxes) makes the long-path form fail: the abstract lock then too.
+    if (NO_SOCKET_FILES.has(code) || (dirFd !== undefined && code === 'ENOENT')) return undefined;
     throw err;
   }
   server.unref(); // the lock must not keep the process alive
