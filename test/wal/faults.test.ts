@@ -572,13 +572,20 @@ describe('{ batchMs } timer', () => {
       const cfg: Cfg = { fsync: { batchMs: 5 }, preallocate };
       const { mem, wal, t } = await setup(cfg);
       await sleep(20);
-      await t.append(wal, 1);
-      await sleep(50); // ten windows, no further appends
+      // Three awaited appends, each followed by ten windows with no further append: the first
+      // goes through the flush queue, the next two are written alone inside append (a lone
+      // writer). Each path must arm the timer itself.
+      const writes = wal.stats().writes;
+      for (let i = 1; i <= 3; i++) {
+        await t.append(wal, i);
+        await sleep(50);
+      }
+      expect(wal.stats().writes - writes).toBe(3);
       const crashed = mem.crashClone({ unsyncedData: 'drop', unsyncedDirOps: 'drop' });
       const { wal: w } = await Wal.open(walOptions(new ProcessFs(crashed), opts(cfg)));
       const got = await readAll(w);
       checkPrefixOk(got, { written: t.written, ackedSurvive: true });
-      expect(got).toHaveLength(1);
+      expect(got).toHaveLength(3);
       await w.close();
       await wal.close();
     });
