@@ -38,6 +38,7 @@ import { copyBytes } from '../util/bytes.js';
 import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';
+import { FRAME_HEADER_SIZE } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import { Record } from '../wal/record.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
@@ -128,8 +129,6 @@ interface Pending {
 
 const WAL_DIR = 'wal';
 const ITERATOR_SLICE = 1024;
-/** A WAL frame's header: what a record costs in the WAL beyond its payload. */
-const FRAME_OVERHEAD = 16;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
@@ -339,7 +338,7 @@ export class DB<K = string, V = unknown> {
       const r = p.record;
       this.#mem.put({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
       this.#stats.userBytes += r.key.length + r.value.length;
-      this.#walBytesSinceFreeze += r.payloadSize + FRAME_OVERHEAD;
+      this.#walBytesSinceFreeze += r.payloadSize + FRAME_HEADER_SIZE;
     }
     this.#lastPosition = last;
     // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
@@ -785,7 +784,7 @@ export class DB<K = string, V = unknown> {
       if (after && comparePositions(position, after) <= 0) continue;
       this.#mem.put({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
       this.#lastPosition = position;
-      this.#walBytesSinceFreeze += record.payloadSize + FRAME_OVERHEAD;
+      this.#walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
       if (this.#mustFreeze()) {
         this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: position, lastSeq: this.#seq });
         this.#mem = new Memtable();

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { DirectoryLock, FileHandle, FileStat, FileSystem, OpenMode } from '../../src/fs/types.js';
+import { FaultFileSystem } from '../../src/fs/fault.js';
+import type { DirectoryLock, FileSystem } from '../../src/fs/types.js';
 
 /** mulberry32: a small seeded PRNG so crash images are reproducible. */
 export function seeded(seed: number): () => number {
@@ -40,118 +41,44 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
   }
 }
 
-function deadError(op: string, file: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`EIO: process is dead, ${op} '${file}'`);
-  err.code = 'EIO';
-  return err;
-}
-
 /**
- * One process's view of a MemFileSystem.
+ * One process's view of a MemFileSystem: a {@link FaultFileSystem} whose faults are the process's
+ * death.
  *
  * - `kill()` models the process dying: its locks are released and every later operation fails
- *   with EIO, so an abandoned DB can never touch the file system again.
+ *   with EIO (closing a descriptor excepted), so an abandoned DB can never touch the file
+ *   system again.
  */
-export class ProcessFs implements FileSystem {
-  #dead = false;
-  readonly #locks = new Set<DirectoryLock>();
+export class ProcessFs extends FaultFileSystem {
+  // Plain fields, not #private: the injector handed to super() must reach them before `this` exists.
+  private readonly life: { dead: boolean };
+  private readonly locks = new Set<DirectoryLock>();
 
-  constructor(readonly inner: FileSystem) {}
+  constructor(inner: FileSystem) {
+    const life = { dead: false };
+    super(inner, (op) => (life.dead && op.kind !== 'close' ? { error: 'EIO' } : undefined));
+    this.life = life;
+  }
 
   get dead(): boolean {
-    return this.#dead;
+    return this.life.dead;
   }
 
   kill(): void {
-    this.#dead = true;
-    for (const lock of this.#locks) void lock.release().catch(noop);
-    this.#locks.clear();
+    this.life.dead = true;
+    for (const lock of this.locks) void lock.release().catch(noop);
+    this.locks.clear();
   }
 
-  check(op: string, file: string): void {
-    if (this.#dead) throw deadError(op, file);
-  }
-
-  async open(file: string, mode: OpenMode): Promise<FileHandle> {
-    this.check('open', file);
-    return new ProcessHandle(this, await this.inner.open(file, mode));
-  }
-  async readdir(dir: string): Promise<string[]> {
-    this.check('readdir', dir);
-    return this.inner.readdir(dir);
-  }
-  async mkdir(dir: string): Promise<void> {
-    this.check('mkdir', dir);
-    return this.inner.mkdir(dir);
-  }
-  async stat(file: string): Promise<FileStat> {
-    this.check('stat', file);
-    return this.inner.stat(file);
-  }
-  async rename(from: string, to: string): Promise<void> {
-    this.check('rename', from);
-    return this.inner.rename(from, to);
-  }
-  async unlink(file: string): Promise<void> {
-    this.check('unlink', file);
-    return this.inner.unlink(file);
-  }
-  async syncDir(dir: string): Promise<void> {
-    this.check('syncDir', dir);
-    return this.inner.syncDir(dir);
-  }
-  async lock(dir: string): Promise<DirectoryLock> {
-    this.check('lock', dir);
-    const lock = await this.inner.lock(dir);
-    this.#locks.add(lock);
+  override async lock(dir: string): Promise<DirectoryLock> {
+    const lock = await super.lock(dir);
+    this.locks.add(lock);
     return {
       release: async () => {
-        if (!this.#locks.delete(lock)) return;
+        if (!this.locks.delete(lock)) return;
         await lock.release();
       },
     };
-  }
-}
-
-class ProcessHandle implements FileHandle {
-  constructor(
-    private readonly proc: ProcessFs,
-    private readonly inner: FileHandle,
-  ) {}
-  get path(): string {
-    return this.inner.path;
-  }
-  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    this.proc.check('read', this.path);
-    return this.inner.read(buffer, offset, length, position);
-  }
-  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
-    this.proc.check('read', this.path);
-    return this.inner.readSync(buffer, offset, length, position);
-  }
-  async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    this.proc.check('write', this.path);
-    return this.inner.write(buffer, offset, length, position);
-  }
-  writeSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
-    this.proc.check('write', this.path);
-    return this.inner.writeSync(buffer, offset, length, position);
-  }
-  async datasync(): Promise<void> {
-    this.proc.check('fdatasync', this.path);
-    return this.inner.datasync();
-  }
-  async truncate(size: number): Promise<void> {
-    this.proc.check('ftruncate', this.path);
-    return this.inner.truncate(size);
-  }
-  async size(): Promise<number> {
-    this.proc.check('fstat', this.path);
-    return this.inner.size();
-  }
-  async close(): Promise<void> {
-    // The descriptor is released even by a dead process.
-    return this.inner.close();
   }
 }
 
