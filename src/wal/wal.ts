@@ -263,9 +263,10 @@ export class Wal {
     if (!(record instanceof Record)) return Promise.reject(new TypeError('append takes a Record (Record.put or Record.delete)'));
     const refused = this.#refuseWrite() ?? this.#refuseSize(record);
     if (refused) return Promise.reject(refused);
-    if (this.#mayWriteAlone(record)) return this.#writeAlone(record);
+    const bytes = FRAME_HEADER_SIZE + record.payloadSize;
+    if (this.#mayWriteAlone(bytes)) return this.#writeAlone(record, bytes);
     return new Promise<Position>((resolve, reject) => {
-      this.#enqueue({ records: record, bytes: FRAME_HEADER_SIZE + record.payloadSize, result: undefined, resolve, reject });
+      this.#enqueue({ records: record, bytes, result: undefined, resolve, reject });
     });
   }
 
@@ -414,7 +415,7 @@ export class Wal {
   }
 
   /**
-   * Whether `append(record)` may write at once instead of queueing for a flush. A caller that
+   * Whether `append` may write its record (`bytes` as a frame) at once instead of queueing for a flush. A caller that
    * awaits each append before the next gains nothing from the queue: every flush holds just its
    * record, and the queue costs it a promise executor, a queue entry and a microtask hop on every
    * append. So a record is written at once when the log's last write held one record (a lone
@@ -424,7 +425,7 @@ export class Wal {
    * microtask batch, then queue and share the next write, so concurrency still coalesces.
    * Not under 'always', where appends wait for an fdatasync and group commit does the sharing.
    */
-  #mayWriteAlone(record: Record): boolean {
+  #mayWriteAlone(bytes: number): boolean {
     return (
       this.#lastWriteRecords === 1 &&
       !this.#wroteAlone &&
@@ -432,20 +433,19 @@ export class Wal {
       !this.#flushScheduled &&
       !this.#rotating &&
       this.#opts.fsync !== 'always' &&
-      this.#active.end + FRAME_HEADER_SIZE + record.payloadSize <= this.#opts.maxSegmentSize &&
+      this.#active.end + bytes <= this.#opts.maxSegmentSize &&
       this.#takeTurnBudget()
     );
   }
 
   /** Writes one record at once (see {@link #mayWriteAlone}); resolves as a flush would have. */
-  #writeAlone(record: Record): Promise<Position> {
+  #writeAlone(record: Record, bytes: number): Promise<Position> {
     this.#wroteAlone = true;
     void RESOLVED.then(this.#clearWroteAlone);
     this.#recordsThisTurn++;
     const seg = this.#active;
     const start = seg.end;
-    const need = FRAME_HEADER_SIZE + record.payloadSize;
-    if (need > this.#buf.length) this.#growBuffer(0, need);
+    if (bytes > this.#buf.length) this.#growBuffer(0, bytes);
     const length = encodeFrame(this.#buf, 0, FrameType.FULL, record);
     if (!this.#write(seg, length, 1, 0, NOTHING)) return Promise.reject(this.#failure);
     this.#afterWrite(seg, length);
