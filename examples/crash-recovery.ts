@@ -1,5 +1,5 @@
 /**
- * `npm start`: the database surviving a crash.
+ * `npm start` (or `npx tsx examples/crash-recovery.ts [dir]`): the database surviving a crash.
  *
  * A child process writes to a DB as fast as it can, eight writes in flight at once (default
  * options, except a 256 KiB memtable so that it flushes tables while it runs). Most writes are
@@ -8,8 +8,8 @@
  * with SIGKILL mid-stream, reopens the DB, and checks that every acknowledged write is there with
  * its exact value, and that every order is whole. Then it shows what recovery did, the tables per
  * level, and a range query. The data lives in a fresh directory under the OS temp dir, removed at
- * the end (pass a directory as the first argument to keep it). Exits non-zero if anything
- * acknowledged is missing.
+ * the end (pass a new or empty directory as the first argument to keep it). Exits non-zero if
+ * anything acknowledged is missing.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +23,8 @@ type Value = { [k: string]: string | number | string[] };
 
 const pad = (n: number): string => String(n).padStart(8, '0');
 const isOrder = (seq: number): boolean => seq % 10 === 9;
+/** WAL segment files; the WAL directory also holds its lock (`LOCK-*.sock`, or `LOCK`). */
+const isSegment = (name: string): boolean => /^\d{16}\.wal$/.test(name);
 
 /** What write `seq` stores: a user record, or for an order, the order and its two lines. */
 function writeOf(seq: number): [string, Value][] {
@@ -71,7 +73,7 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   const acked = fs.readFileSync(path.join(dir, 'acked'), 'utf8').split('\n').filter(Boolean).map(Number);
   const files = fs.readdirSync(path.join(dir, 'db'));
   console.log(`writer killed with SIGKILL after ${acked.length} acknowledged writes (${acked.filter(isOrder).length} of them 3-key order batches)`);
-  console.log(`on disk at the kill: ${files.filter((f) => f.endsWith('.sst')).length} table files, ${fs.readdirSync(path.join(dir, 'db', 'wal')).length} WAL segment(s), ${files.filter((f) => !f.endsWith('.sst')).join(', ')}`);
+  console.log(`on disk at the kill: ${files.filter((f) => f.endsWith('.sst')).length} table files, ${fs.readdirSync(path.join(dir, 'db', 'wal')).filter(isSegment).length} WAL segment(s), ${files.filter((f) => !f.endsWith('.sst')).join(', ')}`);
 
   const t0 = performance.now();
   const db = await DB.open<string, Value>(path.join(dir, 'db'), { memtableSize: 256 * 1024 });
@@ -125,4 +127,7 @@ async function parent(dir: string, keep: boolean): Promise<void> {
 
 const args = process.argv.slice(2);
 if (args[0] === '--child') await child(args[1]!);
-else await parent(args[0] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-crash-')), args[0] !== undefined);
+else if (args[0] !== undefined && fs.existsSync(args[0]) && fs.readdirSync(args[0]).length > 0) {
+  console.error(`${args[0]} is not empty: pass a new or empty directory (the demo starts from an empty database)`);
+  process.exitCode = 2;
+} else await parent(args[0] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-crash-')), args[0] !== undefined);

@@ -13,7 +13,8 @@
  * - Once a snapshot is safely on disk, `wal.deleteSegmentsBefore(position)` drops the segments
  *   before it: the log stays small, and the snapshot plus the tail is the whole truth.
  *
- * Run: npx tsx examples/event-sourcing.ts [dir]   (a fresh temp dir, removed at the end, unless a dir is given)
+ * Run: npx tsx examples/event-sourcing.ts [dir]   (a fresh temp dir, removed at the end, unless a new
+ * or empty dir to keep the data in is given)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -253,6 +254,10 @@ async function main(root: string): Promise<void> {
 }
 
 const keep = process.argv[2] !== undefined;
+if (keep && fs.existsSync(process.argv[2]!) && fs.readdirSync(process.argv[2]!).length > 0) {
+  console.error(`${process.argv[2]} is not empty: pass a new or empty directory (the demo starts from an empty log)`);
+  process.exit(2);
+}
 const root = process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-events-'));
 fs.mkdirSync(root, { recursive: true });
 try {

@@ -10,7 +10,8 @@
  * - sessions with a TTL, which read as absent once expired;
  * - reopening the directory, flush, compaction and stats.
  *
- * Run: npx tsx examples/kv-app.ts [dir]   (a fresh temp dir, removed at the end, unless a dir is given)
+ * Run: npx tsx examples/kv-app.ts [dir]   (a fresh temp dir, removed at the end, unless a new or
+ * empty dir to keep the data in is given)
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -220,6 +221,10 @@ async function main(dir: string): Promise<void> {
 }
 
 const keep = process.argv[2] !== undefined;
+if (keep && fs.existsSync(process.argv[2]!) && fs.readdirSync(process.argv[2]!).length > 0) {
+  console.error(`${process.argv[2]} is not empty: pass a new or empty directory (the demo starts from an empty database)`);
+  process.exit(2);
+}
 const dir = process.argv[2] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-kv-app-'));
 try {
   await main(dir);

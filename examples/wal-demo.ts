@@ -1,11 +1,12 @@
 /**
- * `npm start`: the raw WAL surviving a crash.
+ * `npx tsx examples/wal-demo.ts [dir]`: the raw WAL surviving a crash.
  *
  * A child process appends records as fast as it can (fsync policy `{ batchMs: 5 }`) and, after
  * each append resolves, notes its sequence number in an "ack" file. The parent kills the child
  * with SIGKILL mid-stream, reopens the log, and checks that every acknowledged record came back,
  * byte for byte, in order. The data lives in a fresh directory under the OS temp dir, removed at
- * the end (pass a directory as the first argument to keep it).
+ * the end (pass a new or empty directory as the first argument to keep it). Exits non-zero if
+ * anything acknowledged is missing.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -37,11 +38,14 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   console.log(`sediment WAL crash demo, data in ${dir}\n`);
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve) => proc.once('message', () => resolve()));
+  const repo = path.resolve(path.dirname(self), '..');
+  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
+  const started = await Promise.race([new Promise<boolean>((resolve) => proc.once('message', () => resolve(true))), exited.then(() => false)]);
+  if (!started) throw new Error('the writer process failed to start');
   await new Promise((r) => setTimeout(r, 400 + Math.random() * 400));
   proc.kill('SIGKILL');
-  await new Promise((r) => proc.once('exit', r));
+  if ((await exited) !== 'SIGKILL') throw new Error('the writer process stopped before it was killed');
 
   const acked = fs.readFileSync(path.join(dir, 'acked'), 'utf8').split('\n').filter(Boolean).map(Number);
   console.log(`writer killed with SIGKILL after ${acked.length} acknowledged appends`);
@@ -63,10 +67,14 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   console.log(`\nappended after recovery at segment ${pos.segmentId}, offset ${pos.offset}`);
   console.log(wal.stats());
   await wal.close();
+  console.log(`\nclosed the log${keep ? ` (kept in ${dir})` : '; temp dir removed'}`);
   if (!keep) fs.rmSync(dir, { recursive: true, force: true });
   if (missing.length > 0) process.exitCode = 1;
 }
 
 const args = process.argv.slice(2);
 if (args[0] === '--child') await child(args[1]!);
-else await parent(args[0] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-demo-')), args[0] !== undefined);
+else if (args[0] !== undefined && fs.existsSync(args[0]) && fs.readdirSync(args[0]).length > 0) {
+  console.error(`${args[0]} is not empty: pass a new or empty directory (the demo starts from an empty log)`);
+  process.exitCode = 2;
+} else await parent(args[0] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sediment-demo-')), args[0] !== undefined);

@@ -12,12 +12,14 @@
  * | `CORRUPTION`     | {@link CorruptionError}    | bytes on disk fail a checksum or a format check    |
  * | `INVALID_CONFIG` | {@link InvalidConfigError} | an option has a value that makes no sense          |
  * | `IO`             | {@link IoError}            | the operating system failed a read, write or sync  |
+ * | `DECODE`         | {@link DecodeError}        | a stored value does not decode in its encoding     |
+ * | `READ_ONLY`      | {@link ReadOnlyError}      | a write was asked of a handle opened `readOnly`    |
  *
  * @module
  */
 
 /** The stable codes of {@link SedimentError}. */
-export type ErrorCode = 'CLOSED' | 'LOCKED' | 'CORRUPTION' | 'INVALID_CONFIG' | 'IO';
+export type ErrorCode = 'CLOSED' | 'LOCKED' | 'CORRUPTION' | 'INVALID_CONFIG' | 'IO' | 'DECODE' | 'READ_ONLY';
 
 /** Base class of every error with a stable `code`. */
 export abstract class SedimentError extends Error {
@@ -117,6 +119,8 @@ export class IoError extends SedimentError {
 
 /** The errno code (`ENOENT`, `EIO`...) of an error thrown by the file system, if any. */
 export function errnoOf(err: unknown): string | undefined {
+  // An IoError's own code is 'IO'; the errno it wraps is the answer.
+  if (err instanceof IoError) return err.errno;
   if (typeof err === 'object' && err !== null && 'code' in err) {
     const code = (err as { code: unknown }).code;
     if (typeof code === 'string') return code;
@@ -125,18 +129,67 @@ export function errnoOf(err: unknown): string | undefined {
 }
 
 /**
- * Runs one file-system step: an error that is already sediment's (`CorruptionError`, `IoError`)
- * passes through, anything else the OS threw becomes an `IoError` naming `op` and `file`.
+ * Runs one file-system step: an error the OS threw (one with an errno `code`) becomes an
+ * `IoError` naming `op` and `file`; sediment's own errors (`ClosedError`, `CorruptionError`...)
+ * and errors with no errno (a bug, a TypeError) pass through as they are, so that neither is
+ * mistaken for a failing disk.
  */
 export async function ioStep<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof CorruptionError || err instanceof IoError) throw err;
+    if (err instanceof SedimentError || errnoOf(err) === undefined) throw err;
     throw new IoError(op, file, err);
   }
 }
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A stored value does not decode in the DB's value encoding: bytes that passed every checksum
+ * but were not written by this encoding (another writer appended them to the WAL, or the DB was
+ * written under another `valueEncoding` before it recorded its options). Not a
+ * {@link CorruptionError}: nothing on disk is damaged, and there is no file or offset to name;
+ * the key says which entry, and deleting or overwriting it is the remedy. `cause` is the
+ * decoder's own error (msgpackr's, JSON.parse's SyntaxError, or a TypeError for invalid UTF-8).
+ */
+export class DecodeError extends SedimentError {
+  readonly code = 'DECODE' as const;
+  /** The raw bytes of the entry's key (a copy). */
+  readonly key: Uint8Array;
+
+  constructor(
+    key: Uint8Array,
+    /** The value encoding that failed: `'msgpack'`, `'json'` or `'utf8'`. */
+    readonly encoding: string,
+    cause: unknown,
+  ) {
+    super(`the value of key ${keyPreview(key)} does not decode as ${encoding}: ${describe(cause)}`, { cause });
+    this.key = Buffer.from(key);
+  }
+}
+
+/** A short, printable rendering of a key for messages: quoted text if it is plain UTF-8, else hex. */
+function keyPreview(key: Uint8Array): string {
+  const MAX = 48;
+  const head = Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, MAX));
+  const more = key.byteLength > MAX ? `... (${key.byteLength} bytes)` : '';
+  const text = head.toString('utf8');
+  if (!/[\u0000-\u001f\u007f\ufffd]/.test(text)) return `${JSON.stringify(text)}${more}`;
+  return `0x${head.toString('hex')}${more}`;
+}
+
+/** A write (append, sync, segment deletion...) was asked of a handle opened with `readOnly: true`. */
+export class ReadOnlyError extends SedimentError {
+  readonly code = 'READ_ONLY' as const;
+  constructor(
+    /** What is read-only, e.g. "the WAL". */
+    what: string,
+    /** The refused operation. */
+    readonly op: string,
+  ) {
+    super(`${what} is open read-only: ${op} refused`);
+  }
 }

@@ -40,9 +40,11 @@ import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { FRAME_HEADER_SIZE } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
-import { Record } from '../wal/record.js';
+import { isExpiry, Record } from '../wal/record.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
+import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
+import { walView, type WalView } from './wal-view.js';
 import {
   fullCompaction,
   parseTableFileName,
@@ -54,11 +56,34 @@ import {
   type CompactionPlan,
   type WrittenTable,
 } from './compaction.js';
-import { decodeKey, decodeValue, encodeKey, encodeValue } from './encoding.js';
+import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
 import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState } from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
+import { OPTIONS_TMP_FILE, openOptionsFile, type PersistedOptions } from './options-file.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
+
+/** The key type a DB opened with options `O` returns: a Buffer under `keyEncoding: 'binary'`, else a string. */
+export type KeyOf<O> = O extends { keyEncoding: 'binary' } ? Buffer : string;
+
+/**
+ * The value type a DB opened with options `O` returns: a string under `valueEncoding: 'utf8'`,
+ * a Buffer under `'binary'`, a {@link JsonValue} under `'json'`, `unknown` under `'msgpack'`
+ * (the default: give the type explicitly, `DB.open<string, Order>(dir)`).
+ */
+export type ValueOf<O> = O extends { valueEncoding: 'utf8' }
+  ? string
+  : O extends { valueEncoding: 'binary' }
+    ? Buffer
+    : O extends { valueEncoding: 'json' }
+      ? JsonValue
+      : unknown;
+
+/** Makes an object literal with a key `T` does not know fail to compile (misspelt options). */
+type NoExtraKeys<O, T> = { [K in Exclude<keyof O, keyof T>]: never };
+
+/** What `put` takes for a DB whose values read back as `V`: any Uint8Array where reads give Buffers. */
+export type PutValue<V> = [V] extends [Buffer] ? Uint8Array : V;
 
 /** Options of a write. */
 export interface WriteOptions {
@@ -144,7 +169,14 @@ export class DB<K = string, V = unknown> {
   readonly #lock: DirectoryLock;
   readonly #cache: BlockCache;
   #wal!: Wal;
+  #walView!: WalView;
   #walRecovery!: RecoveryInfo;
+  /** Every table reader this handle opened and has not closed yet: close closes them all. */
+  readonly #readers = new Set<TableReader>();
+  /** Obsolete tables being deleted: close waits for them. */
+  readonly #deletions = new Set<Promise<void>>();
+  /** Calls of flush() and compact() still running: close waits for them. */
+  #maintenance = 0;
   #mem = new Memtable();
   /** Frozen memtables waiting for flush, newest first. */
   #imm: Frozen[] = [];
@@ -200,12 +232,17 @@ export class DB<K = string, V = unknown> {
    * a table's metadata or the WAL is damaged (see the WAL's recovery modes), `InvalidConfigError`
    * for a bad option.
    */
-  static async open<K = string, V = unknown>(dir: string, options?: DBOptions): Promise<DB<K, V>> {
+  static open<const O extends DBOptions = {}>(dir: string, options?: O & NoExtraKeys<O, DBOptions>): Promise<DB<KeyOf<O>, ValueOf<O>>>;
+  /** With the key and value types given explicitly: `DB.open<string, Order>(dir)`. */
+  static open<K, V = unknown>(dir: string, options?: DBOptions): Promise<DB<K, V>>;
+  static async open(dir: string, options?: DBOptions): Promise<DB<unknown, unknown>> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('DB.open takes a directory path');
     const opts = resolveDBOptions(options);
+    // Everything the WAL will be asked for is checked now, before a byte is written.
+    resolveWalOptions(walOptionsOf(dir, opts, undefined));
     const fs = opts.fs;
     const lock = await claimDirectory(fs, dir);
-    const db = new DB<K, V>(dir, opts, lock);
+    const db = new DB<unknown, unknown>(dir, opts, lock);
     try {
       await db.#recover();
     } catch (err) {
@@ -215,9 +252,12 @@ export class DB<K = string, V = unknown> {
     return db;
   }
 
-  /** The underlying write-ahead log, for raw reads (`readFrom`, `currentPosition`, `stats`). */
-  get wal(): Wal {
-    return this.#wal;
+  /**
+   * The write-ahead log, for reading only (`readFrom`, `currentPosition`, `stats`): appends and
+   * segment deletion belong to the DB.
+   */
+  get wal(): WalView {
+    return this.#walView;
   }
 
   // -- writes ------------------------------------------------------------------------------
@@ -229,7 +269,7 @@ export class DB<K = string, V = unknown> {
    * `RangeError` for an oversized key or value or a bad TTL, `ClosedError` after close, or the
    * error that stopped writes.
    */
-  put(key: K, value: V, options?: PutOptions): Promise<void> {
+  put(key: K | Uint8Array, value: PutValue<V>, options?: PutOptions): Promise<void> {
     let pending: Pending;
     try {
       this.#checkWritable();
@@ -242,7 +282,7 @@ export class DB<K = string, V = unknown> {
   }
 
   /** Deletes `key` (absent keys are fine). Resolves and rejects as {@link put}. */
-  delete(key: K, options?: WriteOptions): Promise<void> {
+  delete(key: K | Uint8Array, options?: WriteOptions): Promise<void> {
     let pending: Pending;
     try {
       this.#checkWritable();
@@ -258,7 +298,7 @@ export class DB<K = string, V = unknown> {
    * Applies operations atomically: after any crash, all of them or none are visible, and readers
    * never see part of them. Every operation is validated before anything is written.
    */
-  batch(operations: readonly BatchOperation<K, V>[], options?: WriteOptions): Promise<void> {
+  batch(operations: readonly BatchOperation<K | Uint8Array, PutValue<V>>[], options?: WriteOptions): Promise<void> {
     const pending: Pending[] = [];
     try {
       this.#checkWritable();
@@ -293,13 +333,25 @@ export class DB<K = string, V = unknown> {
     if (ttlMs !== undefined) {
       if (typeof ttlMs !== 'number') throw new TypeError('ttlMs must be a number');
       if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
-      expiresAt = Math.ceil(this.#opts.clock() + ttlMs);
+      expiresAt = Math.ceil(this.#now() + ttlMs);
+      // Checked here, before the WAL append: the record codec holds expiries below 2^53 only.
+      if (!isExpiry(expiresAt)) {
+        throw new RangeError(`ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a key that never expires`);
+      }
     }
     // Record.put would copy key and value; bytes the encodings just produced are ours already,
     // so only the caller's own Uint8Arrays are copied (the record must not change under us).
     const ownKey = key instanceof Uint8Array ? copyBytes(k) : k;
     const ownValue = value instanceof Uint8Array ? copyBytes(v) : v;
     return { kind: 'put', record: Record.fromParts(ownKey, ownValue, false, expiresAt, 'none', ownValue) };
+  }
+
+  /** The clock's time, checked: a write must not derive an expiry from garbage. */
+  #now(): number {
+    const t: unknown = this.#opts.clock();
+    if (typeof t !== 'number') throw new TypeError(`the clock option must return a number of ms since the epoch, got ${typeof t}`);
+    if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER)) throw new RangeError(`the clock option returned ${t}, not a time in ms since the epoch below 2^53`);
+    return t;
   }
 
   async #write(pending: Pending[], sync: boolean): Promise<void> {
@@ -333,12 +385,22 @@ export class DB<K = string, V = unknown> {
     }
   }
 
+  /**
+   * Applies logged records to the memtable. Everything that could refuse them was decided before
+   * the append, so this cannot fail; if it ever did, the memtable would no longer match the log,
+   * so writes stop (loudly) instead of going on.
+   */
   #apply(pending: readonly Pending[], last: Position): void {
-    for (const p of pending) {
-      const r = p.record;
-      this.#mem.put({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
-      this.#stats.userBytes += r.key.length + r.value.length;
-      this.#walBytesSinceFreeze += r.payloadSize + FRAME_HEADER_SIZE;
+    try {
+      for (const p of pending) {
+        const r = p.record;
+        this.#mem.insertChecked({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
+        this.#stats.userBytes += r.key.length + r.value.length;
+        this.#walBytesSinceFreeze += r.payloadSize + FRAME_HEADER_SIZE;
+      }
+    } catch (err) {
+      this.#setBackgroundError(new Error('internal error: a logged write could not be applied to the memtable; writes are stopped, reopen to recover it from the WAL', { cause: err }));
+      throw err;
     }
     this.#lastPosition = last;
     // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
@@ -408,12 +470,12 @@ export class DB<K = string, V = unknown> {
   // -- reads -------------------------------------------------------------------------------
 
   /** The value stored under `key`, or undefined if there is none (deleted, expired, never put). */
-  async get(key: K): Promise<V | undefined> {
+  async get(key: K | Uint8Array): Promise<V | undefined> {
     if (this.#status === 'closed') throw new ClosedError('the database');
     const k = this.#key(key);
     const e = this.#lookup(k);
     if (!e || e.kind === 'delete' || (e.expiresAt !== undefined && e.expiresAt <= this.#opts.clock())) return undefined;
-    return decodeValue(this.#opts.valueEncoding, e.value) as V;
+    return decodeValue(this.#opts.valueEncoding, e.value, e.key) as V;
   }
 
   #lookup(k: Uint8Array): Entry | undefined {
@@ -431,27 +493,30 @@ export class DB<K = string, V = unknown> {
    * iterator reads a snapshot taken when it was created: later writes, flushes and compactions do
    * not change what it yields. Use it with `for await`; breaking out of the loop releases it.
    */
-  iterator(options: IteratorOptions<K> = {}): DBIterator<K, V> {
+  iterator(options: IteratorOptions<K | Uint8Array> = {}): DBIterator<K, V> {
     if (this.#status === 'closed') throw new ClosedError('the database');
-    if (typeof options !== 'object' || options === null) throw new TypeError('iterator options must be an object');
+    const o = checkIteratorOptions(options);
     const bound = (name: 'gt' | 'gte' | 'lt' | 'lte'): Uint8Array | undefined =>
-      options[name] === undefined ? undefined : encodeKey(this.#opts.keyEncoding, options[name]);
-    const limit = options.limit ?? -1;
-    if (typeof limit !== 'number' || Number.isNaN(limit)) throw new TypeError('limit must be a number');
+      o[name] === undefined ? undefined : encodeKey(this.#opts.keyEncoding, o[name], 'bound');
+    // abstract-level's rule: given both, the inclusive bound wins.
+    const lowerInclusive = o.gte !== undefined || o.gt === undefined;
+    const upperInclusive = o.lte !== undefined || o.lt === undefined;
+    const lower = bound('gte') ?? bound('gt');
+    const upper = bound('lte') ?? bound('lt');
     const snapshot: EntryCursor[] = [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator())];
     const version = this.#version.pin();
     snapshot.push(...version.cursors(true));
     return new DBIterator<K, V>({
       cursors: snapshot,
       release: () => version.unpin(),
-      lower: bound('gt') ?? bound('gte'),
-      lowerInclusive: options.gt === undefined,
-      upper: bound('lt') ?? bound('lte'),
-      upperInclusive: options.lt === undefined,
-      reverse: options.reverse === true,
-      limit: limit < 0 ? Infinity : limit,
+      lower,
+      lowerInclusive,
+      upper,
+      upperInclusive,
+      reverse: o.reverse === true,
+      limit: o.limit,
       now: this.#opts.clock(),
-      decode: (e) => [decodeKey(this.#opts.keyEncoding, e.key) as K, decodeValue(this.#opts.valueEncoding, e.value) as V],
+      decode: (e) => [decodeKey(this.#opts.keyEncoding, e.key) as K, decodeValue(this.#opts.valueEncoding, e.value, e.key) as V],
       isOpen: () => this.#status !== 'closed',
     });
   }
@@ -464,20 +529,48 @@ export class DB<K = string, V = unknown> {
    */
   async flush(): Promise<void> {
     this.#checkWritable();
-    // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
-    this.#freeze();
-    this.#scheduleFlush();
-    await this.#until(() => this.#imm.length === 0);
+    await this.#maintain(() => this.#flushAll());
+  }
+
+  /**
+   * Resolves once every write acknowledged so far is on stable storage (an fdatasync of the WAL),
+   * whatever the fsync policy: for a caller under `'os'` or `{ batchMs }` that reached a point
+   * it must not lose. Works while a background error stops writes, as long as the WAL is healthy.
+   */
+  async sync(): Promise<void> {
+    if (this.#status === 'closed') throw new ClosedError('the database');
+    await this.#wal.sync();
   }
 
   /** Full compaction: flushes, then merges every table into the deepest level in use. */
   async compact(): Promise<void> {
-    await this.flush();
-    await this.#inLane('compact', async () => {
-      const plan = fullCompaction(this.#version);
-      if (plan) await this.#runCompaction(plan);
+    this.#checkWritable();
+    await this.#maintain(async () => {
+      await this.#flushAll();
+      await this.#inLane('compact', async () => {
+        const plan = fullCompaction(this.#version);
+        if (plan) await this.#runCompaction(plan);
+      });
+      if (this.#bgError) throw this.#bgError;
     });
-    if (this.#bgError) throw this.#bgError;
+  }
+
+  /** Runs a maintenance call that `close()`, if called meanwhile, waits for. */
+  async #maintain(job: () => Promise<void>): Promise<void> {
+    this.#maintenance++;
+    try {
+      await job();
+    } finally {
+      this.#maintenance--;
+      this.#notify();
+    }
+  }
+
+  async #flushAll(): Promise<void> {
+    // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
+    this.#freeze();
+    this.#scheduleFlush();
+    await this.#until(() => this.#imm.length === 0);
   }
 
   /** Counters and state; see {@link DBStats}. */
@@ -509,7 +602,7 @@ export class DB<K = string, V = unknown> {
 
   async #close(): Promise<void> {
     this.#status = 'closing';
-    await this.#until(() => this.#inflight === 0).catch(() => undefined);
+    await this.#until(() => this.#inflight === 0 && this.#maintenance === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);
     await this.#shutdown();
   }
@@ -518,11 +611,10 @@ export class DB<K = string, V = unknown> {
     this.#status = 'closed';
     let walError: unknown;
     if (this.#wal) await this.#wal.close().catch((err: unknown) => (walError = err));
-    if (this.#version) {
-      const readers = new Set<TableReader>();
-      for (const level of this.#version.levels) for (const t of level) readers.add(t.reader);
-      for (const r of readers) await r.close().catch(() => undefined);
-    }
+    // Every reader, also those of versions an unfinished iterator still pins (its next() now
+    // rejects with CLOSED).
+    for (const r of [...this.#readers]) await this.#closeReader(r);
+    await Promise.all([...this.#deletions]);
     this.#notify();
     await this.#lock.release().catch(() => undefined);
     if (walError) throw walError;
@@ -553,7 +645,8 @@ export class DB<K = string, V = unknown> {
     this.#flushScheduled = true;
     void this.#inLane('flush', async () => {
       this.#flushScheduled = false;
-      while (this.#imm.length > 0 && this.#status === 'open' && !this.#bgError) {
+      // While closing, only for a flush() or compact() called before close(): close waits for those.
+      while (this.#imm.length > 0 && (this.#status === 'open' || this.#maintenance > 0) && !this.#bgError) {
         await this.#flushOldest();
         this.#notify();
         this.#scheduleCompaction();
@@ -609,14 +702,16 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     const added = await this.#openTables(written);
-    // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
-    // position durably first, or after a power loss new records could land at or before it and
-    // be skipped by every replay.
-    await this.#wal.sync();
-    await this.#install(
-      (v) => v.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level])),
-      () => ({ lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough }),
-    );
+    await this.#closingOnFailure(added, async () => {
+      // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
+      // position durably first, or after a power loss new records could land at or before it and
+      // be skipped by every replay.
+      await this.#wal.sync();
+      await this.#install(
+        (v) => v.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level])),
+        () => ({ lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough }),
+      );
+    });
     this.#imm.pop();
     this.#stats.flushes++;
     for (const w of written) this.#stats.flushBytes += w.meta.size;
@@ -630,11 +725,13 @@ export class DB<K = string, V = unknown> {
     const gone = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);
     // Computed at install time from the live version: a flush may have added L0 tables meanwhile.
-    await this.#install((v) => {
-      const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
-      levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
-      return levels;
-    }, () => ({}));
+    await this.#closingOnFailure(added, () =>
+      this.#install((v) => {
+        const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
+        levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
+        return levels;
+      }, () => ({})),
+    );
     const upper = plan.inputs[0]!;
     if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
     this.#stats.compactions++;
@@ -646,11 +743,37 @@ export class DB<K = string, V = unknown> {
     // The new files' directory entries must be durable before a manifest names them.
     if (written.length > 0) await ioStep('syncDir', this.#dir, () => this.#fs.syncDir(this.#dir));
     const out: LiveTable[] = [];
-    for (const w of written) {
-      const reader = await TableReader.open(this.#fs, w.path, { cache: this.#cache, fileNumber: w.meta.fileNumber });
-      out.push({ meta: w.meta, reader, refs: 0 });
+    try {
+      for (const w of written) out.push({ meta: w.meta, reader: await this.#openReader(w.path, w.meta.fileNumber), refs: 0 });
+    } catch (err) {
+      for (const t of out) await this.#closeReader(t.reader);
+      throw err;
     }
     return out;
+  }
+
+  /**
+   * Runs the steps that make new tables live; if one fails, their readers are closed (the
+   * files, which no manifest names, are deleted at the next open).
+   */
+  async #closingOnFailure(added: readonly LiveTable[], steps: () => Promise<void>): Promise<void> {
+    try {
+      await steps();
+    } catch (err) {
+      for (const t of added) await this.#closeReader(t.reader);
+      throw err;
+    }
+  }
+
+  async #openReader(file: string, fileNumber: number): Promise<TableReader> {
+    const reader = await TableReader.open(this.#fs, file, { cache: this.#cache, fileNumber });
+    this.#readers.add(reader);
+    return reader;
+  }
+
+  async #closeReader(reader: TableReader): Promise<void> {
+    this.#readers.delete(reader);
+    await reader.close().catch(() => undefined);
   }
 
   /**
@@ -682,11 +805,11 @@ export class DB<K = string, V = unknown> {
   /** A table no version holds any more: delete it unless the manifest still names it. */
   readonly #onObsolete = (t: LiveTable): void => {
     if (this.#live.has(t.meta.fileNumber) || this.#status === 'closed') return;
-    void t.reader
-      .close()
-      .catch(() => undefined)
+    const deletion = this.#closeReader(t.reader)
       .then(() => this.#fs.unlink(t.reader.path))
-      .catch(() => undefined); // a file left behind is deleted at the next open
+      .catch(() => undefined) // a file left behind is deleted at the next open
+      .finally(() => this.#deletions.delete(deletion));
+    this.#deletions.add(deletion);
   };
 
   // -- open --------------------------------------------------------------------------------
@@ -694,8 +817,11 @@ export class DB<K = string, V = unknown> {
   async #recover(): Promise<void> {
     const fs = this.#fs;
     const dir = this.#dir;
-    let names = await ioStep('readdir', dir, () => fs.readdir(dir));
     let current = await readCurrentManifest(fs, dir);
+    // An existing DB: its OPTIONS are checked before anything on disk changes (a mismatch is an
+    // InvalidConfigError with nothing written; a 0.1.0 DB without the file adopts the options).
+    let persisted: PersistedOptions | undefined = current ? await openOptionsFile(fs, dir, this.#opts, { fresh: false }) : undefined;
+    let names = await ioStep('readdir', dir, () => fs.readdir(dir));
     if (!current) {
       const hasData = names.some((n) => parseTableFileName(n) !== undefined);
       const walNames = names.includes(WAL_DIR) ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
@@ -710,6 +836,8 @@ export class DB<K = string, V = unknown> {
         }
       }
       const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
+      // OPTIONS durable before the first CURRENT: a committed DB always has its OPTIONS.
+      persisted = await openOptionsFile(fs, dir, this.#opts, { fresh: true });
       await installManifest(fs, dir, 1, state, undefined);
       current = { number: 1, state };
       names = await ioStep('readdir', dir, () => fs.readdir(dir));
@@ -727,7 +855,7 @@ export class DB<K = string, V = unknown> {
     for (const name of names) {
       const table = parseTableFileName(name);
       const manifest = parseManifestFileName(name);
-      const stale = (table !== undefined && !this.#live.has(table)) || (manifest !== undefined && manifest !== current.number) || name === 'CURRENT.tmp';
+      const stale = (table !== undefined && !this.#live.has(table)) || (manifest !== undefined && manifest !== current.number) || name === 'CURRENT.tmp' || name === OPTIONS_TMP_FILE;
       if (stale) {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
         removed = true;
@@ -743,7 +871,7 @@ export class DB<K = string, V = unknown> {
         const level: LiveTable[] = [];
         for (const meta of metas) {
           const file = path.join(dir, tableFileName(meta.fileNumber));
-          const reader = await TableReader.open(fs, file, { cache: this.#cache, fileNumber: meta.fileNumber }).catch((err: unknown) => {
+          const reader = await this.#openReader(file, meta.fileNumber).catch((err: unknown) => {
             if (errnoOf(err) === 'ENOENT' || errnoOf((err as { cause?: unknown }).cause) === 'ENOENT') {
               throw new CorruptionError('the manifest names a table that is missing', { file, offset: 0 });
             }
@@ -755,23 +883,16 @@ export class DB<K = string, V = unknown> {
         levels.push(level);
       }
     } catch (err) {
-      for (const r of opened) await r.close().catch(() => undefined);
+      for (const r of opened) await this.#closeReader(r);
       throw err;
     }
     this.#version = new Version(levels, this.#onObsolete).pin();
 
-    const { wal, recovery } = await Wal.open({
-      dir: path.join(dir, WAL_DIR),
-      fs,
-      fsync: this.#opts.fsync,
-      maxSegmentSize: this.#opts.walSegmentSize,
-      maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64,
-      recovery: this.#opts.recovery,
-      // Records through the flushed position are in the tables: damage among them does not
-      // matter, and new records must land after it.
-      discardBefore: state.flushedThrough ?? undefined,
-    });
+    // Records through the flushed position are in the tables: damage among them does not
+    // matter, and new records must land after it.
+    const { wal, recovery } = await Wal.open(walOptionsOf(dir, this.#opts, state.flushedThrough ?? undefined, persisted!));
     this.#wal = wal;
+    this.#walView = walView(wal);
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);
     this.#scheduleCompaction();
@@ -782,7 +903,8 @@ export class DB<K = string, V = unknown> {
     const from = after ?? { segmentId: 0, offset: 0 };
     for await (const { record, position } of this.#wal.readFrom(from)) {
       if (after && comparePositions(position, after) <= 0) continue;
-      this.#mem.put({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
+      // A decoded record is valid (the codec checks every field): applying it cannot fail.
+      this.#mem.insertChecked({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
       this.#lastPosition = position;
       this.#walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
       if (this.#mustFreeze()) {
@@ -794,6 +916,42 @@ export class DB<K = string, V = unknown> {
     }
     this.#lastPosition ??= after;
   }
+}
+
+/** The WAL's options for a DB in `dir`. */
+function walOptionsOf(
+  dir: string,
+  opts: ResolvedDBOptions,
+  discardBefore: Position | undefined,
+  limits: { maxKeySize: number; maxValueSize: number } = opts,
+): WalOptions {
+  return {
+    dir: path.join(dir, WAL_DIR),
+    fs: opts.fs,
+    fsync: opts.fsync,
+    maxSegmentSize: opts.walSegmentSize,
+    maxRecordSize: limits.maxKeySize + limits.maxValueSize + 64,
+    recovery: opts.recovery,
+    discardBefore,
+  };
+}
+
+const ITERATOR_OPTIONS: ReadonlySet<string> = new Set(['gt', 'gte', 'lt', 'lte', 'reverse', 'limit']);
+
+/** Checks iterator options: known names only, a boolean `reverse`, a whole `limit` (-1 or Infinity: none). */
+function checkIteratorOptions<K>(options: unknown): { gt?: K; gte?: K; lt?: K; lte?: K; reverse: boolean; limit: number } {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('iterator options must be an object');
+  for (const name of Object.keys(options)) {
+    if (!ITERATOR_OPTIONS.has(name)) throw new TypeError(`unknown iterator option '${name}' (known: ${[...ITERATOR_OPTIONS].join(', ')})`);
+  }
+  const o = options as IteratorOptions<K>;
+  const reverse: unknown = o.reverse;
+  if (reverse !== undefined && typeof reverse !== 'boolean') throw new TypeError(`reverse must be a boolean, got ${typeof reverse}`);
+  let limit: unknown = o.limit;
+  if (limit === undefined || limit === -1 || limit === Infinity) limit = Infinity;
+  else if (typeof limit !== 'number') throw new TypeError(`limit must be a number, got ${limit === null ? 'null' : typeof limit}`);
+  else if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer, or -1 or Infinity for none, got ${limit}`);
+  return { gt: o.gt, gte: o.gte, lt: o.lt, lte: o.lte, reverse: reverse === true, limit: limit as number };
 }
 
 function checkWriteOptions(options: unknown): void {

@@ -12,18 +12,53 @@
  * | `utf8`    | strings                                                                      |
  * | `binary`  | Uint8Array                                                                   |
  *
- * Keys are `utf8` (strings, returned as strings) or `binary` (returned as Buffer); a Uint8Array
- * key is accepted under either. Keys order bytewise by their encoded bytes.
+ * Keys order bytewise by their encoded bytes, and round-trip: every key the iterator returns is
+ * the key that was written, so `get` and `delete` of it find it.
+ * - `binary`: a Uint8Array, any bytes; returned as a Buffer.
+ * - `utf8`: a string (well-formed: a lone surrogate is refused, as for values), stored as its
+ *   UTF-8; or a Uint8Array that *is* valid UTF-8 (`buffer.isUtf8`: no stray or truncated
+ *   sequences, no overlong forms, no encoded surrogates, nothing past U+10FFFF), which is the
+ *   same key as the string it encodes and reads back as that string. Any other Uint8Array is
+ *   refused with `TypeError` by every method (put, batch, delete, get): it could not come back
+ *   as itself (decoding would replace its invalid bytes with U+FFFD, so `[0xff]` and `[0xfe]`
+ *   would both read back as `"\ufffd"`, a key that matches neither).
+ * - Iterator bounds (`gt`, `gte`, `lt`, `lte`; {@link encodeKey} with `'bound'`) are exempt from
+ *   the UTF-8 rule: a bound is only compared bytewise with stored keys, never stored nor returned,
+ *   so any bytes are a meaningful bound. `lt: Uint8Array.of(0xff)` is past every UTF-8 key, since
+ *   0xff never occurs in UTF-8.
+ * - {@link decodeKey} does not validate (every key this version stores is valid UTF-8 under
+ *   `utf8`); a key sediment 0.1.0 stored before the rule still reads back with U+FFFD in place
+ *   of its invalid bytes.
+ *
+ * Decoding a value ({@link decodeValue}) never returns a wrong value for bytes the encoding did
+ * not write: it throws `DecodeError` (code `DECODE`, with the entry's key, the encoding and the
+ * decoder's error as `cause`). Such bytes pass every checksum: another writer appended them to
+ * the WAL, or the DB was written under another value encoding.
+ * - `msgpack`: anything msgpackr refuses (truncated data, bytes after the first value, an
+ *   unknown extension type).
+ * - `json`: bytes that are not UTF-8, or text `JSON.parse` refuses.
+ * - `utf8`: bytes that are not valid UTF-8 throw rather than being replaced by U+FFFD: every
+ *   value `encodeValue` writes is valid UTF-8, so invalid bytes are not a string this encoding
+ *   stored, and replacing them would silently change the value.
+ * - `binary`: any bytes are a value; never throws.
+ * On the read path this costs one `try` block and, for `utf8` and `json`, a scan of the decoded
+ * string for U+FFFD: only a string containing one (from invalid bytes, or stored on purpose) has
+ * its bytes validated.
  *
  * @module
  */
+import { isUtf8 } from 'node:buffer';
 import { Packr } from 'msgpackr';
+import { DecodeError } from '../errors.js';
 
 export type KeyEncoding = 'utf8' | 'binary';
 export type ValueEncoding = 'msgpack' | 'json' | 'utf8' | 'binary';
 
 export const KEY_ENCODINGS: readonly KeyEncoding[] = ['utf8', 'binary'];
 export const VALUE_ENCODINGS: readonly ValueEncoding[] = ['msgpack', 'json', 'utf8', 'binary'];
+
+/** A value the json encoding round-trips. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** A value the msgpack encoding round-trips. */
 export type MsgpackValue =
@@ -51,9 +86,27 @@ function assertWellFormed(s: string, what: string): void {
   }
 }
 
-/** Encodes a key to bytes; throws `TypeError` for a key the encoding does not accept. */
-export function encodeKey(encoding: KeyEncoding, key: unknown): Uint8Array {
-  if (key instanceof Uint8Array) return key;
+/**
+ * What a key is encoded for: `'key'` (the default) a key that is stored or looked up (put, batch,
+ * delete, get), `'bound'` an iterator bound, which may be any bytes under either encoding.
+ */
+export type KeyUse = 'key' | 'bound';
+
+/**
+ * Encodes a key to bytes; throws `TypeError` for a key the encoding does not accept (under
+ * `utf8`, a Uint8Array that is not valid UTF-8, unless `use` is `'bound'`). Returns a Uint8Array
+ * key itself, not a copy.
+ */
+export function encodeKey(encoding: KeyEncoding, key: unknown, use: KeyUse = 'key'): Uint8Array {
+  if (key instanceof Uint8Array) {
+    if (encoding === 'utf8' && use === 'key' && !isUtf8(key)) {
+      throw new TypeError(
+        `key is a Uint8Array that is not valid UTF-8 (${Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 16)).toString('hex')}${key.byteLength > 16 ? '...' : ''}): ` +
+          `under keyEncoding 'utf8' it could not be read back as itself; use keyEncoding 'binary' for arbitrary bytes`,
+      );
+    }
+    return key;
+  }
   if (encoding === 'utf8' && typeof key === 'string') {
     assertWellFormed(key, 'key');
     return Buffer.from(key, 'utf8');
@@ -63,7 +116,7 @@ export function encodeKey(encoding: KeyEncoding, key: unknown): Uint8Array {
   );
 }
 
-/** Decodes key bytes for the caller: a string under `utf8`, a Buffer under `binary`. */
+/** Decodes key bytes for the caller: a string under `utf8`, a Buffer under `binary`. Never throws. */
 export function decodeKey(encoding: KeyEncoding, bytes: Uint8Array): string | Buffer {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // A copy under binary: the caller owns what it gets and may change it.
@@ -91,19 +144,35 @@ export function encodeValue(encoding: ValueEncoding, value: unknown): Uint8Array
   }
 }
 
-/** Decodes value bytes written by {@link encodeValue} with the same encoding. */
-export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array): unknown {
+/**
+ * Decodes value bytes written by {@link encodeValue} with the same encoding. Throws
+ * `DecodeError` carrying `key` (the entry's raw key bytes) for bytes that encoding did not write.
+ */
+export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array, key: Uint8Array): unknown {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (encoding) {
-    case 'binary':
-      return Buffer.from(buf); // a copy: the caller owns it
-    case 'utf8':
-      return buf.toString('utf8');
-    case 'json':
-      return JSON.parse(buf.toString('utf8'));
-    case 'msgpack':
-      return packr.unpack(buf);
+  if (encoding === 'binary') return Buffer.from(buf); // a copy: the caller owns it
+  try {
+    switch (encoding) {
+      case 'utf8':
+        return utf8Text(buf);
+      case 'json':
+        return JSON.parse(utf8Text(buf));
+      case 'msgpack':
+        return packr.unpack(buf);
+    }
+  } catch (err) {
+    throw new DecodeError(key, encoding, err);
   }
+}
+
+/**
+ * The text of UTF-8 bytes; throws `TypeError` if they are not valid UTF-8. Invalid bytes always
+ * decode to at least one U+FFFD, so only a string holding one needs its bytes checked.
+ */
+function utf8Text(buf: Buffer): string {
+  const s = buf.toString('utf8');
+  if (s.includes('\ufffd') && !isUtf8(buf)) throw new TypeError('the bytes are not valid UTF-8');
+  return s;
 }
 
 function assertEncodable(v: unknown, enc: 'json' | 'msgpack', at: string, seen: Set<object>): void {

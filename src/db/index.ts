@@ -4,6 +4,18 @@
  *
  * @module
  */
-export { DB, DBIterator, type BatchOperation, type DBStats, type IteratorOptions, type PutOptions, type WriteOptions } from './db.js';
+export {
+  DB,
+  DBIterator,
+  type BatchOperation,
+  type DBStats,
+  type IteratorOptions,
+  type KeyOf,
+  type PutOptions,
+  type PutValue,
+  type ValueOf,
+  type WriteOptions,
+} from './db.js';
+export type { WalView } from './wal-view.js';
 export type { DBOptions } from './options.js';
-export type { KeyEncoding, ValueEncoding, MsgpackValue } from './encoding.js';
+export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';

@@ -51,6 +51,13 @@ export interface DBOptions {
   clock?: () => number;
   /** The file system; the real one by default. */
   fs?: FileSystem;
+  /**
+   * Open for reading only: no lock is taken and nothing in the directory is written, created or
+   * deleted (it may be on read-only media, or held open by another process). Writes, `flush` and
+   * `compact` reject with `ReadOnlyError`. The handle reads the DB as it was when it was opened.
+   * Default false.
+   */
+  readOnly?: boolean;
 }
 
 export interface ResolvedDBOptions {
@@ -73,7 +80,35 @@ export interface ResolvedDBOptions {
   recovery: RecoveryMode;
   clock: () => number;
   fs: FileSystem;
+  readOnly: boolean;
 }
+
+/** Every option name `DB.open` knows: any other name is refused (a misspelling must not pass silently). */
+const OPTION_NAMES: ReadonlySet<string> = new Set<keyof DBOptions>([
+  'fsync',
+  'memtableSize',
+  'keyEncoding',
+  'valueEncoding',
+  'compression',
+  'blockCacheSize',
+  'maxKeySize',
+  'maxValueSize',
+  'walSegmentSize',
+  'tableFileSize',
+  'levelBaseSize',
+  'levelMultiplier',
+  'l0CompactionTrigger',
+  'l0SlowdownTrigger',
+  'l0StopTrigger',
+  'maxFrozenMemtables',
+  'recovery',
+  'clock',
+  'fs',
+  'readOnly',
+]);
+
+/** The methods a {@link FileSystem} must have. */
+const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -100,15 +135,25 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('DB.open options must be an object');
   const o = options as Record<string, unknown>;
+  for (const name of Object.keys(o)) {
+    if (!OPTION_NAMES.has(name)) throw new InvalidConfigError(name, `is not an option of DB.open (known: ${[...OPTION_NAMES].join(', ')})`);
+  }
   const fsync = o.fsync;
   if (fsync !== undefined && fsync !== 'always' && fsync !== 'os') {
     const ms = (fsync as { batchMs?: unknown } | null)?.batchMs;
-    if (typeof fsync !== 'object' || fsync === null || typeof ms !== 'number' || !(ms > 0) || ms > 60_000) {
-      throw new InvalidConfigError('fsync', `must be 'always', 'os' or { batchMs } with 0 < batchMs <= 60000, got ${JSON.stringify(fsync)}`);
+    const shapeOk = typeof fsync === 'object' && fsync !== null && !Array.isArray(fsync) && Object.keys(fsync).length === 1;
+    if (!shapeOk || typeof ms !== 'number' || !(ms > 0) || ms > 60_000) {
+      throw new InvalidConfigError('fsync', `must be 'always', 'os' or { batchMs } with 0 < batchMs <= 60000 and no other field, got ${JSON.stringify(fsync)}`);
     }
   }
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidConfigError('clock', 'must be a function returning ms since the epoch');
-  if (o.fs !== undefined && (typeof o.fs !== 'object' || o.fs === null)) throw new InvalidConfigError('fs', 'must be a FileSystem');
+  if (o.fs !== undefined) {
+    const fs = o.fs as Record<string, unknown> | null;
+    if (typeof fs !== 'object' || fs === null || Array.isArray(fs)) throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
+    const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
+    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
+  }
+  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') throw new InvalidConfigError('readOnly', `must be a boolean, got ${String(o.readOnly)}`);
   const l0CompactionTrigger = int(o, 'l0CompactionTrigger', 4, 2, 1000);
   const l0SlowdownTrigger = int(o, 'l0SlowdownTrigger', Math.max(8, l0CompactionTrigger), l0CompactionTrigger, 1000);
   const l0StopTrigger = int(o, 'l0StopTrigger', Math.max(12, l0SlowdownTrigger + 1), l0SlowdownTrigger + 1, 1000);
@@ -132,5 +177,6 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     recovery: oneOf(o, 'recovery', ['strict', 'salvage'] as const, 'strict'),
     clock: (o.clock as (() => number) | undefined) ?? Date.now,
     fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem,
+    readOnly: o.readOnly === true,
   };
 }

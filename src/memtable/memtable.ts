@@ -149,7 +149,15 @@ export class Memtable extends MemtableReader {
    */
   put(entry: Entry): boolean {
     validateEntry(entry);
-    const stored = normalizeEntry(entry);
+    return this.insertChecked(normalizeEntry(entry));
+  }
+
+  /**
+   * @internal {@link put} without the checks, for an entry its caller built and checked itself
+   * (the DB, whose WAL already holds the record: applying it must not be able to fail). `stored`
+   * must be valid and in the shape {@link normalizeEntry} gives; it is stored as it is.
+   */
+  insertChecked(stored: Entry): boolean {
     const k = binaryKey(stored.key);
     // One descent for a new key (the common case); an existing key costs two more.
     if (!this.#tree.set(k, stored, false)) {

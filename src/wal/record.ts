@@ -90,6 +90,11 @@ export class Record {
     compression: Compression,
     stored: Uint8Array,
   ) {
+    // The payload holds an expiry below 2^53 (two u32 words, the high one < 2^21): refuse what
+    // it cannot represent here, when the record is made, never when it is written or read back.
+    if (expiresAt !== undefined && !isExpiry(expiresAt)) {
+      throw new RangeError(`expiresAt must be an integer of ms since the epoch in [0, 2^53), got ${expiresAt}`);
+    }
     this.key = key;
     this.value = value;
     this.tombstone = tombstone;
@@ -193,13 +198,20 @@ export class Record {
   }
 }
 
+/** True for an expiry the payload can hold: an integer of ms since the epoch in [0, 2^53). */
+export function isExpiry(at: number): boolean {
+  return Number.isSafeInteger(at) && at >= 0;
+}
+
 function resolveExpiry(options: PutOptions): number | undefined {
   const { ttlMs, expiresAt } = options;
   if (ttlMs !== undefined && expiresAt !== undefined) throw new TypeError('give ttlMs or expiresAt, not both');
   if (ttlMs !== undefined) {
     if (typeof ttlMs !== 'number') throw new TypeError(`ttlMs must be a number, got ${describeType(ttlMs)}`);
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
-    return Math.ceil(Date.now() + ttlMs);
+    const at = Math.ceil(Date.now() + ttlMs);
+    if (!isExpiry(at)) throw new RangeError(`ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a record that never expires`);
+    return at;
   }
   if (expiresAt !== undefined) {
     if (typeof expiresAt !== 'number') throw new TypeError(`expiresAt must be a number, got ${describeType(expiresAt)}`);

@@ -183,7 +183,7 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
   const beforeNames = fs.readdirSync(dir);
   const stale = (names: string[], current: number, tables: Set<number>): string[] =>
     names.filter((n) => {
-      if (n === 'CURRENT' || n === 'wal') return false;
+      if (n === 'CURRENT' || n === 'OPTIONS' || n === 'wal') return false;
       // Lock socket files: this open's, and a killed holder's until it is stale (src/fs/node.ts).
       if (/^LOCK-[0-9a-f]{16}\.sock$/.test(n)) return false;
       if (n === manifestFileName(current)) return false;
