@@ -59,6 +59,7 @@ import {
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
 import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState } from './manifest.js';
 import { MergingCursor } from './merge.js';
+import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
 import { OPTIONS_TMP_FILE, openOptionsFile, type PersistedOptions } from './options-file.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
@@ -250,6 +251,19 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     return db;
+  }
+
+  /**
+   * Repairs a DB whose tables (or manifest) are damaged, as LevelDB's RepairDB does, so that it
+   * opens and takes writes again: every table is checked block by block; the readable entries of
+   * a damaged table are rewritten into a new one and the damaged file is moved into
+   * `quarantine/`, never deleted; a missing table is dropped from the manifest; a damaged or
+   * missing manifest is rebuilt from the tables. The report names every damaged or missing table
+   * and the exact key ranges lost. Takes the directory's lock (`LockedError` while a handle has
+   * the DB open). Leaves the WAL alone: open with `recovery: 'salvage'` for damage there.
+   */
+  static repair(dir: string, options?: RepairOptions): Promise<RepairReport> {
+    return repairDB(dir, options);
   }
 
   /**

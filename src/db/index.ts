@@ -19,3 +19,4 @@ export {
 export type { WalView } from './wal-view.js';
 export type { DBOptions } from './options.js';
 export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';
+export type { RepairOptions, RepairReport, DamagedTable, MissingTable, KeyRange } from './repair.js';
