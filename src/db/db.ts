@@ -30,7 +30,7 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, CorruptionError, errnoOf, ioStep } from '../errors.js';
+import { ClosedError, CorruptionError, IoError, ReadOnlyError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
@@ -61,7 +61,7 @@ import { installManifest, parseManifestFileName, readCurrentManifest, type Manif
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import { OPTIONS_TMP_FILE, openOptionsFile, type PersistedOptions } from './options-file.js';
+import { OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, type PersistedOptions } from './options-file.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
 
 /** The key type a DB opened with options `O` returns: a Buffer under `keyEncoding: 'binary'`, else a string. */
@@ -154,6 +154,34 @@ interface Pending {
 }
 
 const WAL_DIR = 'wal';
+/** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
+const READ_ONLY_ATTEMPTS = 5;
+/** A read-only handle's stand-in for the directory lock it does not take. */
+const NO_LOCK: DirectoryLock = { release: () => Promise.resolve() };
+
+/** The bytes of a small file, or undefined if it does not exist. */
+async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<Buffer | undefined> {
+  let handle;
+  try {
+    handle = await fs.open(file, 'read');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const size = Math.min(await handle.size(), 4096);
+    const buf = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = await handle.read(buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
 const ITERATOR_SLICE = 1024;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -242,6 +270,7 @@ export class DB<K = string, V = unknown> {
     // Everything the WAL will be asked for is checked now, before a byte is written.
     resolveWalOptions(walOptionsOf(dir, opts, undefined));
     const fs = opts.fs;
+    if (opts.readOnly) return DB.#openReadOnly(dir, opts);
     const lock = await claimDirectory(fs, dir);
     const db = new DB<unknown, unknown>(dir, opts, lock);
     try {
@@ -251,6 +280,28 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     return db;
+  }
+
+  /**
+   * A read-only open takes no lock, so a writer may install a new manifest (and delete the files
+   * the old one named) while it reads: if the open fails and CURRENT changed meanwhile, it starts
+   * over from the new manifest. Once open, the handle holds its tables' files open, so a writer
+   * deleting them later does not disturb it (POSIX keeps an unlinked open file readable).
+   */
+  static async #openReadOnly(dir: string, opts: ResolvedDBOptions): Promise<DB<unknown, unknown>> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT'));
+      const db = new DB<unknown, unknown>(dir, opts, NO_LOCK);
+      try {
+        await db.#recover();
+        return db;
+      } catch (err) {
+        await db.#shutdown().catch(() => undefined);
+        const after = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT')).catch(() => undefined);
+        const moved = before !== undefined && after !== undefined && !before.equals(after);
+        if (!moved || attempt >= READ_ONLY_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /**
@@ -478,6 +529,7 @@ export class DB<K = string, V = unknown> {
 
   #checkWritable(): void {
     if (this.#status !== 'open') throw new ClosedError('the database');
+    if (this.#opts.readOnly) throw new ReadOnlyError('the database', 'a write, flush or compaction');
     if (this.#bgError) throw this.#bgError;
   }
 
@@ -553,6 +605,7 @@ export class DB<K = string, V = unknown> {
    */
   async sync(): Promise<void> {
     if (this.#status === 'closed') throw new ClosedError('the database');
+    if (this.#opts.readOnly) return; // it acknowledged no write
     await this.#wal.sync();
   }
 
@@ -831,31 +884,25 @@ export class DB<K = string, V = unknown> {
   async #recover(): Promise<void> {
     const fs = this.#fs;
     const dir = this.#dir;
+    const readOnly = this.#opts.readOnly;
     let current = await readCurrentManifest(fs, dir);
-    // An existing DB: its OPTIONS are checked before anything on disk changes (a mismatch is an
-    // InvalidConfigError with nothing written; a 0.1.0 DB without the file adopts the options).
-    let persisted: PersistedOptions | undefined = current ? await openOptionsFile(fs, dir, this.#opts, { fresh: false }) : undefined;
-    let names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    if (!current) {
-      const hasData = names.some((n) => parseTableFileName(n) !== undefined);
-      const walNames = names.includes(WAL_DIR) ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
-      if (hasData || walNames.some((n) => n.endsWith('.wal'))) {
-        throw new CorruptionError('CURRENT is missing but the directory holds tables or a WAL', { file: path.join(dir, 'CURRENT'), offset: 0 });
+    let persisted: PersistedOptions;
+    if (current) {
+      // An existing DB: its OPTIONS are checked before anything on disk changes (a mismatch is an
+      // InvalidConfigError with nothing written; a 0.1.0 DB without the file adopts the options,
+      // and records them unless the open is read-only).
+      persisted = readOnly
+        ? checkPersistedOptions(await readOptionsFile(fs, dir), this.#opts)
+        : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
+    } else {
+      if (readOnly) {
+        const file = path.join(dir, 'CURRENT');
+        throw new IoError('open', file, Object.assign(new Error(`no database in ${dir} (no CURRENT), and a read-only open creates nothing`), { code: 'ENOENT' }));
       }
-      // A new DB, or a first open that died before CURRENT existed: nothing was ever committed,
-      // so a manifest left without CURRENT is garbage.
-      for (const name of names) {
-        if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
-          await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
-        }
-      }
-      const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
-      // OPTIONS durable before the first CURRENT: a committed DB always has its OPTIONS.
-      persisted = await openOptionsFile(fs, dir, this.#opts, { fresh: true });
-      await installManifest(fs, dir, 1, state, undefined);
-      current = { number: 1, state };
-      names = await ioStep('readdir', dir, () => fs.readdir(dir));
+      persisted = await this.#create();
+      current = (await readCurrentManifest(fs, dir))!;
     }
+    const names = await ioStep('readdir', dir, () => fs.readdir(dir));
     const state = current.state;
     while (state.levels.length < LEVELS) state.levels.push([]);
     this.#state = state;
@@ -864,13 +911,18 @@ export class DB<K = string, V = unknown> {
     this.#seq = state.lastSeq;
     this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
 
-    // Leftovers of interrupted work: tables no manifest names, older manifests, a temp CURRENT.
+    // Leftovers of interrupted work: tables no manifest names, older manifests, temp files. A
+    // read-only open leaves them (they may be a live writer's work in progress).
     let removed = false;
     for (const name of names) {
       const table = parseTableFileName(name);
       const manifest = parseManifestFileName(name);
-      const stale = (table !== undefined && !this.#live.has(table)) || (manifest !== undefined && manifest !== current.number) || name === 'CURRENT.tmp' || name === OPTIONS_TMP_FILE;
-      if (stale) {
+      const stale =
+        (table !== undefined && !this.#live.has(table)) ||
+        (manifest !== undefined && manifest !== current.number) ||
+        name === 'CURRENT.tmp' ||
+        name === OPTIONS_TMP_FILE;
+      if (stale && !readOnly) {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
         removed = true;
       }
@@ -903,13 +955,55 @@ export class DB<K = string, V = unknown> {
     this.#version = new Version(levels, this.#onObsolete).pin();
 
     // Records through the flushed position are in the tables: damage among them does not
-    // matter, and new records must land after it.
-    const { wal, recovery } = await Wal.open(walOptionsOf(dir, this.#opts, state.flushedThrough ?? undefined, persisted!));
+    // matter, and new records must land after it. The WAL was created before CURRENT, so it
+    // must exist now: a missing one is corruption, not a new log.
+    const flushed = state.flushedThrough ?? undefined;
+    const { wal, recovery } = await Wal.open({ ...walOptionsOf(dir, this.#opts, flushed, persisted), createIfMissing: false, readOnly });
     this.#wal = wal;
     this.#walView = walView(wal);
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);
-    this.#scheduleCompaction();
+    if (!readOnly) this.#scheduleCompaction();
+  }
+
+  /**
+   * Creates a new DB's files, in this order: OPTIONS, the WAL, then CURRENT naming the first
+   * manifest. A committed DB (one with CURRENT) therefore always has its OPTIONS and its WAL,
+   * and either missing later is corruption. A first open that died before CURRENT existed
+   * committed nothing: what it left is garbage, unless it holds data.
+   */
+  async #create(): Promise<PersistedOptions> {
+    const fs = this.#fs;
+    const dir = this.#dir;
+    const names = await ioStep('readdir', dir, () => fs.readdir(dir));
+    if (names.some((n) => parseTableFileName(n) !== undefined)) {
+      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, 'CURRENT'), offset: 0 });
+    }
+    if (names.includes(WAL_DIR)) {
+      // Records are appended only after CURRENT exists: a WAL with records and no CURRENT means
+      // CURRENT was lost, not a first open that died. Looked at read-only, so that this refusal
+      // too leaves the directory as it was.
+      const walDir = path.join(dir, WAL_DIR);
+      const probe = await Wal.open({ dir: walDir, fs, readOnly: true, maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64 }).catch((err: unknown) => {
+        if (err instanceof CorruptionError) throw new CorruptionError(`CURRENT is missing and the WAL is damaged (${err.reason})`, { file: path.join(dir, 'CURRENT'), offset: 0 }, { cause: err });
+        throw err;
+      });
+      await probe.wal.close();
+      if (probe.recovery.validRecords > 0) {
+        throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, { file: path.join(dir, 'CURRENT'), offset: 0 });
+      }
+    }
+    for (const name of names) {
+      if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
+        await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
+      }
+    }
+    const persisted = await openOptionsFile(fs, dir, this.#opts, { fresh: true });
+    const { wal } = await Wal.open({ ...walOptionsOf(dir, this.#opts, undefined, persisted), createIfMissing: true });
+    await wal.close();
+    const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
+    await installManifest(fs, dir, 1, state, undefined);
+    return persisted;
   }
 
   /** Replays WAL records after `after` into the memtable, flushing as it fills. */
@@ -925,7 +1019,8 @@ export class DB<K = string, V = unknown> {
         this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: position, lastSeq: this.#seq });
         this.#mem = new Memtable();
         this.#walBytesSinceFreeze = 0;
-        await this.#flushOldest();
+        // A read-only handle keeps what it replayed in memory: it writes no table.
+        if (!this.#opts.readOnly) await this.#flushOldest();
       }
     }
     this.#lastPosition ??= after;
@@ -947,6 +1042,7 @@ function walOptionsOf(
     maxRecordSize: limits.maxKeySize + limits.maxValueSize + 64,
     recovery: opts.recovery,
     discardBefore,
+    readOnly: opts.readOnly,
   };
 }
 

@@ -2,9 +2,10 @@
  * The WAL's on-disk format, version 1. docs/FORMAT.md is the prose version of this file; keep
  * the two in step.
  *
- * A WAL is a directory of segment files named `<id>.wal`, the id a 16-digit zero-padded decimal.
- * Ids are consecutive; the highest is the segment being appended to. All integers are
- * little-endian. All checksums are masked CRC-32C (src/util/crc32c.ts).
+ * A WAL is a directory of segment files named `<id>.wal`, the id a 16-digit zero-padded decimal,
+ * and a segment state file, `SEGMENTS` (below). Ids are consecutive, except across a range an
+ * earlier salvage gave up (recorded in `SEGMENTS`); the highest is the segment being appended
+ * to. All integers are little-endian. All checksums are masked CRC-32C (src/util/crc32c.ts).
  *
  * Segment file:
  * ```
@@ -54,6 +55,25 @@
  *
  * Zero bytes are never a valid frame (the header crc of zeros is not zero), which is what lets
  * recovery tell a zero-filled tail (preallocation, a crash) from data.
+ *
+ * Segment state file `SEGMENTS` (written by segment-state.ts, which holds its constants): which
+ * segments the log must have. Two slots of equal size (the file is 2 x slot bytes; a slot is
+ * 48 + 16 x room bytes, room = 5 when created, doubled when outgrown):
+ * ```
+ *  0       8      10      12        16        24        32        40         44      48
+ *  +-------+------+-------+---------+---------+---------+---------+----------+-------+-------------------+
+ *  | magic |  ver | flags | holes n | seq     | floor   | next    | reserved | crc   | holes: room x     |
+ *  | 8B    | u16  | u16=0 | u32     | u64     | u64     | u64     | u32=0    | u32   | {from u64, to u64}|
+ *  +-------+------+-------+---------+---------+---------+---------+----------+-------+-------------------+
+ *  magic = "SDMTSEG\x01", ver = 1; crc covers slot bytes 0..44 then 48..slot end (unused hole
+ *  entries are zero).
+ * ```
+ * `floor`: lowest id the log still needs; `next`: one past the highest id ever created (the id
+ * of the next segment); `holes`: n ascending, disjoint `[from, to)` ranges inside
+ * `[floor, next)` that a salvage gave up (never reused). Every other id in `[floor, next)` must
+ * exist. The valid slot with the higher `seq` is the state; an update overwrites the other slot
+ * (`seq + 1`) and fdatasyncs, so a torn update leaves the previous state readable. A file with
+ * no valid slot is corruption.
  *
  * @module
  */

@@ -31,7 +31,7 @@ export type RecoveryMode = 'strict' | 'salvage';
 
 /** Options of `Wal.open`. */
 export interface WalOptions {
-  /** The log's directory; created (with parents) if missing. */
+  /** The log's directory; created (with parents) if missing, unless `createIfMissing` is false or `readOnly` is set. */
   dir: string;
   /** Rotate to a new segment once the current one would pass this many bytes. Default 128 MiB. */
   maxSegmentSize?: number;
@@ -77,6 +77,26 @@ export interface WalOptions {
    * before it, appends start in a new segment, so every new record lands after it.
    */
   discardBefore?: Position;
+  /**
+   * Default `true`: a missing directory, or one holding no log, starts a new empty log. `false`:
+   * `Wal.open` rejects with `CorruptionError` when the directory is missing, or holds neither
+   * the state file nor any segment, instead of starting an empty log (for a caller whose own
+   * metadata says the log exists). Nothing is created then.
+   */
+  createIfMissing?: boolean;
+  /**
+   * Open without taking the directory's lock and without writing anything: no lock file, no
+   * directory or segment creation, no truncation, no quarantine, no fdatasync. Recovery scans as
+   * usual; a crash-shaped torn tail of the last segment is taken as the end of the log (and
+   * reported in `RecoveryInfo` as the truncation a writable open would make, the file untouched);
+   * any other damage, or a missing segment, rejects with `CorruptionError` (strict only:
+   * `recovery: 'salvage'` with `readOnly` is refused). `readFrom`, `currentPosition` and `stats`
+   * work, on the log as it was at open; `append`, `appendBatch`, `flush`, `sync` and
+   * `deleteSegmentsBefore` reject with `ReadOnlyError`. Another handle may hold the directory
+   * for writing meanwhile. A missing directory is an empty log (`CorruptionError` with
+   * `createIfMissing: false`). Default `false`.
+   */
+  readOnly?: boolean;
 }
 
 /** Options after defaults and validation. */
@@ -93,6 +113,8 @@ export interface ResolvedWalOptions {
   bytesPerSync: number;
   fs: FileSystem;
   discardBefore: Position | undefined;
+  createIfMissing: boolean;
+  readOnly: boolean;
 }
 
 const MiB = 2 ** 20;
@@ -113,10 +135,37 @@ function integerOption(name: string, value: unknown, fallback: number, min: numb
 }
 
 /** Applies defaults and checks every option; throws `InvalidConfigError` on the first bad one. */
+/** Every option name `Wal.open` knows. */
+const WAL_OPTION_NAMES: ReadonlySet<string> = new Set<keyof WalOptions>([
+  'dir',
+  'maxSegmentSize',
+  'fsync',
+  'maxRecordSize',
+  'recovery',
+  'meter',
+  'preallocate',
+  'bytesPerSync',
+  'fs',
+  'discardBefore',
+  'createIfMissing',
+  'readOnly',
+]);
+
+/** The methods a {@link FileSystem} must have. */
+const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
+
 export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   if (!isPlainObject(options)) throw new TypeError('Wal.open takes an options object with at least { dir }');
+  // A misspelt option must not pass silently.
+  for (const name of Object.keys(options)) {
+    if (!WAL_OPTION_NAMES.has(name)) throw new InvalidConfigError(name, `is not an option of Wal.open (known: ${[...WAL_OPTION_NAMES].join(', ')})`);
+  }
   const { dir, fsync, recovery, meter, fs, preallocate } = options;
   if (typeof dir !== 'string' || dir.length === 0) throw new InvalidConfigError('dir', 'must be a non-empty path');
+  if (fs !== undefined) {
+    const missing = isPlainObjectLike(fs) ? FS_METHODS.filter((m) => typeof (fs as Record<string, unknown>)[m] !== 'function') : FS_METHODS;
+    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
+  }
 
   const maxSegmentSize = integerOption('maxSegmentSize', options.maxSegmentSize, 128 * MiB, MIN_SEGMENT_SIZE, 2 ** 40);
   const maxRecordSize = integerOption('maxRecordSize', options.maxRecordSize, 16 * MiB, 1, MAX_RECORD_SIZE_LIMIT);
@@ -147,6 +196,11 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   else if (preallocate === false) preallocateBytes = 0;
   else if (preallocate !== undefined) preallocateBytes = integerOption('preallocate', preallocate, 0, 0, 1024 * MiB);
   const bytesPerSync = integerOption('bytesPerSync', options.bytesPerSync, 8 * MiB, 0, 2 ** 40);
+  const createIfMissing = booleanOption('createIfMissing', options.createIfMissing, true);
+  const readOnly = booleanOption('readOnly', options.readOnly, false);
+  if (readOnly && recovery === 'salvage') {
+    throw new InvalidConfigError('readOnly', "a read-only open cannot salvage (salvage moves and truncates files): use recovery: 'strict'");
+  }
 
   return {
     dir,
@@ -160,7 +214,15 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
     bytesPerSync: policy === 'os' ? bytesPerSync : 0,
     fs: (fs as FileSystem | undefined) ?? nodeFileSystem,
     discardBefore: resolveDiscardBefore(options.discardBefore),
+    createIfMissing,
+    readOnly,
   };
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidConfigError(name, `must be a boolean, got ${String(value)}`);
+  return value;
 }
 
 function resolveDiscardBefore(v: unknown): Position | undefined {

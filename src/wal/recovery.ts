@@ -2,20 +2,30 @@
  * Recovery: what `Wal.open` does to a directory of segments before the first append.
  *
  * It runs in two phases, so that a refused open changes no byte on disk:
- * 1. **Scan** (read only). Every segment is read end to end; every frame's checksums, type
- *    sequence and record structure are checked. Each segment yields a report: its valid end,
- *    its records, and the first damage, classified as a zero tail, a record cut off by the end
- *    of the file, or bad bytes, and whether any valid frame still follows the damage.
- * 2. **Plan and act.** Damage in the *last* segment with no valid frame after it is what a crash
- *    leaves (a torn write, a batch without its LAST frame, zeros from preallocation): it is
- *    truncated and reported, in both modes. Any other damage (in an older segment, a missing
- *    segment, valid frames after garbage) is corruption: `strict` throws `CorruptionError`
- *    naming the segment and offset; `salvage` keeps the longest valid prefix of the whole log
- *    and moves everything after the first damage into `quarantine/`, never deleting it.
+ * 1. **Scan** (read only). The segment state file (segment-state.ts) says which segments the log
+ *    must have: every id from `max(floor, discardBefore.segmentId)` up to `next - 1`, less the
+ *    ranges an earlier salvage gave up. Segments below that are leftovers of an interrupted
+ *    deletion (deleted by the caller, not reported). Every segment kept is read end to end;
+ *    every frame's checksums, type sequence and record structure are checked. Each segment
+ *    yields a report: its valid end, its records, and the first damage, classified as a zero
+ *    tail, a record cut off by the end of the file, or bad bytes, and whether any valid frame
+ *    still follows the damage.
+ * 2. **Plan and act.** Damage in the *newest* segment with no valid frame after it is what a
+ *    crash leaves (a torn write, a batch without its LAST frame, zeros from preallocation): it
+ *    is truncated and reported, in both modes. Any other damage (in an older segment, a missing
+ *    segment anywhere, the first and the newest included, valid frames after garbage, a state
+ *    file that is missing while segments exist, or that never recorded a segment holding
+ *    records) is corruption: `strict` throws `CorruptionError` naming the file (and offset);
+ *    `salvage` keeps the longest valid prefix of the whole log (up to the first damaged or
+ *    missing segment) and moves everything after it into `quarantine/`, never deleting it.
  *
  * Order of the salvage steps, chosen so that a crash during recovery leaves a state the next
  * recovery handles the same way: copy the damaged tail out (synced), move later segments out
- * (newest first), then truncate the damaged segment.
+ * (newest first), then truncate the damaged segment. The caller then records the state (the
+ * given-up ids become a hole, never used again).
+ *
+ * A read-only recovery plans without acting: a crash-shaped tail is reported as if cut, and
+ * anything else throws.
  *
  * @module
  */
@@ -30,6 +40,15 @@ import type { RecoveryMode } from './options.js';
 import type { Position } from './position.js';
 import { checkPayload } from './record.js';
 import { SegmentScanner } from './scanner.js';
+import {
+  STATE_FILE_NAME,
+  STATE_TMP_FILE_NAME,
+  expectedRanges,
+  inHole,
+  readStateFile,
+  type LoadedState,
+  type SegmentState,
+} from './segment-state.js';
 
 /** A truncation recovery made. */
 export interface Truncation {
@@ -70,6 +89,13 @@ export interface RecoveryInfo {
   lastPosition: Position | null;
   truncations: Truncation[];
   quarantined: QuarantinedFile[];
+  /**
+   * Segments the state file says the log must have but that are not in the directory (salvage
+   * only: strict refuses the open). Their records are lost; their ids are never used again.
+   */
+  missingSegments: number[];
+  /** Salvage found segments but no readable state file, and rebuilt it from the segments present. */
+  stateRebuilt: boolean;
 }
 
 /** A segment that survived recovery. */
@@ -82,7 +108,18 @@ export interface RecoveredSegment {
 /** The log's state after recovery. */
 export interface RecoveryResult {
   info: RecoveryInfo;
+  /** The segments kept, ascending. */
   segments: RecoveredSegment[];
+  /** The id the next new segment must get: past every id the log ever had (0 for a new log). */
+  next: number;
+  /** The lowest id the log may still hold: max(floor, discardBefore.segmentId). */
+  floor: number;
+  /** Segments below `floor`, to delete once a state with that floor is durable. */
+  obsolete: number[];
+  /** A `SEGMENTS.tmp` was left by an interrupted state file write. */
+  tmpLeftover: boolean;
+  /** The state file as read, if it was there and readable. */
+  loaded: LoadedState | undefined;
 }
 
 interface Damage {
@@ -115,89 +152,243 @@ const ZEROS = Buffer.alloc(CHUNK);
 
 /** Lists segment ids in `dir`, ascending. */
 export async function listSegments(fs: FileSystem, dir: string): Promise<number[]> {
+  return segmentIdsIn(await fs.readdir(dir));
+}
+
+function segmentIdsIn(names: readonly string[]): number[] {
   const ids: number[] = [];
-  for (const name of await fs.readdir(dir)) {
+  for (const name of names) {
     const id = parseSegmentFileName(name);
     if (id !== undefined) ids.push(id);
   }
   return ids.sort((a, b) => a - b);
 }
 
-/** Scans, plans and repairs the log in `dir`; throws `CorruptionError` in strict mode. */
-export async function recover(
-  fs: FileSystem,
-  dir: string,
-  mode: RecoveryMode,
-  maxRecordSize: number,
-  meter: Meter,
-  discardBefore?: Position,
-): Promise<RecoveryResult> {
-  const all = await listSegments(fs, dir);
-  // Segments wholly before `discardBefore` hold nothing the caller needs: not scanned, deleted
-  // once the plan stands.
-  const discarded = discardBefore ? all.filter((id) => id < discardBefore.segmentId) : [];
-  const ids = discardBefore ? all.filter((id) => id >= discardBefore.segmentId) : all;
-  const reports: SegmentReport[] = [];
-  for (let i = 0; i < ids.length; i++) {
-    const resumeAt = discardBefore && ids[i] === discardBefore.segmentId ? discardBefore.offset : undefined;
-    reports.push(await scanSegment(fs, path.join(dir, segmentFileName(ids[i]!)), ids[i]!, maxRecordSize, resumeAt));
-  }
+/** What {@link recover} needs to know. */
+export interface RecoverOptions {
+  mode: RecoveryMode;
+  maxRecordSize: number;
+  meter: Meter;
+  discardBefore: Position | undefined;
+  /** Scan and plan only: change nothing on disk (a crash-shaped tail is reported, not cut). */
+  readOnly: boolean;
+  /** False: a directory holding no log at all (no state file, no segment) is corruption. */
+  createIfMissing: boolean;
+}
 
+/** Thrown by a read-only scan that raced a writer's state update: scan again. */
+class StateChanged extends Error {}
+
+/**
+ * Scans, checks and repairs the log in `dir` (see the module comment); throws
+ * `CorruptionError` in strict mode. Checks the segments present against the state file: every
+ * id in `[max(floor, discardBefore.segmentId), next)` outside the holes must exist. Does not
+ * write the state file or delete segments below the floor: the caller does, in the order that
+ * keeps a crash from looking like a loss (see wal.ts).
+ */
+export async function recover(fs: FileSystem, dir: string, o: RecoverOptions): Promise<RecoveryResult> {
+  if (!o.readOnly) return recoverOnce(fs, dir, o);
+  // A read-only open takes no lock: a writer may rotate or delete segments while it scans, or
+  // append to the newest segment (bytes that were zeros at one read are a record at the next).
+  // A scan whose view of the state file changed under it is retried, and so, a few times, is
+  // damage found in the newest segment.
+  let newestRetries = 3;
+  for (let attempt = 0; ; attempt++) {
+    const before = await readStateSeq(fs, dir);
+    try {
+      return await recoverOnce(fs, dir, o);
+    } catch (err) {
+      if (attempt >= 20) {
+        if (!(err instanceof StateChanged)) throw err;
+        throw new CorruptionError('the WAL state file kept changing during a read-only open', { file: path.join(dir, STATE_FILE_NAME), offset: 0 });
+      }
+      const transient = err instanceof StateChanged || err instanceof CorruptionError || errnoOf(err) === 'ENOENT';
+      if (!transient) throw err;
+      if (!(err instanceof StateChanged) && (await readStateSeq(fs, dir)) === before) {
+        const newest = (await listSegments(fs, dir)).pop();
+        if (!(err instanceof CorruptionError) || err.segmentId === undefined || err.segmentId !== newest || newestRetries-- <= 0) throw err;
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, 1));
+    }
+  }
+}
+
+/** The state file's current sequence number (-1: none or unreadable), to notice a writer's update. */
+async function readStateSeq(fs: FileSystem, dir: string): Promise<number> {
+  try {
+    return (await readStateFile(fs, dir))?.seq ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
+async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Promise<RecoveryResult> {
+  const { mode, maxRecordSize, meter, discardBefore, readOnly } = o;
+  const stateFile = path.join(dir, STATE_FILE_NAME);
   const info: RecoveryInfo = {
     mode,
     validRecords: 0,
-    segmentsScanned: reports.length,
+    segmentsScanned: 0,
     bytesTruncated: 0,
     corruptionDetected: false,
     lastPosition: null,
     truncations: [],
     quarantined: [],
+    missingSegments: [],
+    stateRebuilt: false,
   };
 
+  let loaded: LoadedState | undefined;
+  let stateDamage: CorruptionError | undefined;
+  try {
+    loaded = await readStateFile(fs, dir);
+  } catch (err) {
+    if (!(err instanceof CorruptionError)) throw err;
+    stateDamage = err;
+  }
+  const names = await ioStep('readdir', dir, () => fs.readdir(dir));
+  if (readOnly && (await readStateSeq(fs, dir)) !== (loaded?.seq ?? -1)) throw new StateChanged();
+  const all = segmentIdsIn(names);
+  const tmpLeftover = names.includes(STATE_TMP_FILE_NAME);
+
+  let state: SegmentState;
+  if (loaded) {
+    state = loaded.state;
+  } else if (all.length === 0 && !stateDamage) {
+    // No log here at all.
+    if (!o.createIfMissing) {
+      if (mode === 'strict') {
+        throw new CorruptionError(
+          "there is no WAL here: the state file is missing and so is every segment (createIfMissing is false; recovery: 'salvage' starts an empty log and reports it)",
+          { file: stateFile, offset: 0 },
+        );
+      }
+      // Salvage: the caller says a log existed; start an empty one, loudly.
+      info.corruptionDetected = true;
+      info.stateRebuilt = true;
+      if (discardBefore) info.missingSegments.push(discardBefore.segmentId);
+    }
+    return { info, segments: [], next: 0, floor: 0, obsolete: [], tmpLeftover, loaded: undefined };
+  } else if (mode === 'strict') {
+    // Segments exist but the file that says which is gone: a crash never does that (the state
+    // file is created before the first segment).
+    if (stateDamage) throw stateDamage;
+    throw new CorruptionError(
+      `the WAL state file is missing while ${all.length} segment file(s) exist; the log was left untouched (open with recovery: 'salvage' to rebuild it from the segments present)`,
+      { file: stateFile, offset: 0 },
+    );
+  } else {
+    // Salvage: rebuild it from the segments present.
+    info.corruptionDetected = true;
+    info.stateRebuilt = true;
+    state = all.length > 0 ? { floor: all[0]!, next: all[all.length - 1]! + 1, holes: [] } : { floor: 0, next: 0, holes: [] };
+  }
+
+  const lo = Math.max(state.floor, discardBefore?.segmentId ?? 0);
+  // Below the floor (or discardBefore): leftovers of an interrupted deletion, or segments the
+  // caller no longer needs. Not scanned, deleted by the caller once the new floor is durable.
+  const obsolete = all.filter((id) => id < lo);
+  const inHoles = all.filter((id) => id >= lo && inHole(state, id));
+  const above = all.filter((id) => id >= Math.max(lo, state.next));
+  const fallback = loaded?.fallback ?? false;
+  let next = state.next;
+  if (mode === 'strict') {
+    if (inHoles.length > 0) {
+      const id = inHoles[0]!;
+      throw new CorruptionError(`segment ${id} exists in a range of ids an earlier salvage gave up; the log was left untouched`, {
+        file: path.join(dir, segmentFileName(id)),
+        offset: 0,
+        segmentId: id,
+      });
+    }
+    // A crash may leave one segment created but not yet recorded: id `next`, holding no record
+    // (checked after the scan).
+    const unrecorded = above.find((id) => id !== state.next);
+    if (unrecorded !== undefined || above.length > 1) {
+      throw notRecorded(stateFile, unrecorded ?? above[above.length - 1]!, state);
+    }
+  }
+  if (above.length > 0) next = Math.max(next, above[above.length - 1]! + 1);
+  // `discardBefore` is a position this log handed out: its segment was created (and recorded
+  // before any record went into it). A log that never got that far is an older copy, or another
+  // log: every record after that position is gone.
+  if (discardBefore && loaded && discardBefore.segmentId >= state.next + (fallback ? 1 : 0)) {
+    const id = discardBefore.segmentId;
+    if (mode === 'strict') {
+      throw new CorruptionError(`segment ${id} holds the position the caller has stored through, but this log never created it (its ids end at ${state.next - 1}); the log was left untouched`, {
+        file: path.join(dir, segmentFileName(id)),
+        offset: 0,
+        segmentId: id,
+      });
+    }
+    info.corruptionDetected = true;
+    info.missingSegments.push(id);
+  }
+
+  const ids = all.filter((id) => id >= lo && !inHole(state, id));
+  const reports: SegmentReport[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const resumeAt = discardBefore && ids[i] === discardBefore.segmentId ? discardBefore.offset : undefined;
+    reports.push(await scanSegment(fs, path.join(dir, segmentFileName(ids[i]!)), ids[i]!, maxRecordSize, resumeAt));
+  }
+  info.segmentsScanned = reports.length;
+  if (mode === 'strict' && !fallback) {
+    const extra = reports.find((r) => r.id >= state.next && r.records > 0);
+    if (extra) throw notRecorded(stateFile, extra.id, state);
+  }
+
+  // Every id the state says must exist, from lo on.
+  const present = new Set(ids);
+  const missing: number[] = [];
+  for (const [a, b] of expectedRanges({ ...state, next }, lo)) {
+    for (let id = a; id < b; id++) if (!present.has(id)) missing.push(id);
+  }
+  const firstMissing = missing[0];
+
   // The first damage that a crash cannot explain, if any.
-  let problem: { index: number; keepEnd: number; at: number; reason: string; missing?: number } | undefined;
+  let problem: Problem | undefined;
   for (let i = 0; i < reports.length && !problem; i++) {
     const r = reports[i]!;
-    const isLast = i === reports.length - 1;
-    if (i > 0 && r.id !== reports[i - 1]!.id + 1) {
-      const missing = reports[i - 1]!.id + 1;
-      problem = { index: i, keepEnd: 0, at: 0, reason: `segment ${missing} is missing`, missing };
+    if (firstMissing !== undefined && r.id > firstMissing) {
+      problem = { index: i, keepEnd: 0, at: 0, reason: `segment ${firstMissing} is missing`, missing: firstMissing };
       break;
     }
     const d = r.damage;
     if (!d) continue;
-    const crashShaped = isLast && d.validFrameAt === undefined;
+    // Only the newest segment may end in crash damage, and only if no segment is missing after it.
+    const crashShaped = i === reports.length - 1 && firstMissing === undefined && d.validFrameAt === undefined;
     if (!crashShaped) {
       const follows = d.validFrameAt !== undefined ? ` (a valid record follows at offset ${d.validFrameAt})` : '';
       problem = { index: i, keepEnd: d.keepEnd, at: d.at, reason: `${d.reason}${follows}` };
     }
   }
+  if (!problem && firstMissing !== undefined) {
+    problem = { index: reports.length, keepEnd: 0, at: 0, reason: `segment ${firstMissing} is missing`, missing: firstMissing };
+  }
 
   if (problem && mode === 'strict') {
-    const r = reports[problem.index]!;
-    const missing = problem.missing;
-    if (missing !== undefined) {
-      // A hole: name the missing file.
-      throw new CorruptionError(`${problem.reason}; the log was left untouched`, {
-        file: path.join(dir, segmentFileName(missing)),
+    const missingId = problem.missing;
+    if (missingId !== undefined) {
+      // A hole, the first or the newest segment: name the missing file.
+      const range = state.next > lo ? `; the state file records segments ${lo} to ${state.next - 1}` : '';
+      throw new CorruptionError(`${problem.reason}${range}${state.holes.length > 0 ? ' (less the ranges given up by an earlier salvage)' : ''}; the log was left untouched`, {
+        file: path.join(dir, segmentFileName(missingId)),
         offset: 0,
-        segmentId: missing,
+        segmentId: missingId,
       });
     }
+    const r = reports[problem.index]!;
     throw new CorruptionError(
       `${problem.reason}; the log was left untouched (open with recovery: 'salvage' to keep the valid prefix and quarantine the rest)`,
       { file: r.file, offset: problem.at, segmentId: r.id, unreadableBytes: Math.max(0, r.size - problem.at) },
     );
   }
 
-  for (const id of discarded) {
-    const file = path.join(dir, segmentFileName(id));
-    await ioStep('unlink', file, () => fs.unlink(file));
-    await ioStep('syncDir', dir, () => fs.syncDir(dir));
-  }
   const kept = problem ? reports.slice(0, problem.index + (problem.keepEnd > 0 ? 1 : 0)) : reports;
   if (problem) {
+    // Salvage (never read-only: options refuse the pair).
     info.corruptionDetected = true;
+    info.missingSegments = missing;
     await quarantine(fs, dir, reports, problem, info, meter);
     if (problem.keepEnd > 0) {
       const r = reports[problem.index]!;
@@ -207,7 +398,15 @@ export async function recover(
   } else {
     // Only the last segment can carry crash damage here; repair it.
     const last = reports[reports.length - 1];
-    if (last?.damage) await repairTail(fs, dir, last, info, meter);
+    if (last?.damage) {
+      if (readOnly) reportTail(last, info, undefined);
+      else await repairTail(fs, dir, last, info, meter);
+    }
+  }
+  if (inHoles.length > 0) {
+    // Salvage only (strict refused them above): segments an earlier salvage gave up on.
+    info.corruptionDetected = true;
+    await quarantineWhole(fs, dir, inHoles, 'lies in a range of ids an earlier salvage gave up', info, meter);
   }
 
   const segments: RecoveredSegment[] = [];
@@ -216,7 +415,24 @@ export async function recover(
     if (r.lastRecordOffset !== undefined) info.lastPosition = { segmentId: r.id, offset: r.lastRecordOffset };
     segments.push({ id: r.id, end: r.validEnd });
   }
-  return { info, segments };
+  return { info, segments, next, floor: lo, obsolete, tmpLeftover, loaded: stateDamage ? undefined : loaded };
+}
+
+function notRecorded(stateFile: string, id: number, state: SegmentState): CorruptionError {
+  return new CorruptionError(
+    `segment ${id} exists but is not recorded in the state file, which records segments below ${state.next} (an older copy of the state file?); the log was left untouched`,
+    { file: stateFile, offset: 0, segmentId: id },
+  );
+}
+
+interface Problem {
+  /** Index in the reports of the first segment affected (the reports' length: none, only missing ones). */
+  index: number;
+  keepEnd: number;
+  at: number;
+  reason: string;
+  /** The id of the first missing segment, when that is the problem. */
+  missing?: number;
 }
 
 /**
@@ -354,7 +570,6 @@ async function classify(
 /** Truncates crash damage off the end of the last segment (both modes). */
 async function repairTail(fs: FileSystem, dir: string, r: SegmentReport, info: RecoveryInfo, meter: Meter): Promise<void> {
   const d = r.damage!;
-  const removed = r.size - d.keepEnd;
   const handle = await ioStep('open', r.file, () => fs.open(r.file, 'readwrite'));
   try {
     if (r.headerProblem) {
@@ -372,6 +587,17 @@ async function repairTail(fs: FileSystem, dir: string, r: SegmentReport, info: R
     await handle.close().catch(() => undefined);
   }
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  reportTail(r, info, meter);
+}
+
+/**
+ * Reports the cut of the last segment's crash damage. A read-only open (no `meter`: nothing was
+ * cut) reports it all the same and takes the valid prefix as the segment's end.
+ */
+function reportTail(r: SegmentReport, info: RecoveryInfo, meter: Meter | undefined): void {
+  const d = r.damage!;
+  const removed = r.size - d.keepEnd;
+  if (!meter) r.validEnd = r.headerProblem ? SEGMENT_HEADER_SIZE : d.keepEnd;
   // A header shorter than its size or all zeros is a crash during creation; a complete header
   // that fails its checks was damaged.
   const tornHeader = r.headerProblem !== undefined && (r.size < SEGMENT_HEADER_SIZE || d.zeros);
@@ -379,7 +605,7 @@ async function repairTail(fs: FileSystem, dir: string, r: SegmentReport, info: R
   if (!d.zeros && !d.cutOff && !tornHeader) info.corruptionDetected = true;
   info.bytesTruncated += removed;
   info.truncations.push({ segmentId: r.id, offset: d.keepEnd, bytes: removed, reason });
-  meter.event({ type: 'corruption-truncated', segmentId: r.id, offset: d.keepEnd, bytes: removed, reason });
+  meter?.event({ type: 'corruption-truncated', segmentId: r.id, offset: d.keepEnd, bytes: removed, reason });
 }
 
 /** Salvage: moves everything after the first damage into `quarantine/`. */
@@ -387,15 +613,13 @@ async function quarantine(
   fs: FileSystem,
   dir: string,
   reports: SegmentReport[],
-  problem: { index: number; keepEnd: number; at: number; reason: string },
+  problem: Problem,
   info: RecoveryInfo,
   meter: Meter,
 ): Promise<void> {
-  const qdir = path.join(dir, 'quarantine');
-  await ioStep('mkdir', qdir, () => fs.mkdir(qdir));
-  await ioStep('syncDir', dir, () => fs.syncDir(dir));
-  // A fresh tag per salvage: a later salvage must never overwrite what an earlier one moved.
-  const stamp = `${Date.now()}-${randomBytes(4).toString('hex')}`;
+  const firstMoved = problem.keepEnd > 0 ? problem.index + 1 : problem.index;
+  if (problem.keepEnd === 0 && firstMoved >= reports.length) return; // only missing segments: nothing to move
+  const { qdir, stamp } = await quarantineDir(fs, dir);
   const damaged = reports[problem.index]!;
   const record = (file: string, r: SegmentReport, offset: number, reason: string): void => {
     const q = { file, segmentId: r.id, offset, bytes: r.size - offset, reason };
@@ -412,7 +636,6 @@ async function quarantine(
   }
   // 2. Move whole segments out, newest first, so that a crash midway leaves no hole in front of
   //    kept data.
-  const firstMoved = problem.keepEnd > 0 ? problem.index + 1 : problem.index;
   for (let i = reports.length - 1; i >= firstMoved; i--) {
     const r = reports[i]!;
     const target = path.join(qdir, `${stamp}-${segmentFileName(r.id)}`);
@@ -420,7 +643,7 @@ async function quarantine(
     await ioStep('rename', r.file, () => fs.rename(r.file, target));
     await ioStep('syncDir', qdir, () => fs.syncDir(qdir));
     await ioStep('syncDir', dir, () => fs.syncDir(dir));
-    record(target, r, 0, i === problem.index ? problem.reason : `follows damage in segment ${damaged.id}`);
+    record(target, r, 0, i === problem.index ? problem.reason : problem.missing !== undefined ? `follows missing segment ${problem.missing}` : `follows damage in segment ${damaged.id}`);
   }
   // 3. Cut the damaged segment back to its valid prefix.
   if (problem.keepEnd > 0) {
@@ -432,6 +655,30 @@ async function quarantine(
       await handle.close().catch(() => undefined);
     }
     await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  }
+}
+
+/** Creates `quarantine/` durably; a fresh tag per salvage, so a later salvage never overwrites what an earlier one moved. */
+async function quarantineDir(fs: FileSystem, dir: string): Promise<{ qdir: string; stamp: string }> {
+  const qdir = path.join(dir, 'quarantine');
+  await ioStep('mkdir', qdir, () => fs.mkdir(qdir));
+  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  return { qdir, stamp: `${Date.now()}-${randomBytes(4).toString('hex')}` };
+}
+
+/** Salvage: moves the whole segments `ids` into `quarantine/`, newest first. */
+async function quarantineWhole(fs: FileSystem, dir: string, ids: readonly number[], reason: string, info: RecoveryInfo, meter: Meter): Promise<void> {
+  const { qdir, stamp } = await quarantineDir(fs, dir);
+  for (const id of [...ids].reverse()) {
+    const file = path.join(dir, segmentFileName(id));
+    const target = path.join(qdir, `${stamp}-${segmentFileName(id)}`);
+    const bytes = await ioStep('stat', file, () => fs.stat(file)).then((st) => st.size);
+    await ioStep('rename', file, () => fs.rename(file, target));
+    await ioStep('syncDir', qdir, () => fs.syncDir(qdir));
+    await ioStep('syncDir', dir, () => fs.syncDir(dir));
+    const q = { file: target, segmentId: id, offset: 0, bytes, reason };
+    info.quarantined.push(q);
+    meter.event({ type: 'quarantined', ...q });
   }
 }
 

@@ -22,11 +22,18 @@
  *   decides from what is on disk.
  * - Preallocation writes zeros only at or past the writer's end, synchronously between
  *   flushes, so it never overwrites a record.
+ * - The segment state file (segment-state.ts) never says a segment exists before it does, nor
+ *   that one is gone before it is unlinked: a new segment (always id `next`) is created durably,
+ *   then recorded, and only then appended to; a raised floor is durable before anything below it
+ *   is unlinked. So recovery can treat any recorded segment that is missing as a loss. A failed
+ *   state write fails the log.
+ * - A read-only log (`readOnly`) has no lock, no state file handle and no segment handle: every
+ *   write is refused before it reaches the file system.
  *
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, IoError, SedimentError, errnoOf, ioStep } from '../errors.js';
+import { ClosedError, CorruptionError, IoError, ReadOnlyError, SedimentError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
@@ -36,7 +43,8 @@ import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './o
 import { assertPosition, comparePositions, type Position } from './position.js';
 import { readLog, type LogEntry, type ReaderSource } from './reader.js';
 import { Record } from './record.js';
-import { recover, type RecoveryInfo } from './recovery.js';
+import { recover, type RecoveryInfo, type RecoveryResult } from './recovery.js';
+import { STATE_TMP_FILE_NAME, StateFile, sameState, stateOf, withFloor } from './segment-state.js';
 
 /** What `Wal.open` resolves to. */
 export interface WalOpenResult {
@@ -151,9 +159,11 @@ export class Wal {
   readonly #fs: FileSystem;
   readonly #meter: Meter;
   readonly #lock: DirectoryLock;
+  /** The segment state file (undefined when read-only). */
+  readonly #state: StateFile | undefined;
   #segmentIds: number[];
   #active: ActiveSegment;
-  #state: 'open' | 'closing' | 'closed' = 'open';
+  #status: 'open' | 'closing' | 'closed' = 'open';
   #failure: Error | undefined;
   #queue: Pending[] = [];
   #flushScheduled = false;
@@ -161,6 +171,8 @@ export class Wal {
   #timer: NodeJS.Timeout | undefined;
   #buf = Buffer.allocUnsafe(INITIAL_BUFFER);
   #closing: Promise<void> | undefined;
+  /** The best-effort trim of a failed write's partial bytes, which close waits for. */
+  #trimming: Promise<void> | undefined;
   #gc: Promise<unknown> = Promise.resolve();
   #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
   readonly #flushNow = (): void => this.#flush();
@@ -182,11 +194,12 @@ export class Wal {
   };
   readonly #readerSource: ReaderSource;
 
-  private constructor(opts: ResolvedWalOptions, lock: DirectoryLock, segmentIds: number[], active: ActiveSegment) {
+  private constructor(opts: ResolvedWalOptions, lock: DirectoryLock, state: StateFile | undefined, segmentIds: number[], active: ActiveSegment) {
     this.#opts = opts;
     this.#fs = opts.fs;
     this.#meter = opts.meter;
     this.#lock = lock;
+    this.#state = state;
     this.#segmentIds = segmentIds;
     this.#active = active;
     this.#readerSource = {
@@ -196,7 +209,7 @@ export class Wal {
       segmentIds: () => this.#segmentIds,
       writeHead: () => this.currentPosition(),
       assertReadable: () => {
-        if (this.#state === 'closed') throw new ClosedError('the WAL');
+        if (this.#status === 'closed') throw new ClosedError('the WAL');
       },
     };
     this.#maybePreallocate();
@@ -207,19 +220,31 @@ export class Wal {
    * (see {@link RecoveryInfo}), and gets ready to append after the last valid record.
    *
    * Rejects with `LockedError` if another handle holds the directory, `CorruptionError` in
-   * strict mode when the log is damaged beyond a crash's doing (nothing on disk is changed
-   * then), `InvalidConfigError` for a bad option, `IoError` when the OS fails.
+   * strict mode when the log is damaged beyond a crash's doing or a segment is missing (nothing
+   * on disk is changed then), `InvalidConfigError` for a bad option, `IoError` when the OS fails.
+   *
+   * The segment state file is kept in step so that a crash at any point is never mistaken for a
+   * lost segment: (1) a state holding exactly the kept segments (and the floor above anything
+   * to delete) is made durable, creating the file for a new log; (2) segments below the floor
+   * are deleted; (3) a new segment, if one is needed, is created with id `next`, and only then
+   * (4) recorded.
    */
   static async open(options: WalOptions): Promise<WalOpenResult> {
     const opts = resolveWalOptions(options);
+    if (opts.readOnly) return Wal.#openReadOnly(opts);
     const { fs, dir } = opts;
+    // Salvage starts a missing log anew, reported as corruption (see recover).
+    if (!opts.createIfMissing && opts.recovery === 'strict' && !(await dirExists(fs, dir))) {
+      throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
+    }
     const lock = await claimDirectory(fs, dir);
+    let state: StateFile | undefined;
+    let reuse: ActiveSegment | undefined;
+    let active: ActiveSegment | undefined;
     try {
-      const { info, segments } = await recover(fs, dir, opts.recovery, opts.maxRecordSize, opts.meter, opts.discardBefore);
-      const ids = segments.map((s) => s.id);
-      const last = segments[segments.length - 1];
-      let active: ActiveSegment;
-      let reuse: ActiveSegment | undefined;
+      const rec = await recover(fs, dir, recoverOptions(opts));
+      const ids = rec.segments.map((s) => s.id);
+      const last = rec.segments[rec.segments.length - 1];
       if (last) {
         // What a crashed process left may be only in the page cache: make the recovered tail
         // durable before anything is appended after it or a successor is created.
@@ -237,20 +262,65 @@ export class Wal {
         if (last.end < opts.maxSegmentSize && !before) reuse = newActive(last.id, file, handle, last.end, last.end);
         else await handle.close().catch(() => undefined);
       }
+      // A new segment gets an id past every id the log ever had (lost and quarantined ones too).
+      const newId = reuse ? undefined : Math.max(rec.next, last ? last.id + 1 : 0, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
+      state = await writeOpenState(fs, dir, rec, stateOf(ids, newId ?? Math.max(rec.next, last!.id + 1)));
+      // Only now that the floor is durable: segments below it (leftovers of an interrupted
+      // deletion, or wholly before discardBefore) go.
+      for (const id of rec.obsolete) {
+        const file = path.join(dir, segmentFileName(id));
+        await ioStep('unlink', file, () => fs.unlink(file));
+        await ioStep('syncDir', dir, () => fs.syncDir(dir));
+      }
+      if (rec.tmpLeftover) await unlinkIfThere(fs, path.join(dir, STATE_TMP_FILE_NAME));
       // The segments' directory entries may not be durable either (a crash before a syncDir).
       await ioStep('syncDir', dir, () => fs.syncDir(dir));
       if (reuse) {
         active = reuse;
       } else {
-        const id = last ? last.id + 1 : opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
-        active = await createSegment(fs, dir, id);
-        ids.push(id);
+        active = await createSegment(fs, dir, newId!);
+        ids.push(newId!);
+        // Recorded once it exists durably, and before anything is appended to it.
+        await state.update((s) => ({ ...s, next: newId! + 1 }), false);
       }
-      return { wal: new Wal(opts, lock, ids, active), recovery: info };
+      return { wal: new Wal(opts, lock, state, ids, active), recovery: rec.info };
     } catch (err) {
+      await (active ?? reuse)?.handle.close().catch(() => undefined);
+      await state?.close().catch(() => undefined);
       await lock.release().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** `Wal.open` with `readOnly`: no lock, no write of any kind (see WalOptions.readOnly). */
+  static async #openReadOnly(opts: ResolvedWalOptions): Promise<WalOpenResult> {
+    const { fs, dir } = opts;
+    if (!(await dirExists(fs, dir))) {
+      if (!opts.createIfMissing) throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
+      const id = opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
+      const active = newActive(id, path.join(dir, segmentFileName(id)), readOnlyHandle(path.join(dir, segmentFileName(id))), SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE);
+      const info: RecoveryInfo = {
+        mode: 'strict',
+        validRecords: 0,
+        segmentsScanned: 0,
+        bytesTruncated: 0,
+        corruptionDetected: false,
+        lastPosition: null,
+        truncations: [],
+        quarantined: [],
+        missingSegments: [],
+        stateRebuilt: false,
+      };
+      return { wal: new Wal(opts, NO_LOCK, undefined, [], active), recovery: info };
+    }
+    const rec = await recover(fs, dir, recoverOptions(opts));
+    const ids = rec.segments.map((s) => s.id);
+    const last = rec.segments[rec.segments.length - 1];
+    const id = last ? last.id : Math.max(rec.next, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
+    const end = last ? last.end : SEGMENT_HEADER_SIZE;
+    const file = path.join(dir, segmentFileName(id));
+    const active = newActive(id, file, readOnlyHandle(file), end, end);
+    return { wal: new Wal(opts, NO_LOCK, undefined, ids, active), recovery: rec.info };
   }
 
   /**
@@ -261,7 +331,7 @@ export class Wal {
    */
   append(record: Record): Promise<Position> {
     if (!(record instanceof Record)) return Promise.reject(new TypeError('append takes a Record (Record.put or Record.delete)'));
-    const refused = this.#refuseWrite() ?? this.#refuseSize(record);
+    const refused = this.#refuseWrite('append') ?? this.#refuseSize(record);
     if (refused) return Promise.reject(refused);
     const bytes = FRAME_HEADER_SIZE + record.payloadSize;
     if (this.#mayWriteAlone(bytes)) return this.#writeAlone(record, bytes);
@@ -286,7 +356,7 @@ export class Wal {
       bytes += FRAME_HEADER_SIZE + r.payloadSize;
     }
     if (bytes > MAX_BATCH_BYTES) return Promise.reject(new RangeError(`batch of ${bytes} bytes is over the ${MAX_BATCH_BYTES}-byte limit`));
-    const refused = this.#refuseWrite();
+    const refused = this.#refuseWrite('appendBatch');
     if (refused) return Promise.reject(refused);
     if (records.length === 0) return Promise.resolve([]);
     return new Promise<Position[]>((resolve, reject) => {
@@ -296,7 +366,7 @@ export class Wal {
 
   /** Resolves once every append queued before it has been handed to the OS. */
   flush(): Promise<void> {
-    const refused = this.#refuseWrite();
+    const refused = this.#refuseWrite('flush');
     if (refused) return Promise.reject(refused);
     return new Promise<void>((resolve, reject) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject }));
   }
@@ -306,7 +376,7 @@ export class Wal {
    * stable storage. Rejects if the fdatasync fails (and the log is failed from then on).
    */
   sync(): Promise<void> {
-    const refused = this.#refuseWrite();
+    const refused = this.#refuseWrite('sync');
     if (refused) return Promise.reject(refused);
     return this.#syncTo(this.#active, this.#active.end);
   }
@@ -340,7 +410,7 @@ export class Wal {
     } catch (err) {
       return Promise.reject(err);
     }
-    const refused = this.#refuseWrite();
+    const refused = this.#refuseWrite('deleteSegmentsBefore');
     if (refused) return Promise.reject(refused);
     const before = { segmentId: position.segmentId, offset: position.offset };
     const run = this.#gc.then(() => this.#deleteSegments(before));
@@ -378,8 +448,9 @@ export class Wal {
 
   // ---------------------------------------------------------------------------------------
 
-  #refuseWrite(): Error | undefined {
-    if (this.#state !== 'open') return new ClosedError('the WAL');
+  #refuseWrite(op: string): Error | undefined {
+    if (this.#status !== 'open') return new ClosedError('the WAL');
+    if (this.#opts.readOnly) return new ReadOnlyError('the WAL', op);
     return this.#failure;
   }
 
@@ -524,8 +595,9 @@ export class Wal {
       writeAllSync(seg.handle, this.#buf, length, start);
     } catch (err) {
       this.#fail(new IoError('write', seg.file, err), written);
-      // Best effort: cut the partial write off so the tail ends on a record boundary.
-      seg.handle.truncate(start).catch(() => undefined);
+      // Best effort: cut the partial write off so the tail ends on a record boundary. Close
+      // waits for it before closing the handle.
+      this.#trimming = seg.handle.truncate(start).catch(() => undefined);
       return false;
     }
     seg.end += length;
@@ -568,7 +640,7 @@ export class Wal {
     // Not unref'd: a process that stops appending and exits still gets its data synced first.
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#failure || this.#state === 'closed') return;
+      if (this.#failure || this.#status === 'closed') return;
       this.#syncTo(this.#active, this.#active.end).catch(() => undefined);
     }, this.#opts.batchMs);
   }
@@ -636,7 +708,18 @@ export class Wal {
       await old.syncing;
       if (this.#failure) return this.#rejectQueue();
       if (!(await this.#seal(old))) return this.#rejectQueue();
-      const next = await createSegment(this.#fs, this.#opts.dir, old.id + 1);
+      // The next id is the state's `next`: past any range of ids a salvage gave up.
+      const state = this.#state!;
+      const id = state.state.next;
+      const next = await createSegment(this.#fs, this.#opts.dir, id);
+      try {
+        // Recorded once it exists durably, before anything is appended to it: after a crash at
+        // most one unrecorded segment exists, and it holds no record.
+        await state.update((s) => ({ ...s, next: Math.max(s.next, id + 1) }), false);
+      } catch (err) {
+        await next.handle.close().catch(() => undefined);
+        throw err;
+      }
       this.#active = next;
       this.#segmentIds.push(next.id);
       this.#stats.rotations++;
@@ -693,11 +776,11 @@ export class Wal {
   #maybePreallocate(): void {
     const want = this.#opts.preallocate;
     const seg = this.#active;
-    if (want === 0 || seg.zeroing || seg.sealing || this.#failure || this.#state !== 'open') return;
+    if (want === 0 || this.#opts.readOnly || seg.zeroing || seg.sealing || this.#failure || this.#status !== 'open') return;
     if (seg.fileSize - seg.end >= want / 2 || seg.fileSize >= this.#opts.maxSegmentSize) return;
     seg.zeroing = true;
     const step = (): void => {
-      if (seg.sealing || this.#failure || this.#state !== 'open') {
+      if (seg.sealing || this.#failure || this.#status !== 'open') {
         seg.zeroing = false;
         return;
       }
@@ -742,6 +825,18 @@ export class Wal {
 
   async #deleteSegments(before: Position): Promise<number> {
     const victims = this.#segmentIds.filter((id) => id < before.segmentId && id !== this.#active.id);
+    if (victims.length === 0) return 0;
+    // The new floor is durable (both slots) before anything is unlinked: a segment found below
+    // it at open is a leftover, one above it that is missing is a loss. A failure here leaves
+    // the state file in doubt, which fails the log as a failed fdatasync does.
+    const floor = victims[victims.length - 1]! + 1;
+    try {
+      await this.#state!.update((s) => withFloor(s, floor), true);
+    } catch (err) {
+      const e = err instanceof SedimentError ? err : new IoError('write', this.#opts.dir, err);
+      this.#fail(e, []);
+      throw e;
+    }
     const deleted: number[] = [];
     for (const id of victims) {
       const file = path.join(this.#opts.dir, segmentFileName(id));
@@ -772,23 +867,27 @@ export class Wal {
   }
 
   async #close(): Promise<void> {
-    if (this.#state === 'open') {
+    if (this.#status === 'open') {
       // Writes already queued are drained; new ones are refused from here on.
       const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject: () => resolve() })) : undefined;
-      this.#state = 'closing';
+      this.#status = 'closing';
       await drained;
     }
-    this.#state = 'closing';
+    this.#status = 'closing';
     while (this.#rotating) await this.#rotating;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     const seg = this.#active;
     seg.sealing = true;
     await seg.syncing;
-    if (!this.#failure) await this.#seal(seg);
+    // A failed write's trim runs on this handle: let it finish before the handle goes.
+    await this.#trimming;
+    if (!this.#failure && !this.#opts.readOnly) await this.#seal(seg);
     await seg.handle.close().catch(() => undefined);
+    await this.#gc;
+    await this.#state?.close().catch(() => undefined);
     await this.#lock.release().catch(() => undefined);
-    this.#state = 'closed';
+    this.#status = 'closed';
     if (this.#failure) throw this.#failure;
   }
 
@@ -804,6 +903,73 @@ const NOTHING: readonly Pending[] = [];
 function newActive(id: number, file: string, handle: FileHandle, end: number, synced: number): ActiveSegment {
   return { id, file, handle, end, synced, fileSize: end, waiters: [], syncing: undefined, zeroing: false, sealing: false };
 }
+
+/** Recovery's options from the resolved ones. */
+function recoverOptions(opts: ResolvedWalOptions): Parameters<typeof recover>[2] {
+  return {
+    mode: opts.recovery,
+    maxRecordSize: opts.maxRecordSize,
+    meter: opts.meter,
+    discardBefore: opts.discardBefore,
+    readOnly: opts.readOnly,
+    createIfMissing: opts.createIfMissing,
+  };
+}
+
+async function dirExists(fs: FileSystem, dir: string): Promise<boolean> {
+  try {
+    return (await fs.stat(dir)).isDirectory;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw new IoError('stat', dir, err);
+  }
+}
+
+async function unlinkIfThere(fs: FileSystem, file: string): Promise<void> {
+  try {
+    await fs.unlink(file);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw new IoError('unlink', file, err);
+  }
+}
+
+/**
+ * Step (1) of an open: makes `want` durable in both slots, creating the state file for a new
+ * log (or replacing an unreadable one salvage rebuilt). Nothing is written when the file
+ * already holds `want` in both slots.
+ */
+async function writeOpenState(fs: FileSystem, dir: string, rec: RecoveryResult, want: ReturnType<typeof stateOf>): Promise<StateFile> {
+  if (!rec.loaded) return StateFile.create(fs, dir, want);
+  const state = await StateFile.open(fs, dir, rec.loaded);
+  try {
+    // A damaged (or torn) slot is rewritten too.
+    if (rec.loaded.fallback || !sameState(rec.loaded.state, want)) await state.update(() => want, true);
+  } catch (err) {
+    await state.close().catch(() => undefined);
+    throw err;
+  }
+  return state;
+}
+
+/** A handle for a read-only log's last segment: never opened, never written. */
+function readOnlyHandle(file: string): FileHandle {
+  const refuse = (op: string) => (): never => {
+    throw new ReadOnlyError('the WAL', op);
+  };
+  return {
+    path: file,
+    read: async () => refuse('read')(),
+    readSync: refuse('read'),
+    write: async () => refuse('write')(),
+    writeSync: refuse('write'),
+    datasync: async () => refuse('datasync')(),
+    truncate: async () => refuse('truncate')(),
+    size: async () => refuse('size')(),
+    close: async () => undefined,
+  };
+}
+
+const NO_LOCK: DirectoryLock = { release: async () => undefined };
 
 /** Creates segment `id`: header written and synced, directory entry synced. */
 async function createSegment(fs: FileSystem, dir: string, id: number): Promise<ActiveSegment> {

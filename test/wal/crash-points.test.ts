@@ -145,6 +145,8 @@ function sameEntries(a: readonly LogEntry[], b: readonly LogEntry[]): string | u
 
 interface LoopResult {
   crashPoints: number;
+  /** Crash points just before an operation on the segment state file (SEGMENTS, SEGMENTS.tmp). */
+  stateCrashPoints: number;
   images: number;
   compoundPoints: number;
   violations: string[];
@@ -155,7 +157,7 @@ interface LoopResult {
  * every `compoundEvery`-th crash point.
  */
 async function crashLoop(cfg: Cfg, make: MakeRecord, compoundEvery: number, total = 60): Promise<LoopResult> {
-  const res: LoopResult = { crashPoints: 0, images: 0, compoundPoints: 0, violations: [] };
+  const res: LoopResult = { crashPoints: 0, stateCrashPoints: 0, images: 0, compoundPoints: 0, violations: [] };
   const always = cfg.fsync === 'always';
   for (let k = 0; ; k++) {
     const mem = await prepareMem(new MemFileSystem());
@@ -189,6 +191,7 @@ async function crashLoop(cfg: Cfg, make: MakeRecord, compoundEvery: number, tota
       break;
     }
     res.crashPoints++;
+    if (/\/SEGMENTS(\.tmp)?\b/.test(crash.op)) res.stateCrashPoints++;
     for (const image of crash.images) {
       res.images++;
       const where = `k=${k} (before ${crash.op}), image ${image.label}`;
@@ -287,7 +290,7 @@ async function compound(image: MemFileSystem, cfg: Cfg, baseline: LogEntry[], wh
 
 function report(name: string, r: LoopResult): void {
   // Shown by vitest with --reporter=verbose; handy for the coverage numbers.
-  console.log(`${name}: ${r.crashPoints} crash points, ${r.images} images checked, ${r.compoundPoints} compound crash points, ${r.violations.length} violations`);
+  console.log(`${name}: ${r.crashPoints} crash points (${r.stateCrashPoints} at state file writes), ${r.images} images checked, ${r.compoundPoints} compound crash points, ${r.violations.length} violations`);
 }
 
 const CONFIGS: Cfg[] = [
@@ -307,6 +310,9 @@ describe('crash at every mutating file operation of a fixed workload', () => {
       const r = await crashLoop(cfg, plainRecord, 12);
       report(cfg.name, r);
       expect(r.crashPoints).toBeGreaterThan(60);
+      // Fresh create (tmp write, sync, rename, dir sync), every rotation's record, and the GC's
+      // floor (two slots) are crash points too.
+      expect(r.stateCrashPoints).toBeGreaterThan(10);
       expect(r.compoundPoints).toBeGreaterThan(5);
       expect(r.violations.slice(0, 5)).toEqual([]);
     });

@@ -323,6 +323,9 @@ describe('failures during segment rotation', () => {
     { name: "writing the new segment's header fails with ENOSPC", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => (op.kind === 'writeSync' || op.kind === 'write') && op.path === segName(1), code: 'ENOSPC' },
     { name: "the new segment's header fdatasync fails with EIO", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'datasync' && op.path === segName(1), code: 'EIO' },
     { name: 'the directory fsync after creating the new segment fails with EIO', cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'syncDir' && op.path === DIR, code: 'EIO' },
+    // The new segment is recorded in the segment state file before anything is appended to it.
+    { name: 'recording the new segment in the state file fails with ENOSPC', cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'write' && op.path === `${DIR}/SEGMENTS`, code: 'ENOSPC' },
+    { name: "the state file's fdatasync after recording the new segment fails with EIO", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'datasync' && op.path === `${DIR}/SEGMENTS`, code: 'EIO' },
   ];
   for (const c of cases) {
     it(`${c.name}: the log fails, reopen recovers, and what it found survives a later power loss`, async () => {
