@@ -61,7 +61,7 @@ import { installManifest, parseManifestFileName, readCurrentManifest, type Manif
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import { OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, type PersistedOptions } from './options-file.js';
+import { OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
 
 /** The key type a DB opened with options `O` returns: a Buffer under `keyEncoding: 'binary'`, else a string. */
@@ -887,13 +887,16 @@ export class DB<K = string, V = unknown> {
     const readOnly = this.#opts.readOnly;
     let current = await readCurrentManifest(fs, dir);
     let persisted: PersistedOptions;
+    // A DB made by sediment 0.1.0: no OPTIONS, and a WAL without its state file.
+    let legacy = false;
     if (current) {
       // An existing DB: its OPTIONS are checked before anything on disk changes (a mismatch is an
-      // InvalidConfigError with nothing written; a 0.1.0 DB without the file adopts the options,
-      // and records them unless the open is read-only).
-      persisted = readOnly
-        ? checkPersistedOptions(await readOptionsFile(fs, dir), this.#opts)
-        : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
+      // InvalidConfigError with nothing written). A 0.1.0 DB adopts the options given; they are
+      // recorded only once its WAL is adopted (below), so that a crash in between leaves a DB
+      // that is still recognised as 0.1.0's.
+      const stored = await readOptionsFile(fs, dir);
+      legacy = stored === undefined;
+      persisted = readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
     } else {
       if (readOnly) {
         const file = path.join(dir, 'CURRENT');
@@ -958,8 +961,9 @@ export class DB<K = string, V = unknown> {
     // matter, and new records must land after it. The WAL was created before CURRENT, so it
     // must exist now: a missing one is corruption, not a new log.
     const flushed = state.flushedThrough ?? undefined;
-    const { wal, recovery } = await Wal.open({ ...walOptionsOf(dir, this.#opts, flushed, persisted), createIfMissing: false, readOnly });
+    const { wal, recovery } = await Wal.open({ ...walOptionsOf(dir, this.#opts, flushed, persisted), createIfMissing: false, adoptUntracked: legacy, readOnly });
     this.#wal = wal;
+    if (legacy && !readOnly) await writeOptionsFile(fs, dir, persisted);
     this.#walView = walView(wal);
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);

@@ -85,6 +85,14 @@ export interface WalOptions {
    */
   createIfMissing?: boolean;
   /**
+   * Adopt a log that has segments but no state file (`SEGMENTS`), as sediment 0.1.0 made them:
+   * the segments present are taken as the whole log, without reporting corruption, and tracked
+   * from then on. Pass it once, for a log known to come from 0.1.0: a missing segment of such a
+   * log cannot be detected. Default `false` (strict rejects such a log; salvage rebuilds the
+   * file and reports corruption).
+   */
+  adoptUntracked?: boolean;
+  /**
    * Open without taking the directory's lock and without writing anything: no lock file, no
    * directory or segment creation, no truncation, no quarantine, no fdatasync. Recovery scans as
    * usual; a crash-shaped torn tail of the last segment is taken as the end of the log (and
@@ -114,6 +122,7 @@ export interface ResolvedWalOptions {
   fs: FileSystem;
   discardBefore: Position | undefined;
   createIfMissing: boolean;
+  adoptUntracked: boolean;
   readOnly: boolean;
 }
 
@@ -148,6 +157,7 @@ const WAL_OPTION_NAMES: ReadonlySet<string> = new Set<keyof WalOptions>([
   'fs',
   'discardBefore',
   'createIfMissing',
+  'adoptUntracked',
   'readOnly',
 ]);
 
@@ -197,6 +207,7 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   else if (preallocate !== undefined) preallocateBytes = integerOption('preallocate', preallocate, 0, 0, 1024 * MiB);
   const bytesPerSync = integerOption('bytesPerSync', options.bytesPerSync, 8 * MiB, 0, 2 ** 40);
   const createIfMissing = booleanOption('createIfMissing', options.createIfMissing, true);
+  const adoptUntracked = booleanOption('adoptUntracked', options.adoptUntracked, false);
   const readOnly = booleanOption('readOnly', options.readOnly, false);
   if (readOnly && recovery === 'salvage') {
     throw new InvalidConfigError('readOnly', "a read-only open cannot salvage (salvage moves and truncates files): use recovery: 'strict'");
@@ -215,6 +226,7 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
     fs: (fs as FileSystem | undefined) ?? nodeFileSystem,
     discardBefore: resolveDiscardBefore(options.discardBefore),
     createIfMissing,
+    adoptUntracked,
     readOnly,
   };
 }

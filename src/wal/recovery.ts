@@ -174,6 +174,7 @@ export interface RecoverOptions {
   readOnly: boolean;
   /** False: a directory holding no log at all (no state file, no segment) is corruption. */
   createIfMissing: boolean;
+  adoptUntracked: boolean;
 }
 
 /** Thrown by a read-only scan that raced a writer's state update: scan again. */
@@ -269,6 +270,11 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
       if (discardBefore) info.missingSegments.push(discardBefore.segmentId);
     }
     return { info, segments: [], next: 0, floor: 0, obsolete: [], tmpLeftover, loaded: undefined };
+  } else if (o.adoptUntracked && !stateDamage && !names.includes(STATE_TMP_FILE_NAME)) {
+    // A log made before the state file existed (sediment 0.1.0), adopted as its caller asked:
+    // what it holds is taken as the whole log, then tracked from here on.
+    info.stateRebuilt = true;
+    state = { floor: all[0]!, next: all[all.length - 1]! + 1, holes: [] };
   } else if (mode === 'strict') {
     // Segments exist but the file that says which is gone: a crash never does that (the state
     // file is created before the first segment).

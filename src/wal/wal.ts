@@ -913,6 +913,7 @@ function recoverOptions(opts: ResolvedWalOptions): Parameters<typeof recover>[2]
     discardBefore: opts.discardBefore,
     readOnly: opts.readOnly,
     createIfMissing: opts.createIfMissing,
+    adoptUntracked: opts.adoptUntracked,
   };
 }
 

@@ -129,6 +129,23 @@ describe('a WAL segment deleted by hand', () => {
     expect((err as Error).message).toContain('never created');
   });
 
+  it('a DB made by sediment 0.1.0 (no OPTIONS, no wal/SEGMENTS) opens strict, and is tracked from then on', async () => {
+    const mem = await build(60);
+    await mem.unlink(`${DIR}/OPTIONS`);
+    await mem.unlink(`${DIR}/wal/SEGMENTS`);
+    const opts = { fsync: 'os', walSegmentSize: 4096, memtableSize: 1 << 20, valueEncoding: 'utf8' } as const;
+    const { db } = await openOn<string, string>(mem, opts);
+    expect(db.stats().walRecovery).toMatchObject({ corruptionDetected: false, stateRebuilt: true });
+    expect((await scan(db)).length).toBe(KEYS);
+    await db.close();
+    expect(mem.listFiles()).toContain(`${DIR}/OPTIONS`);
+    expect(mem.listFiles()).toContain(`${DIR}/wal/SEGMENTS`);
+    // From now on a deleted segment is caught.
+    const segs = segments(mem);
+    await mem.unlink(segs[segs.length - 1]!);
+    expect(await openErr(mem)).toBeInstanceOf(CorruptionError);
+  });
+
   it('segments below the flushed position that GC already deleted are not missing', async () => {
     const mem = new MemFileSystem();
     const { db } = await openOn<string, string>(mem, { fsync: 'os', walSegmentSize: 4096, memtableSize: 8192, valueEncoding: 'utf8' });

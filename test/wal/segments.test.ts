@@ -394,3 +394,19 @@ describe('Wal.open options', () => {
     expect(fs.existsSync(dir)).toBe(false);
   });
 });
+
+describe('adoptUntracked: a log made before the state file existed', () => {
+  it('opens strict without reporting corruption, writes the state file, and is tracked from then on', async () => {
+    const dir = path.join(tempDir(), 'wal');
+    const entries = await buildLog(dir, 3);
+    fs.rmSync(stateFile(dir));
+    await expect(openAndRead(dir)).rejects.toBeInstanceOf(CorruptionError);
+    const adopted = await openAndRead(dir, { adoptUntracked: true });
+    expect(adopted.entries).toEqual(entries);
+    expect(adopted.recovery).toMatchObject({ corruptionDetected: false, stateRebuilt: true, missingSegments: [] });
+    expect(fs.existsSync(stateFile(dir))).toBe(true);
+    const segs = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    fs.rmSync(path.join(dir, segs[0]!));
+    await expect(openAndRead(dir, { adoptUntracked: true })).rejects.toBeInstanceOf(CorruptionError);
+  });
+});
