@@ -57,7 +57,7 @@ import {
   type WrittenTable,
 } from './compaction.js';
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
-import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState } from './manifest.js';
+import { installManifest, parseManifestFileName, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
@@ -161,25 +161,11 @@ const NO_LOCK: DirectoryLock = { release: () => Promise.resolve() };
 
 /** The bytes of a small file, or undefined if it does not exist. */
 async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<Buffer | undefined> {
-  let handle;
   try {
-    handle = await fs.open(file, 'read');
+    return await readSmallFile(fs, file, 4096);
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined;
     throw err;
-  }
-  try {
-    const size = Math.min(await handle.size(), 4096);
-    const buf = Buffer.alloc(size);
-    let got = 0;
-    while (got < size) {
-      const n = await handle.read(buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    await handle.close().catch(() => undefined);
   }
 }
 const ITERATOR_SLICE = 1024;

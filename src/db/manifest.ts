@@ -159,7 +159,7 @@ export async function readSmallFile(fs: FileSystem, file: string, limit: number)
 }
 
 /** Creates `file` with `bytes`, durably (fdatasync); the directory entry is the caller's to sync. */
-async function writeNewFile(fs: FileSystem, file: string, bytes: Uint8Array): Promise<void> {
+export async function writeNewFile(fs: FileSystem, file: string, bytes: Uint8Array): Promise<void> {
   const handle = await fs.open(file, 'create');
   try {
     let done = 0;

@@ -49,7 +49,7 @@ import { CorruptionError, IoError, InvalidConfigError, errnoOf, ioStep } from '.
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
-import { readSmallFile } from './manifest.js';
+import { readSmallFile, writeNewFile } from './manifest.js';
 import type { ResolvedDBOptions } from './options.js';
 
 /** Name of the file in the DB directory. */
@@ -182,19 +182,7 @@ export async function writeOptionsFile(fs: FileSystem, dir: string, p: Persisted
   const tmp = path.join(dir, OPTIONS_TMP_FILE);
   const bytes = encodeOptionsFile(p);
   await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, async () => {
-    const handle = await fs.open(tmp, 'create');
-    try {
-      for (let done = 0; done < bytes.length; ) {
-        const n = await handle.write(bytes, done, bytes.length - done, done);
-        if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-        done += n;
-      }
-      await handle.datasync();
-    } finally {
-      await handle.close().catch(() => undefined);
-    }
-  });
+  await ioStep('write', tmp, () => writeNewFile(fs, tmp, bytes));
   await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, OPTIONS_FILE)));
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
 }

@@ -50,6 +50,22 @@ import {
   type SegmentState,
 } from './segment-state.js';
 
+/** What recovery reports before it has found anything. */
+export function emptyRecoveryInfo(mode: RecoveryMode): RecoveryInfo {
+  return {
+    mode,
+    validRecords: 0,
+    segmentsScanned: 0,
+    bytesTruncated: 0,
+    corruptionDetected: false,
+    lastPosition: null,
+    truncations: [],
+    quarantined: [],
+    missingSegments: [],
+    stateRebuilt: false,
+  };
+}
+
 /** A truncation recovery made. */
 export interface Truncation {
   segmentId: number;
@@ -226,18 +242,7 @@ async function readStateSeq(fs: FileSystem, dir: string): Promise<number> {
 async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Promise<RecoveryResult> {
   const { mode, maxRecordSize, meter, discardBefore, readOnly } = o;
   const stateFile = path.join(dir, STATE_FILE_NAME);
-  const info: RecoveryInfo = {
-    mode,
-    validRecords: 0,
-    segmentsScanned: 0,
-    bytesTruncated: 0,
-    corruptionDetected: false,
-    lastPosition: null,
-    truncations: [],
-    quarantined: [],
-    missingSegments: [],
-    stateRebuilt: false,
-  };
+  const info = emptyRecoveryInfo(mode);
 
   let loaded: LoadedState | undefined;
   let stateDamage: CorruptionError | undefined;

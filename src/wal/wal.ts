@@ -43,7 +43,7 @@ import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './o
 import { assertPosition, comparePositions, type Position } from './position.js';
 import { readLog, type LogEntry, type ReaderSource } from './reader.js';
 import { Record } from './record.js';
-import { recover, type RecoveryInfo, type RecoveryResult } from './recovery.js';
+import { emptyRecoveryInfo, recover, type RecoveryInfo, type RecoveryResult } from './recovery.js';
 import { STATE_TMP_FILE_NAME, StateFile, sameState, stateOf, withFloor } from './segment-state.js';
 
 /** What `Wal.open` resolves to. */
@@ -299,19 +299,7 @@ export class Wal {
       if (!opts.createIfMissing) throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
       const id = opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
       const active = newActive(id, path.join(dir, segmentFileName(id)), readOnlyHandle(path.join(dir, segmentFileName(id))), SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE);
-      const info: RecoveryInfo = {
-        mode: 'strict',
-        validRecords: 0,
-        segmentsScanned: 0,
-        bytesTruncated: 0,
-        corruptionDetected: false,
-        lastPosition: null,
-        truncations: [],
-        quarantined: [],
-        missingSegments: [],
-        stateRebuilt: false,
-      };
-      return { wal: new Wal(opts, NO_LOCK, undefined, [], active), recovery: info };
+      return { wal: new Wal(opts, NO_LOCK, undefined, [], active), recovery: emptyRecoveryInfo('strict') };
     }
     const rec = await recover(fs, dir, recoverOptions(opts));
     const ids = rec.segments.map((s) => s.id);
