@@ -42,6 +42,7 @@ import { FRAME_HEADER_SIZE } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import { isExpiry, Record } from '../wal/record.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
+import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
@@ -418,8 +419,13 @@ export class DB<K = string, V = unknown> {
       } finally {
         this.#admissionQueue--;
         // Every writer that waited counts, including those queued behind the one that met the stall.
+        const ms = performance.now() - t0;
         this.#stats.writeStalls++;
-        this.#stats.writeStallMs += performance.now() - t0;
+        this.#stats.writeStallMs += ms;
+        const meter = this.#opts.meter;
+        meter.counter('db.write_stalls', 1);
+        meter.counter('db.write_stall_ms', ms);
+        meter.event({ type: 'write-stall', durationMs: ms });
       }
     }
     this.#inflight++;
@@ -722,7 +728,11 @@ export class DB<K = string, V = unknown> {
   }
 
   #setBackgroundError(err: unknown): void {
-    this.#bgError ??= err instanceof Error ? err : new Error(String(err));
+    if (!this.#bgError) {
+      this.#bgError = err instanceof Error ? err : new Error(String(err));
+      this.#opts.meter.counter('db.background_errors', 1);
+      this.#opts.meter.event({ type: 'background-error', error: this.#bgError });
+    }
     this.#notify();
   }
 
@@ -740,6 +750,7 @@ export class DB<K = string, V = unknown> {
 
   /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
   async #flushOldest(): Promise<void> {
+    const t0 = performance.now();
     const f = this.#imm[this.#imm.length - 1]!;
     const sink = new TableSink(this.#ctx(), Infinity);
     let written: WrittenTable[];
@@ -767,12 +778,21 @@ export class DB<K = string, V = unknown> {
     });
     this.#imm.pop();
     this.#stats.flushes++;
-    for (const w of written) this.#stats.flushBytes += w.meta.size;
+    let bytes = 0;
+    for (const w of written) bytes += w.meta.size;
+    this.#stats.flushBytes += bytes;
+    const meter = this.#opts.meter;
+    const ms = performance.now() - t0;
+    meter.counter('db.flushes', 1);
+    meter.counter('db.flush_bytes', bytes);
+    meter.histogram('db.flush_ms', ms);
+    meter.event({ type: 'flush', tables: written.length, bytes, durationMs: ms });
     // The manifest now covers everything up to f.lastPosition: older segments are garbage.
     if (f.lastPosition) await this.#wal.deleteSegmentsBefore(f.lastPosition);
   }
 
   async #runCompaction(plan: CompactionPlan): Promise<void> {
+    const t0 = performance.now();
     const written = await runCompaction(plan, this.#ctx());
     const added = await this.#openTables(written);
     const gone = new Set<number>();
@@ -787,9 +807,20 @@ export class DB<K = string, V = unknown> {
     );
     const upper = plan.inputs[0]!;
     if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;
+    for (const w of written) bytesWritten += w.meta.size;
     this.#stats.compactions++;
-    for (const tables of plan.inputs) for (const t of tables) this.#stats.compactionBytesRead += t.meta.size;
-    for (const w of written) this.#stats.compactionBytesWritten += w.meta.size;
+    this.#stats.compactionBytesRead += bytesRead;
+    this.#stats.compactionBytesWritten += bytesWritten;
+    const meter = this.#opts.meter;
+    const ms = performance.now() - t0;
+    meter.counter('db.compactions', 1);
+    meter.counter('db.compaction_read_bytes', bytesRead);
+    meter.counter('db.compaction_written_bytes', bytesWritten);
+    meter.histogram('db.compaction_ms', ms);
+    meter.event({ type: 'compaction', level: plan.level, outputLevel: plan.outputLevel, bytesRead, bytesWritten, durationMs: ms });
   }
 
   async #openTables(written: WrittenTable[]): Promise<LiveTable[]> {
@@ -1033,6 +1064,7 @@ function walOptionsOf(
     recovery: opts.recovery,
     discardBefore,
     readOnly: opts.readOnly,
+    meter: opts.meter as Meter,
   };
 }
 

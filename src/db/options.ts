@@ -9,6 +9,7 @@ import { nodeFileSystem } from '../fs/node.js';
 import type { FileSystem } from '../fs/types.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import type { FsyncPolicy, RecoveryMode } from '../wal/options.js';
+import { isDBMeter, safeDBMeter, type DBMeter } from './meter.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
 
 /** Options of `DB.open`. */
@@ -58,6 +59,12 @@ export interface DBOptions {
    * Default false.
    */
   readOnly?: boolean;
+  /**
+   * Receives counters, histograms and events from the DB (flushes, compactions, write stalls,
+   * background errors) and its WAL: see `DBMeter`. A no-op by default; `sediment/prometheus`
+   * has one for Prometheus.
+   */
+  meter?: DBMeter;
 }
 
 export interface ResolvedDBOptions {
@@ -81,6 +88,7 @@ export interface ResolvedDBOptions {
   clock: () => number;
   fs: FileSystem;
   readOnly: boolean;
+  meter: DBMeter;
 }
 
 /** Every option name `DB.open` knows: any other name is refused (a misspelling must not pass silently). */
@@ -105,6 +113,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof DBOptions>([
   'clock',
   'fs',
   'readOnly',
+  'meter',
 ]);
 
 /** The methods a {@link FileSystem} must have. */
@@ -153,6 +162,7 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
     if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
   }
+  if (o.meter !== undefined && !isDBMeter(o.meter)) throw new InvalidConfigError('meter', 'must be an object with counter, histogram and event methods');
   if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') throw new InvalidConfigError('readOnly', `must be a boolean, got ${String(o.readOnly)}`);
   const l0CompactionTrigger = int(o, 'l0CompactionTrigger', 4, 2, 1000);
   const l0SlowdownTrigger = int(o, 'l0SlowdownTrigger', Math.max(8, l0CompactionTrigger), l0CompactionTrigger, 1000);
@@ -178,5 +188,6 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     clock: (o.clock as (() => number) | undefined) ?? Date.now,
     fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem,
     readOnly: o.readOnly === true,
+    meter: safeDBMeter(o.meter as DBMeter | undefined),
   };
 }
