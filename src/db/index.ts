@@ -12,6 +12,7 @@ export {
   type IteratorOptions,
   type KeyOf,
   type PutOptions,
+  type ReadOptions,
   type PutValue,
   type ValueOf,
   type WriteOptions,
@@ -21,3 +22,4 @@ export type { DBOptions } from './options.js';
 export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';
 export type { RepairOptions, RepairReport, DamagedTable, MissingTable, KeyRange } from './repair.js';
 export type { DBMeter, DBCounter, DBHistogram, DBEvent } from './meter.js';
+export { Snapshot } from './snapshot.js';
