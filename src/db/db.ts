@@ -61,6 +61,7 @@ import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from '
 import { installManifest, parseManifestFileName, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
+import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
 import { OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { Snapshot } from './snapshot.js';
@@ -207,6 +208,8 @@ export class DB<K = string, V = unknown> {
   readonly #iterators = new Set<DBIterator<K, V>>();
   /** Obsolete tables being deleted: close waits for them. */
   readonly #deletions = new Set<Promise<void>>();
+  /** What the meter's `track` returned: called at close. */
+  #untrack: (() => void) | undefined;
   /** Calls of flush() and compact() still running: close waits for them. */
   #maintenance = 0;
   #mem = new Memtable();
@@ -282,7 +285,19 @@ export class DB<K = string, V = unknown> {
       await db.#shutdown().catch(() => undefined);
       throw err;
     }
+    db.#track(options?.meter);
     return db;
+  }
+
+  /** Hands the DB to a meter that reads `stats()` (its `track`), untracked at close. */
+  #track(meter: DBMeter | undefined): void {
+    if (typeof meter?.track !== 'function') return;
+    try {
+      const untrack = meter.track(this);
+      if (typeof untrack === 'function') this.#untrack = untrack;
+    } catch {
+      // a meter must not break the DB
+    }
   }
 
   /**
@@ -297,6 +312,7 @@ export class DB<K = string, V = unknown> {
       const db = new DB<unknown, unknown>(dir, opts, NO_LOCK);
       try {
         await db.#recover();
+        db.#track(opts.userMeter);
         return db;
       } catch (err) {
         await db.#shutdown().catch(() => undefined);
@@ -769,6 +785,13 @@ export class DB<K = string, V = unknown> {
     if (this.#wal) await this.#wal.close().catch((err: unknown) => (walError = err));
     // Snapshots and iterators still open release their pins (an iterator's next() now rejects
     // with CLOSED), then every reader is closed, also those of versions something still pinned.
+    const untrack = this.#untrack;
+    this.#untrack = undefined;
+    try {
+      untrack?.();
+    } catch {
+      // a meter must not break the DB
+    }
     for (const snap of [...this.#snapshots]) snap.close();
     for (const it of [...this.#iterators]) it.release();
     for (const r of [...this.#readers]) await this.#closeReader(r);

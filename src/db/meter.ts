@@ -46,6 +46,11 @@ export interface DBMeter {
   counter(name: WalCounter | DBCounter, delta: number): void;
   histogram(name: WalHistogram | DBHistogram, value: number): void;
   event(event: WalEvent | DBEvent): void;
+  /**
+   * Optional: called once the DB is open, with the DB (for meters that read `stats()` at scrape
+   * time); the function it returns is called when the DB closes.
+   */
+  track?(source: { stats(): unknown }): () => void;
 }
 
 /** Wraps a user meter so that a throwing meter cannot break the DB. */

@@ -89,6 +89,8 @@ export interface ResolvedDBOptions {
   fs: FileSystem;
   readOnly: boolean;
   meter: DBMeter;
+  /** The meter as given (for its optional `track`). */
+  userMeter: DBMeter | undefined;
 }
 
 /** Every option name `DB.open` knows: any other name is refused (a misspelling must not pass silently). */
@@ -189,5 +191,6 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem,
     readOnly: o.readOnly === true,
     meter: safeDBMeter(o.meter as DBMeter | undefined),
+    userMeter: o.meter as DBMeter | undefined,
   };
 }
