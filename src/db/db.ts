@@ -1277,6 +1277,10 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
   /** Where the cursors start: the bound, or the target of the last seek. */
   #start: Uint8Array | undefined;
   #count = 0;
+  /** Entries handed out since the iterator last yielded to the event loop. */
+  #sinceYield = 0;
+  /** A seek outside the range: nothing more until the next seek. */
+  #outside = false;
   #closed = false;
 
   /** @internal */
@@ -1306,12 +1310,18 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
     }
   }
 
+  /** Yields to the event loop every ITERATOR_SLICE entries: a long scan must not starve other work. */
+  async #breathe(): Promise<void> {
+    if (++this.#sinceYield < ITERATOR_SLICE) return;
+    this.#sinceYield = 0;
+    await yieldToLoop();
+    this.#check();
+  }
+
   /** The next entry, or `undefined` at the end (or past `limit`). */
   async next(): Promise<[K, V] | undefined> {
     this.#check();
-    // Yield to the event loop now and then: a long scan must not starve other work.
-    if (this.#count % ITERATOR_SLICE === ITERATOR_SLICE - 1) await yieldToLoop();
-    this.#check();
+    await this.#breathe();
     try {
       const entry = this.#advance();
       if (!entry) return undefined;
@@ -1335,11 +1345,7 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
         if (!entry) break;
         this.#count++;
         out.push(this.#init.decode(entry));
-        // A long batch must not starve other work either.
-        if (out.length % ITERATOR_SLICE === 0 && out.length < size) {
-          await yieldToLoop();
-          this.#check();
-        }
+        if (out.length < size) await this.#breathe();
       }
     } catch (err) {
       this.release();
@@ -1350,20 +1356,24 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
 
   /**
    * Moves the iterator within its snapshot: forward, to the first entry `>= target`; reverse, to
-   * the last `<= target`; never outside the iterator's range. The `limit` counts on.
+   * the last `<= target`. As in abstract-level, a target outside the iterator's range (before it,
+   * in the iterator's direction) leaves nothing to read until the next seek. The `limit` counts
+   * on.
    */
   seek(target: K | Uint8Array): void {
     this.#check();
     const t = this.#init.encodeTarget(target);
-    const { reverse, lower, upper } = this.#init;
-    if (reverse) this.#start = upper !== undefined && compareKeys(t, upper) > 0 ? upper : t;
-    else this.#start = lower !== undefined && compareKeys(t, lower) < 0 ? lower : t;
+    const { reverse, lower, lowerInclusive, upper, upperInclusive } = this.#init;
+    this.#outside = reverse
+      ? upper !== undefined && compareKeys(t, upper) > (upperInclusive ? 0 : -1)
+      : lower !== undefined && compareKeys(t, lower) < (lowerInclusive ? 0 : 1);
+    this.#start = t;
     this.#merge = undefined;
   }
 
   #advance(): Entry | undefined {
     const i = this.#init;
-    if (this.#count >= i.limit) return undefined;
+    if (this.#count >= i.limit || this.#outside) return undefined;
     this.#merge ??= this.#position();
     for (let e = this.#merge.next(); e; e = this.#merge.next()) {
       if (i.reverse) {
