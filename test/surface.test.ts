@@ -1,0 +1,41 @@
+/**
+ * The public surface (issue #12): each entry point exports exactly its listed names, nothing
+ * internal (no `ioStep`, no `errnoOf`), and one name per concept.
+ */
+import { describe, expect, it } from 'vitest';
+import * as root from '../src/index.js';
+import * as db from '../src/db/index.js';
+
+describe('public surface', () => {
+  it("'sediment' exports the DB, the WAL, the errors and the file system, nothing internal", () => {
+    const names = Object.keys(root).sort();
+    expect(names).toEqual(
+      [
+        'ClosedError',
+        'CorruptionError',
+        'DB',
+        'DBIterator',
+        'DecodeError',
+        'InvalidConfigError',
+        'IoError',
+        'LockedError',
+        'NodeFileSystem',
+        'ReadOnlyError',
+        'Record',
+        'SedimentError',
+        'Snapshot',
+        'WAL_FORMAT_VERSION',
+        'Wal',
+        'comparePositions',
+        'noopMeter',
+        'nodeFileSystem',
+      ].sort(),
+    );
+  });
+
+  it("'sediment/db' exports the DB, its snapshot and iterator, and the errors", () => {
+    const names = Object.keys(db);
+    for (const internal of ['ioStep', 'errnoOf']) expect(names).not.toContain(internal);
+    for (const name of ['DB', 'DBIterator', 'Snapshot', 'CorruptionError', 'ReadOnlyError', 'DecodeError']) expect(names).toContain(name);
+  });
+});
