@@ -63,7 +63,7 @@ import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import { OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
+import { OPTIONS_FILE, OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
 
@@ -208,6 +208,8 @@ export class DB<K = string, V = unknown> {
   readonly #iterators = new Set<DBIterator<K, V>>();
   /** Obsolete tables being deleted: close waits for them. */
   readonly #deletions = new Set<Promise<void>>();
+  /** What the directory's OPTIONS record (the largest key and value sizes ever allowed...). */
+  #persisted!: PersistedOptions;
   /** What the meter's `track` returned: called at close. */
   #untrack: (() => void) | undefined;
   /** Calls of flush() and compact() still running: close waits for them. */
@@ -307,8 +309,15 @@ export class DB<K = string, V = unknown> {
    * deleting them later does not disturb it (POSIX keeps an unlinked open file readable).
    */
   static async #openReadOnly(dir: string, opts: ResolvedDBOptions): Promise<DB<unknown, unknown>> {
+    // What a writer changes when it moves the DB on: CURRENT (a new manifest), OPTIONS (larger
+    // limits, under which the WAL may hold records the old ones would call damage).
+    const marks = async (): Promise<string | undefined> => {
+      const current = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT'));
+      const options = await readSmallFileOrUndefined(opts.fs, path.join(dir, OPTIONS_FILE));
+      return current === undefined ? undefined : `${current.toString('hex')}/${options?.toString('hex') ?? ''}`;
+    };
     for (let attempt = 1; ; attempt++) {
-      const before = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT'));
+      const before = await marks();
       const db = new DB<unknown, unknown>(dir, opts, NO_LOCK);
       try {
         await db.#recover();
@@ -316,8 +325,8 @@ export class DB<K = string, V = unknown> {
         return db;
       } catch (err) {
         await db.#shutdown().catch(() => undefined);
-        const after = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT')).catch(() => undefined);
-        const moved = before !== undefined && after !== undefined && !before.equals(after);
+        const after = await marks().catch(() => undefined);
+        const moved = before !== undefined && after !== undefined && before !== after;
         if (!moved || attempt >= READ_ONLY_ATTEMPTS) throw err;
       }
     }
@@ -357,7 +366,7 @@ export class DB<K = string, V = unknown> {
     let pending: Pending;
     try {
       this.#checkWritable();
-      checkWriteOptions(options);
+      checkWriteOptions(options, PUT_OPTIONS);
       pending = this.#putRecord(key, value, options?.ttlMs);
     } catch (err) {
       return Promise.reject(err);
@@ -370,8 +379,8 @@ export class DB<K = string, V = unknown> {
     let pending: Pending;
     try {
       this.#checkWritable();
-      checkWriteOptions(options);
-      pending = { kind: 'delete', record: Record.delete(this.#key(key)) };
+      checkWriteOptions(options, WRITE_OPTIONS);
+      pending = { kind: 'delete', record: Record.delete(this.#key(key, this.#persisted.maxKeySize)) };
     } catch (err) {
       return Promise.reject(err);
     }
@@ -386,13 +395,19 @@ export class DB<K = string, V = unknown> {
     const pending: Pending[] = [];
     try {
       this.#checkWritable();
-      checkWriteOptions(options);
+      checkWriteOptions(options, WRITE_OPTIONS);
       if (!Array.isArray(operations)) throw new TypeError('batch takes an array of operations');
       for (const op of operations) {
         if (typeof op !== 'object' || op === null) throw new TypeError('a batch operation must be an object');
-        if (op.type === 'put') pending.push(this.#putRecord(op.key, op.value, op.ttlMs));
-        else if (op.type === 'del') pending.push({ kind: 'delete', record: Record.delete(this.#key(op.key)) });
-        else throw new TypeError(`batch operation type must be 'put' or 'del', got ${String((op as { type: unknown }).type)}`);
+        if (op.type === 'put') {
+          checkNames(op, PUT_OPERATION, 'batch put operation');
+          pending.push(this.#putRecord(op.key, op.value, op.ttlMs));
+        } else if (op.type === 'del') {
+          checkNames(op, DEL_OPERATION, 'batch del operation');
+          pending.push({ kind: 'delete', record: Record.delete(this.#key(op.key, this.#persisted.maxKeySize)) });
+        } else {
+          throw new TypeError(`batch operation type must be 'put' or 'del', got ${String((op as { type: unknown }).type)}`);
+        }
       }
     } catch (err) {
       return Promise.reject(err);
@@ -401,9 +416,14 @@ export class DB<K = string, V = unknown> {
     return this.#write(pending, options?.sync === true);
   }
 
-  #key(key: unknown): Uint8Array {
+  /**
+   * Encodes a key and checks its size against `limit`: a put's key against `maxKeySize`; a
+   * delete's against the largest `maxKeySize` this DB was ever opened with (a key stored then
+   * can still be deleted); a read's not at all.
+   */
+  #key(key: unknown, limit: number = this.#opts.maxKeySize): Uint8Array {
     const k = encodeKey(this.#opts.keyEncoding, key);
-    if (k.length > this.#opts.maxKeySize) throw new RangeError(`key of ${k.length} bytes is over maxKeySize (${this.#opts.maxKeySize})`);
+    if (k.length > limit) throw new RangeError(`key of ${k.length} bytes is over maxKeySize (${limit})`);
     return k;
   }
 
@@ -524,7 +544,8 @@ export class DB<K = string, V = unknown> {
       this.#scheduleFlush();
       this.#scheduleCompaction();
       await this.#until(() => !stopped());
-      this.#checkWritable();
+      // Not #checkWritable: a write called before close() goes through while the DB closes.
+      if (this.#bgError) throw this.#bgError;
     }
     if (this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
       this.#stats.writeSlowdowns++;
@@ -611,7 +632,7 @@ export class DB<K = string, V = unknown> {
 
   #read(key: unknown, options: ReadOptions | undefined): { entry: Entry | undefined; now: number } {
     const snap = this.#readView(options);
-    const k = this.#key(key);
+    const k = this.#key(key, Infinity);
     if (snap) return { entry: snap.lookup(k), now: snap.now };
     return { entry: this.#lookup(k), now: this.#opts.clock() };
   }
@@ -774,7 +795,8 @@ export class DB<K = string, V = unknown> {
 
   async #close(): Promise<void> {
     this.#status = 'closing';
-    await this.#until(() => this.#inflight === 0 && this.#maintenance === 0).catch(() => undefined);
+    // Writes called before close (also those a write stall holds), and flush()/compact() calls.
+    await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);
     await this.#shutdown();
   }
@@ -826,8 +848,9 @@ export class DB<K = string, V = unknown> {
     this.#flushScheduled = true;
     void this.#inLane('flush', async () => {
       this.#flushScheduled = false;
-      // While closing, only for a flush() or compact() called before close(): close waits for those.
-      while (this.#imm.length > 0 && (this.#status === 'open' || this.#maintenance > 0) && !this.#bgError) {
+      // While closing, only for a flush() or compact(), or writes waiting for a flush, called
+      // before close(): close waits for those.
+      while (this.#imm.length > 0 && (this.#status === 'open' || this.#maintenance > 0 || this.#admissionQueue > 0) && !this.#bgError) {
         await this.#flushOldest();
         this.#notify();
         this.#scheduleCompaction();
@@ -840,7 +863,8 @@ export class DB<K = string, V = unknown> {
     this.#compactScheduled = true;
     void this.#inLane('compact', async () => {
       this.#compactScheduled = false;
-      while (this.#status === 'open' && !this.#bgError) {
+      // While closing, only for writes called before close() that wait for a compaction.
+      while ((this.#status === 'open' || this.#admissionQueue > 0) && !this.#bgError) {
         const plan = pickCompaction(this.#version, this.#opts, this.#pointers);
         if (!plan) return;
         await this.#runCompaction(plan);
@@ -1099,6 +1123,7 @@ export class DB<K = string, V = unknown> {
     // Records through the flushed position are in the tables: damage among them does not
     // matter, and new records must land after it. The WAL was created before CURRENT, so it
     // must exist now: a missing one is corruption, not a new log.
+    this.#persisted = persisted;
     const flushed = state.flushedThrough ?? undefined;
     const { wal, recovery } = await Wal.open({ ...walOptionsOf(dir, this.#opts, flushed, persisted), createIfMissing: false, adoptUntracked: legacy, readOnly });
     this.#wal = wal;
@@ -1239,9 +1264,22 @@ function isLive(e: Entry | undefined, now: number): e is Entry {
   return e !== undefined && e.kind !== 'delete' && (e.expiresAt === undefined || e.expiresAt > now);
 }
 
-function checkWriteOptions(options: unknown): void {
+const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
+const PUT_OPTIONS: ReadonlySet<string> = new Set(['sync', 'ttlMs']);
+const PUT_OPERATION: ReadonlySet<string> = new Set(['type', 'key', 'value', 'ttlMs']);
+const DEL_OPERATION: ReadonlySet<string> = new Set(['type', 'key']);
+
+/** Refuses names `known` does not hold: a misspelt option (`ttl`, `synch`) must not be ignored. */
+function checkNames(o: object, known: ReadonlySet<string>, what: string): void {
+  for (const name of Object.keys(o)) {
+    if (!known.has(name)) throw new TypeError(`unknown ${what} field '${name}' (known: ${[...known].join(', ')})`);
+  }
+}
+
+function checkWriteOptions(options: unknown, known: ReadonlySet<string>): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkNames(options, known, 'write option');
   const sync = (options as { sync?: unknown }).sync;
   if (sync !== undefined && typeof sync !== 'boolean') throw new TypeError('sync must be a boolean');
 }

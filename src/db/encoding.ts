@@ -35,7 +35,9 @@
  * decoder's error as `cause`). Such bytes pass every checksum: another writer appended them to
  * the WAL, or the DB was written under another value encoding.
  * - `msgpack`: anything msgpackr refuses (truncated data, bytes after the first value, an
- *   unknown extension type).
+ *   unknown extension type), and anything it decodes to a value this encoding never writes (the
+ *   never-used byte 0xc1, a 64-bit integer past 2^53, ext type 0, an invalid timestamp, invalid
+ *   UTF-8 in a string): see `checkUnpacked`.
  * - `json`: bytes that are not UTF-8, or text `JSON.parse` refuses.
  * - `utf8`: bytes that are not valid UTF-8 throw rather than being replaced by U+FFFD: every
  *   value `encodeValue` writes is valid UTF-8, so invalid bytes are not a string this encoding
@@ -158,11 +160,82 @@ export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array, key: Uin
       case 'json':
         return JSON.parse(utf8Text(buf));
       case 'msgpack':
-        return packr.unpack(buf);
+        return checkUnpacked(packr.unpack(buf), buf);
     }
   } catch (err) {
     throw new DecodeError(key, encoding, err);
   }
+}
+
+/**
+ * What msgpackr returns is not always a value {@link encodeValue} could have written: for bytes
+ * MessagePack does not define it returns a placeholder (0xc1, the "never used" byte, decodes to
+ * msgpackr's `C1` object), a 64-bit integer past 2^53 decodes to a BigInt, ext type 0 to
+ * undefined, a bad timestamp to an invalid Date, and invalid UTF-8 in a string is replaced by
+ * U+FFFD. Each of these would be a wrong value, so each is refused (the caller turns it into a
+ * `DecodeError`). The walk accepts exactly what `encodeValue` accepts; a decoded string holding
+ * U+FFFD (rare: invalid bytes, or the character stored on purpose) is settled by encoding the
+ * value again, which gives back the stored bytes exactly when they were written by this encoder
+ * (it is deterministic), and other bytes when invalid UTF-8 was replaced.
+ */
+function checkUnpacked(v: unknown, buf: Buffer): unknown {
+  // The common case, a primitive, costs one typeof.
+  switch (typeof v) {
+    case 'number':
+    case 'boolean':
+      return v;
+    case 'string':
+      if (v.includes('\ufffd')) checkRepacks(v, buf);
+      return v;
+    default:
+      if (v === null) return v;
+  }
+  if (walkUnpacked(v)) checkRepacks(v, buf);
+  return v;
+}
+
+/**
+ * Throws if `v` is not a value msgpack encodes; returns whether a string in it holds U+FFFD.
+ * Runs on every read of a non-primitive value, so it builds nothing (no paths, no entry arrays).
+ */
+function walkUnpacked(v: unknown): boolean {
+  switch (typeof v) {
+    case 'string':
+      return v.includes('\ufffd');
+    case 'number':
+    case 'boolean':
+      return false;
+    case 'object':
+      break;
+    default:
+      throw new TypeError(`msgpack decoded a ${typeof v}, which the msgpack encoding never writes`);
+  }
+  if (v === null) return false;
+  // msgpackr builds a fresh object or array for each one in the data: no cycles to guard against.
+  let suspicious = false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (walkUnpacked(v[i])) suspicious = true;
+    return suspicious;
+  }
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto === Object.prototype || proto === null) {
+    const o = v as { [k: string]: unknown };
+    for (const k in o) {
+      if (k.includes('\ufffd')) suspicious = true;
+      if (walkUnpacked(o[k])) suspicious = true;
+    }
+    return suspicious;
+  }
+  if (v instanceof Uint8Array) return false;
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new TypeError('msgpack decoded an invalid Date');
+    return false;
+  }
+  throw new TypeError(`msgpack decoded a ${typeName(v)} (0xc1 or an unknown extension), which the msgpack encoding never writes`);
+}
+
+function checkRepacks(v: unknown, buf: Buffer): void {
+  if (!buf.equals(packr.pack(v))) throw new TypeError('a string holds bytes that are not valid UTF-8');
 }
 
 /**

@@ -39,14 +39,17 @@
  * - without `CURRENT` too, nothing was ever committed (a new DB, or a first open that died before
  *   its first manifest): `OPTIONS` is written from the current options, over any file a dead open
  *   left, before the first `CURRENT` exists. So a committed DB always has its `OPTIONS`.
- * - with `CURRENT`, it was made by sediment 0.1.0, which had no such file: the current options
- *   are adopted and written (nothing can check what 0.1.0 wrote), and bind every later open.
+ * - with `CURRENT`, it was made by sediment 0.1.0, which had no such file: the current encodings
+ *   are adopted and written (nothing can check what 0.1.0 wrote), and bind every later open. The
+ *   size limits recorded are the largest 0.1.0 accepted, since nothing says which ones wrote its
+ *   WAL, and a record over the recovery limit at the WAL's tail would be dropped as torn.
  *
  * @module
  */
 import * as path from 'node:path';
 import { CorruptionError, IoError, InvalidConfigError, errnoOf, ioStep } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
+import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
 import { readSmallFile, writeNewFile } from './manifest.js';
@@ -60,6 +63,13 @@ export const OPTIONS_TMP_FILE = 'OPTIONS.tmp';
 export const OPTIONS_FILE_VERSION = 1;
 /** Generation of the DB's on-disk data format that this sediment reads and writes. */
 export const DB_FORMAT_VERSION = 1;
+
+/**
+ * The largest `maxKeySize` and `maxValueSize` sediment 0.1.0 accepted (its `DB.open` bounds, the
+ * same as today's): the limits a DB it made is adopted with.
+ */
+export const LEGACY_MAX_KEY_SIZE = 16 * 1024 * 1024;
+export const LEGACY_MAX_VALUE_SIZE = MAX_ENTRY_SIZE - 16 * 1024 * 1024;
 
 const MAGIC = 'SDMTOPTS';
 /** A valid file is about 150 bytes; anything past this is damage and is not read whole. */
@@ -133,9 +143,11 @@ export function decodeOptionsFile(bytes: Uint8Array, file: string): PersistedOpt
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) fail('OPTIONS body has the wrong shape (not an object)', bodyAt);
   const o = body as { [k: string]: unknown };
-  const nat = (name: string, min: number): number => {
+  const nat = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const v = o[name];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(`OPTIONS field ${name} is not an integer >= ${min}: ${JSON.stringify(v)}`, bodyAt);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      fail(`OPTIONS field ${name} is not an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}: ${JSON.stringify(v)}`, bodyAt);
+    }
     return v as number;
   };
   const oneOf = <T extends string>(name: string, allowed: readonly T[]): T => {
@@ -151,8 +163,10 @@ export function decodeOptionsFile(bytes: Uint8Array, file: string): PersistedOpt
     formatVersion,
     keyEncoding: oneOf('keyEncoding', KEY_ENCODINGS),
     valueEncoding: oneOf('valueEncoding', VALUE_ENCODINGS),
-    maxKeySize: nat('maxKeySize', 1),
-    maxValueSize: nat('maxValueSize', 0),
+    // No DB was ever opened with larger limits (DB.open's bounds, the same in 0.1.0): a larger one
+    // is damage, not a limit to open the WAL with.
+    maxKeySize: nat('maxKeySize', 1, LEGACY_MAX_KEY_SIZE),
+    maxValueSize: nat('maxValueSize', 0, LEGACY_MAX_VALUE_SIZE),
   };
 }
 
@@ -190,11 +204,19 @@ export async function writeOptionsFile(fs: FileSystem, dir: string, p: Persisted
 /**
  * Checks the options a DB is opened with against those its `OPTIONS` file records, and returns
  * what the file must record from now on: `stored` with the size limits raised to the current
- * ones where those are larger, or, without `stored`, the current options. Throws
+ * ones where those are larger, or, without `stored` (a DB made by 0.1.0), the current encodings
+ * with the largest size limits 0.1.0 accepted ({@link LEGACY_MAX_KEY_SIZE},
+ * {@link LEGACY_MAX_VALUE_SIZE}). Throws
  * `InvalidConfigError` naming the option and both values if an encoding differs.
  */
 export function checkPersistedOptions(stored: PersistedOptions | undefined, resolved: PersistedSource): PersistedOptions {
-  if (stored === undefined) return persistedOptionsOf(resolved);
+  if (stored === undefined) {
+    // A DB made by 0.1.0 (a committed DB without OPTIONS): nothing says which limits wrote its
+    // WAL, and WAL recovery drops a record over its limit at the tail as a torn write, for good.
+    // So the high-water marks start at the largest limits 0.1.0 accepted: every record it could
+    // have acknowledged is read back. New writes still obey the limits given.
+    return { ...persistedOptionsOf(resolved), maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
+  }
   for (const name of ['keyEncoding', 'valueEncoding'] as const) {
     if (stored[name] !== resolved[name]) {
       throw new InvalidConfigError(

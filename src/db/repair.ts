@@ -77,7 +77,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { compareKeys, type Entry } from '../entry.js';
-import { CorruptionError, errnoOf, ioStep } from '../errors.js';
+import { CorruptionError, InvalidConfigError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
@@ -173,14 +173,12 @@ const EMPTY = new Uint8Array(0);
 /**
  * Repairs the DB in `dir`; see the module comment. Rejects with `LockedError` if a DB (or
  * another repair) holds the directory, `IoError` if the OS fails (the DB is then as it was, or
- * repaired if the failure came after the switch), `TypeError` for a bad argument.
+ * repaired if the failure came after the switch), `TypeError` for a bad argument,
+ * `InvalidConfigError` for a bad or unknown option.
  */
 export async function repairDB(dir: string, options: RepairOptions = {}): Promise<RepairReport> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('repairDB takes a directory path');
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const fs = options.fs ?? nodeFileSystem;
-  const compression = options.compression ?? 'lz4';
-  if (compression !== 'lz4' && compression !== 'none') throw new TypeError(`compression must be 'lz4' or 'none', got ${String(compression)}`);
+  const { fs, compression } = resolveRepairOptions(options);
   // Repairing a directory that does not exist would create an empty one: refuse.
   await ioStep('stat', dir, () => fs.stat(dir));
   const lock = await claimDirectory(fs, dir);
@@ -189,6 +187,32 @@ export async function repairDB(dir: string, options: RepairOptions = {}): Promis
   } finally {
     await lock.release().catch(() => undefined);
   }
+}
+
+const REPAIR_OPTIONS: ReadonlySet<string> = new Set<keyof RepairOptions>(['fs', 'compression']);
+/** The methods a {@link FileSystem} must have (as `DB.open` checks them). */
+const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
+
+/**
+ * Checks {@link RepairOptions} as `DB.open` checks its own, before anything touches the disk: a
+ * misspelt name, an `fs` that is not a FileSystem or an unknown compression is an
+ * `InvalidConfigError` naming the option.
+ */
+function resolveRepairOptions(options: unknown): { fs: FileSystem; compression: 'lz4' | 'none' } {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('options must be an object');
+  const o = options as Record<string, unknown>;
+  for (const name of Object.keys(o)) {
+    if (!REPAIR_OPTIONS.has(name)) throw new InvalidConfigError(name, `is not an option of DB.repair (known: ${[...REPAIR_OPTIONS].join(', ')})`);
+  }
+  if (o.fs !== undefined) {
+    const fs = o.fs as Record<string, unknown> | null;
+    if (typeof fs !== 'object' || fs === null || Array.isArray(fs)) throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
+    const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
+    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
+  }
+  const compression = o.compression ?? 'lz4';
+  if (compression !== 'lz4' && compression !== 'none') throw new InvalidConfigError('compression', `must be 'lz4' or 'none', got ${String(compression)}`);
+  return { fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem, compression };
 }
 
 /** A damaged file to quarantine: copied before the switch, renamed over its copy after. */

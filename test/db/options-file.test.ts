@@ -15,6 +15,8 @@ import { DB } from '../../src/db/index.js';
 import type { DBOptions } from '../../src/db/options.js';
 import {
   DB_FORMAT_VERSION,
+  LEGACY_MAX_KEY_SIZE,
+  LEGACY_MAX_VALUE_SIZE,
   OPTIONS_FILE,
   OPTIONS_TMP_FILE,
   checkPersistedOptions,
@@ -269,8 +271,9 @@ describe('readOptionsFile and writeOptionsFile', () => {
 });
 
 describe('checkPersistedOptions', () => {
-  it('no stored options (a new DB, or one made by 0.1.0): the current ones are adopted', () => {
-    expect(checkPersistedOptions(undefined, resolved(B))).toEqual(B);
+  it('no stored options (a DB made by 0.1.0): the current encodings are adopted, with the largest limits 0.1.0 accepted', () => {
+    // Nothing says which limits wrote its WAL: recovery must read every record 0.1.0 could have acknowledged.
+    expect(checkPersistedOptions(undefined, resolved(B))).toEqual({ ...B, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE });
   });
 
   it('the same options pass unchanged', () => {
@@ -312,10 +315,11 @@ describe('openOptionsFile (what DB.open does)', () => {
     expect(await readOptionsFile(mem, DIR)).toEqual(A);
   });
 
-  it('an existing DB without OPTIONS adopts the current options and writes them', async () => {
+  it('an existing DB without OPTIONS adopts the current encodings (and the largest limits 0.1.0 accepted) and writes them', async () => {
     const mem = await memWithDir();
-    expect(await openOptionsFile(mem, DIR, resolved(B), { fresh: false })).toEqual(B);
-    expect(await readOptionsFile(mem.crashClone(), DIR)).toEqual(B);
+    const adopted = { ...B, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
+    expect(await openOptionsFile(mem, DIR, resolved(B), { fresh: false })).toEqual(adopted);
+    expect(await readOptionsFile(mem.crashClone(), DIR)).toEqual(adopted);
   });
 
   it('an existing DB with matching OPTIONS: nothing is written', async () => {
