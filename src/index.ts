@@ -4,7 +4,7 @@
  * - `DB` (also `sediment/db`): the database, its snapshots and iterators.
  * - `Wal`, `Record` (also `sediment/wal`): the raw write-ahead log.
  * - The error classes, with their stable `code`s.
- * - `sediment/level` (the abstract-level store) and `sediment/prometheus` (the prom-client
+ * - `sediment/level` (the abstract-level store) and `sediment/prometheus` (the Prometheus
  *   meter) are separate entry points: importing `sediment` loads neither.
  *
  * Every name is listed: nothing internal leaks through an `export *`.

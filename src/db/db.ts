@@ -632,7 +632,7 @@ export class DB<K = string, V = unknown> {
 
   #read(key: unknown, options: ReadOptions | undefined): { entry: Entry | undefined; now: number } {
     const snap = this.#readView(options);
-    const k = this.#key(key, Infinity);
+    const k = this.#key(key, this.#persisted.maxKeySize);
     if (snap) return { entry: snap.lookup(k), now: snap.now };
     return { entry: this.#lookup(k), now: this.#opts.clock() };
   }

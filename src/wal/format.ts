@@ -118,10 +118,16 @@ export function segmentFileName(id: number): string {
 
 const SEGMENT_NAME = /^(\d{16})\.wal$/;
 
-/** The segment id of a file name, or undefined if the name is not a segment's. */
+/**
+ * The segment id of a file name, or undefined if the name is not a segment's. Sixteen digits
+ * can name ids past 2^53, which sediment never creates (and which a number cannot hold
+ * exactly): such a name is not a segment's.
+ */
 export function parseSegmentFileName(name: string): number | undefined {
   const m = SEGMENT_NAME.exec(name);
-  return m ? Number(m[1]) : undefined;
+  if (!m) return undefined;
+  const id = Number(m[1]);
+  return Number.isSafeInteger(id) ? id : undefined;
 }
 
 /** Largest segment id and offset we promise to handle exactly (integers stay below 2^53). */

@@ -101,8 +101,11 @@ export interface WalOptions {
    * `recovery: 'salvage'` with `readOnly` is refused). `readFrom`, `currentPosition` and `stats`
    * work, on the log as it was at open; `append`, `appendBatch`, `flush`, `sync` and
    * `deleteSegmentsBefore` reject with `ReadOnlyError`. Another handle may hold the directory
-   * for writing meanwhile. A missing directory is an empty log (`CorruptionError` with
-   * `createIfMissing: false`). Default `false`.
+   * for writing meanwhile: a scan that the writer's rotation, GC or appends overtake is retried
+   * (or its view ends where the scan found the log ending), and a log that keeps changing for
+   * about two seconds of retries rejects with `IoError` `EAGAIN`, never a `CorruptionError`. A
+   * missing directory is an empty log (`CorruptionError` with `createIfMissing: false`).
+   * Default `false`.
    */
   readOnly?: boolean;
 }

@@ -46,6 +46,7 @@ import {
   expectedRanges,
   inHole,
   readStateFile,
+  sameState,
   type LoadedState,
   type SegmentState,
 } from './segment-state.js';
@@ -62,6 +63,7 @@ export function emptyRecoveryInfo(mode: RecoveryMode): RecoveryInfo {
     truncations: [],
     quarantined: [],
     missingSegments: [],
+    missingSegmentCount: 0,
     stateRebuilt: false,
   };
 }
@@ -110,6 +112,11 @@ export interface RecoveryInfo {
    * only: strict refuses the open). Their records are lost; their ids are never used again.
    */
   missingSegments: number[];
+  /**
+   * How many segments were missing: the length of `missingSegments`, unless more than 10,000
+   * were (a state file claiming an absurd range), when only the first 10,000 are listed.
+   */
+  missingSegmentCount: number;
   /** Salvage found segments but no readable state file, and rebuilt it from the segments present. */
   stateRebuilt: boolean;
 }
@@ -150,6 +157,11 @@ interface Damage {
   cutOff: boolean;
   /** Offset of a valid frame after the damage, if there is one. */
   validFrameAt: number | undefined;
+  /**
+   * The scan found a frame with valid checksums at `at` (refused for its payload or its place in
+   * a batch). False when no valid frame was there: zeros, a torn or damaged frame.
+   */
+  frameAtDamage: boolean;
 }
 
 interface SegmentReport {
@@ -208,27 +220,32 @@ export async function recover(fs: FileSystem, dir: string, o: RecoverOptions): P
   // A read-only open takes no lock: a writer may rotate or delete segments while it scans, or
   // append to the newest segment (bytes that were zeros at one read are a record at the next).
   // A scan whose view of the state file changed under it is retried, and so, a few times, is
-  // damage found in the newest segment.
+  // damage found in the newest segment. Retries back off, so that a writer rotating faster than
+  // a scan still leaves a quiet window; a log that never holds still long enough is not called
+  // damaged: the open fails with IoError EAGAIN, which the caller may retry.
   let newestRetries = 3;
   for (let attempt = 0; ; attempt++) {
     const before = await readStateSeq(fs, dir);
     try {
       return await recoverOnce(fs, dir, o);
     } catch (err) {
-      if (attempt >= 20) {
-        if (!(err instanceof StateChanged)) throw err;
-        throw new CorruptionError('the WAL state file kept changing during a read-only open', { file: path.join(dir, STATE_FILE_NAME), offset: 0 });
-      }
       const transient = err instanceof StateChanged || err instanceof CorruptionError || errnoOf(err) === 'ENOENT';
       if (!transient) throw err;
       if (!(err instanceof StateChanged) && (await readStateSeq(fs, dir)) === before) {
         const newest = (await listSegments(fs, dir)).pop();
         if (!(err instanceof CorruptionError) || err.segmentId === undefined || err.segmentId !== newest || newestRetries-- <= 0) throw err;
       }
-      await new Promise<void>((resolve) => setTimeout(resolve, 1));
+      if (attempt >= READ_ONLY_ATTEMPTS) {
+        const file = path.join(dir, STATE_FILE_NAME);
+        throw new IoError('open', file, Object.assign(new Error(`the log kept changing under a read-only open (${attempt + 1} attempts)`), { code: 'EAGAIN', cause: err }));
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.min(1 << attempt, 50)));
     }
   }
 }
+
+/** Scans a read-only open tries before it gives up on a log that keeps changing (about 2 s of back-off). */
+const READ_ONLY_ATTEMPTS = 50;
 
 /** The state file's current sequence number (-1: none or unreadable), to notice a writer's update. */
 async function readStateSeq(fs: FileSystem, dir: string): Promise<number> {
@@ -253,7 +270,18 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     stateDamage = err;
   }
   const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-  if (readOnly && (await readStateSeq(fs, dir)) !== (loaded?.seq ?? -1)) throw new StateChanged();
+  // Read-only: the segments the state file records as created by the time the listing was
+  // taken. A writer's rotation in between (only `next` raised) leaves the listing complete for
+  // what `loaded` records, and the segments it lists up to the newer `next` recorded; any other
+  // change (a GC, an open, a salvage) means another scan.
+  let recordedNext: number | undefined;
+  if (readOnly) {
+    const after = await readStateFile(fs, dir).catch(() => undefined);
+    if ((after?.seq ?? -1) !== (loaded?.seq ?? -1)) {
+      if (!loaded || !after || !onlyNextRaised(loaded.state, after.state)) throw new StateChanged();
+      recordedNext = after.state.next;
+    }
+  }
   const all = segmentIdsIn(names);
   const tmpLeftover = names.includes(STATE_TMP_FILE_NAME);
 
@@ -272,10 +300,12 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
       // Salvage: the caller says a log existed; start an empty one, loudly.
       info.corruptionDetected = true;
       info.stateRebuilt = true;
-      if (discardBefore) info.missingSegments.push(discardBefore.segmentId);
+      if (discardBefore) listMissing(info, [[discardBefore.segmentId, discardBefore.segmentId + 1]], 1);
     }
     return { info, segments: [], next: 0, floor: 0, obsolete: [], tmpLeftover, loaded: undefined };
-  } else if (o.adoptUntracked && !stateDamage && !names.includes(STATE_TMP_FILE_NAME)) {
+  } else if (o.adoptUntracked && !stateDamage) {
+    // A SEGMENTS.tmp beside it is what a power loss during an earlier adoption leaves (the file
+    // is created as a tmp and renamed): a leftover, removed with the others.
     // A log made before the state file existed (sediment 0.1.0), adopted as its caller asked:
     // what it holds is taken as the whole log, then tracked from here on.
     info.stateRebuilt = true;
@@ -302,6 +332,9 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
   const inHoles = all.filter((id) => id >= lo && inHole(state, id));
   const above = all.filter((id) => id >= Math.max(lo, state.next));
   const fallback = loaded?.fallback ?? false;
+  // One past the highest id recorded: `next`, or a read-only open's newer look (see above).
+  const recorded = Math.max(state.next, recordedNext ?? 0);
+  const beyond = above.filter((id) => id >= recorded);
   let next = state.next;
   if (mode === 'strict') {
     if (inHoles.length > 0) {
@@ -314,16 +347,21 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     }
     // A crash may leave one segment created but not yet recorded: id `next`, holding no record
     // (checked after the scan).
-    const unrecorded = above.find((id) => id !== state.next);
-    if (unrecorded !== undefined || above.length > 1) {
-      throw notRecorded(stateFile, unrecorded ?? above[above.length - 1]!, state);
+    const unrecorded = beyond.find((id) => id !== recorded);
+    if (unrecorded !== undefined || beyond.length > 1) {
+      throw notRecorded(stateFile, unrecorded ?? beyond[beyond.length - 1]!, state);
     }
+  } else if (above.some((id) => id !== state.next)) {
+    // Salvage keeps segments the state file never recorded (their records are valid), but what
+    // strict refuses is reported.
+    info.corruptionDetected = true;
   }
   if (above.length > 0) next = Math.max(next, above[above.length - 1]! + 1);
   // `discardBefore` is a position this log handed out: its segment was created (and recorded
-  // before any record went into it). A log that never got that far is an older copy, or another
-  // log: every record after that position is gone.
-  if (discardBefore && loaded && discardBefore.segmentId >= state.next + (fallback ? 1 : 0)) {
+  // before any record went into it), and is never deleted before a later position is stored. A
+  // log that never got that far is an older copy, or another log, or (adopted or rebuilt from the
+  // segments present) lost its newest segments: every record after that position is gone.
+  if (discardBefore && discardBefore.segmentId >= recorded + (fallback ? 1 : 0)) {
     const id = discardBefore.segmentId;
     if (mode === 'strict') {
       throw new CorruptionError(`segment ${id} holds the position the caller has stored through, but this log never created it (its ids end at ${state.next - 1}); the log was left untouched`, {
@@ -333,7 +371,7 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
       });
     }
     info.corruptionDetected = true;
-    info.missingSegments.push(id);
+    listMissing(info, [[id, id + 1]], 1);
   }
 
   const ids = all.filter((id) => id >= lo && !inHole(state, id));
@@ -343,18 +381,18 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     reports.push(await scanSegment(fs, path.join(dir, segmentFileName(ids[i]!)), ids[i]!, maxRecordSize, resumeAt));
   }
   info.segmentsScanned = reports.length;
-  if (mode === 'strict' && !fallback) {
-    const extra = reports.find((r) => r.id >= state.next && r.records > 0);
-    if (extra) throw notRecorded(stateFile, extra.id, state);
+  if (readOnly) await settleAppendRace(fs, reports, maxRecordSize);
+  if (!fallback) {
+    const extra = reports.find((r) => r.id >= recorded && r.records > 0);
+    if (extra && mode === 'strict') throw notRecorded(stateFile, extra.id, state);
+    if (extra) info.corruptionDetected = true;
   }
 
-  // Every id the state says must exist, from lo on.
-  const present = new Set(ids);
-  const missing: number[] = [];
-  for (const [a, b] of expectedRanges({ ...state, next }, lo)) {
-    for (let id = a; id < b; id++) if (!present.has(id)) missing.push(id);
-  }
-  const firstMissing = missing[0];
+  // Every id the state says must exist, from lo on, as ranges: a state file may claim any
+  // number of segments (up to 2^53), so nothing here is sized or looped by that number.
+  const missing = missingRanges(expectedRanges({ ...state, next }, lo), ids);
+  const firstMissing = missing[0]?.[0];
+  const missingCount = missing.reduce((n, [a, b]) => n + (b - a), 0);
 
   // The first damage that a crash cannot explain, if any.
   let problem: Problem | undefined;
@@ -382,7 +420,8 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     if (missingId !== undefined) {
       // A hole, the first or the newest segment: name the missing file.
       const range = state.next > lo ? `; the state file records segments ${lo} to ${state.next - 1}` : '';
-      throw new CorruptionError(`${problem.reason}${range}${state.holes.length > 0 ? ' (less the ranges given up by an earlier salvage)' : ''}; the log was left untouched`, {
+      const more = missingCount > 1 ? ` (${missingCount} segments are missing in all)` : '';
+      throw new CorruptionError(`${problem.reason}${more}${range}${state.holes.length > 0 ? ' (less the ranges given up by an earlier salvage)' : ''}; the log was left untouched`, {
         file: path.join(dir, segmentFileName(missingId)),
         offset: 0,
         segmentId: missingId,
@@ -399,7 +438,7 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
   if (problem) {
     // Salvage (never read-only: options refuse the pair).
     info.corruptionDetected = true;
-    info.missingSegments = missing;
+    listMissing(info, missing, missingCount);
     await quarantine(fs, dir, reports, problem, info, meter);
     if (problem.keepEnd > 0) {
       const r = reports[problem.index]!;
@@ -410,6 +449,10 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     // Only the last segment can carry crash damage here; repair it.
     const last = reports[reports.length - 1];
     if (last?.damage) {
+      // A segment's header is synced before the state file records it: a torn header is a crash
+      // only on the one segment a rotation had not recorded yet. (An adopted or rebuilt state
+      // never saw the segments created, so it cannot tell.)
+      if (last.headerProblem && loaded && !stateDamage && last.id < state.next) info.corruptionDetected = true;
       if (readOnly) reportTail(last, info, undefined);
       else await repairTail(fs, dir, last, info, meter);
     }
@@ -427,6 +470,71 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
     segments.push({ id: r.id, end: r.validEnd });
   }
   return { info, segments, next, floor: lo, obsolete, tmpLeftover, loaded: stateDamage ? undefined : loaded };
+}
+
+/**
+ * The ids in `expected` (ascending, disjoint `[from, to)` ranges) that are not in `present`
+ * (ascending), as ranges. Linear in the number of ranges and ids present.
+ */
+export function missingRanges(expected: ReadonlyArray<readonly [number, number]>, present: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let j = 0;
+  for (const [a, b] of expected) {
+    let at = a;
+    while (j < present.length && present[j]! < a) j++;
+    for (; j < present.length && present[j]! < b; j++) {
+      if (present[j]! > at) out.push([at, present[j]!]);
+      at = present[j]! + 1;
+    }
+    if (at < b) out.push([at, b]);
+  }
+  return out;
+}
+
+/** Most missing ids listed in `RecoveryInfo.missingSegments`; `missingSegmentCount` has them all. */
+export const MAX_LISTED_MISSING = 10_000;
+
+/** Adds the ids of `missing` (at most {@link MAX_LISTED_MISSING} listed in all) to `info`. */
+function listMissing(info: RecoveryInfo, missing: ReadonlyArray<readonly [number, number]>, count: number): void {
+  const listed = new Set(info.missingSegments);
+  // An id listed already (the caller's discardBefore segment) is not counted twice.
+  for (const id of listed) if (missing.some(([a, b]) => id >= a && id < b)) count--;
+  info.missingSegmentCount += count;
+  for (const [a, b] of missing) {
+    for (let id = a; id < b && info.missingSegments.length < MAX_LISTED_MISSING; id++) {
+      if (!listed.has(id)) info.missingSegments.push(id);
+    }
+  }
+  info.missingSegments.sort((x, y) => x - y);
+}
+
+/**
+ * A read-only open takes no lock, so the writer may append to the newest segment while it is
+ * scanned: bytes the scan read as zeros (preallocated) or as a frame half written may hold a
+ * valid frame when the damage is classified a moment later, and then they are no zeros (which
+ * looks like damage rather than a crash's tail) and a valid frame may "follow the damage".
+ * Damage is stable; such bytes are not: where the scan found no valid frame and a re-read finds
+ * one at that very offset, the bytes changed under the reader, and the log, as this reader sees
+ * it, ends where the scan found it ending (the records before are whole).
+ */
+async function settleAppendRace(fs: FileSystem, reports: SegmentReport[], maxRecordSize: number): Promise<void> {
+  const r = reports[reports.length - 1];
+  const d = r?.damage;
+  if (!r || !d || r.headerProblem || d.frameAtDamage) return;
+  if (d.validFrameAt === undefined && (d.zeros || d.cutOff)) return; // a crash's tail as it is
+  const handle = await ioStep('open', r.file, () => fs.open(r.file, 'read'));
+  try {
+    const size = await ioStep('stat', r.file, () => handle.size());
+    if (!(await frameStartsAt(handle, d.at, size, maxRecordSize))) return;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+  r.damage = { ...d, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined };
+}
+
+/** `b` is `a` after rotations only: the same floor and holes, a next as high or higher. */
+function onlyNextRaised(a: SegmentState, b: SegmentState): boolean {
+  return b.next >= a.next && sameState(a, { ...b, next: a.next });
 }
 
 function notRecorded(stateFile: string, id: number, state: SegmentState): CorruptionError {
@@ -478,6 +586,7 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
         zeros: await isZeroRange(handle, 0, size),
         cutOff: size < SEGMENT_HEADER_SIZE,
         validFrameAt: await findValidFrame(handle, SEGMENT_HEADER_SIZE, size, maxRecordSize),
+        frameAtDamage: false,
       };
       return report;
     }
@@ -525,6 +634,7 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
       }
       if (bad !== undefined) {
         report.damage = await classify(handle, keepEnd, step.offset, bad, false, step.end, size, maxRecordSize);
+        report.damage.frameAtDamage = true;
         break;
       }
       if (step.type === FrameType.FIRST) {
@@ -566,7 +676,7 @@ async function classify(
   if (!zeros && !cutOff && claimedEnd !== undefined && claimedEnd <= size && (await isZeroRange(handle, claimedEnd - 1, size))) {
     // A frame with a valid header whose payload ends in zeros, and only zeros after it: a write
     // cut short over preallocated space, which is what a crash does, not damage.
-    return { keepEnd, at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined };
+    return { keepEnd, at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined, frameAtDamage: false };
   }
   let validFrameAt: number | undefined;
   if (!zeros) {
@@ -575,7 +685,7 @@ async function classify(
     const from = claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1;
     validFrameAt = await findValidFrame(handle, from, size, maxRecordSize);
   }
-  return { keepEnd, at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt };
+  return { keepEnd, at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt, frameAtDamage: false };
 }
 
 /** Truncates crash damage off the end of the last segment (both modes). */
@@ -759,6 +869,18 @@ async function findValidFrame(handle: FileHandle, from: number, end: number, max
     }
   }
   return undefined;
+}
+
+/** Whether a complete, valid frame starts at `at` (and ends by `end`); reads no more than it. */
+async function frameStartsAt(handle: FileHandle, at: number, end: number, maxRecordSize: number): Promise<boolean> {
+  if (at + FRAME_HEADER_SIZE > end) return false;
+  const header = Buffer.alloc(FRAME_HEADER_SIZE);
+  if ((await readFully(handle, header, at)) < FRAME_HEADER_SIZE) return false;
+  const head = checkFrame(header, 0, FRAME_HEADER_SIZE, maxRecordSize);
+  if (head.kind !== 'short' || !head.headerValid || at + head.needed > end) return false;
+  const frame = Buffer.allocUnsafe(head.needed);
+  if ((await readFully(handle, frame, at)) < head.needed) return false;
+  return checkFrame(frame, 0, frame.length, maxRecordSize).kind === 'frame';
 }
 
 async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {

@@ -93,8 +93,16 @@ export interface LoadedState {
 
 /** Whether `id` lies in one of the state's holes. */
 export function inHole(state: SegmentState, id: number): boolean {
-  for (const h of state.holes) if (id >= h.from && id < h.to) return true;
-  return false;
+  // Binary search: the holes are ascending and disjoint, and a state file may hold a million.
+  const holes = state.holes;
+  let lo = 0;
+  let hi = holes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (holes[mid]!.to <= id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < holes.length && holes[lo]!.from <= id;
 }
 
 /** The ids in `[from, state.next)` outside the holes, as ascending `[start, end)` ranges. */
@@ -176,6 +184,18 @@ export function encodeSlot(buf: Uint8Array, at: number, size: number, state: Seg
     putU64(buf, at + STATE_SLOT_HEADER_SIZE + i * STATE_HOLE_SIZE + 8, h.to);
   });
   writeU32LE(buf, at + 44, slotCrc(buf, at, size));
+}
+
+/**
+ * {@link encodeSlot} for a writer: refuses (RangeError) a state no reader would accept, such as
+ * a field of 2^53 or more, instead of writing a slot that reads as damage.
+ */
+function encodeValidSlot(buf: Uint8Array, at: number, size: number, state: SegmentState, seq: number): void {
+  const fields = [seq, state.floor, state.next, ...state.holes.flatMap((h) => [h.from, h.to])];
+  const problem = fields.every((v) => Number.isSafeInteger(v) && v >= 0) ? undefined : 'a field is not an integer below 2^53';
+  if (!problem) encodeSlot(buf, at, size, state, seq);
+  const decoded = problem ?? decodeSlot(buf, at, size);
+  if (typeof decoded === 'string') throw new RangeError(`refusing to write segment state floor ${state.floor}, next ${state.next}, ${state.holes.length} holes: ${decoded}`);
 }
 
 /** Decodes the slot at `buf[at..at+size)`: its state and sequence number, or why it is not valid. */
@@ -287,7 +307,7 @@ export class StateFile {
 
   /** Creates (or replaces) the state file of `dir` holding `state`, durably: tmp file, rename, directory fsync. */
   static async create(fs: FileSystem, dir: string, state: SegmentState): Promise<StateFile> {
-    const slotSize = slotSizeFor(state.holes.length);
+    const slotSize = slotSizeFor(state.holes.length, path.join(dir, STATE_FILE_NAME));
     const handle = await writeWhole(fs, dir, state, slotSize, 0);
     return new StateFile(fs, dir, handle, slotSize, [1, 2], state);
   }
@@ -328,7 +348,7 @@ export class StateFile {
     try {
       if (state.holes.length > (this.#slotSize - STATE_SLOT_HEADER_SIZE) / STATE_HOLE_SIZE) {
         // The holes outgrew a slot: write a bigger file and rename it into place.
-        const slotSize = slotSizeFor(state.holes.length);
+        const slotSize = slotSizeFor(state.holes.length, this.#file);
         const seq = Math.max(...this.#seqs);
         const handle = await writeWhole(this.#fs, this.#dir, state, slotSize, seq);
         await this.#handle.close().catch(() => undefined);
@@ -351,7 +371,7 @@ export class StateFile {
     const i = this.#seqs[0] <= this.#seqs[1] ? 0 : 1;
     const seq = Math.max(...this.#seqs) + 1;
     const buf = Buffer.alloc(this.#slotSize);
-    encodeSlot(buf, 0, this.#slotSize, state, seq);
+    encodeValidSlot(buf, 0, this.#slotSize, state, seq);
     // The slot is invalid from the first byte written: count it so until the fdatasync returns.
     this.#seqs[i] = -1;
     await ioStep('write', this.#file, () => writeFully(this.#handle, buf, i * this.#slotSize));
@@ -366,10 +386,21 @@ export class StateFile {
   }
 }
 
-function slotSizeFor(holes: number): number {
+/** Most hole entries a slot may have room for: the file stays within what readers accept. */
+export const STATE_MAX_ROOM = Math.floor((MAX_STATE_FILE_SIZE / 2 - STATE_SLOT_HEADER_SIZE) / STATE_HOLE_SIZE);
+
+/**
+ * Slot size for `holes` hole entries: room doubling from {@link STATE_INITIAL_HOLES}, capped at
+ * {@link STATE_MAX_ROOM}. More holes than that would make a file no reader accepts: refused
+ * (`IoError` EFBIG) instead of written.
+ */
+function slotSizeFor(holes: number, file: string): number {
+  if (holes > STATE_MAX_ROOM) {
+    throw new IoError('write', file, Object.assign(new Error(`${holes} holes do not fit the state file (at most ${STATE_MAX_ROOM})`), { code: 'EFBIG' }));
+  }
   let room = STATE_INITIAL_HOLES;
   while (room < holes) room *= 2;
-  return STATE_SLOT_HEADER_SIZE + room * STATE_HOLE_SIZE;
+  return STATE_SLOT_HEADER_SIZE + Math.min(room, STATE_MAX_ROOM) * STATE_HOLE_SIZE;
 }
 
 /**
@@ -381,8 +412,8 @@ async function writeWhole(fs: FileSystem, dir: string, state: SegmentState, slot
   const file = path.join(dir, STATE_FILE_NAME);
   const tmp = path.join(dir, STATE_TMP_FILE_NAME);
   const buf = Buffer.alloc(2 * slotSize);
-  encodeSlot(buf, 0, slotSize, state, seq + 1);
-  encodeSlot(buf, slotSize, slotSize, state, seq + 2);
+  encodeValidSlot(buf, 0, slotSize, state, seq + 1);
+  encodeValidSlot(buf, slotSize, slotSize, state, seq + 2);
   let h: FileHandle;
   try {
     h = await fs.open(tmp, 'create');

@@ -36,7 +36,7 @@ import * as path from 'node:path';
 import { ClosedError, CorruptionError, IoError, ReadOnlyError, SedimentError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
-import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
+import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, MAX_SAFE_ID, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
 import { encodeFrame, encodeSegmentHeader } from './frame.js';
 import type { Meter } from './meter.js';
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './options.js';
@@ -264,6 +264,8 @@ export class Wal {
       }
       // A new segment gets an id past every id the log ever had (lost and quarantined ones too).
       const newId = reuse ? undefined : Math.max(rec.next, last ? last.id + 1 : 0, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
+      // Checked before the state file is written: a state it cannot hold must not be written.
+      if (newId !== undefined) checkNewId(dir, newId);
       state = await writeOpenState(fs, dir, rec, stateOf(ids, newId ?? Math.max(rec.next, last!.id + 1)));
       // Only now that the floor is durable: segments below it (leftovers of an interrupted
       // deletion, or wholly before discardBefore) go.
@@ -960,8 +962,20 @@ function readOnlyHandle(file: string): FileHandle {
 
 const NO_LOCK: DirectoryLock = { release: async () => undefined };
 
+/**
+ * Refuses a new segment id whose successor the state file could not record (its fields stay
+ * below 2^53): `IoError` with errno `EOVERFLOW`. Only a crafted state file, a crafted segment
+ * name or a `discardBefore` near 2^53 gets here; a real log would need centuries.
+ */
+function checkNewId(dir: string, id: number): void {
+  if (Number.isSafeInteger(id) && id >= 0 && id < MAX_SAFE_ID) return;
+  const file = path.join(dir, segmentFileName(id));
+  throw new IoError('create', file, Object.assign(new Error(`segment id ${id} is past the last one the log can record (${MAX_SAFE_ID - 1})`), { code: 'EOVERFLOW' }));
+}
+
 /** Creates segment `id`: header written and synced, directory entry synced. */
 async function createSegment(fs: FileSystem, dir: string, id: number): Promise<ActiveSegment> {
+  checkNewId(dir, id);
   const file = path.join(dir, segmentFileName(id));
   const handle = await ioStep('create', file, () => fs.open(file, 'create'));
   try {

@@ -630,7 +630,7 @@ describe('read-only opens', () => {
 
   // A power loss in the middle of the 0.1.0 adoption (after the WAL wrote SEGMENTS.tmp, before
   // it renamed it): the DB is still a 0.1.0 DB (no OPTIONS), but it no longer opens.
-  it.fails('a 0.1.0 DB whose adoption was cut by a power loss (SEGMENTS.tmp left, no SEGMENTS, no OPTIONS) opens strict', async () => {
+  it('a 0.1.0 DB whose adoption was cut by a power loss (SEGMENTS.tmp left, no SEGMENTS, no OPTIONS) opens strict', async () => {
     const mem = new MemFileSystem();
     const { db } = await openOn<string, string>(mem, { valueEncoding: 'utf8', walSegmentSize: 4096 });
     for (let i = 0; i < 50; i++) await db.put(`k${i}`, 'v'.repeat(100));
