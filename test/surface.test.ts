@@ -39,3 +39,20 @@ describe('public surface', () => {
     for (const name of ['DB', 'DBIterator', 'Snapshot', 'CorruptionError', 'ReadOnlyError', 'DecodeError']) expect(names).toContain(name);
   });
 });
+
+describe('no top-level await', () => {
+  it('no module under src/ awaits at its top level (Node refuses to require() such a module)', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith('.ts') && /^(?:await |const .* = await |let .* = await )/m.test(fs.readFileSync(p, 'utf8'))) offenders.push(p);
+      }
+    };
+    walk(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'src'));
+    expect(offenders).toEqual([]);
+  });
+});

@@ -51,7 +51,7 @@ import type { DirectoryLock, FileHandle } from '../fs/types.js';
 import { checkTable, type TableCheck } from '../sstable/table-check.js';
 import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { checkFrame, checkSegmentHeader, mayBeFrame } from '../wal/frame.js';
-import { decodeRecord } from '../wal/record.js';
+import { decodeRecord, loadZstd } from '../wal/record.js';
 import { SegmentScanner } from '../wal/scanner.js';
 import { STATE_FILE_NAME, STATE_TMP_FILE_NAME, decodeSlot, expectedRanges, inHole, readStateFile, type LoadedState, type SegmentState } from '../wal/segment-state.js';
 import { CliError, EXIT, Out, fs, progressBar, toJson, type Progress } from './common.js';
@@ -109,6 +109,7 @@ function at(f: Finding): string {
 
 /** Checks the DB in `dir` (see the module comment). Throws {@link CliError} when it cannot run. */
 export async function verifyDirectory(dir: string): Promise<VerifyReport> {
+  await loadZstd(); // zstd records are decoded below
   let isDir: boolean;
   try {
     isDir = (await fs.stat(dir)).isDirectory;

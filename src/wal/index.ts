@@ -12,7 +12,7 @@
  * @module
  */
 export { Wal, type WalOpenResult, type WalStats } from './wal.js';
-export { Record, type Bytes, type Compression, type PutOptions } from './record.js';
+export { Record, loadZstd, type Bytes, type Compression, type PutOptions } from './record.js';
 export { comparePositions, type Position } from './position.js';
 export type { FsyncPolicy, RecoveryMode, WalOptions } from './options.js';
 export type { RecoveryInfo, Truncation, QuarantinedFile } from './recovery.js';

@@ -23,7 +23,10 @@ export interface PutOptions {
   ttlMs?: number;
   /** Absolute expiry (ms since the Unix epoch), for callers with their own clock. Not with `ttlMs`. */
   expiresAt?: number;
-  /** Value compression in the log (default `'none'`). Skipped for a value it does not shrink. */
+  /**
+   * Value compression in the log (default `'none'`). Skipped for a value it does not shrink, and
+   * for zstd before its codec has loaded (`Wal.open` loads it; `loadZstd()` does it by hand).
+   */
   compression?: Compression;
 }
 
@@ -31,9 +34,24 @@ const COMPRESSIONS: readonly Compression[] = ['none', 'lz4', 'zstd'];
 const CODE_TO_COMPRESSION: readonly Compression[] = ['none', 'lz4', 'zstd'];
 const EMPTY = new Uint8Array(0);
 // zstd as WebAssembly: Node 20 has no zstd in zlib, and the native bindings on the registry either
-// download a binary at install time or miss platform packages that `npm ci` insists on.
-await zstdInit();
+// download a binary at install time or miss platform packages that `npm ci` insists on. Loaded on
+// first use, not at import: a top-level await would make every `import 'sediment'` load it, and
+// Node refuses to require() a module with one.
 const ZSTD_LEVEL = 3;
+let zstdReady = false;
+let zstdLoading: Promise<void> | undefined;
+
+/**
+ * Loads the zstd codec (WebAssembly) once. `Wal.open` awaits it, so that every record a log holds
+ * can be decoded; a `Record.put` with `compression: 'zstd'` made before it has loaded stores its
+ * value uncompressed (and starts the load).
+ */
+export function loadZstd(): Promise<void> {
+  zstdLoading ??= zstdInit().then(() => {
+    zstdReady = true;
+  });
+  return zstdLoading;
+}
 
 function toBytes(what: string, input: unknown): Uint8Array {
   if (typeof input === 'string') {
@@ -55,8 +73,13 @@ function describeType(v: unknown): string {
   return typeof v;
 }
 
+/** The value compressed, or the value itself when compressing is not possible yet (zstd not loaded). */
 function compress(kind: Compression, value: Uint8Array): Uint8Array {
   if (kind === 'lz4') return lz4Compress(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  if (!zstdReady) {
+    loadZstd().catch(() => undefined); // a failed load surfaces at the next Wal.open
+    return value;
+  }
   return zstdCompress(value, ZSTD_LEVEL);
 }
 
@@ -290,6 +313,8 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
   if (compression === 'none') {
     return { ok: true, record: Record.fromParts(key, stored, false, expiresAt, 'none', stored) };
   }
+  // Not a verdict on the bytes: decoding a zstd record needs the codec that Wal.open loads.
+  if (compression === 'zstd' && !zstdReady) throw new Error('the zstd codec is not loaded yet: await loadZstd() (Wal.open does) before decoding');
   let value: Uint8Array;
   try {
     value = decompress(compression, stored, rawLength);

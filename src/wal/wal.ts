@@ -42,7 +42,7 @@ import type { Meter } from './meter.js';
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './options.js';
 import { assertPosition, comparePositions, type Position } from './position.js';
 import { readLog, type LogEntry, type ReaderSource } from './reader.js';
-import { Record } from './record.js';
+import { loadZstd, Record } from './record.js';
 import { emptyRecoveryInfo, recover, type RecoveryInfo, type RecoveryResult } from './recovery.js';
 import { STATE_TMP_FILE_NAME, StateFile, sameState, stateOf, withFloor } from './segment-state.js';
 
@@ -231,6 +231,8 @@ export class Wal {
    */
   static async open(options: WalOptions): Promise<WalOpenResult> {
     const opts = resolveWalOptions(options);
+    // Every record the log holds must be decodable, zstd ones included.
+    await loadZstd();
     if (opts.readOnly) return Wal.#openReadOnly(opts);
     const { fs, dir } = opts;
     // Salvage starts a missing log anew, reported as corruption (see recover).

@@ -1,8 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { test, fc } from '@fast-check/vitest';
 import { Record, checkPayload, decodeRecord } from '../../src/wal/record.js';
 import { checkFrame, checkSegmentHeader, encodeFrame, encodeSegmentHeader } from '../../src/wal/frame.js';
 import { FrameType, FRAME_HEADER_SIZE } from '../../src/wal/format.js';
+import { loadZstd } from '../../src/wal/record.js';
+
+// zstd's codec loads on first use (Wal.open loads it); these tests make records without a log.
+beforeAll(() => loadZstd());
 
 const MAX = 1 << 20;
 
