@@ -27,6 +27,7 @@ describe('public surface', () => {
         'WAL_FORMAT_VERSION',
         'Wal',
         'comparePositions',
+        'loadZstd',
         'noopMeter',
         'nodeFileSystem',
       ].sort(),
@@ -54,5 +55,14 @@ describe('no top-level await', () => {
     };
     walk(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'src'));
     expect(offenders).toEqual([]);
+  });
+});
+
+describe("'sediment/wal'", () => {
+  it('exports the log, its record and the errors, nothing internal', async () => {
+    const wal = await import('../src/wal/index.js');
+    const names = Object.keys(wal);
+    for (const internal of ['ioStep', 'errnoOf']) expect(names).not.toContain(internal);
+    for (const name of ['Wal', 'Record', 'loadZstd', 'CorruptionError', 'ReadOnlyError']) expect(names).toContain(name);
   });
 });

@@ -19,6 +19,7 @@ export {
 } from './db.js';
 export type { WalView } from './wal-view.js';
 export type { DBOptions } from './options.js';
+export type { TableCompression } from '../sstable/format.js';
 export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';
 export type { RepairOptions, RepairReport, DamagedTable, MissingTable, KeyRange } from './repair.js';
 export type { DBMeter, DBCounter, DBHistogram, DBEvent } from './meter.js';

@@ -7,6 +7,7 @@
 import { InvalidConfigError } from '../errors.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { FileSystem } from '../fs/types.js';
+import type { TableCompression } from '../sstable/format.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import type { FsyncPolicy, RecoveryMode } from '../wal/options.js';
 import { isDBMeter, safeDBMeter, type DBMeter } from './meter.js';
@@ -23,7 +24,7 @@ export interface DBOptions {
   /** `'msgpack'` (default), `'json'`, `'utf8'` or `'binary'`. */
   valueEncoding?: ValueEncoding;
   /** Table block compression: `'lz4'` (default) or `'none'`. */
-  compression?: 'lz4' | 'none';
+  compression?: TableCompression;
   /** Bytes of table blocks kept in the shared LRU cache. Default 64 MiB. */
   blockCacheSize?: number;
   /** Largest encoded key, in bytes. Default 64 KiB; larger keys reject with `RangeError`. */
@@ -72,7 +73,7 @@ export interface ResolvedDBOptions {
   memtableSize: number;
   keyEncoding: KeyEncoding;
   valueEncoding: ValueEncoding;
-  compression: 'lz4' | 'none';
+  compression: TableCompression;
   blockCacheSize: number;
   maxKeySize: number;
   maxValueSize: number;

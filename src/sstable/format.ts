@@ -129,13 +129,13 @@ export const MIN_BLOOM_BYTES = 8;
 export const CompressionCode = { none: 0, lz4: 1 } as const;
 
 /** Per-block compression a writer applies. */
-export type Compression = keyof typeof CompressionCode;
+export type TableCompression = keyof typeof CompressionCode;
 
 /** Defaults of the writer's options. */
 export const DEFAULTS = {
   blockSize: 4096,
   restartInterval: 16,
-  compression: 'lz4' as Compression,
+  compression: 'lz4' as TableCompression,
   bloomBitsPerKey: 10,
   writeBufferSize: 1024 * 1024,
 };

@@ -7,7 +7,7 @@
  */
 import { compareKeys } from '../entry.js';
 import { ByteSink, corrupt, getVarint53, pos as varintPos } from './coding.js';
-import { type Compression, CompressionCode, type Where } from './format.js';
+import { type TableCompression, CompressionCode, type Where } from './format.js';
 
 /** What a table holds. */
 export interface TableProperties {
@@ -30,14 +30,14 @@ export interface TableProperties {
   /** Bytes of the data blocks on disk, trailers included: the offset where the filter starts. */
   readonly dataBytes: number;
   /** The compression the writer was asked for (blocks that did not shrink are stored raw). */
-  readonly compression: Compression;
+  readonly compression: TableCompression;
   /** Smallest key, or `undefined` in an empty table. */
   readonly smallestKey: Uint8Array | undefined;
   /** Largest key, or `undefined` in an empty table. */
   readonly largestKey: Uint8Array | undefined;
 }
 
-const COMPRESSIONS: Compression[] = ['none', 'lz4'];
+const COMPRESSIONS: TableCompression[] = ['none', 'lz4'];
 
 /** Encodes the properties block's contents. */
 export function encodeProperties(p: TableProperties): Uint8Array {

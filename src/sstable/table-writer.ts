@@ -22,7 +22,7 @@ import { FilterBuilder, bloomHash } from './bloom.js';
 import { ByteSink } from './coding.js';
 import { MAX_HEAD_SIZE, encodeHead } from './data-entry.js';
 import { encodeFooter } from './footer.js';
-import { type BlockHandle, type Compression, DEFAULTS, MAX_BLOCK_SIZE, TRAILER_SIZE } from './format.js';
+import { type BlockHandle, type TableCompression, DEFAULTS, MAX_BLOCK_SIZE, TRAILER_SIZE } from './format.js';
 import { MAX_HANDLE_SIZE, encodeHandle, shortestSeparator } from './index-block.js';
 import { type TableProperties, encodeProperties } from './properties.js';
 import { type CompressedBlock, compressBlock, writeTrailer } from './trailer.js';
@@ -43,7 +43,7 @@ export interface TableWriterOptions {
   /** Entries between full keys (restart points) in a data block. Default 16; range [1, 1024]. */
   restartInterval?: number;
   /** Per-block compression. Default `'lz4'`; a block that LZ4 does not shrink by 1/8 is stored raw. */
-  compression?: Compression;
+  compression?: TableCompression;
   /**
    * Bloom filter bits per key. Default 10 (about 1% false positives, 6 probes); range [1, 32].
    * Each bit per key costs 1/8 byte of memory per key while the table is open.

@@ -11,7 +11,7 @@
 import { uncompressSync, compressSync } from 'lz4-napi';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { corrupt, getU32, putU32 } from './coding.js';
-import { BlockType, type Compression, MAX_BLOCK_SIZE, TRAILER_SIZE, type Where } from './format.js';
+import { BlockType, type TableCompression, MAX_BLOCK_SIZE, TRAILER_SIZE, type Where } from './format.js';
 
 /** A block ready to store: its body and its type. */
 export interface CompressedBlock {
@@ -23,7 +23,7 @@ export interface CompressedBlock {
  * Compresses a block's contents if asked and worth it: LZ4 is kept only if it saves at least an
  * eighth of the bytes (LevelDB's rule), since every read pays for decompression.
  */
-export function compressBlock(raw: Uint8Array, compression: Compression): CompressedBlock {
+export function compressBlock(raw: Uint8Array, compression: TableCompression): CompressedBlock {
   if (compression === 'lz4' && raw.length >= 64) {
     const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     // lz4-napi's block format is exactly ours: raw length u32 LE, then one LZ4 block.

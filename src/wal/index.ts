@@ -12,11 +12,21 @@
  * @module
  */
 export { Wal, type WalOpenResult, type WalStats } from './wal.js';
-export { Record, loadZstd, type Bytes, type Compression, type PutOptions } from './record.js';
+export { Record, loadZstd, type Bytes, type RecordCompression, type RecordPutOptions } from './record.js';
 export { comparePositions, type Position } from './position.js';
 export type { FsyncPolicy, RecoveryMode, WalOptions } from './options.js';
 export type { RecoveryInfo, Truncation, QuarantinedFile } from './recovery.js';
 export type { LogEntry } from './reader.js';
 export { noopMeter, type Meter, type WalCounter, type WalHistogram, type WalEvent } from './meter.js';
 export { FORMAT_VERSION as WAL_FORMAT_VERSION } from './format.js';
-export * from '../errors.js';
+export {
+  SedimentError,
+  ClosedError,
+  LockedError,
+  CorruptionError,
+  InvalidConfigError,
+  IoError,
+  ReadOnlyError,
+  type ErrorCode,
+  type CorruptionDetails,
+} from '../errors.js';

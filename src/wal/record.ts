@@ -12,13 +12,13 @@ import { copyBytes, readU32LE as u32, writeU32LE as putU32 } from '../util/bytes
 import { crc32c, crc32cAppend } from '../util/crc32c.js';
 
 /** How a record's value is compressed in the log. Applies to the value only. */
-export type Compression = 'none' | 'lz4' | 'zstd';
+export type RecordCompression = 'none' | 'lz4' | 'zstd';
 
 /** Key or value as the caller gives it: bytes, or a string taken as UTF-8. */
 export type Bytes = Uint8Array | string;
 
 /** Options of {@link Record.put}. */
-export interface PutOptions {
+export interface RecordPutOptions {
   /** Time to live in milliseconds from now; stored as an absolute `expiresAt`. */
   ttlMs?: number;
   /** Absolute expiry (ms since the Unix epoch), for callers with their own clock. Not with `ttlMs`. */
@@ -27,11 +27,11 @@ export interface PutOptions {
    * Value compression in the log (default `'none'`). Skipped for a value it does not shrink, and
    * for zstd before its codec has loaded (`Wal.open` loads it; `loadZstd()` does it by hand).
    */
-  compression?: Compression;
+  compression?: RecordCompression;
 }
 
-const COMPRESSIONS: readonly Compression[] = ['none', 'lz4', 'zstd'];
-const CODE_TO_COMPRESSION: readonly Compression[] = ['none', 'lz4', 'zstd'];
+const COMPRESSIONS: readonly RecordCompression[] = ['none', 'lz4', 'zstd'];
+const CODE_TO_COMPRESSION: readonly RecordCompression[] = ['none', 'lz4', 'zstd'];
 const EMPTY = new Uint8Array(0);
 // zstd as WebAssembly: Node 20 has no zstd in zlib, and the native bindings on the registry either
 // download a binary at install time or miss platform packages that `npm ci` insists on. Loaded on
@@ -74,7 +74,7 @@ function describeType(v: unknown): string {
 }
 
 /** The value compressed, or the value itself when compressing is not possible yet (zstd not loaded). */
-function compress(kind: Compression, value: Uint8Array): Uint8Array {
+function compress(kind: RecordCompression, value: Uint8Array): Uint8Array {
   if (kind === 'lz4') return lz4Compress(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
   if (!zstdReady) {
     loadZstd().catch(() => undefined); // a failed load surfaces at the next Wal.open
@@ -97,7 +97,7 @@ export class Record {
   /** When the record expires, in ms since the Unix epoch; undefined if it never does. */
   readonly expiresAt: number | undefined;
   /** How the value is stored in the log. */
-  readonly compression: Compression;
+  readonly compression: RecordCompression;
   /** The value as stored (compressed or not). */
   readonly #stored: Uint8Array;
   /** The payload's flags byte. */
@@ -110,7 +110,7 @@ export class Record {
     value: Uint8Array,
     tombstone: boolean,
     expiresAt: number | undefined,
-    compression: Compression,
+    compression: RecordCompression,
     stored: Uint8Array,
   ) {
     // The payload holds an expiry below 2^53 (two u32 words, the high one < 2^21): refuse what
@@ -137,7 +137,7 @@ export class Record {
    * Uint8Array or string, or a malformed option; `RangeError` for a TTL or expiry that is not a
    * positive finite number.
    */
-  static put(key: Bytes, value: Bytes, options: PutOptions = {}): Record {
+  static put(key: Bytes, value: Bytes, options: RecordPutOptions = {}): Record {
     const k = toBytes('key', key);
     const v = toBytes('value', value);
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -214,7 +214,7 @@ export class Record {
     value: Uint8Array,
     tombstone: boolean,
     expiresAt: number | undefined,
-    compression: Compression,
+    compression: RecordCompression,
     stored: Uint8Array,
   ): Record {
     return new Record(key, value, tombstone, expiresAt, compression, stored);
@@ -226,7 +226,7 @@ export function isExpiry(at: number): boolean {
   return Number.isSafeInteger(at) && at >= 0;
 }
 
-function resolveExpiry(options: PutOptions): number | undefined {
+function resolveExpiry(options: RecordPutOptions): number | undefined {
   const { ttlMs, expiresAt } = options;
   if (ttlMs !== undefined && expiresAt !== undefined) throw new TypeError('give ttlMs or expiresAt, not both');
   if (ttlMs !== undefined) {
@@ -325,7 +325,7 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
   return { ok: true, record: Record.fromParts(key, value, false, expiresAt, compression, stored) };
 }
 
-function decompress(kind: Compression, stored: Uint8Array, rawLength: number): Uint8Array {
+function decompress(kind: RecordCompression, stored: Uint8Array, rawLength: number): Uint8Array {
   const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
   if (kind === 'lz4') {
     // lz4-napi prefixes the block with its uncompressed size and allocates that much: check the

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { FrameType, SEGMENT_HEADER_SIZE } from '../../../src/wal/format.js';
 import { encodeFrame } from '../../../src/wal/frame.js';
-import { Record, Wal, comparePositions, type Compression, type LogEntry, type FsyncPolicy, type Position, type WalOptions } from '../../../src/wal/index.js';
+import { Record, Wal, comparePositions, type RecordCompression, type LogEntry, type FsyncPolicy, type Position, type WalOptions } from '../../../src/wal/index.js';
 import type { FileSystem } from '../../../src/fs/types.js';
 import type { MemFileSystem } from '../../../src/fs/mem.js';
 
@@ -31,7 +31,7 @@ export interface RecSpec {
   key: string;
   value: Uint8Array;
   expiresAt: number | undefined;
-  compression: Compression;
+  compression: RecordCompression;
   /** The value embeds a complete, valid WAL frame (user data that looks like the log). */
   embedFrame: boolean;
 }
@@ -82,7 +82,7 @@ export function recSpecArb(withFrames = false): fc.Arbitrary<RecSpec> {
         fc.oneof(fc.integer({ min: 1, max: 0x7fffffff }), fc.constantFrom(2 ** 32, 2 ** 32 + 1, 1_700_000_000_123, Number.MAX_SAFE_INTEGER)),
         { nil: undefined, freq: 3 },
       ),
-      compression: fc.constantFrom<Compression>('none', 'none', 'lz4', 'zstd'),
+      compression: fc.constantFrom<RecordCompression>('none', 'none', 'lz4', 'zstd'),
       embedFrame: withFrames ? fc.integer({ min: 0, max: 2 }).map((n) => n === 0) : fc.constant(false),
     })
     .map((s) => (s.tombstone ? { ...s, expiresAt: undefined, compression: 'none' as const } : s));
