@@ -55,6 +55,30 @@ describe.skipIf(!hasProcFd)('file descriptors', () => {
     expect(openFds()).toBe(base);
   });
 
+  it('a snapshot keeps its tables open across a compaction and releases them when closed; one left open is released by close', async () => {
+    const base = openFds();
+    const db = await DB.open<string, string>(dir, { ...SMALL, valueEncoding: 'utf8' });
+    for (let i = 0; i < 3000; i++) await db.put(`k${String(i).padStart(5, '0')}`, 'v'.repeat(40));
+    await db.flush();
+    const snap = db.snapshot();
+    const tablesAtSnapshot = (await fsp.readdir(dir)).filter((n) => n.endsWith('.sst'));
+    for (let i = 0; i < 3000; i++) await db.put(`k${String(i).padStart(5, '0')}`, 'w'.repeat(40));
+    await db.compact();
+    // The compaction replaced the tables; the snapshot still holds (and reads) the old ones.
+    const held = openFds();
+    expect(await db.get('k00007', { snapshot: snap })).toBe('v'.repeat(40));
+    expect(await db.get('k00007')).toBe('w'.repeat(40));
+    snap.close();
+    await new Promise((r) => setTimeout(r, 50)); // the obsolete tables' deletion runs in the background
+    expect(openFds()).toBeLessThan(held);
+    const left = (await fsp.readdir(dir)).filter((n) => n.endsWith('.sst'));
+    for (const t of tablesAtSnapshot) expect(left).not.toContain(t);
+    const open = db.snapshot(); // left open: close releases it
+    await db.close();
+    expect(open.closed).toBe(true);
+    expect(openFds()).toBe(base);
+  });
+
   it('a flush whose manifest install fails leaves no reader open once the DB is closed', async () => {
     const base = openFds();
     const ffs = new FaultFileSystem(nodeFileSystem);
