@@ -609,15 +609,13 @@ export class DB<K = string, V = unknown> {
    * 10 ms on a spinning disk) per block.
    */
   getSync(key: K | Uint8Array, options?: ReadOptions): V | undefined {
-    const { entry, now } = this.#read(key, options);
-    if (!isLive(entry, now)) return undefined;
-    return decodeValue(this.#opts.valueEncoding, entry.value, entry.key) as V;
+    const entry = this.#liveEntry(key, options);
+    return entry === undefined ? undefined : (decodeValue(this.#opts.valueEncoding, entry.value, entry.key) as V);
   }
 
   /** Whether `key` holds a live value (not deleted, not expired), without decoding it. */
   async has(key: K | Uint8Array, options?: ReadOptions): Promise<boolean> {
-    const { entry, now } = this.#read(key, options);
-    return isLive(entry, now);
+    return this.#liveEntry(key, options) !== undefined;
   }
 
   /**
@@ -630,11 +628,15 @@ export class DB<K = string, V = unknown> {
     return keys.map((key) => this.getSync(key, options));
   }
 
-  #read(key: unknown, options: ReadOptions | undefined): { entry: Entry | undefined; now: number } {
+  /** The live entry (a put, not expired) for `key`, or undefined. The hot path of every read. */
+  #liveEntry(key: unknown, options: ReadOptions | undefined): Entry | undefined {
     const snap = this.#readView(options);
     const k = this.#key(key, this.#persisted.maxKeySize);
-    if (snap) return { entry: snap.lookup(k), now: snap.now };
-    return { entry: this.#lookup(k), now: this.#opts.clock() };
+    const e = snap ? snap.lookup(k) : this.#lookup(k);
+    if (e === undefined || e.kind === 'delete') return undefined;
+    // The clock only when there is an expiry to judge.
+    if (e.expiresAt !== undefined && e.expiresAt <= (snap ? snap.now : this.#opts.clock())) return undefined;
+    return e;
   }
 
   /** Checks the DB and read options; the snapshot to read, if any. */
@@ -1259,10 +1261,6 @@ function checkIteratorOptions<K>(options: unknown): CheckedIteratorOptions<K> {
   };
 }
 
-/** True for an entry that holds a value at time `now`. */
-function isLive(e: Entry | undefined, now: number): e is Entry {
-  return e !== undefined && e.kind !== 'delete' && (e.expiresAt === undefined || e.expiresAt > now);
-}
 
 const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
 const PUT_OPTIONS: ReadonlySet<string> = new Set(['sync', 'ttlMs']);
@@ -1348,10 +1346,17 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
     }
   }
 
-  /** Yields to the event loop every ITERATOR_SLICE entries: a long scan must not starve other work. */
-  async #breathe(): Promise<void> {
-    if (++this.#sinceYield < ITERATOR_SLICE) return;
+  /**
+   * True once every ITERATOR_SLICE entries: then the caller yields to the event loop (a long scan
+   * must not starve other work). A plain check, so that the other entries pay no await.
+   */
+  #due(): boolean {
+    if (++this.#sinceYield < ITERATOR_SLICE) return false;
     this.#sinceYield = 0;
+    return true;
+  }
+
+  async #breathe(): Promise<void> {
     await yieldToLoop();
     this.#check();
   }
@@ -1359,7 +1364,7 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
   /** The next entry, or `undefined` at the end (or past `limit`). */
   async next(): Promise<[K, V] | undefined> {
     this.#check();
-    await this.#breathe();
+    if (this.#due()) await this.#breathe();
     try {
       const entry = this.#advance();
       if (!entry) return undefined;
@@ -1383,7 +1388,7 @@ export class DBIterator<K, V> implements AsyncIterable<[K, V]> {
         if (!entry) break;
         this.#count++;
         out.push(this.#init.decode(entry));
-        if (out.length < size) await this.#breathe();
+        if (out.length < size && this.#due()) await this.#breathe();
       }
     } catch (err) {
       this.release();
