@@ -578,7 +578,12 @@ const load1 = Number(loadStart.split(' / ')[0]);
 const waitShare = (() => {
   let wait = 0;
   let wall = 0;
-  for (const r of results) if (Number.isFinite(r.cpu.mainWaitMs)) (wait += r.cpu.mainWaitMs), (wall += r.ms);
+  for (const r of results) {
+    if (Number.isFinite(r.cpu.mainWaitMs)) {
+      wait += r.cpu.mainWaitMs;
+      wall += r.ms;
+    }
+  }
   return wall > 0 ? wait / wall : NaN;
 })();
 if (load1 > cores * 0.5 || (share && share.others > 0.25) || waitShare > 0.1) {

@@ -111,7 +111,7 @@ interface Snapshot {
 
 /** Writes the snapshot durably: temp file, fsync, rename, fsync of the directory. */
 function saveSnapshot(file: string, snap: Snapshot): void {
-  const tmp = file + '.tmp';
+  const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   fs.writeSync(fd, JSON.stringify(snap));
   fs.fsyncSync(fd);
@@ -242,7 +242,10 @@ async function main(root: string): Promise<void> {
   for await (const { record } of wal.readFrom(loaded.position)) {
     const e = packr.unpack(record.value) as Event;
     if (e.type === 'deposited') deposits += e.ref ? 0 : e.amount;
-    if (e.type === 'withdrawn') (e.ref ? transfers++ : (withdrawals += e.amount));
+    if (e.type === 'withdrawn') {
+      if (e.ref) transfers++;
+      else withdrawals += e.amount;
+    }
   }
   const snapTotal = loaded.accounts.reduce((s, [, a]) => s + a.balance, 0);
   console.log(

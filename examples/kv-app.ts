@@ -213,7 +213,7 @@ async function main(dir: string): Promise<void> {
   // Raw access: how the keys are laid out (one full scan, in key order).
   const layout = new Map<string, number>();
   for await (const [k] of board.raw.iterator()) {
-    const kind = k.startsWith('idx:') ? k.split(':').slice(0, 3).join(':') + ':*' : k.split(':')[0] + ':*';
+    const kind = k.startsWith('idx:') ? `${k.split(':').slice(0, 3).join(':')}:*` : `${k.split(':')[0]}:*`;
     layout.set(kind, (layout.get(kind) ?? 0) + 1);
   }
   console.log(`\nkey layout (a full scan): ${[...layout].map(([kind, n]) => `${kind} ${n}`).join(', ')}`);

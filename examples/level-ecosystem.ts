@@ -142,7 +142,7 @@ async function main(dir: string): Promise<void> {
         done(null, `${entry.key} ${entry.value.customer} ${entry.value.total}`);
       },
     }),
-    async function* (source: AsyncIterable<string>) {
+    async (source: AsyncIterable<string>) => {
       for await (const line of source) lines.push(line);
     },
   );

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Record, Wal } from '../src/index.js';
 
-const valueOf = (seq: number): string => `value #${seq} `.repeat(1 + (seq % 7));
+const valueFor = (seq: number): string => `value #${seq} `.repeat(1 + (seq % 7));
 
 async function child(dir: string): Promise<void> {
   const { wal } = await Wal.open({ dir, fsync: { batchMs: 5 }, maxSegmentSize: 256 * 1024 });
@@ -27,7 +27,7 @@ async function child(dir: string): Promise<void> {
     Array.from({ length: 8 }, async () => {
       for (;;) {
         const mine = seq++;
-        await wal.append(Record.put(`seq:${String(mine).padStart(10, '0')}`, valueOf(mine)));
+        await wal.append(Record.put(`seq:${String(mine).padStart(10, '0')}`, valueFor(mine)));
         fs.writeSync(ack, `${mine}\n`); // the acknowledgement: only after append resolved
       }
     }),
@@ -59,7 +59,7 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   for await (const { record } of wal.readFrom({ segmentId: 0, offset: 0 })) {
     found.set(Number(Buffer.from(record.key).toString().slice(4)), Buffer.from(record.value).toString());
   }
-  const missing = acked.filter((seq) => found.get(seq) !== valueOf(seq));
+  const missing = acked.filter((seq) => found.get(seq) !== valueFor(seq));
   console.log(`\n${found.size} records recovered (${found.size - acked.length} more were written but not yet acknowledged)`);
   console.log(missing.length === 0 ? 'every acknowledged record is back, byte for byte ✔' : `LOST ${missing.length} acknowledged records ✘`);
 

@@ -90,7 +90,7 @@ export function normalizeEntry(entry: Entry): Entry {
  * whose call costs more than comparing a few dozen bytes.
  */
 export function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  const n = a.length < b.length ? a.length : b.length;
+  const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const d = a[i]! - b[i]!;
     if (d !== 0) return d;

@@ -177,8 +177,17 @@ function keyPreview(key: Uint8Array): string {
   const head = Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, MAX));
   const more = key.byteLength > MAX ? `... (${key.byteLength} bytes)` : '';
   const text = head.toString('utf8');
-  if (!/[\u0000-\u001f\u007f\ufffd]/.test(text)) return `${JSON.stringify(text)}${more}`;
+  if (!hasUnprintable(text)) return `${JSON.stringify(text)}${more}`;
   return `0x${head.toString('hex')}${more}`;
+}
+
+/** Whether `text` holds a control character (U+0000..U+001F, U+007F) or U+FFFD (bytes that are not UTF-8). */
+function hasUnprintable(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x1f || c === 0x7f || c === 0xfffd) return true;
+  }
+  return false;
 }
 
 /** A write (append, sync, segment deletion...) was asked of a handle opened with `readOnly: true`. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { EXIT, Out, countingTableReads, fs, openDB, progressBar, tableBytes, toCliError } from './common.js';
+import { EXIT, type Out, countingTableReads, fs, openDB, progressBar, tableBytes, toCliError } from './common.js';
 
 /** `sediment compact`. */
 export async function compactCommand(dir: string, out: Out): Promise<number> {

@@ -25,7 +25,7 @@ import { parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import {
   EXIT,
-  Out,
+  type Out,
   UsageError,
   countingTableReads,
   fs,

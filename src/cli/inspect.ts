@@ -18,7 +18,7 @@ import { TableInspector } from '../sstable/table-check.js';
 import { parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import { readStateFile } from '../wal/segment-state.js';
-import { EXIT, Out, fs, keyOut, openDB, toJson, type AnyDB } from './common.js';
+import { EXIT, type Out, fs, keyOut, openDB, toJson, type AnyDB } from './common.js';
 
 /** One table, as inspect shows it. */
 export interface TableInfo {

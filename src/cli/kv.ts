@@ -17,7 +17,7 @@
  */
 import {
   EXIT,
-  Out,
+  type Out,
   UsageError,
   formatValue,
   openDB,

@@ -7,12 +7,13 @@
  * @module
  */
 import * as path from 'node:path';
-import { EXIT, Out, fs, openDB, tableBytes, toJson } from './common.js';
+import type { DBStats } from '../db/index.js';
+import { EXIT, type Out, fs, openDB, tableBytes, toJson } from './common.js';
 
 /** `sediment stats`. */
 export async function statsCommand(dir: string, out: Out): Promise<number> {
   const { db } = await openDB(dir, {}, { readOnly: true });
-  let s;
+  let s: DBStats;
   try {
     s = db.stats();
   } finally {

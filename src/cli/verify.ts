@@ -54,7 +54,7 @@ import { checkFrame, checkSegmentHeader, mayBeFrame } from '../wal/frame.js';
 import { decodeRecord, loadZstd } from '../wal/record.js';
 import { SegmentScanner } from '../wal/scanner.js';
 import { STATE_FILE_NAME, STATE_TMP_FILE_NAME, decodeSlot, expectedRanges, inHole, readStateFile, type LoadedState, type SegmentState } from '../wal/segment-state.js';
-import { CliError, EXIT, Out, fs, progressBar, toJson, type Progress } from './common.js';
+import { CliError, EXIT, type Out, fs, progressBar, toJson, type Progress } from './common.js';
 
 /** One thing verify found. */
 export interface Finding {

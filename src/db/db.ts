@@ -35,7 +35,7 @@ import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { copyBytes } from '../util/bytes.js';
-import { FrozenMemtable, Memtable } from '../memtable/memtable.js';
+import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { FRAME_HEADER_SIZE } from '../wal/format.js';
@@ -269,7 +269,7 @@ export class DB<K = string, V = unknown> {
    * a table's metadata or the WAL is damaged (see the WAL's recovery modes), `InvalidConfigError`
    * for a bad option.
    */
-  static open<const O extends DBOptions = {}>(dir: string, options?: O & NoExtraKeys<O, DBOptions>): Promise<DB<KeyOf<O>, ValueOf<O>>>;
+  static open<const O extends DBOptions = DBOptions>(dir: string, options?: O & NoExtraKeys<O, DBOptions>): Promise<DB<KeyOf<O>, ValueOf<O>>>;
   /** With the key and value types given explicitly: `DB.open<string, Order>(dir)`. */
   static open<K, V = unknown>(dir: string, options?: DBOptions): Promise<DB<K, V>>;
   static async open(dir: string, options?: DBOptions): Promise<DB<unknown, unknown>> {
@@ -557,9 +557,18 @@ export class DB<K = string, V = unknown> {
   #until(ready: () => boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const check = (): void => {
-        if (ready()) return resolve();
-        if (this.#bgError) return reject(this.#bgError);
-        if (this.#status === 'closed') return reject(new ClosedError('the database'));
+        if (ready()) {
+          resolve();
+          return;
+        }
+        if (this.#bgError) {
+          reject(this.#bgError);
+          return;
+        }
+        if (this.#status === 'closed') {
+          reject(new ClosedError('the database'));
+          return;
+        }
         this.#waiters.push(check);
       };
       check();

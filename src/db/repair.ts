@@ -310,7 +310,7 @@ class Repair {
     const manifests = names.map(parseManifestFileName).filter((n): n is number => n !== undefined);
     this.#nextFileNumber = Math.max(1, ...tables.map((n) => n + 1));
 
-    let current: Awaited<ReturnType<typeof readCurrentManifest>> = undefined;
+    let current: Awaited<ReturnType<typeof readCurrentManifest>>;
     let manifestError: string | undefined;
     try {
       current = await readCurrentManifest(fs, dir);

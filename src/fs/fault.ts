@@ -289,7 +289,7 @@ export function crashAtMutatingOp(k: number, onCrash: (op: FsOp) => void): Injec
  */
 export function combine(...injectors: Injector[]): Injector {
   return (op) => {
-    let decided: Fault = undefined;
+    let decided: Fault;
     for (const injector of injectors) {
       const fault = injector(op);
       decided ??= fault;

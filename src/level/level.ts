@@ -198,6 +198,7 @@ interface PrivateClearOptions extends PrivateRangeOptions {
  * keyEncoding: 'binary', valueEncoding: 'binary' })` reads it (after `db.close()`), and a DB
  * made with other encodings does not open here (`InvalidConfigError` as the open's cause).
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below only adds typed overloads (sync, ttlMs) to put/del/batch inherited from AbstractLevel; redeclaring them in the class would need implementations that override abstract-level's
 export class SedimentLevel<KDefault = string, VDefault = string> extends AbstractLevel<Buffer | Uint8Array, KDefault, VDefault> {
   readonly #location: string;
   readonly #options: SedimentOptions;

@@ -137,7 +137,9 @@ export class Family {
             const values = def.read(m.sample());
             const key = `${name}\0${m.key}`;
             const before = levels.get(key) ?? 0;
-            values.forEach((v, l) => this.set({ ...m.labels, level: String(l) }, v));
+            values.forEach((v, l) => {
+              this.set({ ...m.labels, level: String(l) }, v);
+            });
             for (let l = values.length; l < before; l++) this.remove({ ...m.labels, level: String(l) });
             levels.set(key, values.length);
           }
@@ -181,7 +183,10 @@ const families = new WeakMap<AnyRegistry, Map<string, Family>>();
  */
 export function join(registry: AnyRegistry, prefix: string, labelNames: readonly string[], member: Member): Family {
   let byPrefix = families.get(registry);
-  if (byPrefix === undefined) families.set(registry, (byPrefix = new Map()));
+  if (byPrefix === undefined) {
+    byPrefix = new Map<string, Family>();
+    families.set(registry, byPrefix);
+  }
   let family = byPrefix.get(prefix);
   if (family !== undefined && (family.members.size === 0 || !family.isRegistered())) {
     byPrefix.delete(prefix); // emptied, or the registry was cleared: start afresh

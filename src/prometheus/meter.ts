@@ -214,7 +214,8 @@ export class PrometheusMeter implements DBMeter {
       blockCacheBytes: 0,
     };
     for (const [source, entry] of this.#sources) {
-      const s = (entry.last = readOr(source, entry.last));
+      const s = readOr(source, entry.last);
+      entry.last = s;
       total.walSegments += s.walSegments;
       total.memtableBytes += s.memtableBytes;
       total.frozenMemtables += s.frozenMemtables;
@@ -293,5 +294,7 @@ function read(stats: DBStats | WalStats): Sample {
 }
 
 function addInto(into: number[], values: readonly number[]): void {
-  values.forEach((v, i) => (into[i] = (into[i] ?? 0) + v));
+  values.forEach((v, i) => {
+    into[i] = (into[i] ?? 0) + v;
+  });
 }

@@ -40,7 +40,7 @@ export class BlockBuilder {
   compareWithLast(key: Uint8Array): number {
     const last = this.#last;
     const len = this.#lastLength;
-    const n = len < key.length ? len : key.length;
+    const n = Math.min(len, key.length);
     for (let i = 0; i < n; i++) {
       const d = key[i]! - last[i]!;
       if (d !== 0) return d;

@@ -34,7 +34,7 @@ function ensureScratch(n: number, keep: number): Uint8Array {
 /** Compares `data[start..end)` with `key`, bytewise. */
 function compareSlice(data: Uint8Array, start: number, end: number, key: Uint8Array): number {
   const len = end - start;
-  const n = len < key.length ? len : key.length;
+  const n = Math.min(len, key.length);
   for (let i = 0; i < n; i++) {
     const d = data[start + i]! - key[i]!;
     if (d !== 0) return d;

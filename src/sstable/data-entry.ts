@@ -66,6 +66,8 @@ export function findEntry(block: Block, key: Uint8Array): Entry | undefined {
 /** Every entry of a data block, in key order. */
 export function decodeEntries(block: Block): Entry[] {
   const entries: Entry[] = [];
-  block.forEach((key, start, end) => entries.push(decodeEntry(block, key, start, end)));
+  block.forEach((key, start, end) => {
+    entries.push(decodeEntry(block, key, start, end));
+  });
   return entries;
 }

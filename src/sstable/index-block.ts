@@ -108,7 +108,7 @@ export class TableIndex {
       // Compare separator `mid` with `key`, in place.
       const s = starts[mid]!;
       const slen = starts[mid + 1]! - s;
-      const n = slen < klen ? slen : klen;
+      const n = Math.min(slen, klen);
       let c = 0;
       for (let i = 0; i < n && c === 0; i++) c = keys[s + i]! - key[i]!;
       if (c === 0) c = slen - klen;

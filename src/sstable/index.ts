@@ -9,7 +9,7 @@ export type { CursorOptions, Entry, EntryCursor, EntryKind } from '../entry.js';
 export { BlockCache, type BlockCacheStats } from './block-cache.js';
 export { type TableCompression, FORMAT_VERSION, MAX_BLOCK_SIZE, TABLE_MAGIC } from './format.js';
 export { TableCursor } from './iterator.js';
-export { type TableProperties } from './properties.js';
+export type { TableProperties } from './properties.js';
 export {
   TableReader,
   type TableIteratorOptions,

@@ -28,7 +28,7 @@ import { Block } from './block.js';
 import { BloomFilter } from './bloom.js';
 import { corrupt } from './coding.js';
 import { decodeEntries } from './data-entry.js';
-import { decodeFooter } from './footer.js';
+import { type Footer, decodeFooter } from './footer.js';
 import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './format.js';
 import { TableIndex } from './index-block.js';
 import { type TableProperties, decodeProperties } from './properties.js';
@@ -130,7 +130,7 @@ export class TableInspector {
       if ((await readAt(handle, footerBytes, fileSize - FOOTER_SIZE)) !== FOOTER_SIZE) {
         return broken(corrupt('file shrank while reading the footer', { file: path, offset: fileSize - FOOTER_SIZE }));
       }
-      let footer;
+      let footer: Footer;
       try {
         footer = decodeFooter(footerBytes, fileSize, path);
       } catch (err) {

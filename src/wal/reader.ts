@@ -62,8 +62,7 @@ export async function* readLog(src: ReaderSource, from: Position): AsyncGenerato
     }
     const reader = new SegmentReader(src, handle, segmentId, start);
     try {
-      let entries: LogEntry[] | undefined;
-      while ((entries = await reader.read()) !== undefined) {
+      for (let entries = await reader.read(); entries !== undefined; entries = await reader.read()) {
         for (let i = 0; i < entries.length; i++) yield entries[i]!;
       }
     } finally {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DB } from '../../src/db/index.js';
 import { fixtureScope } from '../support/child.js';
-import { MAIN, OPTIONS, ROOT, command, filesIn, jsonLines, key, makeDb, sediment, snapshot, useBuiltCli } from './helpers.js';
+import { OPTIONS, ROOT, command, filesIn, jsonLines, key, makeDb, sediment, snapshot, useBuiltCli } from './helpers.js';
 
 const scope = fixtureScope('sediment-cli-');
 useBuiltCli();

@@ -109,7 +109,8 @@ describe('bad input', () => {
     ['an invalid Date', () => new Date(NaN)],
     ['a circular object', circularObject],
     ['a circular array', circularArray],
-    ['an array with a hole', () => [1, , 3]], // a sparse array: the hole is not undefined
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the value under test (a hole is not undefined)
+    ['an array with a hole', () => [1, , 3]],
     ['an object with an undefined property', () => ({ a: 1, b: undefined })],
     ['a nested Map', () => ({ a: [{ b: new Map() }] })],
     ['a nested function', () => [1, { f: () => 2 }]],

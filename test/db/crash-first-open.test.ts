@@ -94,7 +94,7 @@ function prefixProblems(got: [string, string][], baseKeys: Map<string, string>, 
   }
   const j = wrote.length;
   for (let i = 0; i < j; i++) {
-    if (wrote[i]![0] !== key(i) || wrote[i]![1] !== valueOf(i)) {
+    if (wrote[i]![0] !== key(i) || wrote[i]![1] !== valueFor(i)) {
       problems.push(`write ${i} wrong: ${JSON.stringify(wrote[i]).slice(0, 80)}`);
       break;
     }
@@ -104,7 +104,7 @@ function prefixProblems(got: [string, string][], baseKeys: Map<string, string>, 
   return problems;
 }
 
-const valueOf = (i: number): string => `v${i}-`.padEnd(40 + (i % 7) * 25, String.fromCharCode(97 + (i % 26)));
+const valueFor = (i: number): string => `v${i}-`.padEnd(40 + (i % 7) * 25, String.fromCharCode(97 + (i % 26)));
 
 /** Opens `image`, checks the state, and that a synced write survives another power loss. */
 async function checkOpens(image: MemFileSystem, options: DBOptions, baseKeys: Map<string, string>, snap: { issued: number; durable: number }): Promise<string[]> {
@@ -138,7 +138,7 @@ const SMALL: DBOptions = { memtableSize: 2048, walSegmentSize: 4096, tableFileSi
 async function writes(db: DB<string, string>, log: Log, from: number, n: number): Promise<void> {
   for (let i = from; i < from + n; i++) {
     log.issued = i + 1;
-    await db.put(key(i), valueOf(i), { sync: true });
+    await db.put(key(i), valueFor(i), { sync: true });
     log.durable = i + 1;
   }
 }

@@ -91,12 +91,6 @@ const WRITES = workloadWrites(200);
 /** Rendered model state after each prefix of the workload's writes (no TTLs: time-independent). */
 const STATES = prefixStates(new Map(), WRITES.map((w) => ({ ops: w.ops, now: T0 })), T0);
 
-interface RunOutcome {
-  completed: boolean;
-  mutatingOps: number;
-  error: unknown;
-}
-
 /**
  * Runs the workload on `fs`, tracking writes in `log`. Stops at the first failure (after a crash
  * every operation fails); never hangs (each step is bounded).

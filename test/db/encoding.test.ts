@@ -331,7 +331,7 @@ describe('through the DB', () => {
     expect(err?.code).toBe('DECODE');
     expect(err?.encoding).toBe('msgpack');
     expect(Buffer.from(err!.key).toString()).toBe('k');
-    expect((err?.cause as Error).message).toMatch(/end of buffer not reached/);
+    expect((err!.cause as Error).message).toMatch(/end of buffer not reached/);
     await db.close();
   });
 });

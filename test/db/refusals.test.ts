@@ -20,21 +20,6 @@ function footprint(db: DB<unknown, unknown>): string {
   return JSON.stringify({ wal: s.wal.records, bytes: s.wal.bytes, pending: s.wal.pendingAppends, seq: s.lastSequence, mem: s.memtable, user: s.userBytes });
 }
 
-/** The directory's files and their bytes. */
-async function snapshot(mem: MemFileSystem): Promise<string> {
-  const out: string[] = [];
-  for (const f of mem.listFiles().sort()) {
-    if (f.endsWith('.sock')) continue;
-    const h = await mem.open(f, 'read');
-    const size = await h.size();
-    const buf = Buffer.alloc(size);
-    await h.read(buf, 0, size, 0);
-    await h.close();
-    out.push(`${f}:${buf.toString('hex')}`);
-  }
-  return out.join('\n');
-}
-
 // Meant as "never expire", or just too far: each puts the expiry past 2^53 - 1 ms.
 const HUGE_TTLS = [Number.MAX_SAFE_INTEGER, 2 ** 60, 1e300, 2 ** 64 + 86_400_000, Number.MAX_SAFE_INTEGER - T0 + 1];
 

@@ -52,7 +52,7 @@ const OPTS = {
 const QDIR = `${DIR}/quarantine`;
 const key = (i: number): string => `key-${String(i).padStart(5, '0')}`;
 
-function valueOf(rand: () => number, i: number, gen: number): string {
+function valueFor(rand: () => number, i: number, gen: number): string {
   let s = `g${gen}-${i}-`;
   const n = 20 + Math.floor(rand() * 40);
   while (s.length < n) s += Math.floor(rand() * 36).toString(36);
@@ -76,7 +76,7 @@ async function build(n: number, seed = 1): Promise<{ mem: MemFileSystem; model: 
   const model: Model = new Map();
   const db = await open(mem);
   const entries: [string, string][] = [];
-  for (let i = 0; i < n; i++) entries.push([key(i), valueOf(rand, i, 0)]);
+  for (let i = 0; i < n; i++) entries.push([key(i), valueFor(rand, i, 0)]);
   await putAll(db, entries);
   for (const [k, v] of entries) model.set(k, v);
   await db.compact();
@@ -263,7 +263,7 @@ describe('repairDB: a damaged data block', () => {
     const ops: [string, string | undefined][] = [];
     for (let i = 0; i < 2000; i++) {
       if (i % 7 === 0) ops.push([key(i), undefined]);
-      else if (i % 3 === 0) ops.push([key(i), valueOf(rand, i, 1)]);
+      else if (i % 3 === 0) ops.push([key(i), valueFor(rand, i, 1)]);
     }
     for (const [k, v] of ops) {
       older.set(k, new Set([model.get(k)!]));
@@ -459,7 +459,7 @@ describe('repairDB: on the real disk', () => {
       const rand = seeded(50);
       const model: Model = new Map();
       const entries: [string, string][] = [];
-      for (let i = 0; i < 2000; i++) entries.push([key(i), valueOf(rand, i, 0)]);
+      for (let i = 0; i < 2000; i++) entries.push([key(i), valueFor(rand, i, 0)]);
       await putAll(db, entries);
       for (const [k, v] of entries) model.set(k, v);
       await db.compact();
@@ -511,7 +511,7 @@ describe('repairDB: a damaged or missing manifest', () => {
         await db.delete(k);
         model.delete(k);
       } else {
-        const v = valueOf(rand, i, gen);
+        const v = valueFor(rand, i, gen);
         await db.put(k, v);
         model.set(k, v);
       }

@@ -49,7 +49,7 @@ import {
   SINGLE_KEYS,
   singleKey,
   slotKey,
-  valueOf,
+  valueFor,
   writerOptions,
   type WriterArgs,
 } from '../fixtures/db-writer.js';
@@ -260,13 +260,13 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
       const got = await check(key);
       let now: Val;
       if (got === undefined) {
-        if (!absent(m.state) && !(m.pending && m.pending.del)) {
+        if (!absent(m.state) && !m.pending?.del) {
           fail(`${key} is missing: its last acknowledged write is ${describeVal(m.state)}${m.pending ? `, in flight ${describeVal(m.pending)}` : ''}`);
         }
         now = absent(m.state) ? m.state : m.pending!;
       } else {
         const op = opOfValue(key, got);
-        if (op < 0 || got !== valueOf(key, op)) fail(`${key} holds bytes no write produced: ${got.slice(0, 60)}...`);
+        if (op < 0 || got !== valueFor(key, op)) fail(`${key} holds bytes no write produced: ${got.slice(0, 60)}...`);
         const ok = (v: Val | undefined): boolean => !!v && !v.del && v.op === op;
         if (!ok(m.state) && !ok(m.pending)) {
           fail(`${key} holds op ${op}; expected ${describeVal(m.state)}${m.pending ? ` or, in flight, ${describeVal(m.pending)}` : ''}${m.state?.del ? ' (a deleted key came back)' : ''}`);
@@ -292,7 +292,7 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
         now = null;
       } else {
         const op = vals[0] === undefined ? -1 : opOfValue(slotKey(g, 0), vals[0]);
-        const whole = vals.every((v, j) => v === (batchPuts(op, j) ? valueOf(slotKey(g, j), op) : undefined));
+        const whole = vals.every((v, j) => v === (batchPuts(op, j) ? valueFor(slotKey(g, j), op) : undefined));
         if (!whole) {
           fail(`group ${g} shows a partial or mixed batch: slots hold ${vals.map((v, j) => (v === undefined ? '-' : opOfValue(slotKey(g, j), v))).join(',')}`);
         }

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemFileSystem } from '../../src/fs/mem.js';
-import { DB, Snapshot } from '../../src/db/index.js';
+import type { DB, Snapshot } from '../../src/db/index.js';
 import { ClosedError } from '../../src/errors.js';
 import { TINY, compareUtf8, diskProblems, openOn, seeded, settle, tableFiles } from './helpers/harness.js';
 

@@ -131,7 +131,7 @@ describe.each(subjects)('FileSystem conformance: $name', ({ make }) => {
   it('lists, stats and makes directories', async () => {
     await fs.mkdir(p('a', 'b'));
     await fs.mkdir(p('a', 'b'));
-    await fs.mkdir(p('a') + '/');
+    await fs.mkdir(`${p('a')}/`);
     await put(p('a', 'f'), 'hello');
     expect((await fs.readdir(p('a'))).sort()).toEqual(['b', 'f']);
     expect(await fs.readdir(p('a', 'b'))).toEqual([]);

@@ -170,7 +170,9 @@ function applyToModel(content: number[], op: DataOp): number[] {
   if (op.kind === 'write' && op.data.length > 0) {
     const out = content.slice();
     while (out.length < op.position) out.push(0);
-    op.data.forEach((b, i) => (out[op.position + i] = b));
+    op.data.forEach((b, i) => {
+      out[op.position + i] = b;
+    });
     return out;
   }
   return content;

@@ -58,7 +58,9 @@ describe('Memtable', () => {
   it('orders keys bytewise, strings by their UTF-8 bytes', () => {
     const m = new Memtable();
     const keys = [[0xff, 0x00], [0x80], [0x7f], [], [0x00], [0x00, 0x00], [0x7f, 0xff]].map((a) => Uint8Array.from(a));
-    keys.forEach((key, i) => m.put({ key, seq: i, kind: 'put', value: new Uint8Array(0) }));
+    keys.forEach((key, i) => {
+      m.put({ key, seq: i, kind: 'put', value: new Uint8Array(0) });
+    });
     const sorted = [...keys].sort(compareKeys).map(hex);
     expect([...m.freeze()].map((e) => hex(e.key))).toEqual(sorted);
     expect(sorted).toEqual(['', '00', '0000', '7f', '7fff', '80', 'ff00']);

@@ -60,7 +60,9 @@ describe('block format', () => {
       for (const [k, v] of pairs) b.add(k, EMPTY, 0, v);
       const block = new Block(new Uint8Array(b.finish()), where);
       const seen: [string, string][] = [];
-      block.forEach((k, s, e) => seen.push([hex(k), hex(block.data.subarray(s, e))]));
+      block.forEach((k, s, e) => {
+        seen.push([hex(k), hex(block.data.subarray(s, e))]);
+      });
       expect(seen).toEqual(pairs.map(([k, v]) => [hex(k), hex(v)]));
       for (const [k, v] of pairs) {
         const span = block.find(k);
@@ -92,13 +94,15 @@ describe('block format', () => {
     const bad = (data: Uint8Array, probe = bytes('a')) => () => {
       const block = new Block(data, where);
       block.find(probe);
-      block.forEach(() => undefined);
+      block.forEach(() => {});
       decodeEntries(block);
     };
     const withRestarts = (entries: number[], restarts: number[]): Uint8Array => {
       const out = new Uint8Array(entries.length + 4 * restarts.length + 4);
       out.set(entries);
-      restarts.forEach((r, i) => putU32(out, entries.length + 4 * i, r));
+      restarts.forEach((r, i) => {
+        putU32(out, entries.length + 4 * i, r);
+      });
       putU32(out, entries.length + 4 * restarts.length, restarts.length);
       return out;
     };
@@ -154,7 +158,10 @@ describe('block trailer', () => {
     expect(s.length).toBeLessThan(compressible.length / 4);
     expect(Buffer.from(unsealBlock(s, where)).equals(compressible)).toBe(true);
     let x = 12345;
-    const random = Uint8Array.from({ length: 4096 }, () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24);
+    const random = Uint8Array.from({ length: 4096 }, () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x >>> 24;
+    });
     const r = seal(random, 'lz4');
     expect(r[r.length - 5]).toBe(BlockType.NONE);
     expect(seal(compressible, 'none').length).toBe(compressible.length + 5);

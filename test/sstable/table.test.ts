@@ -24,12 +24,12 @@ import {
 
 const key = (i: number): Buffer => bytes(`key${String(i).padStart(8, '0')}`);
 
-function numbered(n: number, valueOf = (i: number) => bytes(`value-${i}-`.repeat(1 + (i % 5)))): Entry[] {
+function numbered(n: number, valueFor = (i: number) => bytes(`value-${i}-`.repeat(1 + (i % 5)))): Entry[] {
   return Array.from({ length: n }, (_, i) => ({
     key: key(i),
     seq: i + 1,
     kind: i % 11 === 5 ? ('delete' as const) : ('put' as const),
-    value: i % 11 === 5 ? new Uint8Array(0) : valueOf(i),
+    value: i % 11 === 5 ? new Uint8Array(0) : valueFor(i),
     expiresAt: i % 13 === 0 ? 1_700_000_000_000 + i : undefined,
   }));
 }
@@ -403,7 +403,9 @@ describe('keys sort bytewise across the memtable and the table', () => {
       Uint8Array.from(a),
     );
     const m = new Memtable();
-    keys.forEach((k, i) => m.put({ key: k, seq: i, kind: 'put', value: k }));
+    keys.forEach((k, i) => {
+      m.put({ key: k, seq: i, kind: 'put', value: k });
+    });
     const file = nextPath();
     await writeTable(fs, file, m.freeze(), { blockSize: 64, restartInterval: 2 });
     const reader = await TableReader.open(fs, file);

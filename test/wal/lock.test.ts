@@ -116,8 +116,7 @@ function runHolder(dir: string, mode: 'try' | 'hold', netns = false): Child {
   );
   child.stdout!.setEncoding('utf8').on('data', (s: string) => {
     out += s;
-    let i: number;
-    while ((i = out.indexOf('\n')) >= 0) {
+    for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
       const line = out.slice(0, i);
       out = out.slice(i + 1);
       const w = waiting.shift();

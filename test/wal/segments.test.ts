@@ -327,7 +327,9 @@ describe('the state file', () => {
     expect(await wal.deleteSegmentsBefore(entries.find((e) => e.position.segmentId === 2)!.position)).toBe(2);
     await wal.close();
     // Put the deleted files back, as a crash between recording the floor and unlinking leaves them.
-    saved.forEach((b, id) => fs.writeFileSync(seg(dir, id), b));
+    saved.forEach((b, id) => {
+      fs.writeFileSync(seg(dir, id), b);
+    });
     const { recovery, entries: got } = await openAndRead(dir);
     expect(recovery.corruptionDetected).toBe(false);
     expect(recovery.missingSegments).toEqual([]);

@@ -27,7 +27,7 @@ import { describe, expect, it } from 'vitest';
 import { comparePositions, Wal, type FsyncPolicy, type Position, type RecoveryInfo } from '../../src/wal/index.js';
 // Type only: importing the fixture's values would run it.
 import type { WriterArgs } from '../fixtures/wal-writer.js';
-import { keyOf, prng, seqOfKey, unitLength, valueOf } from '../fixtures/wal-workload.js';
+import { keyOf, prng, seqOfKey, unitLength, valueFor } from '../fixtures/wal-workload.js';
 import { copyStore, fixtureScope, readText as readLog, spawnFixture, type Child } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -110,7 +110,7 @@ async function verify(dir: string, logs: string[], maxSegmentSize: number): Prom
       }
       const got = seqOfKey(record.key);
       if (got !== seq) expect.fail(`record #${seq} at ${JSON.stringify(position)} has key of seq ${got}: a gap, a duplicate or a foreign record`);
-      if (!Buffer.from(record.value).equals(valueOf(seq, unitStart, unitLen))) expect.fail(`record #${seq} has wrong value bytes`);
+      if (!Buffer.from(record.value).equals(valueFor(seq, unitStart, unitLen))) expect.fail(`record #${seq} has wrong value bytes`);
       if (!Buffer.from(record.key).equals(keyOf(seq))) expect.fail(`record #${seq} has wrong key bytes`);
       expect(record.tombstone).toBe(false);
       if (prev && comparePositions(prev, position) >= 0) expect.fail(`positions out of order at #${seq}`);

@@ -17,7 +17,6 @@ import type { FileSystem } from '../../src/fs/types.js';
 import { IoError, type WalOptions } from '../../src/wal/index.js';
 import { STATE_FILE_NAME } from '../../src/wal/segment-state.js';
 import {
-  DIR,
   ProcessFs,
   Record,
   Tracker,

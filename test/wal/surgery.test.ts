@@ -131,7 +131,7 @@ function snapshot(dir: string): { [rel: string]: string } {
     for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
       const r = path.join(rel, ent.name);
       if (ent.isDirectory()) {
-        out[r + '/'] = 'dir';
+        out[`${r}/`] = 'dir';
         walk(path.join(d, ent.name), r);
       } else {
         out[r] = createHash('sha256').update(fs.readFileSync(path.join(d, ent.name))).digest('hex');

@@ -10,7 +10,7 @@ import { DB, type BatchOperation, type IteratorOptions } from '../../../src/db/i
 import type { DBOptions } from '../../../src/db/options.js';
 import { parseManifestFileName, readCurrentManifest } from '../../../src/db/manifest.js';
 import { parseTableFileName, tableFileName } from '../../../src/db/compaction.js';
-import { MemFileSystem } from '../../../src/fs/mem.js';
+import type { MemFileSystem } from '../../../src/fs/mem.js';
 
 export const DIR = '/db';
 
