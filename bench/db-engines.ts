@@ -135,7 +135,11 @@ async function openClassic(dir: string): Promise<Engine> {
 }
 
 async function openLmdbEngine(dir: string): Promise<Engine> {
-  const db: RootDatabase<Buffer, Buffer> = openLmdb<Buffer, Buffer>({ path: path.join(dir, 'lmdb'), encoding: 'binary', keyEncoding: 'binary' });
+  const db: RootDatabase<Buffer, Buffer> = openLmdb<Buffer, Buffer>({
+    path: path.join(dir, 'lmdb'),
+    encoding: 'binary',
+    keyEncoding: 'binary',
+  });
   return {
     name: 'lmdb',
     put: (k, v) => db.put(k, v),
@@ -157,7 +161,13 @@ async function openLmdbEngine(dir: string): Promise<Engine> {
     },
     close: () => db.close(),
     describe() {
-      const s = db.getStats() as { treeDepth?: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number; entryCount?: number };
+      const s = db.getStats() as {
+        treeDepth?: number;
+        treeBranchPageCount?: number;
+        treeLeafPageCount?: number;
+        overflowPages?: number;
+        entryCount?: number;
+      };
       return `B+tree depth ${s.treeDepth}, ${s.treeBranchPageCount} branch + ${s.treeLeafPageCount} leaf pages, ${s.overflowPages ?? 0} overflow, ${s.entryCount} entries`;
     },
   };

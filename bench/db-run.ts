@@ -256,7 +256,11 @@ export function readIo(): IoCounters | undefined {
 
 export function ioDelta(a: IoCounters | undefined, b: IoCounters | undefined): IoCounters | undefined {
   if (!a || !b) return undefined;
-  return { wchar: b.wchar - a.wchar, writeBytes: b.writeBytes - a.writeBytes, cancelledWriteBytes: b.cancelledWriteBytes - a.cancelledWriteBytes };
+  return {
+    wchar: b.wchar - a.wchar,
+    writeBytes: b.writeBytes - a.writeBytes,
+    cancelledWriteBytes: b.cancelledWriteBytes - a.cancelledWriteBytes,
+  };
 }
 
 export interface DiskUsage {

@@ -38,7 +38,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng } from './lib.js';
-import { ENGINE_NAMES, ENGINE_SETTINGS, SEDIMENT_SOURCE, compactionNeeded, openEngine, type BulkOp, type Engine, type EngineName, type SedimentEngine } from './db-engines.js';
+import {
+  ENGINE_NAMES,
+  ENGINE_SETTINGS,
+  SEDIMENT_SOURCE,
+  compactionNeeded,
+  openEngine,
+  type BulkOp,
+  type Engine,
+  type EngineName,
+  type SedimentEngine,
+} from './db-engines.js';
 import {
   BackgroundTracker,
   diskUsage,
@@ -85,17 +95,28 @@ const FAMILIES = ['seq', 'random', 'fillrandom-1', 'fillsync-1', 'fillsync-16'] 
 type Family = (typeof FAMILIES)[number];
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { n: 1_000_000, engines: [...ENGINE_NAMES], only: undefined, json: undefined, inflight: 64, capMs: 3000, writeCapMs: 15000, syncMs: 2500 };
+  const a: Args = {
+    n: 1_000_000,
+    engines: [...ENGINE_NAMES],
+    only: undefined,
+    json: undefined,
+    inflight: 64,
+    capMs: 3000,
+    writeCapMs: 15000,
+    syncMs: 2500,
+  };
   for (const arg of argv) {
     const [k, v] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     if (k === '--n' && v) a.n = count(v);
-    else if (k === '--engines' && v) a.engines = v.split(',').map((e) => {
-      if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new Error(`unknown engine ${e}`);
-      return e as EngineName;
-    });
+    else if (k === '--engines' && v)
+      a.engines = v.split(',').map((e) => {
+        if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new Error(`unknown engine ${e}`);
+        return e as EngineName;
+      });
     else if (k === '--only' && v) a.only = new Set(v.split(','));
     else if (k === '--json') a.json = v ?? 'db-bench.json';
-    else if (k === '--src') continue; // read by db-engines.ts
+    else if (k === '--src')
+      continue; // read by db-engines.ts
     else if (k === '--inflight' && v) a.inflight = count(v);
     else if (k === '--cap-ms' && v) a.capMs = count(v);
     else if (k === '--sync-ms' && v) a.syncMs = count(v);
@@ -120,7 +141,6 @@ const VALUE = 100;
 const ENTRY = KEY + VALUE;
 
 // --- data ------------------------------------------------------------------------------------
-
 
 function permutation(n: number, seed: number): Uint32Array {
   const r = rng(seed);
@@ -296,7 +316,9 @@ async function phase(ctx: { family: Family; engine: Engine }, p: PhaseSpec): Pro
   let untimedOps = 0;
   if (p.item && run.ops < p.total) {
     untimedOps = p.total - run.ops;
-    progress(`${ctx.family}: ${engine.name} ${p.workload}: timed part ended after ${fmtInt(run.ops)} ops; writing the other ${fmtInt(untimedOps)} untimed`);
+    progress(
+      `${ctx.family}: ${engine.name} ${p.workload}: timed part ended after ${fmtInt(run.ops)} ops; writing the other ${fmtInt(untimedOps)} untimed`,
+    );
     const tu = now();
     for (let at = run.ops; at < p.total; at += COMPLETE_BATCH) {
       const ops: BulkOp[] = [];
@@ -315,7 +337,16 @@ async function phase(ctx: { family: Family; engine: Engine }, p: PhaseSpec): Pro
     const after = sed.stats();
     const c = tracker.split(run.lat, run.ends, 'compaction');
     const f = tracker.split(run.lat, run.ends, 'flush');
-    type Counter = 'compactions' | 'flushes' | 'writeStalls' | 'writeStallMs' | 'writeSlowdowns' | 'userBytes' | 'flushBytes' | 'compactionBytesRead' | 'compactionBytesWritten';
+    type Counter =
+      | 'compactions'
+      | 'flushes'
+      | 'writeStalls'
+      | 'writeStallMs'
+      | 'writeSlowdowns'
+      | 'userBytes'
+      | 'flushBytes'
+      | 'compactionBytesRead'
+      | 'compactionBytesWritten';
     /** Whole phase, settle included: for write amplification. */
     const d = (k: Counter): number => after[k] - before[k];
     /** Timed part only: what the measured puts went through. */
@@ -420,7 +451,10 @@ async function verify(engine: Engine, what: string, keys: Buffer[], expect: (i: 
     const got = await engine.get(keys[i]!);
     const want = expect(i);
     const ok = want === undefined ? got === undefined : got !== undefined && Buffer.compare(got, want) === 0;
-    if (!ok) throw new Error(`${engine.name}: ${what}: key ${keys[i]!.toString('latin1')} read ${got === undefined ? 'nothing' : `${got.length} bytes`}, expected ${want === undefined ? 'nothing' : 'its value'}`);
+    if (!ok)
+      throw new Error(
+        `${engine.name}: ${what}: key ${keys[i]!.toString('latin1')} read ${got === undefined ? 'nothing' : `${got.length} bytes`}, expected ${want === undefined ? 'nothing' : 'its value'}`,
+      );
   }
 }
 
@@ -454,10 +488,12 @@ async function withEngine(family: Family, name: EngineName, fn: (e: Engine, dir:
   }
 }
 
-const fillItem = (perm: Uint32Array | undefined, g: number) => (i: number): BulkOp => {
-  const j = perm ? perm[i]! : i;
-  return [key(j), value(j, g)];
-};
+const fillItem =
+  (perm: Uint32Array | undefined, g: number) =>
+  (i: number): BulkOp => {
+    const j = perm ? perm[i]! : i;
+    return [key(j), value(j, g)];
+  };
 const fill = (e: Engine, perm: Uint32Array | undefined, g: number) => (i: number) => {
   const j = perm ? perm[i]! : i;
   return e.put(key(j), value(j, g));
@@ -466,7 +502,17 @@ const fill = (e: Engine, perm: Uint32Array | undefined, g: number) => (i: number
 async function familySeq(name: EngineName): Promise<void> {
   await withEngine('seq', name, async (e, dir) => {
     const ctx = { family: 'seq' as const, engine: e };
-    await phase(ctx, { workload: 'fillseq', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, undefined, 0), kind: 'write', item: fillItem(undefined, 0) });
+    await phase(ctx, {
+      workload: 'fillseq',
+      mode: inflight,
+      total: N,
+      concurrency: W,
+      maxMs: args.writeCapMs,
+      bytesPerOp: ENTRY,
+      op: fill(e, undefined, 0),
+      kind: 'write',
+      item: fillItem(undefined, 0),
+    });
     await verify(e, 'after fillseq', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 0));
     recordSize('fillseq', e, dir, N);
   });
@@ -475,15 +521,44 @@ async function familySeq(name: EngineName): Promise<void> {
 async function familyRandom(name: EngineName): Promise<void> {
   await withEngine('random', name, async (e, dir) => {
     const ctx = { family: 'random' as const, engine: e };
-    await phase(ctx, { workload: 'fillrandom', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, permFill, 0), kind: 'write', item: fillItem(permFill, 0) });
+    await phase(ctx, {
+      workload: 'fillrandom',
+      mode: inflight,
+      total: N,
+      concurrency: W,
+      maxMs: args.writeCapMs,
+      bytesPerOp: ENTRY,
+      op: fill(e, permFill, 0),
+      kind: 'write',
+      item: fillItem(permFill, 0),
+    });
     await verify(e, 'after fillrandom', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 0));
     recordSize('fillrandom', e, dir, N);
-    await phase(ctx, { workload: 'overwrite', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: ENTRY, op: fill(e, permOverwrite, 1), kind: 'write', item: fillItem(permOverwrite, 1) });
+    await phase(ctx, {
+      workload: 'overwrite',
+      mode: inflight,
+      total: N,
+      concurrency: W,
+      maxMs: args.writeCapMs,
+      bytesPerOp: ENTRY,
+      op: fill(e, permOverwrite, 1),
+      kind: 'write',
+      item: fillItem(permOverwrite, 1),
+    });
     await verify(e, 'after overwrite', sampleIdx.map(key), (i) => value(sampleIdx[i]!, 1));
     recordSize('overwrite', e, dir, N);
     const sync = e.name === 'lmdb';
     const readMode = sync ? 'synchronous get in a loop' : inflight;
-    await phase(ctx, { workload: 'readrandom (hits)', mode: readMode, total: N, concurrency: W, maxMs: args.capMs, bytesPerOp: ENTRY, op: (i) => e.get(key(readIdx[i]!)), kind: 'read' });
+    await phase(ctx, {
+      workload: 'readrandom (hits)',
+      mode: readMode,
+      total: N,
+      concurrency: W,
+      maxMs: args.capMs,
+      bytesPerOp: ENTRY,
+      op: (i) => e.get(key(readIdx[i]!)),
+      kind: 'read',
+    });
     await phase(ctx, {
       workload: 'readrandom (hits, 1 at a time)',
       mode: sync ? 'synchronous get in a loop' : 'awaited one at a time',
@@ -494,10 +569,29 @@ async function familyRandom(name: EngineName): Promise<void> {
       op: (i) => e.get(key(readIdx[(i + 7919) % N]!)),
       kind: 'read',
     });
-    await phase(ctx, { workload: 'readrandom (misses)', mode: readMode, total: N, concurrency: W, maxMs: args.capMs, bytesPerOp: KEY, op: (i) => e.get(missKey(readIdx[i]!)), kind: 'read' });
+    await phase(ctx, {
+      workload: 'readrandom (misses)',
+      mode: readMode,
+      total: N,
+      concurrency: W,
+      maxMs: args.capMs,
+      bytesPerOp: KEY,
+      op: (i) => e.get(missKey(readIdx[i]!)),
+      kind: 'read',
+    });
     await verify(e, 'misses', sampleIdx.map(missKey), () => undefined);
     await scanPhase(ctx, N);
-    await phase(ctx, { workload: 'deleterandom', mode: inflight, total: N, concurrency: W, maxMs: args.writeCapMs, bytesPerOp: KEY, op: (i) => e.del(key(permDelete[i]!)), kind: 'write', item: (i) => [key(permDelete[i]!), undefined] });
+    await phase(ctx, {
+      workload: 'deleterandom',
+      mode: inflight,
+      total: N,
+      concurrency: W,
+      maxMs: args.writeCapMs,
+      bytesPerOp: KEY,
+      op: (i) => e.del(key(permDelete[i]!)),
+      kind: 'write',
+      item: (i) => [key(permDelete[i]!), undefined],
+    });
     await verify(e, 'after deleterandom', sampleIdx.map(key), () => undefined);
     recordSize('deleterandom', e, dir, 0);
   });
@@ -506,7 +600,16 @@ async function familyRandom(name: EngineName): Promise<void> {
 async function familyFillRandom1(name: EngineName): Promise<void> {
   await withEngine('fillrandom-1', name, async (e) => {
     const ctx = { family: 'fillrandom-1' as const, engine: e };
-    await phase(ctx, { workload: 'fillrandom (1 at a time)', mode: 'awaited one at a time', total: N, concurrency: 1, maxMs: args.capMs, bytesPerOp: ENTRY, op: fill(e, permFill, 0), kind: 'write' });
+    await phase(ctx, {
+      workload: 'fillrandom (1 at a time)',
+      mode: 'awaited one at a time',
+      total: N,
+      concurrency: 1,
+      maxMs: args.capMs,
+      bytesPerOp: ENTRY,
+      op: fill(e, permFill, 0),
+      kind: 'write',
+    });
   });
 }
 
@@ -549,8 +652,10 @@ const share = cpuShare(cpu0, cpuSample());
 
 const MBf = (b: number): string => (b / 1e6).toFixed(1);
 const us = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? fmtInt(x) : x.toFixed(1)) : '-');
-const ratio = (a: number | undefined, b: number | undefined): string => (a && b && Number.isFinite(a) && Number.isFinite(b) ? fmtX(a / b) : '-');
-const find = (workload: string, engine: EngineName): OpResult | undefined => results.find((r) => r.workload === workload && r.engine === engine);
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a && b && Number.isFinite(a) && Number.isFinite(b) ? fmtX(a / b) : '-';
+const find = (workload: string, engine: EngineName): OpResult | undefined =>
+  results.find((r) => r.workload === workload && r.engine === engine);
 
 const out: string[] = [];
 const print = (s = ''): void => {
@@ -559,20 +664,31 @@ const print = (s = ''): void => {
 
 print(`# sediment DB benchmark (${startedAt.toISOString()})`);
 print();
-print(mdTable(['', ''], [
-  ...machineInfo().filter(([k]) => !k.startsWith('load')),
-  ['sediment code under test', SEDIMENT_SOURCE],
-  ['load average at start (1/5/15 min)', loadStart],
-  ['load average at end (1/5/15 min)', loadEnd],
-  ['CPU pressure at start (PSI some)', pressureStart],
-  ['CPU pressure at end (PSI some)', pressureEnd],
-  ['CPU busy during the run (all CPUs)', share ? `${(share.busy * 100).toFixed(0)}%, of which other processes ${(share.others * 100).toFixed(0)}%` : 'unknown'],
-  ['entries (n)', `${fmtInt(N)} x (${KEY} B key + ${VALUE} B value) = ${MBf(N * ENTRY)} MB raw`],
-  ['write concurrency', `${W} in flight unless noted`],
-  ['total time', `${(totalMs / 1000).toFixed(0)} s (of which sync(1) between engines ${(syncMsTotal / 1000).toFixed(1)} s)`],
-  ['time limits', `n-entry write phases: ${(args.writeCapMs / 1000).toFixed(0)} s timed, rest untimed; reads ${(args.capMs / 1000).toFixed(1)} s (1 at a time: ${(args.capMs / 2000).toFixed(1)} s); fillrandom 1 at a time ${(args.capMs / 1000).toFixed(1)} s; fillsync ${(args.syncMs / 1000).toFixed(1)} s`],
-  ['peak RSS', `${MBf(process.resourceUsage().maxRSS * 1024)} MB`],
-]));
+print(
+  mdTable(
+    ['', ''],
+    [
+      ...machineInfo().filter(([k]) => !k.startsWith('load')),
+      ['sediment code under test', SEDIMENT_SOURCE],
+      ['load average at start (1/5/15 min)', loadStart],
+      ['load average at end (1/5/15 min)', loadEnd],
+      ['CPU pressure at start (PSI some)', pressureStart],
+      ['CPU pressure at end (PSI some)', pressureEnd],
+      [
+        'CPU busy during the run (all CPUs)',
+        share ? `${(share.busy * 100).toFixed(0)}%, of which other processes ${(share.others * 100).toFixed(0)}%` : 'unknown',
+      ],
+      ['entries (n)', `${fmtInt(N)} x (${KEY} B key + ${VALUE} B value) = ${MBf(N * ENTRY)} MB raw`],
+      ['write concurrency', `${W} in flight unless noted`],
+      ['total time', `${(totalMs / 1000).toFixed(0)} s (of which sync(1) between engines ${(syncMsTotal / 1000).toFixed(1)} s)`],
+      [
+        'time limits',
+        `n-entry write phases: ${(args.writeCapMs / 1000).toFixed(0)} s timed, rest untimed; reads ${(args.capMs / 1000).toFixed(1)} s (1 at a time: ${(args.capMs / 2000).toFixed(1)} s); fillrandom 1 at a time ${(args.capMs / 1000).toFixed(1)} s; fillsync ${(args.syncMs / 1000).toFixed(1)} s`,
+      ],
+      ['peak RSS', `${MBf(process.resourceUsage().maxRSS * 1024)} MB`],
+    ],
+  ),
+);
 const cores = os.cpus().length;
 const load1 = Number(loadStart.split(' / ')[0]);
 const waitShare = (() => {
@@ -623,7 +739,20 @@ for (const w of WORKLOADS) {
   const isWrite = rows.some((r) => r.loop);
   print(
     mdTable(
-      ['engine', 'ops', 'ops/s', 'MB/s', 'p50 us', 'p99 us', 'p99.9 us', 'max us', ...(isWrite ? ['loop lag p99/max ms'] : []), 'CPU proc / wait', 'sediment/this ops/s', 'sediment/this p99'],
+      [
+        'engine',
+        'ops',
+        'ops/s',
+        'MB/s',
+        'p50 us',
+        'p99 us',
+        'p99.9 us',
+        'max us',
+        ...(isWrite ? ['loop lag p99/max ms'] : []),
+        'CPU proc / wait',
+        'sediment/this ops/s',
+        'sediment/this p99',
+      ],
       rows.map((r) => [
         r.engine,
         fmtInt(r.ops),
@@ -648,7 +777,12 @@ print();
 const engines = args.engines;
 print(
   mdTable(
-    ['workload', ...engines.map((e) => `${e} ops/s`), ...engines.filter((e) => e !== 'sediment').map((e) => `sed/${e === 'classic-level' ? 'classic' : e}`), ...engines.map((e) => `${e === 'classic-level' ? 'classic' : e} p99 us`)],
+    [
+      'workload',
+      ...engines.map((e) => `${e} ops/s`),
+      ...engines.filter((e) => e !== 'sediment').map((e) => `sed/${e === 'classic-level' ? 'classic' : e}`),
+      ...engines.map((e) => `${e === 'classic-level' ? 'classic' : e} p99 us`),
+    ],
     WORKLOADS.map((w) => {
       const sed = find(w, 'sediment');
       return [
@@ -717,7 +851,18 @@ if (writes.length > 0) {
   print();
   print(
     mdTable(
-      ['phase', 'engine', 'untimed ops', 'user MB', 'wchar MB', 'wchar/user', 'sediment tables WA', 'flush MB', 'compaction MB r/w', 'settle s'],
+      [
+        'phase',
+        'engine',
+        'untimed ops',
+        'user MB',
+        'wchar MB',
+        'wchar/user',
+        'sediment tables WA',
+        'flush MB',
+        'compaction MB r/w',
+        'settle s',
+      ],
       writes.map((r) => [
         r.workload,
         r.engine,
@@ -733,7 +878,10 @@ if (writes.length > 0) {
     ),
   );
   const cum = sizes.filter((s) => s.engine === 'sediment' && s.sedimentWA !== undefined);
-  if (cum.length > 0) print(`\nsediment cumulative tables WA (db.stats().writeAmplification since open): ${cum.map((s) => `after ${s.after} ${fmtX(s.sedimentWA!)}`).join(', ')}.`);
+  if (cum.length > 0)
+    print(
+      `\nsediment cumulative tables WA (db.stats().writeAmplification since open): ${cum.map((s) => `after ${s.after} ${fmtX(s.sedimentWA!)}`).join(', ')}.`,
+    );
 }
 
 const sedWrites = results.filter((r) => r.sediment);
@@ -742,15 +890,30 @@ if (sedWrites.length > 0) {
   print('## sediment: put latency while compaction runs');
   print();
   print(
-    'Every put\'s latency, split by whether it completed while a compaction was running (stats() sampled every 5 ms: compaction work pending, ' +
+    "Every put's latency, split by whether it completed while a compaction was running (stats() sampled every 5 ms: compaction work pending, " +
       'i.e. L0 >= 4 tables or a level past its target, or the compaction counter moved) and while a flush was running (a frozen memtable waiting). ' +
-      'Compactions/flushes finished, puts > 100 ms and db.stats() stall counters cover the timed part only (writeStalls counts the first writer of each stall: writers queued behind it are not counted); settle s: how long sediment took, once the phase\'s writes were done, ' +
+      "Compactions/flushes finished, puts > 100 ms and db.stats() stall counters cover the timed part only (writeStalls counts the first writer of each stall: writers queued behind it are not counted); settle s: how long sediment took, once the phase's writes were done, " +
       'to finish the compactions it owed. Loop lag: how late a 1 ms timer fired (monitorEventLoopDelay) during the timed part.',
   );
   print();
   print(
     mdTable(
-      ['phase', 'compactions / flushes finished', 'time compacting', 'puts during / outside', 'p50 us during / outside', 'p99 us during / outside', 'p99.9 us during / outside', 'max us during / outside', 'p99 us during flush', 'puts > 100 ms', 'writeStalls (writeStallMs)', 'writeSlowdowns', 'loop lag p99 / max ms', 'settle s'],
+      [
+        'phase',
+        'compactions / flushes finished',
+        'time compacting',
+        'puts during / outside',
+        'p50 us during / outside',
+        'p99 us during / outside',
+        'p99.9 us during / outside',
+        'max us during / outside',
+        'p99 us during flush',
+        'puts > 100 ms',
+        'writeStalls (writeStallMs)',
+        'writeSlowdowns',
+        'loop lag p99 / max ms',
+        'settle s',
+      ],
       sedWrites.map((r) => {
         const s = r.sediment!;
         const d = s.duringCompaction;

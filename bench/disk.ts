@@ -12,7 +12,24 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KiB, MiB, bestOf, fmtInt, fmtMB, fmtSize, fmtUs, loopFor, mbPerSec, mdTable, now, opsPerSec, progress, usPerOp, withTempDir, type Timed } from './lib.js';
+import {
+  KiB,
+  MiB,
+  bestOf,
+  fmtInt,
+  fmtMB,
+  fmtSize,
+  fmtUs,
+  loopFor,
+  mbPerSec,
+  mdTable,
+  now,
+  opsPerSec,
+  progress,
+  usPerOp,
+  withTempDir,
+  type Timed,
+} from './lib.js';
 
 /** Durations (ms) and sizes of the baseline runs. */
 export interface DiskConfig {

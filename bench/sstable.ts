@@ -25,7 +25,6 @@ const KEY = 16;
 const VALUE = 100;
 const LOOKUPS = Math.min(N, 300_000);
 
-
 function makeData(): { keys: Buffer[]; absent: Buffer[]; values: Buffer[] } {
   const r = rng(42);
   const keyBytes = Buffer.allocUnsafe(N * KEY);

@@ -439,7 +439,16 @@ async function runWriters(): Promise<AppendResult[]> {
 function writersReport(results: readonly AppendResult[], b: Baselines): string {
   const one = results.find((r) => r.writers === 1 && r.preallocate === 'default')!;
   return mdTable(
-    ['writers', 'preallocate', 'durable appends/s', 'MB/s', 'appends/fsync', 'vs fdatasync, growing', 'vs fdatasync, overwriting', 'vs 1 writer'],
+    [
+      'writers',
+      'preallocate',
+      'durable appends/s',
+      'MB/s',
+      'appends/fsync',
+      'vs fdatasync, growing',
+      'vs fdatasync, overwriting',
+      'vs 1 writer',
+    ],
     results.map((r) => [
       String(r.writers),
       r.preallocate === 'default' ? 'default (8 MiB)' : String(r.preallocate),
@@ -585,7 +594,13 @@ function find(results: readonly AppendResult[], policy: string, size: number, wr
   return r;
 }
 
-function targets(b: Baselines, appends: readonly AppendResult[], batches: readonly BatchResult[], writers: readonly AppendResult[], replay: ReplayResult): Target[] {
+function targets(
+  b: Baselines,
+  appends: readonly AppendResult[],
+  batches: readonly BatchResult[],
+  writers: readonly AppendResult[],
+  replay: ReplayResult,
+): Target[] {
   const naive1k = b.naive.find((n) => n.size === KiB)!.appendsPerSec;
   const os64 = find(appends, "'os'", KiB, IN_FLIGHT).appendsPerSec;
   const os1 = find(appends, "'os'", KiB, 1).appendsPerSec;
@@ -596,8 +611,18 @@ function targets(b: Baselines, appends: readonly AppendResult[], batches: readon
   const over = opsPerSec(b.syncOverwrite);
   return [
     { target: "'os' 1 KiB, 64 in flight", measured: `${fmtInt(os64)}/s`, goal: '>= 550,000/s', pass: os64 >= 550_000 },
-    { target: "'os' 1 KiB, 64 in flight vs naive writeSync", measured: `${fmtX(os64 / naive1k)} (${fmtInt(naive1k)}/s)`, goal: '> 1.00x', pass: os64 > naive1k },
-    { target: "'os' 1 KiB, one at a time vs naive writeSync", measured: fmtPct1(os1 / naive1k), goal: '>= 60%', pass: os1 >= 0.6 * naive1k },
+    {
+      target: "'os' 1 KiB, 64 in flight vs naive writeSync",
+      measured: `${fmtX(os64 / naive1k)} (${fmtInt(naive1k)}/s)`,
+      goal: '> 1.00x',
+      pass: os64 > naive1k,
+    },
+    {
+      target: "'os' 1 KiB, one at a time vs naive writeSync",
+      measured: fmtPct1(os1 / naive1k),
+      goal: '>= 60%',
+      pass: os1 >= 0.6 * naive1k,
+    },
     {
       target: "appendBatch(1000 x 1 KiB) 'os' + sync() vs 1 MiB writes + fdatasync",
       measured: `${fmtPct1(batchOs.mbPerSec / b.seqMBps)} (${fmtMB(batchOs.mbPerSec)} of ${fmtMB(b.seqMBps)} MB/s)`,
@@ -617,12 +642,20 @@ function targets(b: Baselines, appends: readonly AppendResult[], batches: readon
       pass: w1 >= 0.7 * over,
     },
     { target: "'always' 16 writers vs 1 writer", measured: `${fmtX(w16 / w1)} (${fmtInt(w16)}/s)`, goal: '>= 10x', pass: w16 >= 10 * w1 },
-    { target: 'recovery of cached segments', measured: `${fmtMB(replay.recoveryMBps)} MB/s`, goal: '>= 1,000 MB/s', pass: replay.recoveryMBps >= 1000 },
+    {
+      target: 'recovery of cached segments',
+      measured: `${fmtMB(replay.recoveryMBps)} MB/s`,
+      goal: '>= 1,000 MB/s',
+      pass: replay.recoveryMBps >= 1000,
+    },
   ];
 }
 
 function targetReport(ts: readonly Target[]): string {
-  return mdTable(['target', 'measured', 'goal', 'result'], ts.map((t) => [t.target, t.measured, t.goal, t.pass ? 'pass' : 'MISS']));
+  return mdTable(
+    ['target', 'measured', 'goal', 'result'],
+    ts.map((t) => [t.target, t.measured, t.goal, t.pass ? 'pass' : 'MISS']),
+  );
 }
 
 // --- main ---------------------------------------------------------------------------------------------
@@ -678,11 +711,24 @@ async function main(): Promise<void> {
   const ts = targets(base, appends, batches, writers, replay);
   section('Targets', targetReport(ts), false);
   const share = cpuShare(cpu0, cpuSample());
-  const busy = share ? `; CPUs ${fmtPct(share.busy)} busy, ${fmtPct(share.others)} outside this process (other processes, kernel threads)` : '';
+  const busy = share
+    ? `; CPUs ${fmtPct(share.busy)} busy, ${fmtPct(share.others)} outside this process (other processes, kernel threads)`
+    : '';
   console.log(`Finished in ${((now() - started) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}${busy}.`);
 
   if (args.json) {
-    const json = { date: new Date().toISOString(), machine: Object.fromEntries(machine), config: CFG, cpu: share, baselines: base, appends, batches, writers, replay, targets: ts };
+    const json = {
+      date: new Date().toISOString(),
+      machine: Object.fromEntries(machine),
+      config: CFG,
+      cpu: share,
+      baselines: base,
+      appends,
+      batches,
+      writers,
+      replay,
+      targets: ts,
+    };
     fs.writeFileSync(args.json, `${JSON.stringify(json, null, 2)}\n`);
     progress(`results written to ${args.json}`);
   }

@@ -29,7 +29,12 @@ const isSegment = (name: string): boolean => /^\d{16}\.wal$/.test(name);
 /** What write `seq` stores: a user record, or for an order, the order and its two lines. */
 function writeOf(seq: number): [string, Value][] {
   if (!isOrder(seq)) {
-    return [[`user:${pad(seq)}`, { seq, name: `user ${seq}`, email: `u${seq}@example.org`, score: (seq * 7919) % 1000, bio: 'lorem ipsum '.repeat(1 + (seq % 9)) }]];
+    return [
+      [
+        `user:${pad(seq)}`,
+        { seq, name: `user ${seq}`, email: `u${seq}@example.org`, score: (seq * 7919) % 1000, bio: 'lorem ipsum '.repeat(1 + (seq % 9)) },
+      ],
+    ];
   }
   return [
     [`order:${pad(seq)}`, { seq, customer: `user:${pad(seq - 1)}`, lines: 2, total: 30 + (seq % 70) }],
@@ -62,9 +67,15 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   console.log(`sediment DB crash demo, data in ${dir}\n`);
   const self = fileURLToPath(import.meta.url);
   const repo = path.resolve(path.dirname(self), '..');
-  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], {
+    cwd: repo,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
-  const started = await Promise.race([new Promise<boolean>((resolve) => proc.once('message', () => resolve(true))), exited.then(() => false)]);
+  const started = await Promise.race([
+    new Promise<boolean>((resolve) => proc.once('message', () => resolve(true))),
+    exited.then(() => false),
+  ]);
   if (!started) throw new Error('the writer process failed to start');
   await new Promise((r) => setTimeout(r, 600 + Math.random() * 600));
   proc.kill('SIGKILL');
@@ -72,15 +83,21 @@ async function parent(dir: string, keep: boolean): Promise<void> {
 
   const acked = fs.readFileSync(path.join(dir, 'acked'), 'utf8').split('\n').filter(Boolean).map(Number);
   const files = fs.readdirSync(path.join(dir, 'db'));
-  console.log(`writer killed with SIGKILL after ${acked.length} acknowledged writes (${acked.filter(isOrder).length} of them 3-key order batches)`);
-  console.log(`on disk at the kill: ${files.filter((f) => f.endsWith('.sst')).length} table files, ${fs.readdirSync(path.join(dir, 'db', 'wal')).filter(isSegment).length} WAL segment(s), ${files.filter((f) => !f.endsWith('.sst')).join(', ')}`);
+  console.log(
+    `writer killed with SIGKILL after ${acked.length} acknowledged writes (${acked.filter(isOrder).length} of them 3-key order batches)`,
+  );
+  console.log(
+    `on disk at the kill: ${files.filter((f) => f.endsWith('.sst')).length} table files, ${fs.readdirSync(path.join(dir, 'db', 'wal')).filter(isSegment).length} WAL segment(s), ${files.filter((f) => !f.endsWith('.sst')).join(', ')}`,
+  );
 
   const t0 = performance.now();
   const db = await DB.open<string, Value>(path.join(dir, 'db'), { memtableSize: 256 * 1024 });
   const stats = db.stats();
   console.log(`\nreopened in ${(performance.now() - t0).toFixed(1)} ms; WAL recovery report:`);
   console.log(stats.walRecovery);
-  console.log(`tables per level: ${stats.levels.map((l, i) => `L${i}=${l.tables}`).join(' ')}; ${stats.memtable.entries} entries replayed into the memtable`);
+  console.log(
+    `tables per level: ${stats.levels.map((l, i) => `L${i}=${l.tables}`).join(' ')}; ${stats.memtable.entries} entries replayed into the memtable`,
+  );
 
   // One scan of everything, then every acknowledged write, with its exact value; orders whole.
   const all = new Map<string, Value>();
@@ -106,7 +123,9 @@ async function parent(dir: string, keep: boolean): Promise<void> {
     if (keys !== 3) partial++;
     if (!ackedSet.has(seq)) extra++;
   }
-  console.log(`\n${acked.length - missing} of ${acked.length} acknowledged writes are back with their exact values; ${extra} more were written but not yet acknowledged`);
+  console.log(
+    `\n${acked.length - missing} of ${acked.length} acknowledged writes are back with their exact values; ${extra} more were written but not yet acknowledged`,
+  );
   console.log(partial === 0 ? 'no order is half-written ✔' : `${partial} order batch(es) HALF-APPLIED ✘`);
   console.log(missing === 0 ? 'every acknowledged write survived the crash ✔' : `LOST ${missing} acknowledged writes ✘`);
 
@@ -114,9 +133,11 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   const users = acked.filter((s) => !isOrder(s)).sort((a, b) => a - b);
   const mid = users[Math.floor(users.length / 2)] ?? 0;
   console.log(`\nrange query gte 'user:${pad(mid)}', limit 5:`);
-  for await (const [key, value] of db.iterator({ gte: `user:${pad(mid)}`, lt: 'user;', limit: 5 })) console.log(`  ${key} -> ${value.name}, score ${value.score}`);
+  for await (const [key, value] of db.iterator({ gte: `user:${pad(mid)}`, lt: 'user;', limit: 5 }))
+    console.log(`  ${key} -> ${value.name}, score ${value.score}`);
   console.log(`newest order (reverse range query, limit 3):`);
-  for await (const [key, value] of db.iterator({ gte: 'order:', lt: 'order;', reverse: true, limit: 3 })) console.log(`  ${key} -> ${JSON.stringify(value)}`);
+  for await (const [key, value] of db.iterator({ gte: 'order:', lt: 'order;', reverse: true, limit: 3 }))
+    console.log(`  ${key} -> ${JSON.stringify(value)}`);
 
   await db.put('after-crash', { note: 'the database goes on' });
   await db.close();

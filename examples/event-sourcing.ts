@@ -178,13 +178,20 @@ async function main(root: string): Promise<void> {
   // 1. Day one: open accounts, do business.
   let { wal } = await Wal.open(walOptions);
   let bank = new Bank(wal);
-  for (const [id, owner] of [['acct:alice', 'Alice'], ['acct:bob', 'Bob'], ['acct:carol', 'Carol'], ['acct:dave', 'Dave']] as const) {
+  for (const [id, owner] of [
+    ['acct:alice', 'Alice'],
+    ['acct:bob', 'Bob'],
+    ['acct:carol', 'Carol'],
+    ['acct:dave', 'Dave'],
+  ] as const) {
     await bank.open(id, owner);
     await bank.deposit(id, 1000);
   }
   let records = wal.stats().records;
   let day = await business(bank, rand, 150);
-  console.log(`day 1: ${day.ok} commands accepted (${wal.stats().records - records} events: a transfer is two), ${day.refused} refused (insufficient funds)`);
+  console.log(
+    `day 1: ${day.ok} commands accepted (${wal.stats().records - records} events: a transfer is two), ${day.refused} refused (insufficient funds)`,
+  );
   console.log(`  balances: ${fmt(bank.state)}; total ${total(bank.state)} (4 x 1000 deposited, plus deposits, minus withdrawals)`);
   await bank.transfer('acct:alice', 'acct:bob', 5, 'coffee');
   console.log(`  alice -> bob 5 (one appendBatch: the withdrawal and the deposit, atomically)`);
@@ -216,10 +223,14 @@ async function main(root: string): Promise<void> {
   state = new Map(loaded.accounts.map(([id, a]) => [id, { ...a }]));
   t0 = performance.now();
   n = await replay(wal, state, loaded.position);
-  console.log(`\nrestart from the snapshot: replayed ${n} events after ${JSON.stringify(loaded.position)} in ${(performance.now() - t0).toFixed(1)} ms`);
+  console.log(
+    `\nrestart from the snapshot: replayed ${n} events after ${JSON.stringify(loaded.position)} in ${(performance.now() - t0).toFixed(1)} ms`,
+  );
   const full: State = new Map();
   const all = await replay(wal, full, { segmentId: 0, offset: 0 });
-  console.log(`  snapshot + tail ${same(state, full) ? 'equals' : 'DIFFERS FROM'} a full replay of ${all} events; ${same(state, bank.state) ? 'and' : 'but NOT'} the live state`);
+  console.log(
+    `  snapshot + tail ${same(state, full) ? 'equals' : 'DIFFERS FROM'} a full replay of ${all} events; ${same(state, bank.state) ? 'and' : 'but NOT'} the live state`,
+  );
 
   // 5. Compact the log: the snapshot covers everything before its position.
   const before = wal.stats().segments;
@@ -233,7 +244,9 @@ async function main(root: string): Promise<void> {
     if (comparePositions(position, loaded.position) < 0) fromStart++;
   }
   console.log(`  a replay from the start now begins at the oldest kept segment: ${fromStart} event(s) before the snapshot position remain`);
-  console.log(`  (the segment holding the snapshot position is kept whole, so it may still hold a few older events: replay from the snapshot skips them)`);
+  console.log(
+    `  (the segment holding the snapshot position is kept whole, so it may still hold a few older events: replay from the snapshot skips them)`,
+  );
 
   // 6. Conservation: transfers are atomic, so money only enters by deposit and leaves by withdrawal.
   let deposits = 0;

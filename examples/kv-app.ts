@@ -154,7 +154,8 @@ class TaskBoard {
   }
 }
 
-const show = (tasks: Task[]): string => tasks.map((t) => `#${t.id} ${JSON.stringify(t.title)} (${t.owner}, ${t.list})`).join('\n    ') || '(none)';
+const show = (tasks: Task[]): string =>
+  tasks.map((t) => `#${t.id} ${JSON.stringify(t.title)} (${t.owner}, ${t.list})`).join('\n    ') || '(none)';
 
 async function main(dir: string): Promise<void> {
   console.log(`sediment task board, data in ${dir}\n`);
@@ -171,20 +172,25 @@ async function main(dir: string): Promise<void> {
     ['Answer the mailing list', 'alan', []],
   ];
   for (const [title, owner, tags] of titles) await board.addTask(title, owner, tags);
-  console.log(`added ${titles.length} tasks; the inbox (a range query over the idx:list:inbox: prefix):\n    ${show(await board.tasksIn('inbox'))}`);
+  console.log(
+    `added ${titles.length} tasks; the inbox (a range query over the idx:list:inbox: prefix):\n    ${show(await board.tasksIn('inbox'))}`,
+  );
 
   await board.move('000002', 'doing');
   await board.move('000004', 'doing');
   await board.move('000001', 'done');
   console.log(`\nmoved #000002 and #000004 to doing, #000001 to done (each move one atomic batch, synced):`);
-  for (const list of ['inbox', 'doing', 'done'] as const) console.log(`  ${list.padEnd(5)}: ${(await board.idsByPrefix(`idx:list:${list}:`)).join(', ')}`);
+  for (const list of ['inbox', 'doing', 'done'] as const)
+    console.log(`  ${list.padEnd(5)}: ${(await board.idsByPrefix(`idx:list:${list}:`)).join(', ')}`);
   console.log(`  ada's tasks (idx:owner:ada:): ${(await board.tasksOf('ada')).join(', ')}`);
 
   console.log(`\npage of 2 tasks after #000002 (gt 'task:000002'):\n    ${show(await board.page('000002', 2))}`);
   console.log(`latest 3 tasks (reverse, limit 3):\n    ${show(await board.latest(3))}`);
 
   await board.remove('000006');
-  console.log(`\nremoved #000006: task record ${(await board.task('000006')) === undefined ? 'gone' : 'still there!'}, alan's tasks now ${(await board.tasksOf('alan')).join(', ')}`);
+  console.log(
+    `\nremoved #000006: task record ${(await board.task('000006')) === undefined ? 'gone' : 'still there!'}, alan's tasks now ${(await board.tasksOf('alan')).join(', ')}`,
+  );
 
   // Sessions expire on their own: no sweeper needed, reads just stop seeing them.
   const token = await board.login('ada', 300);
@@ -196,7 +202,9 @@ async function main(dir: string): Promise<void> {
   await board.close();
   board = await TaskBoard.open(dir);
   const recovery = board.raw.stats().walRecovery;
-  console.log(`\nclosed and reopened: ${recovery.validRecords} WAL records replayed; doing = ${(await board.idsByPrefix('idx:list:doing:')).join(', ')}`);
+  console.log(
+    `\nclosed and reopened: ${recovery.validRecords} WAL records replayed; doing = ${(await board.idsByPrefix('idx:list:doing:')).join(', ')}`,
+  );
 
   // Some volume, then flush the memtable to a table and compact: the same answers come from disk.
   for (let i = 0; i < 500; i++) await board.addTask(`Bulk task ${i}`, i % 2 === 0 ? 'ada' : 'alan', ['bulk']);
@@ -207,7 +215,9 @@ async function main(dir: string): Promise<void> {
     `\nadded 500 more, flushed and compacted: tables per level ${JSON.stringify(stats.levels.map((l) => l.tables))}, ` +
       `${stats.flushes} flush(es), ${stats.compactions} compaction(s)`,
   );
-  console.log(`  inbox now holds ${(await board.idsByPrefix('idx:list:inbox:')).length} tasks, ada owns ${(await board.tasksOf('ada')).length}`);
+  console.log(
+    `  inbox now holds ${(await board.idsByPrefix('idx:list:inbox:')).length} tasks, ada owns ${(await board.tasksOf('ada')).length}`,
+  );
   console.log(`  #000004 read back from the table: ${JSON.stringify(await board.task('000004'))}`);
 
   // Raw access: how the keys are laid out (one full scan, in key order).

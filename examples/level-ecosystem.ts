@@ -103,7 +103,9 @@ async function main(dir: string): Promise<void> {
     orders: db.sublevel<string, Order>('orders', { valueEncoding: 'json' }),
     customers: db.sublevel<string, Customer>('customers', { valueEncoding: 'json' }),
   };
-  console.log(`copied ${copied} entries; sediment: ${await countEntries(now.orders)} orders, ${await countEntries(now.customers)} customers`);
+  console.log(
+    `copied ${copied} entries; sediment: ${await countEntries(now.orders)} orders, ${await countEntries(now.customers)} customers`,
+  );
   console.log(`order o00003 on sediment: ${JSON.stringify(await now.orders.get('o00003'))}`);
 
   // 3. A secondary index kept by a prewrite hook: each order put also writes its index entry,
@@ -153,7 +155,9 @@ async function main(dir: string): Promise<void> {
   db = new SedimentLevel(location, { createIfMissing: false });
   const reopened = db.sublevel<string, Order>('orders', { valueEncoding: 'json' });
   const big = await reopened.values({ reverse: true, limit: 1 }).all();
-  console.log(`\nreopened: ${await countEntries(reopened)} orders, ${await countEntries(db.sublevel('by-customer'))} index entries; last order ${JSON.stringify(big[0])}`);
+  console.log(
+    `\nreopened: ${await countEntries(reopened)} orders, ${await countEntries(db.sublevel('by-customer'))} index entries; last order ${JSON.stringify(big[0])}`,
+  );
   await db.close();
 }
 

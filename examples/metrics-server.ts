@@ -50,7 +50,13 @@ const key = (i: number): string => `user:${String(i).padStart(6, '0')}`;
 /** Some writes, reads, flushes and a compaction, so that every metric has something to say. */
 async function seed(db: DB<string, unknown>): Promise<void> {
   for (let b = 0; b < 100; b++) {
-    await db.batch(Array.from({ length: 100 }, (_, j) => ({ type: 'put' as const, key: key(b * 100 + j), value: { n: b * 100 + j, pad: 'x'.repeat(64) } })));
+    await db.batch(
+      Array.from({ length: 100 }, (_, j) => ({
+        type: 'put' as const,
+        key: key(b * 100 + j),
+        value: { n: b * 100 + j, pad: 'x'.repeat(64) },
+      })),
+    );
   }
   await db.flush();
   for (let i = 0; i < 2000; i++) await db.get(key((i * 7919) % 10_000)); // table reads: block cache misses, then hits

@@ -39,9 +39,15 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   console.log(`sediment WAL crash demo, data in ${dir}\n`);
   const self = fileURLToPath(import.meta.url);
   const repo = path.resolve(path.dirname(self), '..');
-  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', dir], {
+    cwd: repo,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
-  const started = await Promise.race([new Promise<boolean>((resolve) => proc.once('message', () => resolve(true))), exited.then(() => false)]);
+  const started = await Promise.race([
+    new Promise<boolean>((resolve) => proc.once('message', () => resolve(true))),
+    exited.then(() => false),
+  ]);
   if (!started) throw new Error('the writer process failed to start');
   await new Promise((r) => setTimeout(r, 400 + Math.random() * 400));
   proc.kill('SIGKILL');
@@ -61,7 +67,9 @@ async function parent(dir: string, keep: boolean): Promise<void> {
   }
   const missing = acked.filter((seq) => found.get(seq) !== valueFor(seq));
   console.log(`\n${found.size} records recovered (${found.size - acked.length} more were written but not yet acknowledged)`);
-  console.log(missing.length === 0 ? 'every acknowledged record is back, byte for byte ✔' : `LOST ${missing.length} acknowledged records ✘`);
+  console.log(
+    missing.length === 0 ? 'every acknowledged record is back, byte for byte ✔' : `LOST ${missing.length} acknowledged records ✘`,
+  );
 
   const pos = await wal.append(Record.put('after-crash', 'the log goes on'));
   console.log(`\nappended after recovery at segment ${pos.segmentId}, offset ${pos.offset}`);

@@ -34,6 +34,8 @@ export async function compactCommand(dir: string, out: Out): Promise<number> {
   stop();
   await db.close(); // a failure of its final sync fails the command
   const ms = Math.round(performance.now() - t0);
-  await out.line(`compacted ${dir}: ${before.tables} table(s), ${before.bytes} bytes -> ${after.tables} table(s), ${after.bytes} bytes in ${ms} ms`);
+  await out.line(
+    `compacted ${dir}: ${before.tables} table(s), ${before.bytes} bytes -> ${after.tables} table(s), ${after.bytes} bytes in ${ms} ms`,
+  );
   return EXIT.OK;
 }

@@ -51,7 +51,11 @@ export interface InspectReport {
     records: number;
     recordsAfterFlushed: number;
     lastPosition: Position | null;
-    recovery: { bytesTruncated: number; corruptionDetected: boolean; truncations: { segmentId: number; offset: number; bytes: number; reason: string }[] };
+    recovery: {
+      bytesTruncated: number;
+      corruptionDetected: boolean;
+      truncations: { segmentId: number; offset: number; bytes: number; reason: string }[];
+    };
   };
   memtable: { entries: number; bytes: number; frozen: number };
 }
@@ -103,7 +107,12 @@ async function inspect(dir: string, db: AnyDB, keyEncoding: 'utf8' | 'binary', o
             largest: key(meta.largest),
           });
         }
-        levels.push({ level: l, tables, bytes: tables.reduce((a, t) => a + t.size, 0), entries: tables.reduce((a, t) => a + t.entries, 0) });
+        levels.push({
+          level: l,
+          tables,
+          bytes: tables.reduce((a, t) => a + t.size, 0),
+          entries: tables.reduce((a, t) => a + t.entries, 0),
+        });
       }
       break;
     } catch (err) {
@@ -170,7 +179,9 @@ function describe(r: InspectReport): string[] {
       : 'options    no OPTIONS file (a database made by sediment 0.1.0): utf8 keys, msgpack values',
   );
   const m = r.manifest;
-  lines.push(`manifest   ${m.file}: last sequence ${m.lastSequence}, next file number ${m.nextFileNumber}, WAL flushed through ${pos(m.flushedThrough)}`);
+  lines.push(
+    `manifest   ${m.file}: last sequence ${m.lastSequence}, next file number ${m.nextFileNumber}, WAL flushed through ${pos(m.flushedThrough)}`,
+  );
   const total = r.levels.reduce((a, l) => a + l.tables.length, 0);
   if (total === 0) lines.push('tables     none');
   for (const level of r.levels) {
@@ -178,16 +189,24 @@ function describe(r: InspectReport): string[] {
     lines.push(`L${level.level}         ${level.tables.length} table(s), ${level.bytes} bytes, ${level.entries} entries`);
     for (const t of level.tables) {
       const tomb = t.tombstones === null ? 'tombstones unknown (properties unreadable)' : `${t.tombstones} tombstones`;
-      lines.push(`  ${t.file}  ${t.size} bytes  ${t.entries} entries  ${tomb}  seq ${t.minSeq}..${t.maxSeq}  keys ${JSON.stringify(t.smallest)} .. ${JSON.stringify(t.largest)}`);
+      lines.push(
+        `  ${t.file}  ${t.size} bytes  ${t.entries} entries  ${tomb}  seq ${t.minSeq}..${t.maxSeq}  keys ${JSON.stringify(t.smallest)} .. ${JSON.stringify(t.largest)}`,
+      );
     }
   }
   const w = r.wal;
   lines.push(`wal        ${w.segments.length} segment(s), ${w.bytes} bytes; floor ${w.floor ?? '?'}, next id ${w.next ?? '?'}`);
   for (const s of w.segments) lines.push(`  ${s.file}  ${s.size} bytes`);
-  lines.push(`           ${w.records} records, ${w.recordsAfterFlushed} after the flushed position (in the memtable once opened); last record at ${pos(w.lastPosition)}`);
+  lines.push(
+    `           ${w.records} records, ${w.recordsAfterFlushed} after the flushed position (in the memtable once opened); last record at ${pos(w.lastPosition)}`,
+  );
   for (const t of w.recovery.truncations) {
-    lines.push(`recovery   segment ${t.segmentId}: ${t.bytes} bytes from offset ${t.offset} are a ${t.reason} (a read-only open leaves them; the next writable open truncates them)`);
+    lines.push(
+      `recovery   segment ${t.segmentId}: ${t.bytes} bytes from offset ${t.offset} are a ${t.reason} (a read-only open leaves them; the next writable open truncates them)`,
+    );
   }
-  lines.push(`memtable   ${r.memtable.entries} entries, ${r.memtable.bytes} bytes${r.memtable.frozen > 0 ? `, ${r.memtable.frozen} frozen` : ''}`);
+  lines.push(
+    `memtable   ${r.memtable.entries} entries, ${r.memtable.bytes} bytes${r.memtable.frozen > 0 ? `, ${r.memtable.frozen} frozen` : ''}`,
+  );
   return lines;
 }

@@ -45,7 +45,12 @@ export async function getCommand(dir: string, keyText: string, o: EncodingFlags,
 }
 
 /** `sediment put`. */
-export async function putCommand(dir: string, keyText: string, valueText: string, o: EncodingFlags & { ttl?: number; create?: boolean }): Promise<number> {
+export async function putCommand(
+  dir: string,
+  keyText: string,
+  valueText: string,
+  o: EncodingFlags & { ttl?: number; create?: boolean },
+): Promise<number> {
   const { db, enc } = await openDB(dir, o, { readOnly: false, create: o.create === true });
   try {
     const key = parseKey(keyText, enc.keyEncoding);

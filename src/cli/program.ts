@@ -44,7 +44,8 @@ function version(): string {
 function wholeNumber(min: number, what: string) {
   return (text: string): number => {
     const n = Number(text);
-    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what}, got ${JSON.stringify(text)}`);
+    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`${what}, got ${JSON.stringify(text)}`);
     return n;
   };
 }
@@ -52,8 +53,11 @@ function wholeNumber(min: number, what: string) {
 const keyEncoding = (): Option =>
   new Option('--key-encoding <encoding>', "how keys are given and printed (default: the database's)").choices(KEY_ENCODING_CHOICES);
 const valueEncoding = (): Option =>
-  new Option('--value-encoding <encoding>', "how values are given and printed (default: the database's, else msgpack)").choices(VALUE_ENCODING_CHOICES);
-const limit = (): Option => new Option('--limit <n>', 'at most n entries (-1: no limit)').argParser(wholeNumber(-1, 'a whole number, -1 for no limit'));
+  new Option('--value-encoding <encoding>', "how values are given and printed (default: the database's, else msgpack)").choices(
+    VALUE_ENCODING_CHOICES,
+  );
+const limit = (): Option =>
+  new Option('--limit <n>', 'at most n entries (-1: no limit)').argParser(wholeNumber(-1, 'a whole number, -1 for no limit'));
 
 /** Runs the command line `argv` (without node and the script); resolves to the exit code. */
 export async function run(argv: readonly string[]): Promise<number> {
@@ -69,7 +73,8 @@ export async function run(argv: readonly string[]): Promise<number> {
       try {
         code = await fn(...args);
       } catch (err) {
-        if (err instanceof UsageError) (args[args.length - 1] as Command).error(`error: ${err.message}`, { exitCode: EXIT.USAGE, code: 'sediment.usage' });
+        if (err instanceof UsageError)
+          (args[args.length - 1] as Command).error(`error: ${err.message}`, { exitCode: EXIT.USAGE, code: 'sediment.usage' });
         throw err;
       }
     };
@@ -83,14 +88,18 @@ export async function run(argv: readonly string[]): Promise<number> {
 
   program
     .command('verify')
-    .description('check every checksum of every WAL segment, table and manifest, changing nothing; exit 1 naming each damaged file and offset')
+    .description(
+      'check every checksum of every WAL segment, table and manifest, changing nothing; exit 1 naming each damaged file and offset',
+    )
     .argument('<dir>', 'database directory')
     .option('--json', 'print the report as JSON')
     .action(act((d: string, o: { json?: boolean }) => verifyCommand(d, o, out)));
 
   program
     .command('inspect')
-    .description('WAL segments, tables per level with key ranges, sequence numbers, sizes, entry and tombstone counts, the WAL position the tables cover')
+    .description(
+      'WAL segments, tables per level with key ranges, sequence numbers, sizes, entry and tombstone counts, the WAL position the tables cover',
+    )
     .argument('<dir>', 'database directory')
     .option('--json', 'print the report as JSON')
     .action(act((d: string, o: { json?: boolean }) => inspectCommand(d, o, out)));
@@ -138,7 +147,11 @@ export async function run(argv: readonly string[]): Promise<number> {
     .argument('<dir>', 'database directory')
     .argument('<key>', 'the key')
     .argument('<value>', 'the value: JSON under msgpack and json, text under utf8, base64 under binary')
-    .addOption(new Option('--ttl <ms>', 'expire after this many milliseconds').argParser(wholeNumber(1, 'a whole number of milliseconds, at least 1')))
+    .addOption(
+      new Option('--ttl <ms>', 'expire after this many milliseconds').argParser(
+        wholeNumber(1, 'a whole number of milliseconds, at least 1'),
+      ),
+    )
     .option('--create', 'create the database if the directory has none')
     .addOption(valueEncoding())
     .addOption(keyEncoding())

@@ -22,7 +22,11 @@ export async function statsCommand(dir: string, out: Out): Promise<number> {
   let walBytes = 0;
   const walDir = path.join(dir, 'wal');
   for (const name of await fs.readdir(walDir).catch(() => [] as string[])) {
-    if (/^\d{16}\.wal$/.test(name)) walBytes += await fs.stat(path.join(walDir, name)).then((x) => x.size, () => 0);
+    if (/^\d{16}\.wal$/.test(name))
+      walBytes += await fs.stat(path.join(walDir, name)).then(
+        (x) => x.size,
+        () => 0,
+      );
   }
   const tables = await tableBytes(dir);
   const report = {

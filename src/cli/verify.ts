@@ -53,7 +53,16 @@ import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName
 import { checkFrame, checkSegmentHeader, mayBeFrame } from '../wal/frame.js';
 import { decodeRecord, loadZstd } from '../wal/record.js';
 import { SegmentScanner } from '../wal/scanner.js';
-import { STATE_FILE_NAME, STATE_TMP_FILE_NAME, decodeSlot, expectedRanges, inHole, readStateFile, type LoadedState, type SegmentState } from '../wal/segment-state.js';
+import {
+  STATE_FILE_NAME,
+  STATE_TMP_FILE_NAME,
+  decodeSlot,
+  expectedRanges,
+  inHole,
+  readStateFile,
+  type LoadedState,
+  type SegmentState,
+} from '../wal/segment-state.js';
 import { CliError, EXIT, type Out, fs, progressBar, toJson, type Progress } from './common.js';
 
 /** One thing verify found. */
@@ -123,7 +132,10 @@ export async function verifyDirectory(dir: string): Promise<VerifyReport> {
     lock = await fs.lock(dir);
   } catch (err) {
     if (errnoOf(err) === 'ELOCKED') {
-      throw new CliError(`LOCKED: ${dir} is held open by a live process (${(err as Error).message}); verify checks a closed database`, EXIT.LOCKED);
+      throw new CliError(
+        `LOCKED: ${dir} is held open by a live process (${(err as Error).message}); verify checks a closed database`,
+        EXIT.LOCKED,
+      );
     }
     throw new IoError('lock', dir, err);
   }
@@ -201,7 +213,10 @@ class Verifier {
 
     const walDir = path.join(dir, WAL_DIR);
     const walNames = names.includes(WAL_DIR) ? await fs.readdir(walDir).catch(() => [] as string[]) : [];
-    const segments = walNames.map(parseSegmentFileName).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+    const segments = walNames
+      .map(parseSegmentFileName)
+      .filter((n): n is number => n !== undefined)
+      .sort((a, b) => a - b);
     let total = 0;
     for (const n of tables) total += await sizeOf(path.join(dir, tableFileName(n)));
     for (const id of segments) total += await sizeOf(path.join(walDir, segmentFileName(id)));
@@ -212,7 +227,8 @@ class Verifier {
       await this.#checkTables(current?.state, tables);
       await this.#checkWal(walNames, segments, current?.state, options === undefined && names.includes('CURRENT'), names.includes(WAL_DIR));
       for (const leftover of [OPTIONS_TMP_FILE, 'CURRENT.tmp']) {
-        if (names.includes(leftover)) this.#note(path.join(dir, leftover), undefined, 'a leftover of an interrupted write; the next writable open deletes it');
+        if (names.includes(leftover))
+          this.#note(path.join(dir, leftover), undefined, 'a leftover of an interrupted write; the next writable open deletes it');
       }
       if (this.#report.ok) await this.#checkOpen(options);
     } finally {
@@ -255,7 +271,11 @@ class Verifier {
       return undefined;
     }
     if (!current) {
-      this.#damage(path.join(dir, 'CURRENT'), undefined, 'missing: nothing says which manifest is the database\'s (DB.repair rebuilds one from the tables)');
+      this.#damage(
+        path.join(dir, 'CURRENT'),
+        undefined,
+        "missing: nothing says which manifest is the database's (DB.repair rebuilds one from the tables)",
+      );
       return undefined;
     }
     const name = `MANIFEST-${String(current.number).padStart(6, '0')}`;
@@ -269,7 +289,12 @@ class Verifier {
       this.#ok(file, `${s.levels.flat().length} tables, last sequence ${s.lastSeq}, WAL flushed through ${flushed}`);
     }
     for (const n of manifests) {
-      if (n !== current.number) this.#note(path.join(dir, `MANIFEST-${String(n).padStart(6, '0')}`), undefined, 'an older manifest, left by an interrupted switch; the next writable open deletes it');
+      if (n !== current.number)
+        this.#note(
+          path.join(dir, `MANIFEST-${String(n).padStart(6, '0')}`),
+          undefined,
+          'an older manifest, left by an interrupted switch; the next writable open deletes it',
+        );
     }
     return current;
   }
@@ -293,7 +318,11 @@ class Verifier {
     for (const n of present) {
       if (!named.has(n)) {
         const file = path.join(dir, tableFileName(n));
-        this.#note(file, undefined, 'not named by the manifest: a leftover of an interrupted flush or compaction; the next writable open deletes it');
+        this.#note(
+          file,
+          undefined,
+          'not named by the manifest: a leftover of an interrupted flush or compaction; the next writable open deletes it',
+        );
         this.#progress!.increment(await sizeOf(file));
       }
     }
@@ -324,15 +353,18 @@ class Verifier {
     }
     this.#progress!.increment(Math.max(0, size - read));
     const before = this.#report.damaged.length;
-    if (meta && size !== meta.size) this.#damage(file, Math.min(size, meta.size), `the file is ${size} bytes, the manifest says ${meta.size} (cut short or grown)`);
+    if (meta && size !== meta.size)
+      this.#damage(file, Math.min(size, meta.size), `the file is ${size} bytes, the manifest says ${meta.size} (cut short or grown)`);
     if (check.structureError) this.#corruption(check.structureError, 'no data block can be located: ');
     for (const e of check.metaErrors) this.#corruption(e);
-    for (const { block, error } of check.damagedBlocks) this.#damage(error.file, error.offset, `data block ${block.index} (${block.size} bytes): ${error.reason}`);
+    for (const { block, error } of check.damagedBlocks)
+      this.#damage(error.file, error.offset, `data block ${block.index} (${block.size} bytes): ${error.reason}`);
     const p = check.properties;
     if (meta && p && check.ok) {
       const disagree: string[] = [];
       if (p.entryCount !== meta.entries) disagree.push(`entries ${p.entryCount}, the manifest says ${meta.entries}`);
-      if (p.entryCount > 0 && (Buffer.compare(p.smallestKey!, meta.smallest) !== 0 || Buffer.compare(p.largestKey!, meta.largest) !== 0)) disagree.push('its key range differs from the manifest\'s');
+      if (p.entryCount > 0 && (Buffer.compare(p.smallestKey!, meta.smallest) !== 0 || Buffer.compare(p.largestKey!, meta.largest) !== 0))
+        disagree.push("its key range differs from the manifest's");
       if (p.entryCount > 0 && (p.minSeq !== meta.minSeq || p.maxSeq !== meta.maxSeq)) {
         disagree.push(`sequence numbers ${p.minSeq}..${p.maxSeq}, the manifest says ${meta.minSeq}..${meta.maxSeq}`);
       }
@@ -346,7 +378,13 @@ class Verifier {
 
   // -- WAL -------------------------------------------------------------------------------------
 
-  async #checkWal(walNames: readonly string[], present: readonly number[], manifest: ManifestState | undefined, legacy: boolean, walExists: boolean): Promise<void> {
+  async #checkWal(
+    walNames: readonly string[],
+    present: readonly number[],
+    manifest: ManifestState | undefined,
+    legacy: boolean,
+    walExists: boolean,
+  ): Promise<void> {
     const walDir = path.join(this.#dir, WAL_DIR);
     const stateFile = path.join(walDir, STATE_FILE_NAME);
     if (!walExists) {
@@ -363,7 +401,12 @@ class Verifier {
       stateDamaged = true;
     }
     if (loaded) await this.#checkStateSlots(loaded);
-    if (walNames.includes(STATE_TMP_FILE_NAME)) this.#note(path.join(walDir, STATE_TMP_FILE_NAME), undefined, 'a leftover of an interrupted state file write; the next writable open deletes it');
+    if (walNames.includes(STATE_TMP_FILE_NAME))
+      this.#note(
+        path.join(walDir, STATE_TMP_FILE_NAME),
+        undefined,
+        'a leftover of an interrupted state file write; the next writable open deletes it',
+      );
 
     let state: SegmentState;
     if (loaded) {
@@ -386,12 +429,21 @@ class Verifier {
     const lo = Math.max(state.floor, flushed?.segmentId ?? 0);
     const fallback = loaded?.fallback ?? false;
     if (flushed && loaded && flushed.segmentId >= state.next + (fallback ? 1 : 0)) {
-      this.#damage(stateFile, undefined, `the manifest's flushed position is in segment ${flushed.segmentId}, which this log never created (its ids end at ${state.next - 1}): an older copy of the WAL?`);
+      this.#damage(
+        stateFile,
+        undefined,
+        `the manifest's flushed position is in segment ${flushed.segmentId}, which this log never created (its ids end at ${state.next - 1}): an older copy of the WAL?`,
+      );
     }
     const presentSet = new Set(present);
     for (const [a, b] of expectedRanges(state, lo)) {
       for (let id = a; id < b; id++) {
-        if (!presentSet.has(id)) this.#damage(path.join(walDir, segmentFileName(id)), undefined, `missing: the state file records segments up to ${state.next - 1}, and the log needs every one from ${lo}`);
+        if (!presentSet.has(id))
+          this.#damage(
+            path.join(walDir, segmentFileName(id)),
+            undefined,
+            `missing: the state file records segments up to ${state.next - 1}, and the log needs every one from ${lo}`,
+          );
       }
     }
     // Only the newest segment may end in what a crash leaves.
@@ -401,8 +453,15 @@ class Verifier {
       const file = path.join(walDir, segmentFileName(id));
       const scan = await this.#scanSegment(file, id);
       if (id < lo) {
-        const why = id < state.floor ? 'below the WAL\'s floor (an interrupted deletion)' : 'wholly before the manifest\'s flushed position (its records are in the tables)';
-        this.#note(file, scan.damage?.at, `${why}; the next writable open deletes it${scan.damage ? `; it is also damaged: ${scan.damage.reason}` : ''}`);
+        const why =
+          id < state.floor
+            ? "below the WAL's floor (an interrupted deletion)"
+            : "wholly before the manifest's flushed position (its records are in the tables)";
+        this.#note(
+          file,
+          scan.damage?.at,
+          `${why}; the next writable open deletes it${scan.damage ? `; it is also damaged: ${scan.damage.reason}` : ''}`,
+        );
         continue;
       }
       let problem: string | undefined;
@@ -417,7 +476,11 @@ class Verifier {
       if (d) {
         const follows = d.validFrameAt !== undefined ? ` (a valid record follows at offset ${d.validFrameAt})` : '';
         if (crashShaped) {
-          this.#note(file, d.at, `${d.reason}, ${scan.size - d.at} bytes: what a crash leaves at the end of the newest segment; the next open truncates it`);
+          this.#note(
+            file,
+            d.at,
+            `${d.reason}, ${scan.size - d.at} bytes: what a crash leaves at the end of the newest segment; the next open truncates it`,
+          );
         } else {
           this.#damage(file, d.at, `${d.reason}${follows}`);
         }
@@ -437,7 +500,11 @@ class Verifier {
       const slot = decodeSlot(bytes, i * loaded.slotSize, loaded.slotSize);
       if (typeof slot === 'string') {
         bad++;
-        this.#damage(file, i * loaded.slotSize, `slot ${i} fails its checks (${slot}; the other slot holds the state, which may be one update behind)`);
+        this.#damage(
+          file,
+          i * loaded.slotSize,
+          `slot ${i} fails its checks (${slot}; the other slot holds the state, which may be one update behind)`,
+        );
       }
     }
     if (bad === 0) {
@@ -487,7 +554,8 @@ class Verifier {
           counted = step.end;
         }
         if (step.kind === 'end') {
-          if (unitStart >= 0) scan.damage = await classify(handle, step.offset, 'incomplete-batch', true, undefined, size, this.#maxRecordSize);
+          if (unitStart >= 0)
+            scan.damage = await classify(handle, step.offset, 'incomplete-batch', true, undefined, size, this.#maxRecordSize);
           break;
         }
         if (step.kind === 'damage') {
@@ -526,7 +594,14 @@ class Verifier {
     try {
       const db = await DB.open<unknown, unknown>(this.#dir, {
         readOnly: true,
-        ...(options ? { keyEncoding: options.keyEncoding, valueEncoding: options.valueEncoding, maxKeySize: options.maxKeySize, maxValueSize: options.maxValueSize } : {}),
+        ...(options
+          ? {
+              keyEncoding: options.keyEncoding,
+              valueEncoding: options.valueEncoding,
+              maxKeySize: options.maxKeySize,
+              maxValueSize: options.maxValueSize,
+            }
+          : {}),
       });
       await db.close();
     } catch (err) {
@@ -580,7 +655,9 @@ async function classify(
     // preallocated space, which is what a crash does.
     return { at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined };
   }
-  const validFrameAt = zeros ? undefined : await findValidFrame(handle, claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1, size, maxRecordSize);
+  const validFrameAt = zeros
+    ? undefined
+    : await findValidFrame(handle, claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1, size, maxRecordSize);
   return { at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt };
 }
 

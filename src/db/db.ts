@@ -63,7 +63,15 @@ import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import { OPTIONS_FILE, OPTIONS_TMP_FILE, checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
+import {
+  OPTIONS_FILE,
+  OPTIONS_TMP_FILE,
+  checkPersistedOptions,
+  openOptionsFile,
+  readOptionsFile,
+  writeOptionsFile,
+  type PersistedOptions,
+} from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
 
@@ -269,7 +277,10 @@ export class DB<K = string, V = unknown> {
    * a table's metadata or the WAL is damaged (see the WAL's recovery modes), `InvalidConfigError`
    * for a bad option.
    */
-  static open<const O extends DBOptions = DBOptions>(dir: string, options?: O & NoExtraKeys<O, DBOptions>): Promise<DB<KeyOf<O>, ValueOf<O>>>;
+  static open<const O extends DBOptions = DBOptions>(
+    dir: string,
+    options?: O & NoExtraKeys<O, DBOptions>,
+  ): Promise<DB<KeyOf<O>, ValueOf<O>>>;
   /** With the key and value types given explicitly: `DB.open<string, Order>(dir)`. */
   static open<K, V = unknown>(dir: string, options?: DBOptions): Promise<DB<K, V>>;
   static async open(dir: string, options?: DBOptions): Promise<DB<unknown, unknown>> {
@@ -440,7 +451,9 @@ export class DB<K = string, V = unknown> {
       expiresAt = Math.ceil(this.#now() + ttlMs);
       // Checked here, before the WAL append: the record codec holds expiries below 2^53 only.
       if (!isExpiry(expiresAt)) {
-        throw new RangeError(`ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a key that never expires`);
+        throw new RangeError(
+          `ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a key that never expires`,
+        );
       }
     }
     // Record.put would copy key and value; bytes the encodings just produced are ours already,
@@ -454,7 +467,8 @@ export class DB<K = string, V = unknown> {
   #now(): number {
     const t: unknown = this.#opts.clock();
     if (typeof t !== 'number') throw new TypeError(`the clock option must return a number of ms since the epoch, got ${typeof t}`);
-    if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER)) throw new RangeError(`the clock option returned ${t}, not a time in ms since the epoch below 2^53`);
+    if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER))
+      throw new RangeError(`the clock option returned ${t}, not a time in ms since the epoch below 2^53`);
     return t;
   }
 
@@ -508,7 +522,12 @@ export class DB<K = string, V = unknown> {
         this.#walBytesSinceFreeze += r.payloadSize + FRAME_HEADER_SIZE;
       }
     } catch (err) {
-      this.#setBackgroundError(new Error('internal error: a logged write could not be applied to the memtable; writes are stopped, reopen to recover it from the WAL', { cause: err }));
+      this.#setBackgroundError(
+        new Error(
+          'internal error: a logged write could not be applied to the memtable; writes are stopped, reopen to recover it from the WAL',
+          { cause: err },
+        ),
+      );
       throw err;
     }
     this.#lastPosition = last;
@@ -530,10 +549,7 @@ export class DB<K = string, V = unknown> {
   }
 
   #mustWait(): boolean {
-    return (
-      this.#imm.length >= this.#opts.maxFrozenMemtables ||
-      this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger
-    );
+    return this.#imm.length >= this.#opts.maxFrozenMemtables || this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger;
   }
 
   /** Write stalls: wait for flushes or compaction, LevelDB style (slow down, then stop). */
@@ -597,8 +613,13 @@ export class DB<K = string, V = unknown> {
    */
   snapshot(): Snapshot {
     if (this.#status === 'closed') throw new ClosedError('the database');
-    const snap = new Snapshot(this, this.#mem.freeze(), this.#imm.map((f) => f.table), this.#version.pin(), this.#opts.clock(), (s) =>
-      this.#snapshots.delete(s),
+    const snap = new Snapshot(
+      this,
+      this.#mem.freeze(),
+      this.#imm.map((f) => f.table),
+      this.#version.pin(),
+      this.#opts.clock(),
+      (s) => this.#snapshots.delete(s),
     );
     this.#snapshots.add(snap);
     return snap;
@@ -653,7 +674,8 @@ export class DB<K = string, V = unknown> {
     if (this.#status === 'closed') throw new ClosedError('the database');
     if (options === undefined) return undefined;
     if (typeof options !== 'object' || options === null) throw new TypeError('read options must be an object');
-    for (const name of Object.keys(options)) if (name !== 'snapshot') throw new TypeError(`unknown read option '${name}' (known: snapshot)`);
+    for (const name of Object.keys(options))
+      if (name !== 'snapshot') throw new TypeError(`unknown read option '${name}' (known: snapshot)`);
     return this.#checkSnapshot(options.snapshot);
   }
 
@@ -699,7 +721,10 @@ export class DB<K = string, V = unknown> {
       now = snap.now;
     } else {
       const version = this.#version.pin();
-      view = { cursors: [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator()), ...version.cursors(true)], release: () => version.unpin() };
+      view = {
+        cursors: [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator()), ...version.cursors(true)],
+        release: () => version.unpin(),
+      };
       now = this.#opts.clock();
     }
     const { keyEncoding, valueEncoding } = this.#opts;
@@ -956,11 +981,14 @@ export class DB<K = string, V = unknown> {
     for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);
     // Computed at install time from the live version: a flush may have added L0 tables meanwhile.
     await this.#closingOnFailure(added, () =>
-      this.#install((v) => {
-        const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
-        levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
-        return levels;
-      }, () => ({})),
+      this.#install(
+        (v) => {
+          const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
+          levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
+          return levels;
+        },
+        () => ({}),
+      ),
     );
     const upper = plan.inputs[0]!;
     if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
@@ -1070,11 +1098,16 @@ export class DB<K = string, V = unknown> {
       // that is still recognised as 0.1.0's.
       const stored = await readOptionsFile(fs, dir);
       legacy = stored === undefined;
-      persisted = readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
+      persisted =
+        readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
     } else {
       if (readOnly) {
         const file = path.join(dir, 'CURRENT');
-        throw new IoError('open', file, Object.assign(new Error(`no database in ${dir} (no CURRENT), and a read-only open creates nothing`), { code: 'ENOENT' }));
+        throw new IoError(
+          'open',
+          file,
+          Object.assign(new Error(`no database in ${dir} (no CURRENT), and a read-only open creates nothing`), { code: 'ENOENT' }),
+        );
       }
       persisted = await this.#create();
       current = (await readCurrentManifest(fs, dir))!;
@@ -1136,7 +1169,12 @@ export class DB<K = string, V = unknown> {
     // must exist now: a missing one is corruption, not a new log.
     this.#persisted = persisted;
     const flushed = state.flushedThrough ?? undefined;
-    const { wal, recovery } = await Wal.open({ ...walOptionsOf(dir, this.#opts, flushed, persisted), createIfMissing: false, adoptUntracked: legacy, readOnly });
+    const { wal, recovery } = await Wal.open({
+      ...walOptionsOf(dir, this.#opts, flushed, persisted),
+      createIfMissing: false,
+      adoptUntracked: legacy,
+      readOnly,
+    });
     this.#wal = wal;
     if (legacy && !readOnly) await writeOptionsFile(fs, dir, persisted);
     this.#walView = walView(wal);
@@ -1163,13 +1201,26 @@ export class DB<K = string, V = unknown> {
       // CURRENT was lost, not a first open that died. Looked at read-only, so that this refusal
       // too leaves the directory as it was.
       const walDir = path.join(dir, WAL_DIR);
-      const probe = await Wal.open({ dir: walDir, fs, readOnly: true, maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64 }).catch((err: unknown) => {
-        if (err instanceof CorruptionError) throw new CorruptionError(`CURRENT is missing and the WAL is damaged (${err.reason})`, { file: path.join(dir, 'CURRENT'), offset: 0 }, { cause: err });
+      const probe = await Wal.open({
+        dir: walDir,
+        fs,
+        readOnly: true,
+        maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64,
+      }).catch((err: unknown) => {
+        if (err instanceof CorruptionError)
+          throw new CorruptionError(
+            `CURRENT is missing and the WAL is damaged (${err.reason})`,
+            { file: path.join(dir, 'CURRENT'), offset: 0 },
+            { cause: err },
+          );
         throw err;
       });
       await probe.wal.close();
       if (probe.recovery.validRecords > 0) {
-        throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, { file: path.join(dir, 'CURRENT'), offset: 0 });
+        throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, {
+          file: path.join(dir, 'CURRENT'),
+          offset: 0,
+        });
       }
     }
     for (const name of names) {
@@ -1191,7 +1242,13 @@ export class DB<K = string, V = unknown> {
     for await (const { record, position } of this.#wal.readFrom(from)) {
       if (after && comparePositions(position, after) <= 0) continue;
       // A decoded record is valid (the codec checks every field): applying it cannot fail.
-      this.#mem.insertChecked({ key: record.key, seq: ++this.#seq, kind: record.tombstone ? 'delete' : 'put', value: record.value, expiresAt: record.expiresAt });
+      this.#mem.insertChecked({
+        key: record.key,
+        seq: ++this.#seq,
+        kind: record.tombstone ? 'delete' : 'put',
+        value: record.value,
+        expiresAt: record.expiresAt,
+      });
       this.#lastPosition = position;
       this.#walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
       if (this.#mustFreeze()) {
@@ -1256,7 +1313,8 @@ function checkIteratorOptions<K>(options: unknown): CheckedIteratorOptions<K> {
   let limit: unknown = o.limit;
   if (limit === undefined || limit === -1 || limit === Infinity) limit = Infinity;
   else if (typeof limit !== 'number') throw new TypeError(`limit must be a number, got ${limit === null ? 'null' : typeof limit}`);
-  else if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer, or -1 or Infinity for none, got ${limit}`);
+  else if (!Number.isSafeInteger(limit) || limit < 0)
+    throw new RangeError(`limit must be a non-negative integer, or -1 or Infinity for none, got ${limit}`);
   return {
     gt: o.gt,
     gte: o.gte,
@@ -1269,7 +1327,6 @@ function checkIteratorOptions<K>(options: unknown): CheckedIteratorOptions<K> {
     values: flag('values', true),
   };
 }
-
 
 const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
 const PUT_OPTIONS: ReadonlySet<string> = new Set(['sync', 'ttlMs']);

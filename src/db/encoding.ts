@@ -63,15 +63,7 @@ export const VALUE_ENCODINGS: readonly ValueEncoding[] = ['msgpack', 'json', 'ut
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** A value the msgpack encoding round-trips. */
-export type MsgpackValue =
-  | null
-  | boolean
-  | number
-  | string
-  | Uint8Array
-  | Date
-  | MsgpackValue[]
-  | { [key: string]: MsgpackValue };
+export type MsgpackValue = null | boolean | number | string | Uint8Array | Date | MsgpackValue[] | { [key: string]: MsgpackValue };
 
 // No records (plain maps only) and no extension types beyond Date: what is written is plain
 // MessagePack that any decoder reads.

@@ -208,7 +208,13 @@ export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<
  * Makes `state` the DB's manifest, atomically and durably, as manifest number `number`; then
  * deletes manifest `previous` (if any).
  */
-export async function installManifest(fs: FileSystem, dir: string, number: number, state: ManifestState, previous: number | undefined): Promise<void> {
+export async function installManifest(
+  fs: FileSystem,
+  dir: string,
+  number: number,
+  state: ManifestState,
+  previous: number | undefined,
+): Promise<void> {
   const name = manifestFileName(number);
   const file = path.join(dir, name);
   await ioStep('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
@@ -219,6 +225,8 @@ export async function installManifest(fs: FileSystem, dir: string, number: numbe
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
   if (previous !== undefined && previous !== number) {
     const old = path.join(dir, manifestFileName(previous));
-    await ioStep('unlink', old, () => fs.unlink(old).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
+    await ioStep('unlink', old, () =>
+      fs.unlink(old).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))),
+    );
   }
 }

@@ -125,7 +125,11 @@ export function decodeOptionsFile(bytes: Uint8Array, file: string): PersistedOpt
   // latin1 maps bytes one to one: offsets in the text are offsets in the file.
   const text = buf.toString('latin1');
   const trailer = TRAILER.exec(text);
-  if (!trailer) fail('OPTIONS file does not end with its checksum line (truncated or damaged)', Math.max(0, text.lastIndexOf('\n', text.length - 2) + 1));
+  if (!trailer)
+    fail(
+      'OPTIONS file does not end with its checksum line (truncated or damaged)',
+      Math.max(0, text.lastIndexOf('\n', text.length - 2) + 1),
+    );
   const covered = trailer!.index + 1;
   if (maskedCrc32c(buf, 0, covered) !== Number.parseInt(trailer![1]!, 16)) fail('OPTIONS checksum mismatch', covered);
   const lines = text.slice(0, covered).split('\n');
@@ -133,7 +137,8 @@ export function decodeOptionsFile(bytes: Uint8Array, file: string): PersistedOpt
   const header = /^SDMTOPTS (\d{1,9})$/.exec(lines[0]!);
   if (!header) fail('not a sediment OPTIONS file (bad header)');
   const version = Number(header![1]);
-  if (version !== OPTIONS_FILE_VERSION) fail(`unsupported OPTIONS file version ${version} (this sediment reads ${OPTIONS_FILE_VERSION}; written by a newer one?)`);
+  if (version !== OPTIONS_FILE_VERSION)
+    fail(`unsupported OPTIONS file version ${version} (this sediment reads ${OPTIONS_FILE_VERSION}; written by a newer one?)`);
   const bodyAt = lines[0]!.length + 1;
   let body: unknown;
   try {
@@ -146,13 +151,17 @@ export function decodeOptionsFile(bytes: Uint8Array, file: string): PersistedOpt
   const nat = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const v = o[name];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      fail(`OPTIONS field ${name} is not an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}: ${JSON.stringify(v)}`, bodyAt);
+      fail(
+        `OPTIONS field ${name} is not an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}: ${JSON.stringify(v)}`,
+        bodyAt,
+      );
     }
     return v as number;
   };
   const oneOf = <T extends string>(name: string, allowed: readonly T[]): T => {
     const v = o[name];
-    if (typeof v !== 'string' || !allowed.includes(v as T)) fail(`OPTIONS field ${name} is not one of ${allowed.join(', ')}: ${JSON.stringify(v)}`, bodyAt);
+    if (typeof v !== 'string' || !allowed.includes(v as T))
+      fail(`OPTIONS field ${name} is not one of ${allowed.join(', ')}: ${JSON.stringify(v)}`, bodyAt);
     return v as T;
   };
   const formatVersion = nat('formatVersion', 1);
@@ -255,7 +264,12 @@ export function samePersistedOptions(a: PersistedOptions, b: PersistedOptions): 
  *   ({@link checkPersistedOptions}: `InvalidConfigError` on a mismatch, before anything is
  *   written), and writes it only if it was missing (a DB made by 0.1.0) or a limit was raised.
  */
-export async function openOptionsFile(fs: FileSystem, dir: string, resolved: PersistedSource, { fresh }: { fresh: boolean }): Promise<PersistedOptions> {
+export async function openOptionsFile(
+  fs: FileSystem,
+  dir: string,
+  resolved: PersistedSource,
+  { fresh }: { fresh: boolean },
+): Promise<PersistedOptions> {
   if (fresh) {
     const p = persistedOptionsOf(resolved);
     await writeOptionsFile(fs, dir, p);

@@ -155,18 +155,25 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     const ms = (fsync as { batchMs?: unknown } | null)?.batchMs;
     const shapeOk = typeof fsync === 'object' && fsync !== null && !Array.isArray(fsync) && Object.keys(fsync).length === 1;
     if (!shapeOk || typeof ms !== 'number' || !(ms > 0) || ms > 60_000) {
-      throw new InvalidConfigError('fsync', `must be 'always', 'os' or { batchMs } with 0 < batchMs <= 60000 and no other field, got ${JSON.stringify(fsync)}`);
+      throw new InvalidConfigError(
+        'fsync',
+        `must be 'always', 'os' or { batchMs } with 0 < batchMs <= 60000 and no other field, got ${JSON.stringify(fsync)}`,
+      );
     }
   }
-  if (o.clock !== undefined && typeof o.clock !== 'function') throw new InvalidConfigError('clock', 'must be a function returning ms since the epoch');
+  if (o.clock !== undefined && typeof o.clock !== 'function')
+    throw new InvalidConfigError('clock', 'must be a function returning ms since the epoch');
   if (o.fs !== undefined) {
     const fs = o.fs as Record<string, unknown> | null;
-    if (typeof fs !== 'object' || fs === null || Array.isArray(fs)) throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
+    if (typeof fs !== 'object' || fs === null || Array.isArray(fs))
+      throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
     const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
     if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
   }
-  if (o.meter !== undefined && !isDBMeter(o.meter)) throw new InvalidConfigError('meter', 'must be an object with counter, histogram and event methods');
-  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') throw new InvalidConfigError('readOnly', `must be a boolean, got ${String(o.readOnly)}`);
+  if (o.meter !== undefined && !isDBMeter(o.meter))
+    throw new InvalidConfigError('meter', 'must be an object with counter, histogram and event methods');
+  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')
+    throw new InvalidConfigError('readOnly', `must be a boolean, got ${String(o.readOnly)}`);
   const l0CompactionTrigger = int(o, 'l0CompactionTrigger', 4, 2, 1000);
   const l0SlowdownTrigger = int(o, 'l0SlowdownTrigger', Math.max(8, l0CompactionTrigger), l0CompactionTrigger, 1000);
   const l0StopTrigger = int(o, 'l0StopTrigger', Math.max(12, l0SlowdownTrigger + 1), l0SlowdownTrigger + 1, 1000);

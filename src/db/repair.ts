@@ -202,16 +202,19 @@ function resolveRepairOptions(options: unknown): { fs: FileSystem; compression: 
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('options must be an object');
   const o = options as Record<string, unknown>;
   for (const name of Object.keys(o)) {
-    if (!REPAIR_OPTIONS.has(name)) throw new InvalidConfigError(name, `is not an option of DB.repair (known: ${[...REPAIR_OPTIONS].join(', ')})`);
+    if (!REPAIR_OPTIONS.has(name))
+      throw new InvalidConfigError(name, `is not an option of DB.repair (known: ${[...REPAIR_OPTIONS].join(', ')})`);
   }
   if (o.fs !== undefined) {
     const fs = o.fs as Record<string, unknown> | null;
-    if (typeof fs !== 'object' || fs === null || Array.isArray(fs)) throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
+    if (typeof fs !== 'object' || fs === null || Array.isArray(fs))
+      throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
     const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
     if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
   }
   const compression = o.compression ?? 'lz4';
-  if (compression !== 'lz4' && compression !== 'none') throw new InvalidConfigError('compression', `must be 'lz4' or 'none', got ${String(compression)}`);
+  if (compression !== 'lz4' && compression !== 'none')
+    throw new InvalidConfigError('compression', `must be 'lz4' or 'none', got ${String(compression)}`);
   return { fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem, compression };
 }
 
@@ -306,7 +309,10 @@ class Repair {
     const fs = this.#fs;
     const dir = this.#dir;
     const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    const tables = names.map(parseTableFileName).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+    const tables = names
+      .map(parseTableFileName)
+      .filter((n): n is number => n !== undefined)
+      .sort((a, b) => a - b);
     const manifests = names.map(parseManifestFileName).filter((n): n is number => n !== undefined);
     this.#nextFileNumber = Math.max(1, ...tables.map((n) => n + 1));
 
@@ -315,7 +321,9 @@ class Repair {
     try {
       current = await readCurrentManifest(fs, dir);
       if (!current) {
-        const walNames = names.includes(WAL_DIR) ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR))) : [];
+        const walNames = names.includes(WAL_DIR)
+          ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR)))
+          : [];
         // No CURRENT and nothing stored: a new or empty directory, nothing to repair.
         if (tables.length === 0 && !walNames.some((n) => n.endsWith('.wal'))) return this.#report;
         manifestError = 'CURRENT is missing but the directory holds tables or a WAL';
@@ -365,7 +373,13 @@ class Repair {
           check = await checkTable(this.#fs, file);
         } catch (err) {
           if (!isMissing(err)) throw err;
-          report.tablesMissing.push({ file, fileNumber: meta.fileNumber, level: l, lostRanges: [{ smallest: copyKey(range.smallest), largest: copyKey(range.largest) }], entriesLost: meta.entries });
+          report.tablesMissing.push({
+            file,
+            fileNumber: meta.fileNumber,
+            level: l,
+            lostRanges: [{ smallest: copyKey(range.smallest), largest: copyKey(range.largest) }],
+            entriesLost: meta.entries,
+          });
           continue;
         }
         const p = check.properties;
@@ -401,11 +415,18 @@ class Repair {
    * Rewrites the readable entries of a damaged table (those within `range`, if given) into new
    * tables of at most `maxFileSize` bytes.
    */
-  async #rewrite(check: TableCheck, range: KeyRange | undefined, compression: 'lz4' | 'none', maxFileSize: number): Promise<Damage & { written: WrittenTable | undefined }> {
+  async #rewrite(
+    check: TableCheck,
+    range: KeyRange | undefined,
+    compression: 'lz4' | 'none',
+    maxFileSize: number,
+  ): Promise<Damage & { written: WrittenTable | undefined }> {
     const damage: Damage = {
       check,
       lostBlocks: check.damagedBlocks.map((d) => d.block),
-      errors: [check.structureError, ...check.damagedBlocks.map((d) => d.error), ...check.metaErrors].filter((e) => e !== undefined).map((e) => e.message),
+      errors: [check.structureError, ...check.damagedBlocks.map((d) => d.error), ...check.metaErrors]
+        .filter((e) => e !== undefined)
+        .map((e) => e.message),
       recovered: 0,
     };
     const sink = this.#sink(compression, maxFileSize);
@@ -457,7 +478,14 @@ class Repair {
     }
   }
 
-  #recordDamage(file: string, fileNumber: number, level: number | null, damage: Damage, range: KeyRange | undefined, entries: number | undefined): void {
+  #recordDamage(
+    file: string,
+    fileNumber: number,
+    level: number | null,
+    damage: Damage,
+    range: KeyRange | undefined,
+    entries: number | undefined,
+  ): void {
     const { check } = damage;
     let lostRanges: KeyRange[];
     let lostRangeUnknown = false;
@@ -551,7 +579,9 @@ class Repair {
       const damage = c.damage ?? {
         check: c.check,
         lostBlocks: c.check.damagedBlocks.map((d) => d.block),
-        errors: [c.check.structureError, ...c.check.damagedBlocks.map((d) => d.error), ...c.check.metaErrors].filter((e) => e !== undefined).map((e) => e.message),
+        errors: [c.check.structureError, ...c.check.damagedBlocks.map((d) => d.error), ...c.check.metaErrors]
+          .filter((e) => e !== undefined)
+          .map((e) => e.message),
         recovered: 0,
       };
       const p = c.check.properties;
@@ -595,7 +625,9 @@ class Repair {
         const damage: Damage = {
           check: c.check,
           lostBlocks: c.check.damagedBlocks.map((d) => d.block),
-          errors: [c.check.structureError, ...c.check.damagedBlocks.map((d) => d.error), ...c.check.metaErrors].filter((e) => e !== undefined).map((e) => e.message),
+          errors: [c.check.structureError, ...c.check.damagedBlocks.map((d) => d.error), ...c.check.metaErrors]
+            .filter((e) => e !== undefined)
+            .map((e) => e.message),
           recovered: 0,
         };
         if (!c.check.ok) c.damage = damage;

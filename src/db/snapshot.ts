@@ -28,7 +28,14 @@ export class Snapshot {
   #closed = false;
 
   /** @internal `version` must be pinned for the snapshot; {@link close} unpins it. */
-  constructor(owner: object, mem: FrozenMemtable, imm: readonly FrozenMemtable[], version: Version, now: number, onClose: (snapshot: Snapshot) => void) {
+  constructor(
+    owner: object,
+    mem: FrozenMemtable,
+    imm: readonly FrozenMemtable[],
+    version: Version,
+    now: number,
+    onClose: (snapshot: Snapshot) => void,
+  ) {
     this.owner = owner;
     this.#mem = mem;
     this.#imm = imm;

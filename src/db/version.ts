@@ -100,4 +100,3 @@ export class Version {
     return false;
   }
 }
-

@@ -361,9 +361,7 @@ export class MemFileSystem implements FileSystem {
 
   async stat(file: string): Promise<FileStat> {
     const node = this.#lookup(normalize(file), 'stat', file);
-    return node instanceof Directory
-      ? { size: 0, isDirectory: true }
-      : { size: node.content.length, isDirectory: false };
+    return node instanceof Directory ? { size: 0, isDirectory: true } : { size: node.content.length, isDirectory: false };
   }
 
   async rename(from: string, to: string): Promise<void> {

@@ -19,7 +19,15 @@
  * @module
  */
 import * as path from 'node:path';
-import { AbstractLevel, type AbstractDatabaseOptions, type AbstractPutOptions, type AbstractDelOptions, type AbstractBatchOptions, type AbstractBatchOperation, type AbstractChainedBatch } from 'abstract-level';
+import {
+  AbstractLevel,
+  type AbstractDatabaseOptions,
+  type AbstractPutOptions,
+  type AbstractDelOptions,
+  type AbstractBatchOptions,
+  type AbstractBatchOperation,
+  type AbstractChainedBatch,
+} from 'abstract-level';
 import ModuleError from 'module-error';
 import { errnoOf, IoError } from '../errors.js';
 import { DB, type BatchOperation, type DBIterator, type IteratorOptions, type PutOptions, type ReadOptions } from '../db/db.js';
@@ -229,10 +237,14 @@ export class SedimentLevel<KDefault = string, VDefault = string> extends Abstrac
   async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
     const exists = await this.#exists();
     if (!exists && !options.createIfMissing) {
-      throw new ModuleError(`Database does not exist: ${this.#location} holds no sediment database (createIfMissing is false)`, { code: 'LEVEL_NOT_FOUND' });
+      throw new ModuleError(`Database does not exist: ${this.#location} holds no sediment database (createIfMissing is false)`, {
+        code: 'LEVEL_NOT_FOUND',
+      });
     }
     if (exists && options.errorIfExists) {
-      throw new ModuleError(`Database exists: ${this.#location} already holds a sediment database (errorIfExists is true)`, { code: 'LEVEL_EXISTS' });
+      throw new ModuleError(`Database exists: ${this.#location} already holds a sediment database (errorIfExists is true)`, {
+        code: 'LEVEL_EXISTS',
+      });
     }
     try {
       this.#db = await DB.open<Buffer, Buffer>(this.#location, { ...this.#options, keyEncoding: 'binary', valueEncoding: 'binary' });

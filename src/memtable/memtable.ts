@@ -23,23 +23,14 @@
  * @module
  */
 import * as btree from 'sorted-btree';
-import {
-  type CursorOptions,
-  type Entry,
-  type EntryCursor,
-  checkKey,
-  normalizeEntry,
-  positionCursor,
-  validateEntry,
-} from '../entry.js';
+import { type CursorOptions, type Entry, type EntryCursor, checkKey, normalizeEntry, positionCursor, validateEntry } from '../entry.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node's ESM loader exposes it as
 // `default.default`, bundlers and tsx as `default`. Take whichever is the class.
 type BTreeOf = btree.default<string, Entry>;
 type BTreeClass = new (entries: undefined, compare: (a: string, b: string) => number) => BTreeOf;
 const btreeExports = btree as unknown as { default: BTreeClass | { default: BTreeClass } };
-const BTree: BTreeClass =
-  typeof btreeExports.default === 'function' ? btreeExports.default : btreeExports.default.default;
+const BTree: BTreeClass = typeof btreeExports.default === 'function' ? btreeExports.default : btreeExports.default.default;
 
 /**
  * Bytes charged per entry on top of its key (counted twice: bytes and string) and value. Measured

@@ -81,7 +81,10 @@ export class Family {
       );
     });
     this.histograms = OBSERVED_HISTOGRAMS.map((def) =>
-      this.#add(prefix + def.name, new Histogram({ name: prefix + def.name, help: def.help, labelNames: [...labelNames], buckets: def.buckets, registers })),
+      this.#add(
+        prefix + def.name,
+        new Histogram({ name: prefix + def.name, help: def.help, labelNames: [...labelNames], buckets: def.buckets, registers }),
+      ),
     );
     for (const def of SCRAPED) this.#add(prefix + def.name, this.#scraped(def, registers));
   }

@@ -123,7 +123,10 @@ export class PrometheusMeter implements DBMeter {
     }
     const prefix = options.prefix ?? 'sediment_';
     if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
-      throw new InvalidConfigError('prefix', `${JSON.stringify(prefix)} is not the start of a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
+      throw new InvalidConfigError(
+        'prefix',
+        `${JSON.stringify(prefix)} is not the start of a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)`,
+      );
     }
     const labels = checkLabels(options.labels ?? {});
     const labelNames = Object.keys(labels).sort();
@@ -242,9 +245,13 @@ function checkLabels(labels: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(labels)) {
     if (!LABEL_NAME.test(name) || name.startsWith('__')) {
-      throw new InvalidConfigError('labels', `${JSON.stringify(name)} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`);
+      throw new InvalidConfigError(
+        'labels',
+        `${JSON.stringify(name)} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
+      );
     }
-    if (name === 'level' || name === 'le') throw new InvalidConfigError('labels', `the label name ${name} is taken by sediment's own metrics`);
+    if (name === 'level' || name === 'le')
+      throw new InvalidConfigError('labels', `the label name ${name} is taken by sediment's own metrics`);
     if (typeof value !== 'string') throw new InvalidConfigError('labels', `the value of ${name} must be a string`);
     out[name] = value;
   }

@@ -32,17 +32,42 @@ export interface FedCounter {
 export const FED_COUNTERS: readonly FedCounter[] = [
   { name: 'wal_records_total', help: 'Records appended to the WAL (each record of a batch counts).', from: 'wal.records', scale: 1 },
   { name: 'wal_bytes_total', help: 'Bytes appended to the WAL, frame headers included.', from: 'wal.bytes', scale: 1 },
-  { name: 'wal_writes_total', help: 'write(2) calls made for WAL appends: fewer than records when appends coalesce.', from: 'wal.writes', scale: 1 },
+  {
+    name: 'wal_writes_total',
+    help: 'write(2) calls made for WAL appends: fewer than records when appends coalesce.',
+    from: 'wal.writes',
+    scale: 1,
+  },
   { name: 'wal_fsyncs_total', help: 'fdatasync calls completed on WAL segments.', from: 'wal.fsyncs', scale: 1 },
   { name: 'wal_failures_total', help: 'Times a WAL failed (a write or fsync error) and began refusing appends.', from: null, scale: 1 },
   { name: 'flushes_total', help: 'Memtables written as L0 tables.', from: 'db.flushes', scale: 1 },
   { name: 'flush_written_bytes_total', help: 'Bytes of tables written by flushes.', from: 'db.flush_bytes', scale: 1 },
   { name: 'compactions_total', help: 'Compactions completed.', from: 'db.compactions', scale: 1 },
   { name: 'compaction_read_bytes_total', help: 'Bytes of tables read by compactions.', from: 'db.compaction_read_bytes', scale: 1 },
-  { name: 'compaction_written_bytes_total', help: 'Bytes of tables written by compactions.', from: 'db.compaction_written_bytes', scale: 1 },
-  { name: 'write_stalls_total', help: 'Writes that waited for a flush or compaction (or behind writes that did).', from: 'db.write_stalls', scale: 1 },
-  { name: 'write_stall_seconds_total', help: 'Seconds writes spent waiting for flushes and compactions, in all.', from: 'db.write_stall_ms', scale: 1 / 1000 },
-  { name: 'background_errors_total', help: 'Errors that stopped background work (and writes) of a DB.', from: 'db.background_errors', scale: 1 },
+  {
+    name: 'compaction_written_bytes_total',
+    help: 'Bytes of tables written by compactions.',
+    from: 'db.compaction_written_bytes',
+    scale: 1,
+  },
+  {
+    name: 'write_stalls_total',
+    help: 'Writes that waited for a flush or compaction (or behind writes that did).',
+    from: 'db.write_stalls',
+    scale: 1,
+  },
+  {
+    name: 'write_stall_seconds_total',
+    help: 'Seconds writes spent waiting for flushes and compactions, in all.',
+    from: 'db.write_stall_ms',
+    scale: 1 / 1000,
+  },
+  {
+    name: 'background_errors_total',
+    help: 'Errors that stopped background work (and writes) of a DB.',
+    from: 'db.background_errors',
+    scale: 1,
+  },
 ];
 
 /** Slot of `wal_failures_total`, fed by the WAL's `failed` event. */
@@ -75,7 +100,13 @@ export const OBSERVED_HISTOGRAMS: readonly ObservedHistogram[] = [
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   },
   { name: 'flush_duration_seconds', help: 'Duration of each flush.', from: 'db.flush_ms', scale: 1 / 1000, buckets: DURATION_BUCKETS },
-  { name: 'compaction_duration_seconds', help: 'Duration of each compaction.', from: 'db.compaction_ms', scale: 1 / 1000, buckets: DURATION_BUCKETS },
+  {
+    name: 'compaction_duration_seconds',
+    help: 'Duration of each compaction.',
+    from: 'db.compaction_ms',
+    scale: 1 / 1000,
+    buckets: DURATION_BUCKETS,
+  },
 ];
 
 /** What one scrape reads from the tracked sources' `stats()`, summed over them. */
@@ -99,13 +130,49 @@ export type ScrapedMetric = { name: string; help: string; type: 'counter' | 'gau
 /** Scraped metrics. */
 export const SCRAPED: readonly ScrapedMetric[] = [
   { name: 'wal_segments', help: 'Segment files in the WAL.', type: 'gauge', read: (s) => s.walSegments, perLevel: false },
-  { name: 'memtable_bytes', help: 'Approximate bytes of the active memtable.', type: 'gauge', read: (s) => s.memtableBytes, perLevel: false },
-  { name: 'frozen_memtables', help: 'Frozen memtables waiting to be flushed.', type: 'gauge', read: (s) => s.frozenMemtables, perLevel: false },
+  {
+    name: 'memtable_bytes',
+    help: 'Approximate bytes of the active memtable.',
+    type: 'gauge',
+    read: (s) => s.memtableBytes,
+    perLevel: false,
+  },
+  {
+    name: 'frozen_memtables',
+    help: 'Frozen memtables waiting to be flushed.',
+    type: 'gauge',
+    read: (s) => s.frozenMemtables,
+    perLevel: false,
+  },
   { name: 'level_tables', help: 'Tables in each level of the LSM tree.', type: 'gauge', read: (s) => s.levelTables, perLevel: true },
-  { name: 'level_bytes', help: 'Bytes of the tables in each level of the LSM tree.', type: 'gauge', read: (s) => s.levelBytes, perLevel: true },
-  { name: 'block_cache_hits_total', help: 'Table block reads served by the block cache.', type: 'counter', read: (s) => s.blockCacheHits, perLevel: false },
-  { name: 'block_cache_misses_total', help: 'Table block reads the block cache could not serve.', type: 'counter', read: (s) => s.blockCacheMisses, perLevel: false },
-  { name: 'block_cache_bytes', help: 'Bytes of blocks held in the block cache.', type: 'gauge', read: (s) => s.blockCacheBytes, perLevel: false },
+  {
+    name: 'level_bytes',
+    help: 'Bytes of the tables in each level of the LSM tree.',
+    type: 'gauge',
+    read: (s) => s.levelBytes,
+    perLevel: true,
+  },
+  {
+    name: 'block_cache_hits_total',
+    help: 'Table block reads served by the block cache.',
+    type: 'counter',
+    read: (s) => s.blockCacheHits,
+    perLevel: false,
+  },
+  {
+    name: 'block_cache_misses_total',
+    help: 'Table block reads the block cache could not serve.',
+    type: 'counter',
+    read: (s) => s.blockCacheMisses,
+    perLevel: false,
+  },
+  {
+    name: 'block_cache_bytes',
+    help: 'Bytes of blocks held in the block cache.',
+    type: 'gauge',
+    read: (s) => s.blockCacheBytes,
+    perLevel: false,
+  },
 ];
 
 /** Every metric name of the set, without the prefix. */

@@ -15,10 +15,7 @@ import type { Where } from './format.js';
 /** Builds the corruption error for damaged bytes at `where`. */
 export function corrupt(reason: string, where: Where): CorruptionError {
   const details = { file: where.file, offset: where.offset };
-  return new CorruptionError(
-    reason,
-    where.length === undefined ? details : { ...details, unreadableBytes: where.length },
-  );
+  return new CorruptionError(reason, where.length === undefined ? details : { ...details, unreadableBytes: where.length });
 }
 
 /** Position after the last varint decoded by {@link getVarint32} or {@link getVarint53}. */

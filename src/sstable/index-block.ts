@@ -83,12 +83,7 @@ export class TableIndex {
       sizes.push(size);
     });
     if (expected !== dataEnd) throw corrupt(`index covers ${expected} bytes of data, not ${dataEnd}`, where);
-    return new TableIndex(
-      new Uint8Array(keys.view()),
-      Uint32Array.from(keyStarts),
-      Float64Array.from(offsets),
-      Uint32Array.from(sizes),
-    );
+    return new TableIndex(new Uint8Array(keys.view()), Uint32Array.from(keyStarts), Float64Array.from(offsets), Uint32Array.from(sizes));
   }
 
   /** Number of data blocks. */

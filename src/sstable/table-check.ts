@@ -125,7 +125,8 @@ export class TableInspector {
       const metaErrors: CorruptionError[] = [];
       const broken = (structureError: CorruptionError): TableInspector =>
         new TableInspector(path, fileSize, handle, { structureError, metaErrors });
-      if (fileSize < FOOTER_SIZE) return broken(corrupt(`file of ${fileSize} bytes is too short for a table`, { file: path, offset: 0, length: fileSize }));
+      if (fileSize < FOOTER_SIZE)
+        return broken(corrupt(`file of ${fileSize} bytes is too short for a table`, { file: path, offset: 0, length: fileSize }));
       const footerBytes = new Uint8Array(FOOTER_SIZE);
       if ((await readAt(handle, footerBytes, fileSize - FOOTER_SIZE)) !== FOOTER_SIZE) {
         return broken(corrupt('file shrank while reading the footer', { file: path, offset: fileSize - FOOTER_SIZE }));

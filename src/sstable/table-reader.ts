@@ -240,10 +240,7 @@ export class TableReader {
     this.#checkOpen();
     const { smallestKey, largestKey } = this.properties;
     return (
-      smallestKey !== undefined &&
-      compareKeys(key, smallestKey) >= 0 &&
-      compareKeys(key, largestKey!) <= 0 &&
-      this.#filter.mayContain(key)
+      smallestKey !== undefined && compareKeys(key, smallestKey) >= 0 && compareKeys(key, largestKey!) <= 0 && this.#filter.mayContain(key)
     );
   }
 

@@ -394,7 +394,6 @@ export class TableWriter {
   }
 }
 
-
 /**
  * Writes `entries` (strictly increasing keys) as a table at `path` and returns its properties;
  * on any failure removes the partial file and rethrows.

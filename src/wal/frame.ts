@@ -60,7 +60,6 @@ export function checkFrame(buf: Uint8Array, at: number, limit: number, maxPayloa
   return { kind: 'frame', type: type as FrameType, payloadStart, end };
 }
 
-
 /**
  * Cheap filter run before {@link checkFrame} when searching damaged bytes for a valid frame:
  * rejects most offsets without a checksum.

@@ -171,7 +171,8 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   if (!isPlainObject(options)) throw new TypeError('Wal.open takes an options object with at least { dir }');
   // A misspelt option must not pass silently.
   for (const name of Object.keys(options)) {
-    if (!WAL_OPTION_NAMES.has(name)) throw new InvalidConfigError(name, `is not an option of Wal.open (known: ${[...WAL_OPTION_NAMES].join(', ')})`);
+    if (!WAL_OPTION_NAMES.has(name))
+      throw new InvalidConfigError(name, `is not an option of Wal.open (known: ${[...WAL_OPTION_NAMES].join(', ')})`);
   }
   const { dir, fsync, recovery, meter, fs, preallocate } = options;
   if (typeof dir !== 'string' || dir.length === 0) throw new InvalidConfigError('dir', 'must be a non-empty path');

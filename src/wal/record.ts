@@ -233,7 +233,10 @@ function resolveExpiry(options: RecordPutOptions): number | undefined {
     if (typeof ttlMs !== 'number') throw new TypeError(`ttlMs must be a number, got ${describeType(ttlMs)}`);
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
     const at = Math.ceil(Date.now() + ttlMs);
-    if (!isExpiry(at)) throw new RangeError(`ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a record that never expires`);
+    if (!isExpiry(at))
+      throw new RangeError(
+        `ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a record that never expires`,
+      );
     return at;
   }
   if (expiresAt !== undefined) {
@@ -245,7 +248,6 @@ function resolveExpiry(options: RecordPutOptions): number | undefined {
   }
   return undefined;
 }
-
 
 /** A decoded record, or why the bytes are not one. */
 export type DecodeResult = { ok: true; record: Record } | { ok: false; reason: string };
@@ -314,7 +316,8 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
     return { ok: true, record: Record.fromParts(key, stored, false, expiresAt, 'none', stored) };
   }
   // Not a verdict on the bytes: decoding a zstd record needs the codec that Wal.open loads.
-  if (compression === 'zstd' && !zstdReady) throw new Error('the zstd codec is not loaded yet: await loadZstd() (Wal.open does) before decoding');
+  if (compression === 'zstd' && !zstdReady)
+    throw new Error('the zstd codec is not loaded yet: await loadZstd() (Wal.open does) before decoding');
   let value: Uint8Array;
   try {
     value = decompress(compression, stored, rawLength);

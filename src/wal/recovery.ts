@@ -237,7 +237,14 @@ export async function recover(fs: FileSystem, dir: string, o: RecoverOptions): P
       }
       if (attempt >= READ_ONLY_ATTEMPTS) {
         const file = path.join(dir, STATE_FILE_NAME);
-        throw new IoError('open', file, Object.assign(new Error(`the log kept changing under a read-only open (${attempt + 1} attempts)`), { code: 'EAGAIN', cause: err }));
+        throw new IoError(
+          'open',
+          file,
+          Object.assign(new Error(`the log kept changing under a read-only open (${attempt + 1} attempts)`), {
+            code: 'EAGAIN',
+            cause: err,
+          }),
+        );
       }
       await new Promise<void>((resolve) => setTimeout(resolve, Math.min(1 << attempt, 50)));
     }
@@ -364,11 +371,14 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
   if (discardBefore && discardBefore.segmentId >= recorded + (fallback ? 1 : 0)) {
     const id = discardBefore.segmentId;
     if (mode === 'strict') {
-      throw new CorruptionError(`segment ${id} holds the position the caller has stored through, but this log never created it (its ids end at ${state.next - 1}); the log was left untouched`, {
-        file: path.join(dir, segmentFileName(id)),
-        offset: 0,
-        segmentId: id,
-      });
+      throw new CorruptionError(
+        `segment ${id} holds the position the caller has stored through, but this log never created it (its ids end at ${state.next - 1}); the log was left untouched`,
+        {
+          file: path.join(dir, segmentFileName(id)),
+          offset: 0,
+          segmentId: id,
+        },
+      );
     }
     info.corruptionDetected = true;
     listMissing(info, [[id, id + 1]], 1);
@@ -421,11 +431,14 @@ async function recoverOnce(fs: FileSystem, dir: string, o: RecoverOptions): Prom
       // A hole, the first or the newest segment: name the missing file.
       const range = state.next > lo ? `; the state file records segments ${lo} to ${state.next - 1}` : '';
       const more = missingCount > 1 ? ` (${missingCount} segments are missing in all)` : '';
-      throw new CorruptionError(`${problem.reason}${more}${range}${state.holes.length > 0 ? ' (less the ranges given up by an earlier salvage)' : ''}; the log was left untouched`, {
-        file: path.join(dir, segmentFileName(missingId)),
-        offset: 0,
-        segmentId: missingId,
-      });
+      throw new CorruptionError(
+        `${problem.reason}${more}${range}${state.holes.length > 0 ? ' (less the ranges given up by an earlier salvage)' : ''}; the log was left untouched`,
+        {
+          file: path.join(dir, segmentFileName(missingId)),
+          offset: 0,
+          segmentId: missingId,
+        },
+      );
     }
     const r = reports[problem.index]!;
     throw new CorruptionError(
@@ -623,7 +636,8 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
         continue;
       }
       if (step.kind === 'end') {
-        if (unitStart >= 0) report.damage = await classify(handle, unitStart, step.offset, 'incomplete-batch', true, undefined, size, maxRecordSize);
+        if (unitStart >= 0)
+          report.damage = await classify(handle, unitStart, step.offset, 'incomplete-batch', true, undefined, size, maxRecordSize);
         break;
       }
       const keepEnd = unitStart >= 0 ? unitStart : step.offset;
@@ -760,11 +774,21 @@ async function quarantine(
   for (let i = reports.length - 1; i >= firstMoved; i--) {
     const r = reports[i]!;
     const target = path.join(qdir, `${stamp}-${segmentFileName(r.id)}`);
-    if (await exists(fs, target)) throw new IoError('rename', target, Object.assign(new Error('quarantine name taken'), { code: 'EEXIST' }));
+    if (await exists(fs, target))
+      throw new IoError('rename', target, Object.assign(new Error('quarantine name taken'), { code: 'EEXIST' }));
     await ioStep('rename', r.file, () => fs.rename(r.file, target));
     await ioStep('syncDir', qdir, () => fs.syncDir(qdir));
     await ioStep('syncDir', dir, () => fs.syncDir(dir));
-    record(target, r, 0, i === problem.index ? problem.reason : problem.missing !== undefined ? `follows missing segment ${problem.missing}` : `follows damage in segment ${damaged.id}`);
+    record(
+      target,
+      r,
+      0,
+      i === problem.index
+        ? problem.reason
+        : problem.missing !== undefined
+          ? `follows missing segment ${problem.missing}`
+          : `follows damage in segment ${damaged.id}`,
+    );
   }
   // 3. Cut the damaged segment back to its valid prefix.
   if (problem.keepEnd > 0) {
@@ -788,7 +812,14 @@ async function quarantineDir(fs: FileSystem, dir: string): Promise<{ qdir: strin
 }
 
 /** Salvage: moves the whole segments `ids` into `quarantine/`, newest first. */
-async function quarantineWhole(fs: FileSystem, dir: string, ids: readonly number[], reason: string, info: RecoveryInfo, meter: Meter): Promise<void> {
+async function quarantineWhole(
+  fs: FileSystem,
+  dir: string,
+  ids: readonly number[],
+  reason: string,
+  info: RecoveryInfo,
+  meter: Meter,
+): Promise<void> {
   const { qdir, stamp } = await quarantineDir(fs, dir);
   for (const id of [...ids].reverse()) {
     const file = path.join(dir, segmentFileName(id));

@@ -195,7 +195,10 @@ function encodeValidSlot(buf: Uint8Array, at: number, size: number, state: Segme
   const problem = fields.every((v) => Number.isSafeInteger(v) && v >= 0) ? undefined : 'a field is not an integer below 2^53';
   if (!problem) encodeSlot(buf, at, size, state, seq);
   const decoded = problem ?? decodeSlot(buf, at, size);
-  if (typeof decoded === 'string') throw new RangeError(`refusing to write segment state floor ${state.floor}, next ${state.next}, ${state.holes.length} holes: ${decoded}`);
+  if (typeof decoded === 'string')
+    throw new RangeError(
+      `refusing to write segment state floor ${state.floor}, next ${state.next}, ${state.holes.length} holes: ${decoded}`,
+    );
 }
 
 /** Decodes the slot at `buf[at..at+size)`: its state and sequence number, or why it is not valid. */
@@ -249,7 +252,11 @@ export async function readStateFile(fs: FileSystem, dir: string): Promise<Loaded
   try {
     const size = await ioStep('stat', file, () => handle.size());
     if (!validFileSize(size) || size > MAX_STATE_FILE_SIZE) {
-      throw new CorruptionError(`the WAL state file has no valid slot (its size, ${size} bytes, is not two slots)`, { file, offset: 0, unreadableBytes: size });
+      throw new CorruptionError(`the WAL state file has no valid slot (its size, ${size} bytes, is not two slots)`, {
+        file,
+        offset: 0,
+        unreadableBytes: size,
+      });
     }
     bytes = Buffer.alloc(size);
     let got = 0;
@@ -396,7 +403,11 @@ export const STATE_MAX_ROOM = Math.floor((MAX_STATE_FILE_SIZE / 2 - STATE_SLOT_H
  */
 function slotSizeFor(holes: number, file: string): number {
   if (holes > STATE_MAX_ROOM) {
-    throw new IoError('write', file, Object.assign(new Error(`${holes} holes do not fit the state file (at most ${STATE_MAX_ROOM})`), { code: 'EFBIG' }));
+    throw new IoError(
+      'write',
+      file,
+      Object.assign(new Error(`${holes} holes do not fit the state file (at most ${STATE_MAX_ROOM})`), { code: 'EFBIG' }),
+    );
   }
   let room = STATE_INITIAL_HOLES;
   while (room < holes) room *= 2;

@@ -194,7 +194,13 @@ export class Wal {
   };
   readonly #readerSource: ReaderSource;
 
-  private constructor(opts: ResolvedWalOptions, lock: DirectoryLock, state: StateFile | undefined, segmentIds: number[], active: ActiveSegment) {
+  private constructor(
+    opts: ResolvedWalOptions,
+    lock: DirectoryLock,
+    state: StateFile | undefined,
+    segmentIds: number[],
+    active: ActiveSegment,
+  ) {
     this.#opts = opts;
     this.#fs = opts.fs;
     this.#meter = opts.meter;
@@ -260,12 +266,15 @@ export class Wal {
         }
         // A log that ends at or before `discardBefore` continues in a new segment, so that every
         // new record lands after that position.
-        const before = opts.discardBefore !== undefined && comparePositions({ segmentId: last.id, offset: last.end }, opts.discardBefore) <= 0;
+        const before =
+          opts.discardBefore !== undefined && comparePositions({ segmentId: last.id, offset: last.end }, opts.discardBefore) <= 0;
         if (last.end < opts.maxSegmentSize && !before) reuse = newActive(last.id, file, handle, last.end, last.end);
         else await handle.close().catch(() => undefined);
       }
       // A new segment gets an id past every id the log ever had (lost and quarantined ones too).
-      const newId = reuse ? undefined : Math.max(rec.next, last ? last.id + 1 : 0, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
+      const newId = reuse
+        ? undefined
+        : Math.max(rec.next, last ? last.id + 1 : 0, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
       // Checked before the state file is written: a state it cannot hold must not be written.
       if (newId !== undefined) checkNewId(dir, newId);
       state = await writeOpenState(fs, dir, rec, stateOf(ids, newId ?? Math.max(rec.next, last!.id + 1)));
@@ -300,9 +309,16 @@ export class Wal {
   static async #openReadOnly(opts: ResolvedWalOptions): Promise<WalOpenResult> {
     const { fs, dir } = opts;
     if (!(await dirExists(fs, dir))) {
-      if (!opts.createIfMissing) throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
+      if (!opts.createIfMissing)
+        throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
       const id = opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
-      const active = newActive(id, path.join(dir, segmentFileName(id)), readOnlyHandle(path.join(dir, segmentFileName(id))), SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE);
+      const active = newActive(
+        id,
+        path.join(dir, segmentFileName(id)),
+        readOnlyHandle(path.join(dir, segmentFileName(id))),
+        SEGMENT_HEADER_SIZE,
+        SEGMENT_HEADER_SIZE,
+      );
       return { wal: new Wal(opts, NO_LOCK, undefined, [], active), recovery: emptyRecoveryInfo('strict') };
     }
     const rec = await recover(fs, dir, recoverOptions(opts));
@@ -360,7 +376,9 @@ export class Wal {
   flush(): Promise<void> {
     const refused = this.#refuseWrite('flush');
     if (refused) return Promise.reject(refused);
-    return new Promise<void>((resolve, reject) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject }));
+    return new Promise<void>((resolve, reject) =>
+      this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject }),
+    );
   }
 
   /**
@@ -613,7 +631,13 @@ export class Wal {
     const policy = this.#opts.fsync;
     if (policy === 'batch') {
       if (length > 0) this.#armTimer();
-    } else if (policy === 'os' && this.#opts.bytesPerSync > 0 && seg.end - seg.synced >= this.#opts.bytesPerSync && !seg.syncing && !seg.sealing) {
+    } else if (
+      policy === 'os' &&
+      this.#opts.bytesPerSync > 0 &&
+      seg.end - seg.synced >= this.#opts.bytesPerSync &&
+      !seg.syncing &&
+      !seg.sealing
+    ) {
       // 'os': write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
       this.#syncTo(seg, seg.end).catch(() => undefined);
     }
@@ -861,7 +885,12 @@ export class Wal {
   async #close(): Promise<void> {
     if (this.#status === 'open') {
       // Writes already queued are drained; new ones are refused from here on.
-      const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject: () => resolve() })) : undefined;
+      const drained =
+        this.#queue.length > 0
+          ? new Promise<void>((resolve) =>
+              this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject: () => resolve() }),
+            )
+          : undefined;
       this.#status = 'closing';
       await drained;
     }
@@ -972,7 +1001,11 @@ const NO_LOCK: DirectoryLock = { release: async () => undefined };
 function checkNewId(dir: string, id: number): void {
   if (Number.isSafeInteger(id) && id >= 0 && id < MAX_SAFE_ID) return;
   const file = path.join(dir, segmentFileName(id));
-  throw new IoError('create', file, Object.assign(new Error(`segment id ${id} is past the last one the log can record (${MAX_SAFE_ID - 1})`), { code: 'EOVERFLOW' }));
+  throw new IoError(
+    'create',
+    file,
+    Object.assign(new Error(`segment id ${id} is past the last one the log can record (${MAX_SAFE_ID - 1})`), { code: 'EOVERFLOW' }),
+  );
 }
 
 /** Creates segment `id`: header written and synced, directory entry synced. */

@@ -33,7 +33,11 @@ describe.concurrent('sediment', () => {
     expect(await sediment(['put', dir, 'new', '{"a":[1,2,{"b":null}]}'])).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(await sediment(['del', dir, key('a', 1)])).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(await sediment(['put', dir, 'neg', '--ttl', '3600000', '--', '-5'])).toEqual({ code: 0, stdout: '', stderr: '' });
-    const [got, deleted, neg] = await Promise.all([sediment(['get', dir, 'new']), sediment(['get', dir, key('a', 1)]), sediment(['get', dir, 'neg'])]);
+    const [got, deleted, neg] = await Promise.all([
+      sediment(['get', dir, 'new']),
+      sediment(['get', dir, key('a', 1)]),
+      sediment(['get', dir, 'neg']),
+    ]);
     expect(got).toEqual({ code: 0, stdout: '{"a":[1,2,{"b":null}]}\n', stderr: '' });
     expect(deleted).toEqual({ code: 1, stdout: '', stderr: '' });
     expect(neg).toEqual({ code: 0, stdout: '-5\n', stderr: '' });
@@ -62,14 +66,33 @@ describe.concurrent('sediment', () => {
   it('dump --wal: the WAL records in log order with their positions, deletes and expiries', async () => {
     const run = await sediment(['dump', pristine, '--wal']);
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    const lines = jsonLines(run) as { position: { segmentId: number; offset: number }; type: string; key: string; value?: unknown; expiresAt?: number; flushed: boolean }[];
+    const lines = jsonLines(run) as {
+      position: { segmentId: number; offset: number };
+      type: string;
+      key: string;
+      value?: unknown;
+      expiresAt?: number;
+      flushed: boolean;
+    }[];
     for (let i = 1; i < lines.length; i++) {
       const [a, b] = [lines[i - 1]!.position, lines[i]!.position];
       expect(a.segmentId < b.segmentId || (a.segmentId === b.segmentId && a.offset < b.offset)).toBe(true);
     }
     const unflushed = lines.filter((l) => !l.flushed);
-    expect(unflushed.map((l) => l.key)).toEqual([...Array.from({ length: 150 }, (_, i) => key('b', i)), key('a', 3), 'e:1', 'e:2', key('c', 0), 'e:ttl']);
-    expect(unflushed.find((l) => l.key === key('a', 3))).toEqual({ position: expect.any(Object), type: 'del', key: key('a', 3), flushed: false });
+    expect(unflushed.map((l) => l.key)).toEqual([
+      ...Array.from({ length: 150 }, (_, i) => key('b', i)),
+      key('a', 3),
+      'e:1',
+      'e:2',
+      key('c', 0),
+      'e:ttl',
+    ]);
+    expect(unflushed.find((l) => l.key === key('a', 3))).toEqual({
+      position: expect.any(Object),
+      type: 'del',
+      key: key('a', 3),
+      flushed: false,
+    });
     expect(unflushed[unflushed.length - 1]).toMatchObject({ type: 'put', key: 'e:ttl', value: 'later', expiresAt: expect.any(Number) });
     expect(unflushed[1]).toMatchObject({ type: 'put', value: expected.get(key('b', 1)) });
   });
@@ -119,7 +142,19 @@ describe.concurrent('sediment', () => {
     const r = JSON.parse(json.stdout) as {
       options: { keyEncoding: string; valueEncoding: string };
       manifest: { file: string; lastSequence: number; flushedThrough: { segmentId: number; offset: number } };
-      levels: { level: number; tables: { file: string; entries: number; tombstones: number; minSeq: number; maxSeq: number; smallest: string; largest: string; size: number }[] }[];
+      levels: {
+        level: number;
+        tables: {
+          file: string;
+          entries: number;
+          tombstones: number;
+          minSeq: number;
+          maxSeq: number;
+          smallest: string;
+          largest: string;
+          size: number;
+        }[];
+      }[];
       wal: { segments: { file: string; size: number }[]; records: number; recordsAfterFlushed: number };
     };
     expect(r.options).toMatchObject({ keyEncoding: 'utf8', valueEncoding: 'msgpack' });
@@ -139,14 +174,22 @@ describe.concurrent('sediment', () => {
     expect(r.wal.recordsAfterFlushed).toBe(155);
     expect(text).toMatchObject({ code: 0, stderr: '' });
     expect(text.stdout).toMatch(/^L0 +1 table\(s\)/m);
-    expect(text.stdout).toMatch(new RegExp(`WAL flushed through ${r.manifest.flushedThrough.segmentId}:${r.manifest.flushedThrough.offset}`));
+    expect(text.stdout).toMatch(
+      new RegExp(`WAL flushed through ${r.manifest.flushedThrough.segmentId}:${r.manifest.flushedThrough.offset}`),
+    );
     expect(text.stdout).toMatch(/1 tombstones +seq \d+\.\.\d+ +keys "d0000" \.\. "d0039"/);
   });
 
   it('stats: levels, sequence, memtable, WAL and disk usage as JSON', async () => {
     const run = await sediment(['stats', pristine]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    const s = JSON.parse(run.stdout) as { tables: number; lastSequence: number; memtable: { entries: number }; wal: { segments: number }; disk: { tables: number; wal: number } };
+    const s = JSON.parse(run.stdout) as {
+      tables: number;
+      lastSequence: number;
+      memtable: { entries: number };
+      wal: { segments: number };
+      disk: { tables: number; wal: number };
+    };
     expect(s.tables).toBe(filesIn(pristine, /\.sst$/).length);
     expect(s.lastSequence).toBe(341 + 155);
     expect(s.memtable.entries).toBe(155);
@@ -222,7 +265,9 @@ describe.concurrent('sediment', () => {
   const hasScript = spawnSync('script', ['--version']).status === 0;
   it.skipIf(!hasScript)('draws a progress bar on stderr only when it is a terminal', async () => {
     // `script` gives the command a terminal; its stdout goes to /dev/null, so what comes back is stderr.
-    const cmd = `${command().map((a) => `'${a}'`).join(' ')} verify '${pristine}' > /dev/null`;
+    const cmd = `${command()
+      .map((a) => `'${a}'`)
+      .join(' ')} verify '${pristine}' > /dev/null`;
     const tty = await new Promise<string>((resolve) => {
       const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';

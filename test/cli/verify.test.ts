@@ -121,14 +121,23 @@ describe.concurrent('sediment verify', () => {
     const run = await sediment(['verify', dir, '--json']);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe('');
-    const report = JSON.parse(run.stdout) as { ok: boolean; damaged: { file: string; offset?: number; message: string }[]; notes: { file: string; message: string }[] };
+    const report = JSON.parse(run.stdout) as {
+      ok: boolean;
+      damaged: { file: string; offset?: number; message: string }[];
+      notes: { file: string; message: string }[];
+    };
     expect(report.ok).toBe(false);
     expect(report.damaged.map((d) => d.file).sort()).toEqual([t1!, t2!, `wal/${segs[0]}`, 'wal/SEGMENTS'].sort());
     expect(report.damaged.find((d) => d.file === t1)).toMatchObject({ offset: 0 });
-    expect(report.damaged.find((d) => d.file === `wal/${segs[0]}`)).toMatchObject({ offset: 0, message: expect.stringMatching(/segment header/) });
+    expect(report.damaged.find((d) => d.file === `wal/${segs[0]}`)).toMatchObject({
+      offset: 0,
+      message: expect.stringMatching(/segment header/),
+    });
     expect(report.damaged.find((d) => d.file === 'wal/SEGMENTS')).toMatchObject({ offset: 0, message: expect.stringMatching(/slot 0/) });
     // The torn tail is a note: the next open truncates it.
-    expect(report.notes).toEqual([expect.objectContaining({ file: `wal/${segs[segs.length - 1]}`, message: expect.stringMatching(/torn-record.*crash/) })]);
+    expect(report.notes).toEqual([
+      expect.objectContaining({ file: `wal/${segs[segs.length - 1]}`, message: expect.stringMatching(/torn-record.*crash/) }),
+    ]);
     expect(snapshot(dir)).toEqual(before);
   });
 
@@ -153,7 +162,11 @@ describe.concurrent('sediment verify', () => {
     const holder = spawnFixture('test/cli/holder.ts', { dir }, ROOT, live, () => '');
     try {
       await holder.ready;
-      const [locked, put, get] = await Promise.all([sediment(['verify', dir]), sediment(['put', dir, 'k', '1']), sediment(['get', dir, 'held'])]);
+      const [locked, put, get] = await Promise.all([
+        sediment(['verify', dir]),
+        sediment(['put', dir, 'k', '1']),
+        sediment(['get', dir, 'held']),
+      ]);
       expect(locked.code).toBe(3);
       expect(locked.stdout).toBe('');
       expect(locked.stderr).toMatch(/^sediment: LOCKED: .*held open by a live process/);
@@ -173,7 +186,11 @@ describe.concurrent('sediment verify', () => {
 
   it('exits 4 for a directory that is missing or holds no DB, 2 without a directory', async () => {
     const empty = scope.tempDir();
-    const [missing, none, usage] = await Promise.all([sediment(['verify', path.join(empty, 'nope')]), sediment(['verify', empty]), sediment(['verify'])]);
+    const [missing, none, usage] = await Promise.all([
+      sediment(['verify', path.join(empty, 'nope')]),
+      sediment(['verify', empty]),
+      sediment(['verify']),
+    ]);
     expect(missing).toMatchObject({ code: 4, stdout: '' });
     expect(missing.stderr).toMatch(/no such directory/);
     expect(none).toMatchObject({ code: 4, stdout: '' });

@@ -25,7 +25,14 @@ async function fresh<K = string, V = unknown>(options: DBOptions = {}): Promise<
 /** What must not change when a write is refused. */
 function footprint(db: DB<unknown, unknown>): string {
   const s = db.stats();
-  return JSON.stringify({ wal: s.wal.records, bytes: s.wal.bytes, pending: s.wal.pendingAppends, seq: s.lastSequence, mem: s.memtable, user: s.userBytes });
+  return JSON.stringify({
+    wal: s.wal.records,
+    bytes: s.wal.bytes,
+    pending: s.wal.pendingAppends,
+    seq: s.lastSequence,
+    mem: s.memtable,
+    user: s.userBytes,
+  });
 }
 
 class Point {
@@ -73,7 +80,8 @@ describe('bad input', () => {
       await expect(db.batch([{ type: 'put', key, value: 'v' }]), what).rejects.toThrow(TypeError);
       await expect(db.batch([{ type: 'del', key }]), what).rejects.toThrow(TypeError);
       if (key === undefined) continue; // an undefined bound is an absent bound
-      for (const bound of ['gt', 'gte', 'lt', 'lte'] as const) expect(() => db.iterator({ [bound]: key }), `${what} as ${bound}`).toThrow(TypeError);
+      for (const bound of ['gt', 'gte', 'lt', 'lte'] as const)
+        expect(() => db.iterator({ [bound]: key }), `${what} as ${bound}`).toThrow(TypeError);
     }
     expect(footprint(db)).toBe(before);
     expect(await db.get('k')).toBe('old');
@@ -219,7 +227,12 @@ describe('bad input', () => {
         { type: 'put', key: 'b', value: 'v'.repeat(33) },
       ]),
     ).rejects.toThrow(RangeError);
-    await expect(db.batch([{ type: 'put', key: 'a', value: 'fine' }, { type: 'del', key: 'k'.repeat(17) }])).rejects.toThrow(RangeError);
+    await expect(
+      db.batch([
+        { type: 'put', key: 'a', value: 'fine' },
+        { type: 'del', key: 'k'.repeat(17) },
+      ]),
+    ).rejects.toThrow(RangeError);
     expect(footprint(db)).toBe(before);
     expect(await db.get('k')).toBe('old');
     expect(await db.get('a')).toBeUndefined();
@@ -235,7 +248,13 @@ describe('bad input', () => {
     const before = footprint(db);
     for (const ttlMs of [0, -1, -0.5, NaN, Infinity, -Infinity]) {
       await expect(db.put('k', 'v', { ttlMs }), String(ttlMs)).rejects.toThrow(RangeError);
-      await expect(db.batch([{ type: 'del', key: 'x' }, { type: 'put', key: 'k', value: 'v', ttlMs }]), String(ttlMs)).rejects.toThrow(RangeError);
+      await expect(
+        db.batch([
+          { type: 'del', key: 'x' },
+          { type: 'put', key: 'k', value: 'v', ttlMs },
+        ]),
+        String(ttlMs),
+      ).rejects.toThrow(RangeError);
     }
     for (const ttlMs of ['100', null, {}, 10n] as unknown[]) {
       await expect(db.put('k', 'v', { ttlMs: ttlMs as number })).rejects.toThrow(TypeError);
@@ -256,7 +275,9 @@ describe('bad input', () => {
     await expect(db.batch([{ type: 'put', key: 'k', value: 'v' }], { sync: 'no' as unknown as boolean })).rejects.toThrow(TypeError);
     await expect(db.batch('ops' as unknown as [])).rejects.toThrow(TypeError);
     await expect(db.batch([null as unknown as BatchOperation<string, unknown>])).rejects.toThrow(TypeError);
-    await expect(db.batch([{ type: 'put', key: 'a', value: 1 }, { type: 'upsert', key: 'k', value: 1 } as unknown as BatchOperation<string, unknown>])).rejects.toThrow(TypeError);
+    await expect(
+      db.batch([{ type: 'put', key: 'a', value: 1 }, { type: 'upsert', key: 'k', value: 1 } as unknown as BatchOperation<string, unknown>]),
+    ).rejects.toThrow(TypeError);
     expect(() => db.iterator(null as unknown as undefined)).toThrow(TypeError);
     expect(() => db.iterator({ limit: 'ten' as unknown as number })).toThrow(TypeError);
     expect(footprint(db)).toBe(before);
@@ -268,7 +289,6 @@ describe('bad input', () => {
     await db.close();
   });
 });
-
 
 // ---------------------------------------------------------------------------------------------
 
@@ -372,7 +392,9 @@ describe('close, CLOSED and LOCKED', () => {
       expect(await mem.readdir('/'), `${name}: nothing created`).toEqual([]);
     }
     const mem = new MemFileSystem();
-    await expect(DB.open(DIR, { fs: new ProcessFs(mem), l0CompactionTrigger: 4, l0SlowdownTrigger: 8, l0StopTrigger: 8 })).rejects.toMatchObject({
+    await expect(
+      DB.open(DIR, { fs: new ProcessFs(mem), l0CompactionTrigger: 4, l0SlowdownTrigger: 8, l0StopTrigger: 8 }),
+    ).rejects.toMatchObject({
       code: 'INVALID_CONFIG',
       option: 'l0StopTrigger',
     });
@@ -481,7 +503,9 @@ describe('TTL', () => {
     const levelOf = async (key: string): Promise<number[]> => {
       const m = await readCurrentManifest(mem, DIR);
       const b = Buffer.from(key);
-      return m!.state.levels.flatMap((tables, l) => (tables.some((t) => Buffer.compare(t.smallest, b) <= 0 && Buffer.compare(b, t.largest) <= 0) ? [l] : []));
+      return m!.state.levels.flatMap((tables, l) =>
+        tables.some((t) => Buffer.compare(t.smallest, b) <= 0 && Buffer.compare(b, t.largest) <= 0) ? [l] : [],
+      );
     };
     // Let the size compactions push data down.
     for (let i = 0; i < 20; i++) {
@@ -531,7 +555,11 @@ function exact(v: unknown): unknown {
 }
 
 /** Puts every value, then reads each back from the memtable, from a table, and after a reopen. */
-async function roundTrip(options: DBOptions, values: [string, unknown][], check: (got: unknown, want: unknown, what: string) => void): Promise<void> {
+async function roundTrip(
+  options: DBOptions,
+  values: [string, unknown][],
+  check: (got: unknown, want: unknown, what: string) => void,
+): Promise<void> {
   const mem = new MemFileSystem();
   let { db } = await openOn<string, unknown>(mem, { fsync: 'os', ...options });
   for (const [k, v] of values) await db.put(k, v);
@@ -572,7 +600,10 @@ describe('value encodings round-trip', () => {
       ['floats', [0.1, -0.5, 1.5, Math.PI, 1e-300, 5e-324, 1.7976931348623157e308, -1e21, 2 ** 64]],
       ['special numbers', [NaN, Infinity, -Infinity]],
       ['strings', ['', 'plain', 'é', '日本語', '\u{1F600}', 'nul\u0000byte', 'e\u0301', '\uffff', 'x'.repeat(70_000)]],
-      ['dates', [new Date(0), new Date(1_700_000_000_123), new Date(-1), new Date(-62_135_596_800_000), new Date(8.64e15), new Date(-8.64e15)]],
+      [
+        'dates',
+        [new Date(0), new Date(1_700_000_000_123), new Date(-1), new Date(-62_135_596_800_000), new Date(8.64e15), new Date(-8.64e15)],
+      ],
       ['bytes', [new Uint8Array(0), new Uint8Array([0, 1, 255]), Buffer.from('buffer'), new Uint8Array(70_000).fill(7)]],
       ['byte view', new Uint8Array([9, 8, 7, 6, 5]).subarray(1, 4)],
       ['empty object', {}],
@@ -587,7 +618,7 @@ describe('value encodings round-trip', () => {
           stats: { mean: -12.75, n: 0, ok: false },
           'key with spaces': 'v',
           '': 'empty key',
-          '日本': 'unicode key',
+          日本: 'unicode key',
         },
       ],
       ['null-prototype object', Object.assign(Object.create(null) as object, { a: 1, b: [2] })],
@@ -699,7 +730,7 @@ describe('value encodings round-trip', () => {
 });
 
 describe('key encodings and order', () => {
-  it("utf8 keys come back as strings in bytewise order of their UTF-8 bytes", async () => {
+  it('utf8 keys come back as strings in bytewise order of their UTF-8 bytes', async () => {
     const keys = ['b', 'a', 'é', '\u{1F600}', 'z', 'ab', 'A', '', '\uffff', 'a\u0000', '~'];
     const sorted = [...keys].sort(compareUtf8);
     // Bytewise, not UTF-16 order: U+FFFF (ef bf bf) sorts before U+1F600 (f0 9f 98 80).
@@ -708,12 +739,27 @@ describe('key encodings and order', () => {
     for (const [i, k] of keys.entries()) await db.put(k, i);
     for (const stage of ['memtable and tables', 'compacted']) {
       const got = await scan(db);
-      expect(got.map(([k]) => k), stage).toEqual(sorted);
+      expect(
+        got.map(([k]) => k),
+        stage,
+      ).toEqual(sorted);
       for (const [k] of got) expect(typeof k).toBe('string');
-      expect((await scan(db, { reverse: true })).map(([k]) => k), stage).toEqual([...sorted].reverse());
-      expect((await scan(db, { gt: 'a', lt: 'é' })).map(([k]) => k), stage).toEqual(sorted.filter((k) => compareUtf8(k, 'a') > 0 && compareUtf8(k, 'é') < 0));
-      expect((await scan(db, { gte: 'z', limit: 2 })).map(([k]) => k), stage).toEqual(['z', '~']);
-      expect((await scan(db, { lte: 'b', reverse: true, limit: 3 })).map(([k]) => k), stage).toEqual(['b', 'ab', 'a\u0000']);
+      expect(
+        (await scan(db, { reverse: true })).map(([k]) => k),
+        stage,
+      ).toEqual([...sorted].reverse());
+      expect(
+        (await scan(db, { gt: 'a', lt: 'é' })).map(([k]) => k),
+        stage,
+      ).toEqual(sorted.filter((k) => compareUtf8(k, 'a') > 0 && compareUtf8(k, 'é') < 0));
+      expect(
+        (await scan(db, { gte: 'z', limit: 2 })).map(([k]) => k),
+        stage,
+      ).toEqual(['z', '~']);
+      expect(
+        (await scan(db, { lte: 'b', reverse: true, limit: 3 })).map(([k]) => k),
+        stage,
+      ).toEqual(['b', 'ab', 'a\u0000']);
       await db.compact();
     }
     await db.close();
@@ -728,13 +774,14 @@ describe('key encodings and order', () => {
     for (const stage of ['memtable', 'compacted']) {
       const got = await scan(db);
       for (const [k] of got) expect(Buffer.isBuffer(k), stage).toBe(true);
-      expect(got.map(([k]) => Buffer.from(k).toString('hex')), stage).toEqual(want);
-      expect((await scan(db, { gt: new Uint8Array([0x61]), lte: Buffer.from([0xfe, 0xff, 0xff]) })).map(([k]) => Buffer.from(k).toString('hex')), stage).toEqual([
-        '62',
-        '7f',
-        'c3a9',
-        'feffff',
-      ]);
+      expect(
+        got.map(([k]) => Buffer.from(k).toString('hex')),
+        stage,
+      ).toEqual(want);
+      expect(
+        (await scan(db, { gt: new Uint8Array([0x61]), lte: Buffer.from([0xfe, 0xff, 0xff]) })).map(([k]) => Buffer.from(k).toString('hex')),
+        stage,
+      ).toEqual(['62', '7f', 'c3a9', 'feffff']);
       expect(await db.get(Buffer.from([0xff])), stage).toBe(0);
       await db.compact();
     }
@@ -758,8 +805,14 @@ describe('large keys and values', () => {
     const check = async (stage: string): Promise<void> => {
       for (const [k, v] of entries) expect(Buffer.compare((await db.get(k)) as Buffer, v), `${stage}: ${k.length}-char key`).toBe(0);
       const got = await scan(db);
-      expect(got.map(([k]) => k.length), stage).toEqual(sorted.map(([k]) => k.length));
-      expect(got.every(([k, v], i) => k === sorted[i]![0] && Buffer.compare(v as Buffer, sorted[i]![1]) === 0), stage).toBe(true);
+      expect(
+        got.map(([k]) => k.length),
+        stage,
+      ).toEqual(sorted.map(([k]) => k.length));
+      expect(
+        got.every(([k, v], i) => k === sorted[i]![0] && Buffer.compare(v as Buffer, sorted[i]![1]) === 0),
+        stage,
+      ).toBe(true);
     };
     await check('memtable');
     await db.flush();
@@ -775,7 +828,13 @@ describe('large keys and values', () => {
 
 describe('close under load', () => {
   it('closing while writes are stalled behind flushes: every write resolves or rejects with CLOSED, and every resolved one is kept', async () => {
-    const { mem, db } = await fresh<string, number>({ ...TINY, maxFrozenMemtables: 1, l0CompactionTrigger: 2, l0SlowdownTrigger: 2, l0StopTrigger: 3 });
+    const { mem, db } = await fresh<string, number>({
+      ...TINY,
+      maxFrozenMemtables: 1,
+      l0CompactionTrigger: 2,
+      l0SlowdownTrigger: 2,
+      l0StopTrigger: 3,
+    });
     const ok: string[] = [];
     const errors: unknown[] = [];
     // Ten writers, each writing one key after another until the DB refuses.
@@ -827,7 +886,10 @@ describe('returned keys and values belong to the caller', () => {
       await db.flush();
       await db.close();
       const { db: again } = await openOn<Buffer, unknown>(mem, { keyEncoding: 'binary', valueEncoding: 'binary' });
-      expect((await scan(again)).map(([k, val]) => `${k.toString()}=${(val as Buffer).toString()}`), 'after a flush and reopen').toEqual(['k1=abc', 'k2=def']);
+      expect(
+        (await scan(again)).map(([k, val]) => `${k.toString()}=${(val as Buffer).toString()}`),
+        'after a flush and reopen',
+      ).toEqual(['k1=abc', 'k2=def']);
       await again.close();
     });
   }
@@ -889,7 +951,9 @@ describe('db.wal, stats() and reads after writes', () => {
     ]);
     const seen: string[] = [];
     for await (const { record } of db.wal.readFrom({ segmentId: 0, offset: 0 })) {
-      seen.push(`${record.tombstone ? 'del' : 'put'} ${Buffer.from(record.key).toString()}${record.tombstone ? '' : `=${Buffer.from(record.value).toString()}`}${record.expiresAt ? ' ttl' : ''}`);
+      seen.push(
+        `${record.tombstone ? 'del' : 'put'} ${Buffer.from(record.key).toString()}${record.tombstone ? '' : `=${Buffer.from(record.value).toString()}`}${record.expiresAt ? ' ttl' : ''}`,
+      );
     }
     expect(seen).toEqual(['put a=1', 'del b', 'put c=3 ttl', 'del d']);
     expect(db.wal.stats()).toEqual(db.stats().wal);
@@ -941,7 +1005,16 @@ describe('db.wal, stats() and reads after writes', () => {
     );
     expect(s0.levels).toHaveLength(7);
     expect(s0.levels.every((l) => l.tables === 0 && l.bytes === 0)).toBe(true);
-    expect(s0).toMatchObject({ memtable: { bytes: 0, entries: 0 }, frozenMemtables: 0, lastSequence: 0, flushes: 0, compactions: 0, userBytes: 0, writeAmplification: 0, backgroundError: undefined });
+    expect(s0).toMatchObject({
+      memtable: { bytes: 0, entries: 0 },
+      frozenMemtables: 0,
+      lastSequence: 0,
+      flushes: 0,
+      compactions: 0,
+      userBytes: 0,
+      writeAmplification: 0,
+      backgroundError: undefined,
+    });
     expect(s0.walRecovery).toMatchObject({ validRecords: 0, corruptionDetected: false });
     for (const f of ['hits', 'misses', 'usedBytes', 'capacityBytes'] as const) expect(typeof s0.blockCache[f]).toBe('number');
 

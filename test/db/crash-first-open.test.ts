@@ -78,7 +78,8 @@ async function enumerate(
     }
     for (const { label, image } of taken) {
       images++;
-      for (const p of await check(image, snap)) problems.push(`k=${k} (before ${at.kind} ${at.path}${at.to ? ` -> ${at.to}` : ''}), ${label}: ${p}`);
+      for (const p of await check(image, snap))
+        problems.push(`k=${k} (before ${at.kind} ${at.path}${at.to ? ` -> ${at.to}` : ''}), ${label}: ${p}`);
     }
   }
 }
@@ -107,7 +108,12 @@ function prefixProblems(got: [string, string][], baseKeys: Map<string, string>, 
 const valueFor = (i: number): string => `v${i}-`.padEnd(40 + (i % 7) * 25, String.fromCharCode(97 + (i % 26)));
 
 /** Opens `image`, checks the state, and that a synced write survives another power loss. */
-async function checkOpens(image: MemFileSystem, options: DBOptions, baseKeys: Map<string, string>, snap: { issued: number; durable: number }): Promise<string[]> {
+async function checkOpens(
+  image: MemFileSystem,
+  options: DBOptions,
+  baseKeys: Map<string, string>,
+  snap: { issued: number; durable: number },
+): Promise<string[]> {
   let db: DB<string, string> | undefined;
   try {
     try {
@@ -132,7 +138,15 @@ async function checkOpens(image: MemFileSystem, options: DBOptions, baseKeys: Ma
   }
 }
 
-const SMALL: DBOptions = { memtableSize: 2048, walSegmentSize: 4096, tableFileSize: 4096, levelBaseSize: 8192, l0CompactionTrigger: 2, fsync: 'os', valueEncoding: 'utf8' };
+const SMALL: DBOptions = {
+  memtableSize: 2048,
+  walSegmentSize: 4096,
+  tableFileSize: 4096,
+  levelBaseSize: 8192,
+  l0CompactionTrigger: 2,
+  fsync: 'os',
+  valueEncoding: 'utf8',
+};
 
 /** Writes `n` puts from `from`, each synced, tracking them in `log`. */
 async function writes(db: DB<string, string>, log: Log, from: number, n: number): Promise<void> {
@@ -146,7 +160,10 @@ async function writes(db: DB<string, string>, log: Log, from: number, n: number)
 function group(problems: string[]): string[] {
   const g = new Map<string, { n: number; first: string }>();
   for (const p of problems) {
-    const kind = p.replace(/^k=\d+ /, '').replace(/\d+/g, '#').slice(0, 140);
+    const kind = p
+      .replace(/^k=\d+ /, '')
+      .replace(/\d+/g, '#')
+      .slice(0, 140);
     const e = g.get(kind);
     if (e) e.n++;
     else g.set(kind, { n: 1, first: p });
@@ -155,7 +172,9 @@ function group(problems: string[]): string[] {
 }
 
 describe('power loss at every file operation', () => {
-  it('of a first open (new DB), then writes, a flush and a close: the DB opens with every durable write', { timeout: 300_000 }, async () => {
+  it('of a first open (new DB), then writes, a flush and a close: the DB opens with every durable write', {
+    timeout: 300_000,
+  }, async () => {
     const base = new MemFileSystem();
     const r = await enumerate(
       base,
@@ -179,7 +198,9 @@ describe('power loss at every file operation', () => {
   // Fails today at the crash points inside the WAL's adoption (SEGMENTS.tmp written, not yet
   // renamed): the next open is a CorruptionError "the WAL state file is missing while 2 segment
   // file(s) exist", because recovery refuses to adopt a log beside a SEGMENTS.tmp.
-  it('of the open of a 0.1.0 DB (no OPTIONS, no wal/SEGMENTS) whose replay flushes: every acknowledged write stays', { timeout: 300_000 }, async () => {
+  it('of the open of a 0.1.0 DB (no OPTIONS, no wal/SEGMENTS) whose replay flushes: every acknowledged write stays', {
+    timeout: 300_000,
+  }, async () => {
     const { mem, baseKeys } = await legacyDB();
     // The replay flushes: memtableSize below what the WAL holds.
     const opts: DBOptions = { ...SMALL, memtableSize: 1024 };
@@ -200,7 +221,9 @@ describe('power loss at every file operation', () => {
     expect(group(r.problems)).toEqual([]);
   });
 
-  it('of an open that raises maxValueSize (OPTIONS rewritten), then large writes; checked by an open with the old, lower limit', { timeout: 300_000 }, async () => {
+  it('of an open that raises maxValueSize (OPTIONS rewritten), then large writes; checked by an open with the old, lower limit', {
+    timeout: 300_000,
+  }, async () => {
     const mem = new MemFileSystem();
     const low: DBOptions = { ...SMALL, memtableSize: 1 << 20, maxValueSize: 500 };
     const baseKeys = new Map<string, string>();
@@ -236,7 +259,10 @@ describe('power loss at every file operation', () => {
           const problems: string[] = [];
           const wrote = got.filter(([k]) => k.startsWith('w'));
           if (got.length - wrote.length !== baseKeys.size) problems.push(`base keys: ${got.length - wrote.length}`);
-          if (wrote.length < snap.durable) problems.push(`lost durable writes: ${wrote.length} of ${snap.durable}; recovery ${JSON.stringify(db.stats().walRecovery).slice(0, 300)}`);
+          if (wrote.length < snap.durable)
+            problems.push(
+              `lost durable writes: ${wrote.length} of ${snap.durable}; recovery ${JSON.stringify(db.stats().walRecovery).slice(0, 300)}`,
+            );
           wrote.forEach(([k, v], i) => {
             if (k !== key(i) || v !== big(i)) problems.push(`write ${i} wrong`);
           });
@@ -253,7 +279,9 @@ describe('power loss at every file operation', () => {
   });
 
   for (const damage of ['table', 'manifest'] as const) {
-    it(`of DB.repair (damaged ${damage}, unflushed WAL data): the DB opens after every crash, the WAL data is all there`, { timeout: 300_000 }, async () => {
+    it(`of DB.repair (damaged ${damage}, unflushed WAL data): the DB opens after every crash, the WAL data is all there`, {
+      timeout: 300_000,
+    }, async () => {
       const { mem, baseKeys, lost } = await damagedDB(damage);
       const unflushed = new Map([...baseKeys].filter(([k]) => k.startsWith('u')));
       const r = await enumerate(
@@ -290,7 +318,8 @@ describe('power loss at every file operation', () => {
             await db.close();
             db = undefined;
             const again = await DB.repair(DIR, { fs: image });
-            if (again.changed) problems.push(`a third repair still changed something: ${JSON.stringify(again.tablesDamaged.map((t) => t.reason))}`);
+            if (again.changed)
+              problems.push(`a third repair still changed something: ${JSON.stringify(again.tablesDamaged.map((t) => t.reason))}`);
             ({ db } = await openOn<string, string>(image, SMALL));
             if ((await db.get('after')) !== 'x') problems.push('a write after the repair is gone');
             return problems;

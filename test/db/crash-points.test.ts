@@ -89,7 +89,11 @@ function workloadWrites(count: number): { ops: WriteOps<string>; sync: boolean }
 
 const WRITES = workloadWrites(200);
 /** Rendered model state after each prefix of the workload's writes (no TTLs: time-independent). */
-const STATES = prefixStates(new Map(), WRITES.map((w) => ({ ops: w.ops, now: T0 })), T0);
+const STATES = prefixStates(
+  new Map(),
+  WRITES.map((w) => ({ ops: w.ops, now: T0 })),
+  T0,
+);
 
 /**
  * Runs the workload on `fs`, tracking writes in `log`. Stops at the first failure (after a crash
@@ -232,7 +236,9 @@ async function enumerate(cfg: Cfg, seedBase: number): Promise<Summary> {
       summary.images++;
       const problems = await checkImage(image, full, cfg, snap);
       for (const p of problems) {
-        summary.failures.push(`k=${k} (before ${crashOp.kind} ${crashOp.path}${crashOp.to ? ` -> ${crashOp.to}` : ''}), image ${label}: ${p}`);
+        summary.failures.push(
+          `k=${k} (before ${crashOp.kind} ${crashOp.path}${crashOp.to ? ` -> ${crashOp.to}` : ''}), image ${label}: ${p}`,
+        );
       }
     }
   }
@@ -252,7 +258,10 @@ async function reopenScan(mem: MemFileSystem, cfg: Cfg): Promise<[string, string
 function groupFailures(failures: readonly string[]): string[] {
   const groups = new Map<string, { count: number; first: string }>();
   for (const f of failures) {
-    const kind = f.replace(/^k=\d+ \(before (\w+) [^)]*\), image ([\w/]+)[^:]*: /, '$1, $2: ').replace(/\d+/g, '#').slice(0, 160);
+    const kind = f
+      .replace(/^k=\d+ \(before (\w+) [^)]*\), image ([\w/]+)[^:]*: /, '$1, $2: ')
+      .replace(/\d+/g, '#')
+      .slice(0, 160);
     const g = groups.get(kind);
     if (g) g.count++;
     else groups.set(kind, { count: 1, first: f });
@@ -275,7 +284,8 @@ describe('DB crash at every mutating file operation', () => {
   for (const [i, cfg] of CONFIGS.entries()) {
     it(`recovers a Prefix-OK, clean, working DB from every crash point (${cfg.name})`, { timeout: 180_000 }, async () => {
       const s = await enumerate(cfg, 1000 * (i + 1));
-      if (process.env.DB_TEST_VERBOSE) console.log(cfg.name, s.crashPoints, 'crash points,', s.images, 'images', Object.fromEntries(s.kinds));
+      if (process.env.DB_TEST_VERBOSE)
+        console.log(cfg.name, s.crashPoints, 'crash points,', s.images, 'images', Object.fromEntries(s.kinds));
       // The workload really flushes, compacts and deletes files before it completes.
       expect(s.kinds.get('rename') ?? 0).toBeGreaterThan(10);
       expect(s.kinds.get('unlink') ?? 0).toBeGreaterThan(10);
@@ -303,7 +313,9 @@ async function imageAt(cfg: Cfg, k: number): Promise<{ image: MemFileSystem; sna
 }
 
 describe('a crash during recovery', () => {
-  it('recovery crashed at any of its operations, then recovered again, gives the state of an undisturbed recovery', { timeout: 120_000 }, async () => {
+  it('recovery crashed at any of its operations, then recovered again, gives the state of an undisturbed recovery', {
+    timeout: 120_000,
+  }, async () => {
     const cfg = CONFIGS[0]!;
     // Recovering with a smaller memtable than the writer's makes the replay flush, so recovery
     // itself writes tables, installs manifests and deletes WAL segments.
@@ -327,7 +339,6 @@ describe('a crash during recovery', () => {
       if (flushes >= 2) bases.push({ k, image, want });
     }
     for (const { k, image, want } of bases) {
-
       for (let j = 0; ; j++) {
         const disk = image.crashClone({ unsyncedData: 'keep', unsyncedDirOps: 'keep' });
         const proc = new ProcessFs(disk);
@@ -338,7 +349,10 @@ describe('a crash during recovery', () => {
             taken = [
               j % 2 === 0
                 ? { label: 'drop/drop', image: disk.crashClone({ unsyncedData: 'drop', unsyncedDirOps: 'drop' }) }
-                : { label: `prefix/prefix seed ${k * 1000 + j}`, image: disk.crashClone({ unsyncedData: 'prefix', unsyncedDirOps: 'prefix', rng: seeded(k * 1000 + j) }) },
+                : {
+                    label: `prefix/prefix seed ${k * 1000 + j}`,
+                    image: disk.crashClone({ unsyncedData: 'prefix', unsyncedDirOps: 'prefix', rng: seeded(k * 1000 + j) }),
+                  },
             ];
           }),
         );
@@ -361,7 +375,10 @@ describe('a crash during recovery', () => {
             const got = render(await scan(again.db));
             await again.db.close();
             await settle();
-            if (got !== want) failures.push(`k=${k}, recovery crashed at its operation ${j}, image ${t.label}: the second recovery differs from an undisturbed one`);
+            if (got !== want)
+              failures.push(
+                `k=${k}, recovery crashed at its operation ${j}, image ${t.label}: the second recovery differs from an undisturbed one`,
+              );
             for (const p of await diskProblems(t.image)) failures.push(`k=${k}, j=${j}, ${t.label}: ${p}`);
           } catch (err) {
             failures.push(`k=${k}, recovery crashed at its operation ${j}, image ${t.label}: the second recovery failed: ${String(err)}`);
@@ -374,4 +391,3 @@ describe('a crash during recovery', () => {
     expect(groupFailures(failures)).toEqual([]);
   });
 });
-

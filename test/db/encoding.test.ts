@@ -113,19 +113,22 @@ describe("keys under 'utf8': encodeKey and decodeKey", () => {
     expect(() => encodeKey('binary', 'a')).toThrow(TypeError);
   });
 
-  fcTest.prop([fc.uint8Array({ maxLength: 12 })], { numRuns: 2000 })('every Uint8Array key under utf8 is refused or round-trips exactly', (key) => {
-    let enc: Uint8Array;
-    try {
-      enc = encodeKey('utf8', key);
-    } catch (err) {
-      expect(err).toBeInstanceOf(TypeError);
-      // Refused only if the bytes really are not UTF-8.
-      expect(Buffer.from(Buffer.from(key).toString('utf8'), 'utf8').equals(key)).toBe(false);
-      return;
-    }
-    const back = decodeKey('utf8', enc) as string;
-    expect(hex(encodeKey('utf8', back))).toBe(hex(key));
-  });
+  fcTest.prop([fc.uint8Array({ maxLength: 12 })], { numRuns: 2000 })(
+    'every Uint8Array key under utf8 is refused or round-trips exactly',
+    (key) => {
+      let enc: Uint8Array;
+      try {
+        enc = encodeKey('utf8', key);
+      } catch (err) {
+        expect(err).toBeInstanceOf(TypeError);
+        // Refused only if the bytes really are not UTF-8.
+        expect(Buffer.from(Buffer.from(key).toString('utf8'), 'utf8').equals(key)).toBe(false);
+        return;
+      }
+      const back = decodeKey('utf8', enc) as string;
+      expect(hex(encodeKey('utf8', back))).toBe(hex(key));
+    },
+  );
 
   fcTest.prop([fc.string({ unit: 'binary', maxLength: 8 })])('a well-formed string key round-trips through bytes', (s) => {
     fc.pre((s as string & { isWellFormed(): boolean }).isWellFormed());
@@ -181,7 +184,7 @@ describe('decodeValue: a value that does not decode is a DecodeError carrying th
     });
   }
 
-  it('msgpack: the cause is msgpackr\'s error, and msgpackr decodes normally afterwards', () => {
+  it("msgpack: the cause is msgpackr's error, and msgpackr decodes normally afterwards", () => {
     const err = decodeError('msgpack', Buffer.from('hello'));
     expect((err.cause as Error).message).toMatch(/end of buffer not reached/);
     expect(decodeValue('msgpack', encodeValue('msgpack', { a: [1, 'x'] }), KEY)).toEqual({ a: [1, 'x'] });
@@ -223,7 +226,12 @@ describe('decodeValue: a value that does not decode is a DecodeError carrying th
   });
 
   it('every encoding decodes what it encoded (a view into a larger buffer included)', () => {
-    const samples: { [E in ValueEncoding]: unknown } = { msgpack: { a: [1, null, 'x'] }, json: [1, { b: 'é' }], utf8: 'text', binary: Buffer.from([1, 2]) };
+    const samples: { [E in ValueEncoding]: unknown } = {
+      msgpack: { a: [1, null, 'x'] },
+      json: [1, { b: 'é' }],
+      utf8: 'text',
+      binary: Buffer.from([1, 2]),
+    };
     for (const enc of VALUE_ENCODINGS) {
       const b = encodeValue(enc, samples[enc]);
       const big = new Uint8Array(b.length + 6).fill(0xff);
@@ -245,7 +253,13 @@ describe('through the DB', () => {
       await expect(db.put(key, 'v'), what).rejects.toThrow(TypeError);
       await expect(db.delete(key), what).rejects.toThrow(TypeError);
       await expect(db.get(key), what).rejects.toThrow(TypeError);
-      await expect(db.batch([{ type: 'put', key: 'ok', value: 1 }, { type: 'put', key, value: 'v' }]), what).rejects.toThrow(TypeError);
+      await expect(
+        db.batch([
+          { type: 'put', key: 'ok', value: 1 },
+          { type: 'put', key, value: 'v' },
+        ]),
+        what,
+      ).rejects.toThrow(TypeError);
       await expect(db.batch([{ type: 'del', key }]), what).rejects.toThrow(TypeError);
     }
     expect(footprint(db)).toBe(before);

@@ -81,7 +81,9 @@ async function writeRange(h: Harness, from: number, to: number, round: number): 
 }
 
 function expected(model: Map<string, Val | undefined>): [string, Val][] {
-  return [...model.entries()].filter((e): e is [string, Val] => e[1] !== undefined).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return [...model.entries()]
+    .filter((e): e is [string, Val] => e[1] !== undefined)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
 /** Every get and a full scan in both directions agree with the model. */
@@ -374,12 +376,23 @@ describe('one fault at a random mutating operation', () => {
   const writeAt = (i: number): { ops: WriteOps<Val>; sync: boolean } => {
     const k = key((i * 7) % 60);
     const sync = i % 10 === 9;
-    if (i % 9 === 4) return { ops: [{ type: 'put', key: k, value: value(i, 3) }, { type: 'del', key: key((i * 7 + 1) % 60) }], sync };
+    if (i % 9 === 4)
+      return {
+        ops: [
+          { type: 'put', key: k, value: value(i, 3) },
+          { type: 'del', key: key((i * 7 + 1) % 60) },
+        ],
+        sync,
+      };
     if (i % 6 === 5) return { ops: [{ type: 'del', key: k }], sync };
     return { ops: [{ type: 'put', key: k, value: value(i, 3) }], sync };
   };
   const WRITES = Array.from({ length: 240 }, (_, i) => writeAt(i));
-  const STATES = prefixStates(new Map(), WRITES.map((w) => ({ ops: w.ops, now: T0 })), T0);
+  const STATES = prefixStates(
+    new Map(),
+    WRITES.map((w) => ({ ops: w.ops, now: T0 })),
+    T0,
+  );
 
   it('the DB never hangs, reads show the acknowledged writes, power loss and reopen are Prefix-OK', { timeout: 120_000 }, async () => {
     await fc.assert(
@@ -416,9 +429,11 @@ describe('one fault at a random mutating operation', () => {
                 10_000,
                 `write ${i}`,
               ).catch((err: unknown) => (stopped = err));
-              if (i === 120 && stopped === undefined) await withTimeout(log.barrier(d.flush()), 10_000, 'flush').catch((err: unknown) => (stopped = err));
+              if (i === 120 && stopped === undefined)
+                await withTimeout(log.barrier(d.flush()), 10_000, 'flush').catch((err: unknown) => (stopped = err));
             }
-            if (stopped === undefined) await withTimeout(log.barrier(d.compact()), 10_000, 'compact').catch((err: unknown) => (stopped = err));
+            if (stopped === undefined)
+              await withTimeout(log.barrier(d.compact()), 10_000, 'compact').catch((err: unknown) => (stopped = err));
           } catch (err) {
             stopped = err; // the open itself failed
           }
@@ -437,7 +452,10 @@ describe('one fault at a random mutating operation', () => {
           const image = mem.crashClone({ unsyncedData: 'drop', unsyncedDirOps: 'drop' });
           const crashed = await openOn<string, Val>(image, options);
           const afterCrash = render(await scan(crashed.db));
-          expect(matchingPrefixes(STATES, afterCrash, snap.mustKeep, snap.issued).length, `power loss: ${snap.issued} issued, ${snap.mustKeep} durable`).toBeGreaterThan(0);
+          expect(
+            matchingPrefixes(STATES, afterCrash, snap.mustKeep, snap.issued).length,
+            `power loss: ${snap.issued} issued, ${snap.mustKeep} durable`,
+          ).toBeGreaterThan(0);
           await crashed.db.close();
           await settle();
           expect(await diskProblems(image)).toEqual([]);
@@ -446,7 +464,10 @@ describe('one fault at a random mutating operation', () => {
           await closeQuietly(db);
           const { db: again } = await openOn<string, Val>(mem, options);
           const afterReopen = render(await scan(again));
-          expect(matchingPrefixes(STATES, afterReopen, snap.acked, snap.issued).length, `reopen: ${snap.issued} issued, ${snap.acked} acknowledged`).toBeGreaterThan(0);
+          expect(
+            matchingPrefixes(STATES, afterReopen, snap.acked, snap.issued).length,
+            `reopen: ${snap.issued} issued, ${snap.acked} acknowledged`,
+          ).toBeGreaterThan(0);
           await again.put('after', 'fault', { sync: true });
           await again.compact();
           expect(await again.get('after')).toBe('fault');
@@ -464,7 +485,9 @@ describe('one fault at a random mutating operation', () => {
 // Damage
 
 /** A closed DB whose data are all in tables (nothing to replay), with its table files. */
-async function tablesOnly(compression: 'lz4' | 'none'): Promise<{ mem: MemFileSystem; model: Map<string, Val | undefined>; tables: string[] }> {
+async function tablesOnly(
+  compression: 'lz4' | 'none',
+): Promise<{ mem: MemFileSystem; model: Map<string, Val | undefined>; tables: string[] }> {
   const h = await setup({ memtableSize: 1 << 20, compression });
   await writeRange(h, 0, 150, 0);
   await h.db.flush();
@@ -570,7 +593,9 @@ describe('a damaged table', () => {
     }
     for (const size of [0, 10, original.length - 57, original.length - 1]) {
       mem.writeFileBytes(file, original.subarray(0, size));
-      await expect(DB.open(DIR, { fs: new ProcessFs(mem), valueEncoding: 'utf8' }), `table cut to ${size} bytes`).rejects.toMatchObject({ code: 'CORRUPTION' });
+      await expect(DB.open(DIR, { fs: new ProcessFs(mem), valueEncoding: 'utf8' }), `table cut to ${size} bytes`).rejects.toMatchObject({
+        code: 'CORRUPTION',
+      });
       expect(mem.listFiles()).toEqual(files);
     }
   });
@@ -710,4 +735,3 @@ describe('a damaged WAL', () => {
     });
   }
 });
-

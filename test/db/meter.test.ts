@@ -50,7 +50,12 @@ describe('the DB meter', () => {
     const ffs = new FaultFileSystem(mem);
     const db = await DB.open<string, string>(DIR, { ...TINY, fsync: 'os', valueEncoding: 'utf8', meter: r.meter, fs: ffs });
     ffs.injector = (op) => (op.kind === 'write' && op.path.endsWith('.sst') ? { error: 'ENOSPC' } : undefined);
-    await expect(db.flush().then(() => db.put('a', 'b')).then(() => db.flush())).rejects.toMatchObject({ code: 'IO' });
+    await expect(
+      db
+        .flush()
+        .then(() => db.put('a', 'b'))
+        .then(() => db.flush()),
+    ).rejects.toMatchObject({ code: 'IO' });
     for (let i = 0; i < 50; i++) await db.put(`k${i}`, 'v'.repeat(40)).catch(() => undefined);
     await db.put('x', 'y').catch(() => undefined);
     expect(r.counters.get('db.background_errors')).toBe(1);
@@ -63,11 +68,18 @@ describe('the DB meter', () => {
     const boom = (): never => {
       throw new Error('meter failure');
     };
-    const { db } = await openOn<string, string>(new MemFileSystem(), { ...TINY, fsync: 'os', valueEncoding: 'utf8', meter: { counter: boom, histogram: boom, event: boom } });
+    const { db } = await openOn<string, string>(new MemFileSystem(), {
+      ...TINY,
+      fsync: 'os',
+      valueEncoding: 'utf8',
+      meter: { counter: boom, histogram: boom, event: boom },
+    });
     for (let i = 0; i < 200; i++) await db.put(`k${i}`, 'v'.repeat(40));
     await db.compact();
     expect(await db.get('k7')).toBe('v'.repeat(40));
     await db.close();
-    await expect(DB.open(DIR, { fs: new MemFileSystem(), meter: { counter: () => undefined } as unknown as DBMeter })).rejects.toMatchObject({ code: 'INVALID_CONFIG', option: 'meter' });
+    await expect(
+      DB.open(DIR, { fs: new MemFileSystem(), meter: { counter: () => undefined } as unknown as DBMeter }),
+    ).rejects.toMatchObject({ code: 'INVALID_CONFIG', option: 'meter' });
   });
 });

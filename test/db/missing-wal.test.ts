@@ -116,7 +116,12 @@ describe('a WAL segment deleted by hand', () => {
     const { db } = await openOn<string, string>(mem, opts);
     for (let i = 0; i < 20; i++) await db.put(`k${i}`, value(i));
     await db.close();
-    const old = new Map(mem.listFiles().filter((f) => f.startsWith(`${DIR}/wal/`)).map((f) => [f, mem.readFileBytes(f)]));
+    const old = new Map(
+      mem
+        .listFiles()
+        .filter((f) => f.startsWith(`${DIR}/wal/`))
+        .map((f) => [f, mem.readFileBytes(f)]),
+    );
     const { db: again } = await openOn<string, string>(mem, opts);
     for (let i = 20; i < 120; i++) await again.put(`k${i}`, value(i));
     await again.flush(); // the flushed position is in a segment the old copy never had
@@ -155,7 +160,12 @@ describe('a WAL segment deleted by hand', () => {
     expect(s.flushes).toBeGreaterThan(1);
     expect(s.wal.segmentsDeleted).toBeGreaterThan(0);
     await db.close();
-    const { db: again } = await openOn<string, string>(mem, { fsync: 'os', walSegmentSize: 4096, memtableSize: 8192, valueEncoding: 'utf8' });
+    const { db: again } = await openOn<string, string>(mem, {
+      fsync: 'os',
+      walSegmentSize: 4096,
+      memtableSize: 8192,
+      valueEncoding: 'utf8',
+    });
     expect(again.stats().walRecovery.corruptionDetected).toBe(false);
     expect((await scan(again)).length).toBe(200);
     await again.close();

@@ -88,7 +88,15 @@ type Cmd =
    * process crash, `data: 'keep'`) after `ticks` turns of the event loop: mid-write, mid-flush,
    * mid-compaction.
    */
-  | { t: 'crashMid'; writes: ParWrite[]; also: 'none' | 'flush' | 'compact'; ticks: number; data: 'drop' | 'prefix' | 'keep'; dir: 'drop' | 'prefix'; seed: number };
+  | {
+      t: 'crashMid';
+      writes: ParWrite[];
+      also: 'none' | 'flush' | 'compact';
+      ticks: number;
+      data: 'drop' | 'prefix' | 'keep';
+      dir: 'drop' | 'prefix';
+      seed: number;
+    };
 
 type ParWrite = { ops: Op[]; sync: boolean };
 
@@ -110,7 +118,13 @@ const jsonArb: fc.Arbitrary<Json> = fc.oneof(
 );
 const ttlArb = fc.option(fc.integer({ min: 1, max: 200 }), { nil: undefined, freq: 4 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ type: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb }, { requiredKeys: ['type', 'key', 'p'] }) },
+  {
+    weight: 3,
+    arbitrary: fc.record(
+      { type: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb },
+      { requiredKeys: ['type', 'key', 'p'] },
+    ),
+  },
   fc.record({ type: fc.constant('del' as const), key: keyArb }),
 );
 const boundArb = fc.constantFrom(...BOUNDS);
@@ -133,7 +147,10 @@ const iterOptsArb: fc.Arbitrary<IteratorOptions<string>> = fc
   });
 
 const writeCmds: fc.Arbitrary<Cmd>[] = [
-  fc.record({ t: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb, sync: fc.boolean() }, { requiredKeys: ['t', 'key', 'p', 'sync'] }),
+  fc.record(
+    { t: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb, sync: fc.boolean() },
+    { requiredKeys: ['t', 'key', 'p', 'sync'] },
+  ),
   fc.record({ t: fc.constant('del' as const), key: keyArb, sync: fc.boolean() }),
   fc.record({ t: fc.constant('batch' as const), ops: fc.array(opArb, { minLength: 1, maxLength: 5 }), sync: fc.boolean() }),
 ];
@@ -198,12 +215,24 @@ interface Cfg {
 const BASE = { ...TINY, blockCacheSize: 64 * 1024 } satisfies DBOptions;
 
 const CONFIGS: Cfg[] = [
-  { name: "os/tiny/lz4/msgpack", options: { ...BASE, fsync: 'os', compression: 'lz4', valueEncoding: 'msgpack' } },
-  { name: "always/tiny/none/json", options: { ...BASE, fsync: 'always', compression: 'none', valueEncoding: 'json' } },
-  { name: 'batch1/1MiB/lz4/json', options: { ...BASE, fsync: { batchMs: 1 }, memtableSize: 1 << 20, compression: 'lz4', valueEncoding: 'json' } },
+  { name: 'os/tiny/lz4/msgpack', options: { ...BASE, fsync: 'os', compression: 'lz4', valueEncoding: 'msgpack' } },
+  { name: 'always/tiny/none/json', options: { ...BASE, fsync: 'always', compression: 'none', valueEncoding: 'json' } },
+  {
+    name: 'batch1/1MiB/lz4/json',
+    options: { ...BASE, fsync: { batchMs: 1 }, memtableSize: 1 << 20, compression: 'lz4', valueEncoding: 'json' },
+  },
   {
     name: 'os/4KiB/none/msgpack/8KiB tables',
-    options: { ...BASE, fsync: 'os', memtableSize: 4096, tableFileSize: 8192, levelBaseSize: 16384, compression: 'none', valueEncoding: 'msgpack', blockCacheSize: 0 },
+    options: {
+      ...BASE,
+      fsync: 'os',
+      memtableSize: 4096,
+      tableFileSize: 8192,
+      levelBaseSize: 16384,
+      compression: 'none',
+      valueEncoding: 'msgpack',
+      blockCacheSize: 0,
+    },
   },
 ];
 
@@ -277,7 +306,12 @@ async function run(cmds: readonly Cmd[], cfg: Cfg): Promise<RunResult> {
     try {
       reopened = await openOn<string, Val>(image, options);
     } catch (err) {
-      fail(`DB.open after a ${kind === 'kill' ? 'process crash' : 'power loss'} failed: ${(err as Error).stack ?? String(err)}`, cmds, i, cfg);
+      fail(
+        `DB.open after a ${kind === 'kill' ? 'process crash' : 'power loss'} failed: ${(err as Error).stack ?? String(err)}`,
+        cmds,
+        i,
+        cfg,
+      );
     }
     real = { mem: image, ...reopened };
     const got = render(await scan(real.db));
@@ -312,7 +346,9 @@ async function run(cmds: readonly Cmd[], cfg: Cfg): Promise<RunResult> {
         case 'put': {
           const [op] = toOps([{ type: 'put', key: c.key, p: c.p, ...(c.ttlMs === undefined ? {} : { ttlMs: c.ttlMs }) }]);
           if (op?.type !== 'put') throw new Error('unreachable');
-          await write([op], c.sync, () => db.put(op.key, op.value, { sync: c.sync, ...(op.ttlMs === undefined ? {} : { ttlMs: op.ttlMs }) }));
+          await write([op], c.sync, () =>
+            db.put(op.key, op.value, { sync: c.sync, ...(op.ttlMs === undefined ? {} : { ttlMs: op.ttlMs }) }),
+          );
           break;
         }
         case 'del':
@@ -337,7 +373,8 @@ async function run(cmds: readonly Cmd[], cfg: Cfg): Promise<RunResult> {
         case 'get': {
           const got = await db.get(c.key);
           const want = modelGet(current, c.key, now);
-          if (render(got) !== render(want)) fail(`get(${JSON.stringify(c.key)}) returned ${render(got)}, model says ${render(want)}`, cmds, i, cfg);
+          if (render(got) !== render(want))
+            fail(`get(${JSON.stringify(c.key)}) returned ${render(got)}, model says ${render(want)}`, cmds, i, cfg);
           out.observations.push(`get ${c.key} ${render(got)}`);
           break;
         }
@@ -383,7 +420,12 @@ async function run(cmds: readonly Cmd[], cfg: Cfg): Promise<RunResult> {
         case 'par': {
           const issued = c.writes.map((w) => {
             const ops = toOps(w.ops);
-            return { ops, p: log.track(ops, now, w.sync, () => (ops.length === 1 && ops[0]!.type === 'del' ? db.delete(ops[0]!.key, { sync: w.sync }) : db.batch(ops, { sync: w.sync }))) };
+            return {
+              ops,
+              p: log.track(ops, now, w.sync, () =>
+                ops.length === 1 && ops[0]!.type === 'del' ? db.delete(ops[0]!.key, { sync: w.sync }) : db.batch(ops, { sync: w.sync }),
+              ),
+            };
           });
           await Promise.all(issued.map((x) => x.p));
           for (const x of issued) applyOps(current, x.ops, now);
@@ -399,7 +441,9 @@ async function run(cmds: readonly Cmd[], cfg: Cfg): Promise<RunResult> {
           for (let t = 0; t < c.ticks; t++) await tick();
           await crash(
             c.data === 'keep' ? 'kill' : 'crash',
-            c.data === 'keep' ? { unsyncedData: 'keep', unsyncedDirOps: 'keep' } : { unsyncedData: c.data, unsyncedDirOps: c.dir, rng: seeded(c.seed) },
+            c.data === 'keep'
+              ? { unsyncedData: 'keep', unsyncedDirOps: 'keep' }
+              : { unsyncedData: c.data, unsyncedDirOps: c.dir, rng: seeded(c.seed) },
             i,
           );
           break;
@@ -507,7 +551,10 @@ type Mutation =
   | { t: 'tick'; ms: number };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb }, { requiredKeys: ['t', 'key', 'p'] }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ t: fc.constant('put' as const), key: keyArb, p: jsonArb, ttlMs: ttlArb }, { requiredKeys: ['t', 'key', 'p'] }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('del' as const), key: keyArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('batch' as const), ops: fc.array(opArb, { minLength: 1, maxLength: 5 }) }) },
   { weight: 1, arbitrary: fc.constant<Mutation>({ t: 'flush' }) },
@@ -544,7 +591,9 @@ describe('iterator snapshots', () => {
                 break;
               case 'batch': {
                 const ops: WriteOps<Val> = m.ops.map((op) =>
-                  op.type === 'del' ? op : { type: 'put', key: op.key, value: { id: id++, p: op.p }, ...(op.ttlMs === undefined ? {} : { ttlMs: op.ttlMs }) },
+                  op.type === 'del'
+                    ? op
+                    : { type: 'put', key: op.key, value: { id: id++, p: op.p }, ...(op.ttlMs === undefined ? {} : { ttlMs: op.ttlMs }) },
                 );
                 await db.batch(ops);
                 applyOps(model, ops, now);

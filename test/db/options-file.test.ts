@@ -39,8 +39,20 @@ const TMP = `${DIR}/${OPTIONS_TMP_FILE}`;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-const A: PersistedOptions = { formatVersion: DB_FORMAT_VERSION, keyEncoding: 'utf8', valueEncoding: 'msgpack', maxKeySize: 64 * KiB, maxValueSize: 16 * MiB };
-const B: PersistedOptions = { formatVersion: DB_FORMAT_VERSION, keyEncoding: 'binary', valueEncoding: 'json', maxKeySize: 100, maxValueSize: 1000 };
+const A: PersistedOptions = {
+  formatVersion: DB_FORMAT_VERSION,
+  keyEncoding: 'utf8',
+  valueEncoding: 'msgpack',
+  maxKeySize: 64 * KiB,
+  maxValueSize: 16 * MiB,
+};
+const B: PersistedOptions = {
+  formatVersion: DB_FORMAT_VERSION,
+  keyEncoding: 'binary',
+  valueEncoding: 'json',
+  maxKeySize: 100,
+  maxValueSize: 1000,
+};
 
 const resolved = (p: PersistedOptions): Parameters<typeof persistedOptionsOf>[0] => ({
   keyEncoding: p.keyEncoding,
@@ -76,7 +88,10 @@ const POLICIES: [string, CrashOptions][] = [
   ['keep', { unsyncedData: 'keep', unsyncedDirOps: 'keep' }],
   ['data kept, dir ops dropped', { unsyncedData: 'keep', unsyncedDirOps: 'drop' }],
   ['data dropped, dir ops kept', { unsyncedData: 'drop', unsyncedDirOps: 'keep' }],
-  ...[1, 2, 3, 4, 5].map((seed): [string, CrashOptions] => [`prefix ${seed}`, { unsyncedData: 'prefix', unsyncedDirOps: 'prefix', rng: seeded(seed) }]),
+  ...[1, 2, 3, 4, 5].map((seed): [string, CrashOptions] => [
+    `prefix ${seed}`,
+    { unsyncedData: 'prefix', unsyncedDirOps: 'prefix', rng: seeded(seed) },
+  ]),
 ];
 
 function seeded(seed: number): () => number {
@@ -109,7 +124,14 @@ describe('the OPTIONS file format', () => {
   });
 
   it('persists the encodings and the size limits, and nothing else', () => {
-    const p = persistedOptionsOf({ keyEncoding: 'binary', valueEncoding: 'utf8', maxKeySize: 10, maxValueSize: 20, compression: 'none', memtableSize: 4096 } as never);
+    const p = persistedOptionsOf({
+      keyEncoding: 'binary',
+      valueEncoding: 'utf8',
+      maxKeySize: 10,
+      maxValueSize: 20,
+      compression: 'none',
+      memtableSize: 4096,
+    } as never);
     expect(p).toEqual({ formatVersion: DB_FORMAT_VERSION, keyEncoding: 'binary', valueEncoding: 'utf8', maxKeySize: 10, maxValueSize: 20 });
   });
 
@@ -273,7 +295,11 @@ describe('readOptionsFile and writeOptionsFile', () => {
 describe('checkPersistedOptions', () => {
   it('no stored options (a DB made by 0.1.0): the current encodings are adopted, with the largest limits 0.1.0 accepted', () => {
     // Nothing says which limits wrote its WAL: recovery must read every record 0.1.0 could have acknowledged.
-    expect(checkPersistedOptions(undefined, resolved(B))).toEqual({ ...B, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE });
+    expect(checkPersistedOptions(undefined, resolved(B))).toEqual({
+      ...B,
+      maxKeySize: LEGACY_MAX_KEY_SIZE,
+      maxValueSize: LEGACY_MAX_VALUE_SIZE,
+    });
   });
 
   it('the same options pass unchanged', () => {

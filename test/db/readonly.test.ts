@@ -61,7 +61,14 @@ afterEach(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-const SMALL = { memtableSize: 8 * 1024, tableFileSize: 8 * 1024, walSegmentSize: 8 * 1024, l0CompactionTrigger: 2, fsync: 'os', valueEncoding: 'utf8' } as const;
+const SMALL = {
+  memtableSize: 8 * 1024,
+  tableFileSize: 8 * 1024,
+  walSegmentSize: 8 * 1024,
+  l0CompactionTrigger: 2,
+  fsync: 'os',
+  valueEncoding: 'utf8',
+} as const;
 
 async function filled(): Promise<Map<string, string>> {
   const model = new Map<string, string>();
@@ -160,11 +167,17 @@ describe('a read-only open', () => {
   it("with recovery: 'salvage' is refused (salvage moves files), and readOnly must be a boolean", async () => {
     await filled();
     await expect(DB.open(dir, { ...SMALL, readOnly: true, recovery: 'salvage' })).rejects.toBeInstanceOf(InvalidConfigError);
-    await expect(DB.open(dir, { ...SMALL, readOnly: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'INVALID_CONFIG', option: 'readOnly' });
+    await expect(DB.open(dir, { ...SMALL, readOnly: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      option: 'readOnly',
+    });
   });
 
   it('with another valueEncoding than the DB was made with is INVALID_CONFIG', async () => {
     await filled();
-    await expect(DB.open(dir, { ...SMALL, valueEncoding: 'json', readOnly: true })).rejects.toMatchObject({ code: 'INVALID_CONFIG', option: 'valueEncoding' });
+    await expect(DB.open(dir, { ...SMALL, valueEncoding: 'json', readOnly: true })).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      option: 'valueEncoding',
+    });
   });
 });

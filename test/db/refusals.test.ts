@@ -17,7 +17,14 @@ const T0 = 1_700_000_000_000;
 /** What must not change when a write is refused. */
 function footprint(db: DB<unknown, unknown>): string {
   const s = db.stats();
-  return JSON.stringify({ wal: s.wal.records, bytes: s.wal.bytes, pending: s.wal.pendingAppends, seq: s.lastSequence, mem: s.memtable, user: s.userBytes });
+  return JSON.stringify({
+    wal: s.wal.records,
+    bytes: s.wal.bytes,
+    pending: s.wal.pendingAppends,
+    seq: s.lastSequence,
+    mem: s.memtable,
+    user: s.userBytes,
+  });
 }
 
 // Meant as "never expire", or just too far: each puts the expiry past 2^53 - 1 ms.
@@ -89,7 +96,13 @@ describe('a write whose expiry cannot be represented is refused before the WAL a
       await db.put('k', 'old');
       const before = footprint(db);
       await expect(db.put('k', 'new', { ttlMs: 1000 }), what).rejects.toThrow(typeof value === 'number' ? RangeError : TypeError);
-      await expect(db.batch([{ type: 'put', key: 'x', value: 1 }, { type: 'put', key: 'k', value: 'new', ttlMs: 5 }]), what).rejects.toThrow();
+      await expect(
+        db.batch([
+          { type: 'put', key: 'x', value: 1 },
+          { type: 'put', key: 'k', value: 'new', ttlMs: 5 },
+        ]),
+        what,
+      ).rejects.toThrow();
       expect(footprint(db), what).toBe(before);
       await db.put('plain', 1);
       expect(await db.get('k')).toBe('old');
@@ -141,7 +154,10 @@ describe('options are checked whole before anything touches the disk', () => {
   }
 
   it('an fsync policy with extra fields is INVALID_CONFIG, and no file is written', async () => {
-    for (const fsync of [{ batchMs: 5, extra: 1 }, { batchMs: 5, batchMS: 6 }]) {
+    for (const fsync of [
+      { batchMs: 5, extra: 1 },
+      { batchMs: 5, batchMS: 6 },
+    ]) {
       const { err, mem } = await refused({ fsync });
       expect(err, JSON.stringify(fsync)).toBeInstanceOf(InvalidConfigError);
       expect(err).toMatchObject({ option: 'fsync' });
@@ -184,7 +200,8 @@ describe('iterator options', () => {
   it('limit: a non-negative integer, -1 or Infinity; anything else is a RangeError (TypeError for a non-number)', async () => {
     const db = await filled();
     for (const limit of [1.5, -2, -0.5, -Infinity, NaN]) expect(() => db.iterator({ limit }), String(limit)).toThrow(RangeError);
-    for (const limit of ['2', null, true] as unknown[]) expect(() => db.iterator({ limit: limit as number }), String(limit)).toThrow(TypeError);
+    for (const limit of ['2', null, true] as unknown[])
+      expect(() => db.iterator({ limit: limit as number }), String(limit)).toThrow(TypeError);
     expect((await db.iterator({ limit: 0 }).all()).length).toBe(0);
     expect((await db.iterator({ limit: 2 }).all()).length).toBe(2);
     expect((await db.iterator({ limit: -1 }).all()).length).toBe(5);
@@ -202,7 +219,7 @@ describe('iterator options', () => {
     await db.close();
   });
 
-  it("with both gt and gte (or lt and lte) the inclusive bound wins, as in abstract-level", async () => {
+  it('with both gt and gte (or lt and lte) the inclusive bound wins, as in abstract-level', async () => {
     const db = await filled();
     const keys = async (o: object): Promise<string[]> => (await db.iterator(o).all()).map(([k]) => k);
     expect(await keys({ gt: 'b', gte: 'c' })).toEqual(['c', 'd', 'e']);

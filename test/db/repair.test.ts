@@ -105,7 +105,8 @@ async function damageBlock(mem: MemFileSystem, file: string, b: number): Promise
 }
 
 /** Ranges as hex strings, for comparisons. */
-const hexRanges = (ranges: readonly KeyRange[]): string[][] => ranges.map((r) => [Buffer.from(r.smallest).toString('hex'), Buffer.from(r.largest).toString('hex')]);
+const hexRanges = (ranges: readonly KeyRange[]): string[][] =>
+  ranges.map((r) => [Buffer.from(r.smallest).toString('hex'), Buffer.from(r.largest).toString('hex')]);
 
 function inRanges(k: string, ranges: readonly KeyRange[]): boolean {
   const b = Buffer.from(k, 'utf8');
@@ -120,7 +121,12 @@ function lostRanges(report: RepairReport): KeyRange[] {
  * Every model key outside `lost` reads back its exact value; one inside reads its value, one of
  * `older` values it had, or nothing. Returns how many keys inside read as absent.
  */
-async function expectOutsideExact(db: DB<string, string>, model: Model, lost: readonly KeyRange[], older?: Map<string, Set<string>>): Promise<number> {
+async function expectOutsideExact(
+  db: DB<string, string>,
+  model: Model,
+  lost: readonly KeyRange[],
+  older?: Map<string, Set<string>>,
+): Promise<number> {
   let absent = 0;
   for (const [k, v] of model) {
     const got = await db.get(k);
@@ -139,7 +145,12 @@ async function expectOutsideExact(db: DB<string, string>, model: Model, lost: re
 }
 
 /** After a repair: writes (a new key, an overwrite, a delete), a compaction and a reopen work. */
-async function expectWritable(mem: MemFileSystem, model: Model, lost: readonly KeyRange[], older?: Map<string, Set<string>>): Promise<void> {
+async function expectWritable(
+  mem: MemFileSystem,
+  model: Model,
+  lost: readonly KeyRange[],
+  older?: Map<string, Set<string>>,
+): Promise<void> {
   const outside = [...model.keys()].filter((k) => !inRanges(k, lost));
   const [overwritten, deleted] = [outside[0]!, outside[outside.length - 1]!];
   let db = await open(mem);
@@ -341,7 +352,12 @@ describe('repairDB: other damage', () => {
     const report = await repairDB(DIR, { fs: mem });
     expect(report.tablesDamaged).toEqual([]);
     expect(report.tablesMissing).toHaveLength(1);
-    expect(report.tablesMissing[0]).toMatchObject({ file: tablePath(victim), fileNumber: victim.fileNumber, level: 1, entriesLost: victim.entries });
+    expect(report.tablesMissing[0]).toMatchObject({
+      file: tablePath(victim),
+      fileNumber: victim.fileNumber,
+      level: 1,
+      entriesLost: victim.entries,
+    });
     expect(hexRanges(report.tablesMissing[0]!.lostRanges)).toEqual(hexRanges([victim]));
     expect(report.quarantined).toEqual([]);
     expect((await tablesAt(mem, 1)).map((t) => t.fileNumber)).not.toContain(victim.fileNumber);
@@ -396,7 +412,12 @@ describe('repairDB: other damage', () => {
     const victim = (await tablesAt(mem, 1))[1]!;
     const lostKeys = await damageBlock(mem, tablePath(victim), 1);
     const before = snapshot(mem);
-    for (const [kind, n] of [['write', 0], ['datasync', 0], ['rename', 0], ['syncDir', 2]] as const) {
+    for (const [kind, n] of [
+      ['write', 0],
+      ['datasync', 0],
+      ['rename', 0],
+      ['syncDir', 2],
+    ] as const) {
       const ffs = new FaultFileSystem(mem, failNth(kind, n, 'EIO', { path: /\.sst|quarantine|MANIFEST|CURRENT|\/db$/ }));
       const err = await repairDB(DIR, { fs: ffs }).catch((e: unknown) => e);
       expect(err, `${kind} #${n}`).toMatchObject({ code: 'IO', errno: 'EIO' });
@@ -681,7 +702,9 @@ describe('repairDB: a power loss at each step', () => {
         }
         await db.close();
         if (repaired) {
-          expect(quarantineFiles(image).some((f) => !f.endsWith('.tmp') && Buffer.from(image!.readFileBytes(f)).equals(damaged))).toBe(true);
+          expect(quarantineFiles(image).some((f) => !f.endsWith('.tmp') && Buffer.from(image!.readFileBytes(f)).equals(damaged))).toBe(
+            true,
+          );
         } else {
           expect(image.listFiles()).toContain(file);
         }

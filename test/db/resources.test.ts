@@ -35,7 +35,14 @@ afterEach(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-const SMALL = { memtableSize: 16 * 1024, tableFileSize: 8 * 1024, levelBaseSize: 32 * 1024, l0CompactionTrigger: 2, walSegmentSize: 16 * 1024, fsync: 'os' } as const;
+const SMALL = {
+  memtableSize: 16 * 1024,
+  tableFileSize: 8 * 1024,
+  levelBaseSize: 32 * 1024,
+  l0CompactionTrigger: 2,
+  walSegmentSize: 16 * 1024,
+  fsync: 'os',
+} as const;
 
 describe.skipIf(!hasProcFd)('file descriptors', () => {
   it('close releases every table reader, also those an unfinished iterator pins after compactions made them obsolete', async () => {

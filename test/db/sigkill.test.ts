@@ -68,7 +68,6 @@ function spawnWriter(args: WriterArgs): Writer {
   return spawnFixture(WRITER, args, REPO, live, () => errLines(args.ackFile));
 }
 
-
 function errLines(ackFile: string): string {
   return readText(ackFile)
     .split('\n')
@@ -212,7 +211,10 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
     const current = (await readCurrentManifest(nodeFileSystem, dir))!;
     const liveTables = new Set(current.state.levels.flat().map((t) => t.fileNumber));
     const names = fs.readdirSync(dir);
-    expect(stale(names, current.number, liveTables), 'files the open should have removed (orphan tables, old manifests, CURRENT.tmp)').toEqual([]);
+    expect(
+      stale(names, current.number, liveTables),
+      'files the open should have removed (orphan tables, old manifests, CURRENT.tmp)',
+    ).toEqual([]);
     for (const n of liveTables) expect(names, `table ${n} named by the manifest is missing`).toContain(tableFileName(n));
     const stats = db.stats();
     expect(stats.levels.map((l) => l.tables)).toEqual(current.state.levels.map((l) => l.length));
@@ -226,7 +228,11 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
       if (prev !== undefined && !(Buffer.compare(Buffer.from(prev), Buffer.from(k)) < 0)) fail(`iterator order: ${prev} then ${k}`);
       prev = k;
       const m = KNOWN_KEY.exec(k);
-      if (!m || (m[1] !== undefined && Number(m[1]) >= SINGLE_KEYS) || (m[2] !== undefined && (Number(m[2]) >= GROUPS || Number(m[3]) >= groupSize(Number(m[2]))))) {
+      if (
+        !m ||
+        (m[1] !== undefined && Number(m[1]) >= SINGLE_KEYS) ||
+        (m[2] !== undefined && (Number(m[2]) >= GROUPS || Number(m[3]) >= groupSize(Number(m[2]))))
+      ) {
         fail(`a key the workload never writes: ${k}`);
       }
       scan.set(k, v);
@@ -248,9 +254,15 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
       const want = entries.filter(([k]) => k > lo && k < hi).map(([k]) => k);
       const fwd = (await db.iterator({ gt: lo, lt: hi }).all()).map(([k]) => k);
       const rev = (await db.iterator({ gte: lo, lte: hi, reverse: true, limit: 40 }).all()).map(([k]) => k);
-      const wantRev = entries.filter(([k]) => k >= lo && k <= hi).map(([k]) => k).reverse().slice(0, 40);
-      if (JSON.stringify(fwd) !== JSON.stringify(want)) fail(`iterator gt ${lo} lt ${hi}: ${fwd.length} keys, the full scan has ${want.length}`);
-      if (JSON.stringify(rev) !== JSON.stringify(wantRev)) fail(`reverse iterator gte ${lo} lte ${hi} limit 40 disagrees with the full scan`);
+      const wantRev = entries
+        .filter(([k]) => k >= lo && k <= hi)
+        .map(([k]) => k)
+        .reverse()
+        .slice(0, 40);
+      if (JSON.stringify(fwd) !== JSON.stringify(want))
+        fail(`iterator gt ${lo} lt ${hi}: ${fwd.length} keys, the full scan has ${want.length}`);
+      if (JSON.stringify(rev) !== JSON.stringify(wantRev))
+        fail(`reverse iterator gte ${lo} lte ${hi} limit 40 disagrees with the full scan`);
     }
 
     // Single keys against the expected state.
@@ -261,7 +273,9 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
       let now: Val;
       if (got === undefined) {
         if (!absent(m.state) && !m.pending?.del) {
-          fail(`${key} is missing: its last acknowledged write is ${describeVal(m.state)}${m.pending ? `, in flight ${describeVal(m.pending)}` : ''}`);
+          fail(
+            `${key} is missing: its last acknowledged write is ${describeVal(m.state)}${m.pending ? `, in flight ${describeVal(m.pending)}` : ''}`,
+          );
         }
         now = absent(m.state) ? m.state : m.pending!;
       } else {
@@ -269,7 +283,9 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
         if (op < 0 || got !== valueFor(key, op)) fail(`${key} holds bytes no write produced: ${got.slice(0, 60)}...`);
         const ok = (v: Val | undefined): boolean => !!v && !v.del && v.op === op;
         if (!ok(m.state) && !ok(m.pending)) {
-          fail(`${key} holds op ${op}; expected ${describeVal(m.state)}${m.pending ? ` or, in flight, ${describeVal(m.pending)}` : ''}${m.state?.del ? ' (a deleted key came back)' : ''}`);
+          fail(
+            `${key} holds op ${op}; expected ${describeVal(m.state)}${m.pending ? ` or, in flight, ${describeVal(m.pending)}` : ''}${m.state?.del ? ' (a deleted key came back)' : ''}`,
+          );
         }
         now = { op, del: false };
       }
@@ -294,10 +310,14 @@ async function verify(dir: string, model: Model, fsync: FsyncPolicy, rand: () =>
         const op = vals[0] === undefined ? -1 : opOfValue(slotKey(g, 0), vals[0]);
         const whole = vals.every((v, j) => v === (batchPuts(op, j) ? valueFor(slotKey(g, j), op) : undefined));
         if (!whole) {
-          fail(`group ${g} shows a partial or mixed batch: slots hold ${vals.map((v, j) => (v === undefined ? '-' : opOfValue(slotKey(g, j), v))).join(',')}`);
+          fail(
+            `group ${g} shows a partial or mixed batch: slots hold ${vals.map((v, j) => (v === undefined ? '-' : opOfValue(slotKey(g, j), v))).join(',')}`,
+          );
         }
         if (op !== m.state && op !== m.pending) {
-          fail(`group ${g} shows batch op ${op}; expected op ${m.state}${m.pending !== undefined ? ` or, in flight, op ${m.pending}` : ''}`);
+          fail(
+            `group ${g} shows batch op ${op}; expected op ${m.state}${m.pending !== undefined ? ` or, in flight, op ${m.pending}` : ''}`,
+          );
         }
         now = op;
       }
@@ -376,8 +396,20 @@ async function killLoop(opts: { policy: FsyncPolicy; seed: number; targets: Targ
     writers: 6,
   });
   const s: Summary = {
-    kills: 0, byState: {}, acked: 0, issued: 0, synced: 0, pending: 0, landed: 0, cleaned: 0,
-    flushes: 0, compactions: 0, stalls: 0, truncations: 0, keys: 0, tables: [],
+    kills: 0,
+    byState: {},
+    acked: 0,
+    issued: 0,
+    synced: 0,
+    pending: 0,
+    landed: 0,
+    cleaned: 0,
+    flushes: 0,
+    compactions: 0,
+    stalls: 0,
+    truncations: 0,
+    keys: 0,
+    tables: [],
   };
   // The next two generations load (tsx start-up takes most of a second here) while one writes.
   const gens = opts.targets.length;
@@ -456,12 +488,15 @@ describe('SIGKILL of a DB writer loses no acknowledged write', () => {
     { name: "'always'", policy: 'always', seed: 303 },
   ];
 
-  it.each(policies)('fsync $name: kills while idle, flushing, compacting and recovering; reopen, verify, continue', async ({ name, policy, seed }) => {
-    const s = await killLoop({ policy, seed, targets: TARGETS });
-    report(name, s);
-    expect(s.kills).toBe(TARGETS.length);
-    // The kills hit background work, not only quiet moments.
-    expect((s.byState.flushing ?? 0) + (s.byState.compacting ?? 0)).toBeGreaterThanOrEqual(2);
-    expect(s.flushes).toBeGreaterThan(0);
-  });
+  it.each(policies)(
+    'fsync $name: kills while idle, flushing, compacting and recovering; reopen, verify, continue',
+    async ({ name, policy, seed }) => {
+      const s = await killLoop({ policy, seed, targets: TARGETS });
+      report(name, s);
+      expect(s.kills).toBe(TARGETS.length);
+      // The kills hit background work, not only quiet moments.
+      expect((s.byState.flushing ?? 0) + (s.byState.compacting ?? 0)).toBeGreaterThanOrEqual(2);
+      expect(s.flushes).toBeGreaterThan(0);
+    },
+  );
 });

@@ -107,7 +107,9 @@ describe('snapshots', () => {
           model.delete(key);
         } else if (r < 0.7) {
           const ops = Array.from({ length: 1 + Math.floor(rand() * 5) }, (_, i) =>
-            rand() < 0.7 ? { type: 'put' as const, key: KEYS[Math.floor(rand() * KEYS.length)]!, value: `b${step}.${i}` } : { type: 'del' as const, key: KEYS[Math.floor(rand() * KEYS.length)]! },
+            rand() < 0.7
+              ? { type: 'put' as const, key: KEYS[Math.floor(rand() * KEYS.length)]!, value: `b${step}.${i}` }
+              : { type: 'del' as const, key: KEYS[Math.floor(rand() * KEYS.length)]! },
           );
           await db.batch(ops);
           for (const op of ops) {

@@ -18,7 +18,10 @@ describe('types of the public API', () => {
     await db.put(new Uint8Array([0x61]), 1);
     await db.put('b', { x: 1 });
     await db.delete(new Uint8Array([0x62]));
-    await db.batch([{ type: 'put', key: new Uint8Array([0x63]), value: 3 }, { type: 'del', key: 'a' }]);
+    await db.batch([
+      { type: 'put', key: new Uint8Array([0x63]), value: 3 },
+      { type: 'del', key: 'a' },
+    ]);
     expectTypeOf(db.get(new Uint8Array([0x61]))).toEqualTypeOf<Promise<unknown>>();
     const it = db.iterator({ gte: new Uint8Array([0x61]), lt: 'z' });
     expectTypeOf(it).toEqualTypeOf<DBIterator<string, unknown>>();

@@ -216,7 +216,10 @@ describe('crashAtMutatingOp', () => {
     for (let k = 0; ; k++) {
       const mem = base.crashClone({ unsyncedData: 'keep', unsyncedDirOps: 'keep' });
       let crashed: MemFileSystem | undefined;
-      const fs = new FaultFileSystem(mem, crashAtMutatingOp(k, () => (crashed = mem.crashClone())));
+      const fs = new FaultFileSystem(
+        mem,
+        crashAtMutatingOp(k, () => (crashed = mem.crashClone())),
+      );
       const finished = await workload(fs, 'v2').then(
         () => true,
         () => false,

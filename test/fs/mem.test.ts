@@ -9,7 +9,6 @@ const dec = new TextDecoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);
 const text = (b: Uint8Array): string => dec.decode(b);
 
-
 async function write(h: FileHandle, s: string, position: number): Promise<void> {
   const b = bytes(s);
   expect(await h.write(b, 0, b.length, position)).toBe(b.length);
@@ -126,8 +125,10 @@ describe('MemFileSystem crash model: file data', () => {
     buf.write('BBBB'); // reused for the next write, as a Buffer#slice "copy" would not survive
     h.writeSync(buf, 0, 4, 8);
     const seen = new Set<string>();
-    for (let seed = 0; seed < 200; seed++) seen.add(text(fs.crashClone({ unsyncedData: 'prefix', rng: seeded(seed) }).readFileBytes('/db/f')));
-    for (const state of seen) expect(['base', 'baseA', 'baseAA', 'baseAAA', 'baseAAAA', 'baseAAAAB', 'baseAAAABB', 'baseAAAABBB', 'baseAAAABBBB']).toContain(state);
+    for (let seed = 0; seed < 200; seed++)
+      seen.add(text(fs.crashClone({ unsyncedData: 'prefix', rng: seeded(seed) }).readFileBytes('/db/f')));
+    for (const state of seen)
+      expect(['base', 'baseA', 'baseAA', 'baseAAA', 'baseAAAA', 'baseAAAAB', 'baseAAAABB', 'baseAAAABBB', 'baseAAAABBBB']).toContain(state);
     expect(seen.has('baseAAAA')).toBe(true);
   });
 
@@ -272,8 +273,7 @@ describe('MemFileSystem crash model: prefix property', () => {
           }
           states.push(new Map(content));
         }
-        const show = (m: Map<string, string>): string =>
-          JSON.stringify([...m].sort(([x], [y]) => x.localeCompare(y)));
+        const show = (m: Map<string, string>): string => JSON.stringify([...m].sort(([x], [y]) => x.localeCompare(y)));
         const allowed = new Set([durable, ...states].map(show));
         const rng = seeded(seed);
         for (let i = 0; i < 20; i++) {

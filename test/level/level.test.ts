@@ -162,8 +162,18 @@ describe('SedimentLevel', () => {
     let now = 1_000_000;
     const db = new SedimentLevel(location(), { clock: () => now });
     await db.put('p', 'v', { ttlMs: 1000, sync: true });
-    await db.batch([{ type: 'put', key: 'b1', value: 'v' }, { type: 'put', key: 'b2', value: 'v', ttlMs: 5000 }], { ttlMs: 1000 });
-    await db.batch().put('c', 'v', { ttlMs: 1000 } as object).put('forever', 'v').write({ sync: true });
+    await db.batch(
+      [
+        { type: 'put', key: 'b1', value: 'v' },
+        { type: 'put', key: 'b2', value: 'v', ttlMs: 5000 },
+      ],
+      { ttlMs: 1000 },
+    );
+    await db
+      .batch()
+      .put('c', 'v', { ttlMs: 1000 } as object)
+      .put('forever', 'v')
+      .write({ sync: true });
     expect(await db.keys().all()).toEqual(['b1', 'b2', 'c', 'forever', 'p']);
     now += 1000;
     expect(await db.keys().all()).toEqual(['b2', 'forever']);

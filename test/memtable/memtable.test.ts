@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { type Entry, compareKeys } from '../../src/entry.js';
 import { ENTRY_OVERHEAD, Memtable } from '../../src/memtable/memtable.js';
-import {
-  bodyArb,
-  bytes,
-  checkCursorMoves,
-  drain,
-  forwardFrom,
-  hex,
-  keyArb,
-  makeEntry,
-  plain,
-  reverseFrom,
-} from '../sstable/helpers.js';
+import { bodyArb, bytes, checkCursorMoves, drain, forwardFrom, hex, keyArb, makeEntry, plain, reverseFrom } from '../sstable/helpers.js';
 
 const put = (key: string, seq: number, value = `v${seq}`): Entry => ({
   key: bytes(key),
@@ -170,10 +159,7 @@ describe('Memtable', () => {
   });
 });
 
-type Op =
-  | { op: 'put'; key: Uint8Array; body: ReturnType<typeof makeEntry> }
-  | { op: 'freeze' }
-  | { op: 'check'; probe: Uint8Array };
+type Op = { op: 'put'; key: Uint8Array; body: ReturnType<typeof makeEntry> } | { op: 'freeze' } | { op: 'check'; probe: Uint8Array };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -203,9 +189,7 @@ describe('Memtable model', () => {
         } else {
           const entries = sorted();
           expect(drain(m.iterator({ start: op.probe }))).toEqual(forwardFrom(entries, op.probe).map(plain));
-          expect(drain(m.iterator({ start: op.probe, reverse: true }))).toEqual(
-            reverseFrom(entries, op.probe).map(plain),
-          );
+          expect(drain(m.iterator({ start: op.probe, reverse: true }))).toEqual(reverseFrom(entries, op.probe).map(plain));
           checkCursorMoves(m.iterator(), entries, op.probe);
           const got = m.get(op.probe);
           const want = model.get(hex(op.probe));

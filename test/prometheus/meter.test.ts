@@ -96,7 +96,8 @@ function series(name: string, labels: Record<string, string> = {}): string {
 
 /** Every value a DB's stats() says, checked against a scrape of its meter. */
 function expectMatchesStats(scrape: Scrape, s: DBStats, labels: Record<string, string> = {}): void {
-  const at = (name: string, extra: Record<string, string> = {}): number => value(scrape, series(`sediment_${name}`, { ...labels, ...extra }));
+  const at = (name: string, extra: Record<string, string> = {}): number =>
+    value(scrape, series(`sediment_${name}`, { ...labels, ...extra }));
   expect(at('wal_records_total')).toBe(s.wal.records);
   expect(at('wal_bytes_total')).toBe(s.wal.bytes);
   expect(at('wal_writes_total')).toBe(s.wal.writes);
@@ -320,7 +321,11 @@ describe('meters sharing a registry', () => {
     const registry = new Registry();
     const a = new PrometheusMeter({ registry });
     expect(() => new PrometheusMeter({ registry })).toThrow(
-      expect.objectContaining({ code: 'INVALID_CONFIG', option: 'labels', message: expect.stringMatching(/labels \(e\.g\. \{ db: 'users' \}\) or prefix/) }),
+      expect.objectContaining({
+        code: 'INVALID_CONFIG',
+        option: 'labels',
+        message: expect.stringMatching(/labels \(e\.g\. \{ db: 'users' \}\) or prefix/),
+      }),
     );
     // Another prefix is another set of metrics.
     const b = new PrometheusMeter({ registry, prefix: 'cache_' });
@@ -334,8 +339,12 @@ describe('meters sharing a registry', () => {
     const registry = new Registry();
     const users = new PrometheusMeter({ registry, labels: { db: 'users' } });
     const orders = new PrometheusMeter({ registry, labels: { db: 'orders' } });
-    expect(() => new PrometheusMeter({ registry, labels: { db: 'users' } })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', option: 'labels', message: expect.stringMatching(/same labels/) }));
-    expect(() => new PrometheusMeter({ registry, labels: { shard: '1' } })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringMatching(/labels db/) }));
+    expect(() => new PrometheusMeter({ registry, labels: { db: 'users' } })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', option: 'labels', message: expect.stringMatching(/same labels/) }),
+    );
+    expect(() => new PrometheusMeter({ registry, labels: { shard: '1' } })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringMatching(/labels db/) }),
+    );
     expect(() => new PrometheusMeter({ registry })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
 
     const dbU = await DB.open<string, string>(scope.tempDir(), { ...SMALL, meter: users });
@@ -368,7 +377,9 @@ describe('meters sharing a registry', () => {
   it('refuses a registry that already has one of the names, registering nothing', () => {
     const registry = new Registry();
     new Counter({ name: 'sediment_flushes_total', help: 'mine', registers: [registry] });
-    expect(() => new PrometheusMeter({ registry })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', option: 'registry', message: expect.stringMatching(/sediment_flushes_total/) }));
+    expect(() => new PrometheusMeter({ registry })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', option: 'registry', message: expect.stringMatching(/sediment_flushes_total/) }),
+    );
     expect(registry.getMetricsAsArray()).toHaveLength(1);
   });
 
@@ -450,7 +461,12 @@ describe('the package', () => {
       for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
         if (e.isDirectory()) walk(p);
-        else if (p.endsWith('.ts') && !p.startsWith(path.join(ROOT, 'src', 'prometheus') + path.sep) && fs.readFileSync(p, 'utf8').includes('prom-client')) offenders.push(p);
+        else if (
+          p.endsWith('.ts') &&
+          !p.startsWith(path.join(ROOT, 'src', 'prometheus') + path.sep) &&
+          fs.readFileSync(p, 'utf8').includes('prom-client')
+        )
+          offenders.push(p);
       }
     };
     walk(path.join(ROOT, 'src'));
@@ -458,12 +474,17 @@ describe('the package', () => {
   });
 
   it('exports sediment/prometheus', () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      exports: Record<string, { types: string; default: string }>;
+    };
     expect(pkg.exports['./prometheus']).toEqual({ types: './dist/prometheus/index.d.ts', default: './dist/prometheus/index.js' });
   });
 
   it('runs examples/metrics-server.ts --once to completion: it scrapes itself over HTTP and exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/metrics-server.ts', '--once'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/metrics-server.ts', '--once'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     scope.live.add(child);
     let out = '';
     let err = '';

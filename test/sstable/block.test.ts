@@ -91,12 +91,14 @@ describe('block format', () => {
   });
 
   describe('rejects malformed contents with CorruptionError', () => {
-    const bad = (data: Uint8Array, probe = bytes('a')) => () => {
-      const block = new Block(data, where);
-      block.find(probe);
-      block.forEach(() => {});
-      decodeEntries(block);
-    };
+    const bad =
+      (data: Uint8Array, probe = bytes('a')) =>
+      () => {
+        const block = new Block(data, where);
+        block.find(probe);
+        block.forEach(() => {});
+        decodeEntries(block);
+      };
     const withRestarts = (entries: number[], restarts: number[]): Uint8Array => {
       const out = new Uint8Array(entries.length + 4 * restarts.length + 4);
       out.set(entries);

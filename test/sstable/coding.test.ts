@@ -1,14 +1,6 @@
 import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
-import {
-  getU64,
-  getVarint32,
-  getVarint53,
-  pos,
-  putU64,
-  putVarint,
-  varintLength,
-} from '../../src/sstable/coding.js';
+import { getU64, getVarint32, getVarint53, pos, putU64, putVarint, varintLength } from '../../src/sstable/coding.js';
 
 describe('varints', () => {
   test.prop([fc.maxSafeNat()])('round-trip every value below 2^53 in varintLength bytes', (v) => {

@@ -126,7 +126,7 @@ describe('corruption', () => {
     let openFailures = 0;
     for (let i = 0; i < original.length; i++) {
       const damaged = new Uint8Array(original);
-      damaged[i]! ^= 1 << i % 8; // a single-bit flip, a different bit for neighbouring bytes
+      damaged[i]! ^= 1 << (i % 8); // a single-bit flip, a different bit for neighbouring bytes
       const file = `/db/flip-${i}.sst`;
       await writeFile(fs, file, damaged);
       const outcome = await readAll(fs, file, entries, i);

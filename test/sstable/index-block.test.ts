@@ -25,9 +25,7 @@ describe('shortestSeparator', () => {
     ['', 'a', ''],
     ['helloworld', 'hellz', 'hellp'],
   ])('between %j and %j is %j', (a, b, s) => {
-    expect(hex(shortestSeparator(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))).toBe(
-      hex(Buffer.from(s, 'latin1')),
-    );
+    expect(hex(shortestSeparator(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))).toBe(hex(Buffer.from(s, 'latin1')));
   });
 
   test.prop([fc.uint8Array({ maxLength: 10 }), fc.uint8Array({ maxLength: 10 })])('lies in [a, b)', (x, y) => {
@@ -61,7 +59,14 @@ describe('TableIndex', () => {
   });
 
   it.each([
-    ['a gap between blocks', [['c', 0, 100], ['f', 106, 50]] as [string, number, number][], 161],
+    [
+      'a gap between blocks',
+      [
+        ['c', 0, 100],
+        ['f', 106, 50],
+      ] as [string, number, number][],
+      161,
+    ],
     ['a first block not at 0', [['c', 5, 100]] as [string, number, number][], 110],
     ['handles short of the data', [['c', 0, 100]] as [string, number, number][], 200],
     ['handles past the data', [['c', 0, 100]] as [string, number, number][], 50],

@@ -20,7 +20,12 @@ function entriesOf(n: number): Entry[] {
     key: bytes(`k${String(i * 3).padStart(4, '0')}`),
     seq: 100 + i,
     kind: i % 9 === 4 ? ('delete' as const) : ('put' as const),
-    value: i % 9 === 4 ? new Uint8Array(0) : i % 2 === 0 ? bytes(`compressible ${i} `.repeat(4)) : Uint8Array.from({ length: 20 }, (_, j) => (i * 31 + j * 17) & 0xff),
+    value:
+      i % 9 === 4
+        ? new Uint8Array(0)
+        : i % 2 === 0
+          ? bytes(`compressible ${i} `.repeat(4))
+          : Uint8Array.from({ length: 20 }, (_, j) => (i * 31 + j * 17) & 0xff),
     expiresAt: i % 7 === 0 ? 1_000_000 + i : undefined,
   }));
 }
@@ -149,7 +154,7 @@ describe('checkTable', () => {
     const want = new Map(entries.map((e) => [hex(e.key), plain(e)]));
     for (let i = 0; i < original.length; i++) {
       const damaged = new Uint8Array(original);
-      damaged[i]! ^= 1 << i % 8;
+      damaged[i]! ^= 1 << (i % 8);
       const file = `/db/f${i}.sst`;
       await writeFile(fs, file, damaged);
       const read: PlainEntry[] = [];

@@ -399,9 +399,7 @@ describe('TableWriter', () => {
 describe('keys sort bytewise across the memtable and the table', () => {
   it('agrees on the order of tricky keys', async () => {
     const fs = await memFs();
-    const keys = [[], [0], [0, 0], [0x7f], [0x80], [0xff], [0xff, 0xff], [0x61, 0xff], [0x62]].map((a) =>
-      Uint8Array.from(a),
-    );
+    const keys = [[], [0], [0, 0], [0x7f], [0x80], [0xff], [0xff, 0xff], [0x61, 0xff], [0x62]].map((a) => Uint8Array.from(a));
     const m = new Memtable();
     keys.forEach((k, i) => {
       m.put({ key: k, seq: i, kind: 'put', value: k });

@@ -12,9 +12,29 @@ import { FaultFileSystem, crashAtMutatingOp, type FsOp } from '../../src/fs/faul
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { maskedCrc32c } from '../../src/util/crc32c.js';
 import { segmentFileName } from '../../src/wal/format.js';
-import { STATE_FILE_NAME, STATE_MAX_ROOM, STATE_SLOT_HEADER_SIZE, StateFile, encodeSlot, readStateFile, type SegmentState } from '../../src/wal/segment-state.js';
+import {
+  STATE_FILE_NAME,
+  STATE_MAX_ROOM,
+  STATE_SLOT_HEADER_SIZE,
+  StateFile,
+  encodeSlot,
+  readStateFile,
+  type SegmentState,
+} from '../../src/wal/segment-state.js';
 import { CorruptionError, Record, Wal, type Position, type WalOptions } from '../../src/wal/index.js';
-import { DIR, ProcessFs, Tracker, checkPrefixOk, noop, prepareMem, readAll, seeded, view, walOptions, type Snapshot } from './helpers/harness.js';
+import {
+  DIR,
+  ProcessFs,
+  Tracker,
+  checkPrefixOk,
+  noop,
+  prepareMem,
+  readAll,
+  seeded,
+  view,
+  walOptions,
+  type Snapshot,
+} from './helpers/harness.js';
 import { withTimeout } from '../support/process.js';
 
 const SEGMENT = 300;
@@ -29,7 +49,8 @@ function stateBytes(state: SegmentState, room = 5, seqs: [number, number] = [1, 
   return buf;
 }
 
-const opts = (mem: MemFileSystem, extra: Partial<WalOptions> = {}): WalOptions => walOptions(new ProcessFs(mem), { fsync: 'os', maxSegmentSize: SEGMENT, ...extra });
+const opts = (mem: MemFileSystem, extra: Partial<WalOptions> = {}): WalOptions =>
+  walOptions(new ProcessFs(mem), { fsync: 'os', maxSegmentSize: SEGMENT, ...extra });
 
 /** A log on a MemFileSystem with segments 0..last, closed. Returns the keys in order. */
 async function buildLog(mem: MemFileSystem, last: number): Promise<string[]> {
@@ -59,7 +80,14 @@ describe('a crafted state file cannot make recovery hang or allocate without bou
       const mem = await prepareMem(new MemFileSystem());
       const keys = await buildLog(mem, 2);
       mem.writeFileBytes(STATE, stateBytes({ floor: 0, next, holes: [] }));
-      const err = await withTimeout(Wal.open(opts(mem)).then(() => undefined, (e: unknown) => e), 5000, 'strict open');
+      const err = await withTimeout(
+        Wal.open(opts(mem)).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        5000,
+        'strict open',
+      );
       expect(err).toBeInstanceOf(CorruptionError);
       expect((err as CorruptionError).file).toBe(segPath(3));
       const { wal, recovery } = await withTimeout(Wal.open(opts(mem, { recovery: 'salvage' })), 5000, 'salvage open');
@@ -140,7 +168,10 @@ describe('damage to the state file', () => {
         mem.writeFileBytes(STATE, bytes);
         const { wal, recovery } = await Wal.open(opts(mem));
         expect(recovery.missingSegments, `byte ${byte}`).toEqual([]);
-        expect((await readAll(wal)).map((e) => Buffer.from(e.record.key).toString()), `byte ${byte}`).toEqual(keys);
+        expect(
+          (await readAll(wal)).map((e) => Buffer.from(e.record.key).toString()),
+          `byte ${byte}`,
+        ).toEqual(keys);
         await wal.close();
         // Both slots are whole again: damaging the other slot now still opens.
         const half = original.length / 2;
@@ -166,7 +197,8 @@ describe('damage to the state file', () => {
       variants.push([`flip ${i} and ${half + ((i * 7) % half)}`, b]);
     }
     for (let n = 0; n < original.length; n++) variants.push([`cut to ${n}`, original.slice(0, n)]);
-    for (const extra of [1, 16, 32, half, original.length]) variants.push([`grown by ${extra}`, Buffer.concat([original, Buffer.alloc(extra)])]);
+    for (const extra of [1, 16, 32, half, original.length])
+      variants.push([`grown by ${extra}`, Buffer.concat([original, Buffer.alloc(extra)])]);
     variants.push(['all zeros', new Uint8Array(original.length)]);
     for (const [what, bytes] of variants) {
       restore(mem, files);
@@ -187,7 +219,10 @@ describe('damage to the state file', () => {
       const { wal, recovery } = await Wal.open(opts(mem, { recovery: 'salvage' }));
       expect(recovery.stateRebuilt, what).toBe(true);
       expect(recovery.corruptionDetected, what).toBe(true);
-      expect((await readAll(wal)).map((e) => Buffer.from(e.record.key).toString()), what).toEqual(keys);
+      expect(
+        (await readAll(wal)).map((e) => Buffer.from(e.record.key).toString()),
+        what,
+      ).toEqual(keys);
       await wal.close();
       expect(await keysOf(mem), `${what}: strict after salvage`).toEqual(keys);
     }
@@ -258,7 +293,8 @@ async function segmentIndexes(files: Map<string, Uint8Array>, from: number, to: 
 // Crash points under concurrency
 
 const CRASH_SEGMENT = 240;
-const crashRec = (i: number): Record => Record.put(`c${String(i).padStart(3, '0')}`, Buffer.alloc([12, 50, 3, 80, 30][i % 5]!, 0x41 + (i % 26)));
+const crashRec = (i: number): Record =>
+  Record.put(`c${String(i).padStart(3, '0')}`, Buffer.alloc([12, 50, 3, 80, 30][i % 5]!, 0x41 + (i % 26)));
 
 interface CrashRun {
   phase: 1 | 2;
@@ -271,7 +307,13 @@ interface CrashRun {
  * rotation) is still in flight. Phase 2 reopens with discardBefore and does it again.
  */
 async function racingWorkload(fs: FileSystemLike, t: Tracker, run: CrashRun, fsync: 'os' | 'always'): Promise<void> {
-  const o = (discard?: Position): WalOptions => walOptions(fs, { fsync, maxSegmentSize: CRASH_SEGMENT, preallocate: fsync === 'always' ? 256 : false, ...(discard ? { discardBefore: discard } : {}) });
+  const o = (discard?: Position): WalOptions =>
+    walOptions(fs, {
+      fsync,
+      maxSegmentSize: CRASH_SEGMENT,
+      preallocate: fsync === 'always' ? 256 : false,
+      ...(discard ? { discardBefore: discard } : {}),
+    });
   let i = 0;
   const burst = (wal: Wal): Promise<unknown> =>
     Promise.all([t.append(wal, i++), t.append(wal, i++), t.batch(wal, [i++, i++, i++]), t.append(wal, i++), t.append(wal, i++)]);
@@ -367,7 +409,8 @@ describe('crash at every mutating operation while appends, rotations and GC race
             const read = async (extra: Partial<WalOptions>): Promise<string> => {
               const { wal, recovery } = await Wal.open(o(extra));
               try {
-                if (recovery.missingSegments.length > 0 || recovery.corruptionDetected) throw new Error(`false alarm: ${JSON.stringify(recovery)}`);
+                if (recovery.missingSegments.length > 0 || recovery.corruptionDetected)
+                  throw new Error(`false alarm: ${JSON.stringify(recovery)}`);
                 const entries = await readAll(wal);
                 checkPrefixOk(entries, { ...crash!.snap, ackedSurvive });
                 return entries.map((e) => `${view(e.record)}@${e.position.segmentId}:${e.position.offset}`).join(',');
@@ -385,7 +428,9 @@ describe('crash at every mutating operation while appends, rotations and GC race
           }
         }
       }
-      console.log(`racing crash loop (${fsync}): ${points} crash points (${statePoints} at the state file), ${images} images, ${violations.length} violations`);
+      console.log(
+        `racing crash loop (${fsync}): ${points} crash points (${statePoints} at the state file), ${images} images, ${violations.length} violations`,
+      );
       expect(points).toBeGreaterThan(100);
       expect(violations.slice(0, 8)).toEqual([]);
     }, 600_000);
@@ -520,7 +565,9 @@ describe('read-only opens while a writer rotates, deletes and reopens', () => {
       let n = 0;
       const writer = (async () => {
         for (let round = 0; !stop && round < 40; round++) {
-          const { wal } = await Wal.open(walOptions(new DelayFs(mem, seeded(seed * 1000 + round)), { fsync: round % 2 ? 'os' : 'always', maxSegmentSize: 260 }));
+          const { wal } = await Wal.open(
+            walOptions(new DelayFs(mem, seeded(seed * 1000 + round)), { fsync: round % 2 ? 'os' : 'always', maxSegmentSize: 260 }),
+          );
           for (let b = 0; b < 6 && !stop; b++) {
             const ps = Array.from({ length: 4 }, () => {
               const i = n++;
@@ -538,7 +585,8 @@ describe('read-only opens while a writer rotates, deletes and reopens', () => {
         try {
           opens++;
           const { wal, recovery } = await Wal.open(walOptions(reader, { readOnly: true, maxSegmentSize: 260 }));
-          if (recovery.corruptionDetected || recovery.missingSegments.length > 0) problems.push(`seed ${seed}: ${JSON.stringify(recovery)}`);
+          if (recovery.corruptionDetected || recovery.missingSegments.length > 0)
+            problems.push(`seed ${seed}: ${JSON.stringify(recovery)}`);
           let prev = -1;
           for await (const e of wal.readFrom({ segmentId: 0, offset: 0 })) {
             const i = Number(Buffer.from(e.record.key).toString().slice(1));
@@ -581,7 +629,10 @@ describe('misuse', () => {
     expect(await wal.deleteSegmentsBefore(wal.currentPosition())).toBe(active);
     // Far beyond the log, twice, concurrently with appends that rotate.
     const appends = Array.from({ length: 12 }, (_, i) => wal.append(Record.put(`z${i}`, 'v'.repeat(70))));
-    const gcs = [wal.deleteSegmentsBefore({ segmentId: Number.MAX_SAFE_INTEGER, offset: 0 }), wal.deleteSegmentsBefore({ segmentId: 1e12, offset: 5 })];
+    const gcs = [
+      wal.deleteSegmentsBefore({ segmentId: Number.MAX_SAFE_INTEGER, offset: 0 }),
+      wal.deleteSegmentsBefore({ segmentId: 1e12, offset: 5 }),
+    ];
     await Promise.all([...appends, ...gcs]);
     const a2 = wal.currentPosition().segmentId;
     expect(wal.stats().oldestSegmentId).toBeLessThanOrEqual(a2);
@@ -597,7 +648,9 @@ describe('misuse', () => {
       const fs = new DelayFs(mem, seeded(seed));
       const { wal } = await Wal.open(walOptions(fs, { fsync: 'always', maxSegmentSize: SEGMENT }));
       const acked: string[] = [];
-      const ps = Array.from({ length: 15 }, (_, i) => wal.append(Record.put(`r${i}`, 'v'.repeat(60))).then(() => acked.push(`r${i}`), noop));
+      const ps = Array.from({ length: 15 }, (_, i) =>
+        wal.append(Record.put(`r${i}`, 'v'.repeat(60))).then(() => acked.push(`r${i}`), noop),
+      );
       for (let t = 0; t < seed; t++) await new Promise<void>((r) => setImmediate(r));
       await wal.close();
       await Promise.all(ps);
@@ -684,7 +737,7 @@ function readHook(inner: FileSystemLike, match: (file: string) => boolean, befor
   });
 }
 
-describe('a read-only open racing the writer\'s appends in the newest segment', () => {
+describe("a read-only open racing the writer's appends in the newest segment", () => {
   for (const [fsync, perRead, once] of [
     ['os', 2, false],
     [{ batchMs: 1 }, 2, false],
@@ -709,14 +762,19 @@ describe('a read-only open racing the writer\'s appends in the newest segment', 
       const problems: string[] = [];
       for (let attempt = 0; attempt < 10; attempt++) {
         let reads = 0;
-        const fs = readHook(mem, (f) => f.endsWith('.wal'), async () => {
-          if (once ? reads++ === attempt : reads++ >= attempt) await more();
-        });
+        const fs = readHook(
+          mem,
+          (f) => f.endsWith('.wal'),
+          async () => {
+            if (once ? reads++ === attempt : reads++ >= attempt) await more();
+          },
+        );
         try {
           const { wal, recovery } = await Wal.open(walOptions(fs, { readOnly: true }));
           if (recovery.corruptionDetected) problems.push(`attempt ${attempt}: corruption reported`);
           const got = (await readAll(wal)).map((e) => Buffer.from(e.record.key).toString());
-          if (got.length < 10 * perRead || JSON.stringify(keys.slice(0, got.length)) !== JSON.stringify(got)) problems.push(`attempt ${attempt}: ${got.length} records`);
+          if (got.length < 10 * perRead || JSON.stringify(keys.slice(0, got.length)) !== JSON.stringify(got))
+            problems.push(`attempt ${attempt}: ${got.length} records`);
           await wal.close();
         } catch (err) {
           problems.push(`attempt ${attempt}: ${(err as Error).message.split('\n')[0]}`);
@@ -767,7 +825,9 @@ describe('read-only opens beside a writer that rotates faster than a scan', () =
   ] as const) {
     it(`${label}: every open succeeds and reads a consistent prefix`, async () => {
       const mem = await prepareMem(new MemFileSystem());
-      const { wal: writer } = await Wal.open(walOptions(mem, { fsync, maxSegmentSize: segment, preallocate: fsync === 'os' ? false : 1 << 16 }));
+      const { wal: writer } = await Wal.open(
+        walOptions(mem, { fsync, maxSegmentSize: segment, preallocate: fsync === 'os' ? false : 1 << 16 }),
+      );
       let stop = false;
       let n = 0;
       const work = (async () => {
@@ -809,7 +869,11 @@ describe('read-only opens beside a writer that rotates faster than a scan', () =
 describe('the state file never grows past what its readers accept', () => {
   it(`${STATE_MAX_ROOM} holes are written and read back; one more is refused (EFBIG), never written`, async () => {
     const mem = await prepareMem(new MemFileSystem());
-    const holes = (n: number): SegmentState => ({ floor: 0, next: 2 * n + 1, holes: Array.from({ length: n }, (_, i) => ({ from: 2 * i + 1, to: 2 * i + 2 })) });
+    const holes = (n: number): SegmentState => ({
+      floor: 0,
+      next: 2 * n + 1,
+      holes: Array.from({ length: n }, (_, i) => ({ from: 2 * i + 1, to: 2 * i + 2 })),
+    });
     const f = await StateFile.create(mem, DIR, holes(STATE_MAX_ROOM));
     await f.close();
     const loaded = await readStateFile(mem, DIR);
@@ -819,7 +883,9 @@ describe('the state file never grows past what its readers accept', () => {
     expect(Buffer.from(mem.readFileBytes(STATE)).equals(before)).toBe(true);
     // Through update: the file fails, the state on disk stays readable.
     const g = await StateFile.open(mem, DIR, loaded!);
-    await expect(g.update((s) => ({ ...s, next: s.next + 2, holes: [...s.holes, { from: s.next, to: s.next + 1 }] }), true)).rejects.toMatchObject({ errno: 'EFBIG' });
+    await expect(
+      g.update((s) => ({ ...s, next: s.next + 2, holes: [...s.holes, { from: s.next, to: s.next + 1 }] }), true),
+    ).rejects.toMatchObject({ errno: 'EFBIG' });
     await g.close();
     expect((await readStateFile(mem, DIR))?.state.holes.length).toBe(STATE_MAX_ROOM);
   });
@@ -851,7 +917,7 @@ describe('discardBefore beyond every segment present, with no state file to say 
 });
 
 describe('a segment name past 2^53', () => {
-  it('9999999999999999.wal is no segment of sediment\'s: strict and salvage opens ignore it instead of failing on a rounded id', async () => {
+  it("9999999999999999.wal is no segment of sediment's: strict and salvage opens ignore it instead of failing on a rounded id", async () => {
     const mem = await prepareMem(new MemFileSystem());
     const keys = await buildLog(mem, 2);
     mem.writeFileBytes(`${DIR}/9999999999999999.wal`, new Uint8Array(64));
@@ -890,7 +956,24 @@ describe('a torn header on a segment the state file recorded', () => {
 
 describe('state files whose checksums are valid but whose contents no writer makes', () => {
   const bad: Array<[string, (b: Buffer, slot: number) => void]> = [
-    ['overlapping holes', (b, at) => encodeSlot(b, at, 128, { floor: 0, next: 9, holes: [{ from: 1, to: 4 }, { from: 3, to: 5 }] }, at ? 2 : 1)],
+    [
+      'overlapping holes',
+      (b, at) =>
+        encodeSlot(
+          b,
+          at,
+          128,
+          {
+            floor: 0,
+            next: 9,
+            holes: [
+              { from: 1, to: 4 },
+              { from: 3, to: 5 },
+            ],
+          },
+          at ? 2 : 1,
+        ),
+    ],
     ['floor above next', (b, at) => encodeSlot(b, at, 128, { floor: 7, next: 5, holes: [] }, at ? 2 : 1)],
     ['a hole past next', (b, at) => encodeSlot(b, at, 128, { floor: 0, next: 5, holes: [{ from: 2, to: 9 }] }, at ? 2 : 1)],
     [
@@ -917,7 +1000,11 @@ describe('state files whose checksums are valid but whose contents no writer mak
       write(b, 0);
       write(b, 128);
       mem.writeFileBytes(STATE, b);
-      const err = await withTimeout(Wal.open(opts(mem)).catch((e: unknown) => e), 5000, 'strict open');
+      const err = await withTimeout(
+        Wal.open(opts(mem)).catch((e: unknown) => e),
+        5000,
+        'strict open',
+      );
       expect(err).toBeInstanceOf(CorruptionError);
       expect((err as CorruptionError).file).toBe(STATE);
       const { wal, recovery } = await withTimeout(Wal.open(opts(mem, { recovery: 'salvage' })), 5000, 'salvage open');

@@ -86,7 +86,13 @@ async function workload(fs: FileSystem, cfg: Cfg, t: Tracker, total = 60): Promi
         break;
       case 2:
         // Group commit: appends, a batch and a sync in flight at once.
-        await Promise.all([t.append(wal, next()), t.append(wal, next()), t.batch(wal, [next(), next()]), t.sync(wal), t.append(wal, next())]);
+        await Promise.all([
+          t.append(wal, next()),
+          t.append(wal, next()),
+          t.batch(wal, [next(), next()]),
+          t.sync(wal),
+          t.append(wal, next()),
+        ]);
         break;
       case 3:
         await t.append(wal, next());
@@ -138,7 +144,8 @@ function sameEntries(a: readonly LogEntry[], b: readonly LogEntry[]): string | u
   if (a.length !== b.length) return `${a.length} records vs ${b.length}`;
   for (let i = 0; i < a.length; i++) {
     if (view(a[i]!.record) !== view(b[i]!.record)) return `record ${i}: ${describeRecord(a[i]!.record)} vs ${describeRecord(b[i]!.record)}`;
-    if (comparePositions(a[i]!.position, b[i]!.position) !== 0) return `record ${i} at ${posStr(a[i]!.position)} vs ${posStr(b[i]!.position)}`;
+    if (comparePositions(a[i]!.position, b[i]!.position) !== 0)
+      return `record ${i} at ${posStr(a[i]!.position)} vs ${posStr(b[i]!.position)}`;
   }
   return undefined;
 }
@@ -268,7 +275,8 @@ async function compound(image: MemFileSystem, cfg: Cfg, baseline: LogEntry[], wh
         await b.wal.close();
         const d2 = sameEntries(ra, rb);
         if (d2) violations.push(`${w}: recovery then power loss then recovery differs: ${d2}`);
-        if (b.recovery.truncations.length > 0) violations.push(`${w}: a recovery right after a recovery truncated ${JSON.stringify(b.recovery.truncations)}`);
+        if (b.recovery.truncations.length > 0)
+          violations.push(`${w}: a recovery right after a recovery truncated ${JSON.stringify(b.recovery.truncations)}`);
 
         // Idempotent (b): recover, close cleanly, recover again: nothing left to repair.
         const mem = img.fs.crashClone({ unsyncedData: 'keep', unsyncedDirOps: 'keep' });
@@ -280,7 +288,8 @@ async function compound(image: MemFileSystem, cfg: Cfg, baseline: LogEntry[], wh
         await e.wal.close();
         const d3 = sameEntries(rc, re);
         if (d3) violations.push(`${w}: recovery, close, recovery differs: ${d3}`);
-        if (e.recovery.bytesTruncated !== 0) violations.push(`${w}: a recovery after a clean close truncated ${e.recovery.bytesTruncated} bytes`);
+        if (e.recovery.bytesTruncated !== 0)
+          violations.push(`${w}: a recovery after a clean close truncated ${e.recovery.bytesTruncated} bytes`);
       } catch (err) {
         violations.push(`${w}: ${(err as Error).message}`);
       }
@@ -290,7 +299,9 @@ async function compound(image: MemFileSystem, cfg: Cfg, baseline: LogEntry[], wh
 
 function report(name: string, r: LoopResult): void {
   // Shown by vitest with --reporter=verbose; handy for the coverage numbers.
-  console.log(`${name}: ${r.crashPoints} crash points (${r.stateCrashPoints} at state file writes), ${r.images} images checked, ${r.compoundPoints} compound crash points, ${r.violations.length} violations`);
+  console.log(
+    `${name}: ${r.crashPoints} crash points (${r.stateCrashPoints} at state file writes), ${r.images} images checked, ${r.compoundPoints} compound crash points, ${r.violations.length} violations`,
+  );
 }
 
 const CONFIGS: Cfg[] = [

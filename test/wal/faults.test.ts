@@ -317,15 +317,55 @@ describe('failures during segment rotation', () => {
   // segment's header. Records of 76-byte frames: three fit in a 300-byte segment.
   const big = (i: number): Record => Record.put(`r${String(i).padStart(4, '0')}`, Buffer.alloc(50, 0x61 + (i % 20)));
   const cases: Array<{ name: string; cfg: Cfg; match: (op: FsOp) => boolean; code: string }> = [
-    { name: 'trimming the old segment (truncate) fails with EIO', cfg: { fsync: 'os', preallocate: 1024, maxSegmentSize: 300 }, match: (op) => op.kind === 'truncate', code: 'EIO' },
-    { name: "the old segment's sealing fdatasync fails with EIO", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'datasync' && op.path === segName(0), code: 'EIO' },
-    { name: 'creating the new segment fails with ENOSPC', cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'open' && op.mutating, code: 'ENOSPC' },
-    { name: "writing the new segment's header fails with ENOSPC", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => (op.kind === 'writeSync' || op.kind === 'write') && op.path === segName(1), code: 'ENOSPC' },
-    { name: "the new segment's header fdatasync fails with EIO", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'datasync' && op.path === segName(1), code: 'EIO' },
-    { name: 'the directory fsync after creating the new segment fails with EIO', cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'syncDir' && op.path === DIR, code: 'EIO' },
+    {
+      name: 'trimming the old segment (truncate) fails with EIO',
+      cfg: { fsync: 'os', preallocate: 1024, maxSegmentSize: 300 },
+      match: (op) => op.kind === 'truncate',
+      code: 'EIO',
+    },
+    {
+      name: "the old segment's sealing fdatasync fails with EIO",
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'datasync' && op.path === segName(0),
+      code: 'EIO',
+    },
+    {
+      name: 'creating the new segment fails with ENOSPC',
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'open' && op.mutating,
+      code: 'ENOSPC',
+    },
+    {
+      name: "writing the new segment's header fails with ENOSPC",
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => (op.kind === 'writeSync' || op.kind === 'write') && op.path === segName(1),
+      code: 'ENOSPC',
+    },
+    {
+      name: "the new segment's header fdatasync fails with EIO",
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'datasync' && op.path === segName(1),
+      code: 'EIO',
+    },
+    {
+      name: 'the directory fsync after creating the new segment fails with EIO',
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'syncDir' && op.path === DIR,
+      code: 'EIO',
+    },
     // The new segment is recorded in the segment state file before anything is appended to it.
-    { name: 'recording the new segment in the state file fails with ENOSPC', cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'write' && op.path === `${DIR}/SEGMENTS`, code: 'ENOSPC' },
-    { name: "the state file's fdatasync after recording the new segment fails with EIO", cfg: { fsync: 'os', maxSegmentSize: 300 }, match: (op) => op.kind === 'datasync' && op.path === `${DIR}/SEGMENTS`, code: 'EIO' },
+    {
+      name: 'recording the new segment in the state file fails with ENOSPC',
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'write' && op.path === `${DIR}/SEGMENTS`,
+      code: 'ENOSPC',
+    },
+    {
+      name: "the state file's fdatasync after recording the new segment fails with EIO",
+      cfg: { fsync: 'os', maxSegmentSize: 300 },
+      match: (op) => op.kind === 'datasync' && op.path === `${DIR}/SEGMENTS`,
+      code: 'EIO',
+    },
   ];
   for (const c of cases) {
     it(`${c.name}: the log fails, reopen recovers, and what it found survives a later power loss`, async () => {
@@ -648,12 +688,17 @@ describe('directory fsyncs: segment creation, deletion and recovery truncation',
           nextIndex(ev, i, (x) => isOp(x) && x.kind === 'open' && x.mutating && isSegment(x)),
           nextIndex(ev, i, (x) => x === 'opened' || x === `acked ${id}`),
         );
-        expect(syncsDirBetween(ev, i, limit), `creation of segment ${id} (op ${(e as FsOp).index}) is followed by syncDir(${DIR})`).toBe(true);
+        expect(syncsDirBetween(ev, i, limit), `creation of segment ${id} (op ${(e as FsOp).index}) is followed by syncDir(${DIR})`).toBe(
+          true,
+        );
       }
       const unlinks = ev.map((e, i) => [e, i] as const).filter(([e]) => isOp(e) && e.kind === 'unlink');
       expect(unlinks).toHaveLength(n);
       for (const [e, i] of unlinks) {
-        const limit = Math.min(nextIndex(ev, i, (x) => isOp(x) && x.kind === 'unlink'), ev.indexOf('deleted'));
+        const limit = Math.min(
+          nextIndex(ev, i, (x) => isOp(x) && x.kind === 'unlink'),
+          ev.indexOf('deleted'),
+        );
         expect(syncsDirBetween(ev, i, limit), `unlink of ${(e as FsOp).path} is followed by syncDir(${DIR})`).toBe(true);
       }
     });
@@ -696,11 +741,16 @@ describe('directory fsyncs: segment creation, deletion and recovery truncation',
       expect(recovery.truncations.length, c.name).toBe(1);
       const ev = r.events;
       const opened = ev.indexOf('opened');
-      const truncs = ev.map((e, i) => [e, i] as const).filter(([e]) => isOp(e) && (e.kind === 'truncate' || e.kind === 'writeSync' || e.kind === 'write'));
+      const truncs = ev
+        .map((e, i) => [e, i] as const)
+        .filter(([e]) => isOp(e) && (e.kind === 'truncate' || e.kind === 'writeSync' || e.kind === 'write'));
       expect(truncs.length, c.name).toBeGreaterThan(0);
       for (const [e, i] of truncs) {
         const p = (e as FsOp).path;
-        expect(ev.slice(i + 1, opened).some((x) => isOp(x) && x.kind === 'datasync' && x.path === p), `${c.name}: ${(e as FsOp).kind} of ${p} is fdatasynced`).toBe(true);
+        expect(
+          ev.slice(i + 1, opened).some((x) => isOp(x) && x.kind === 'datasync' && x.path === p),
+          `${c.name}: ${(e as FsOp).kind} of ${p} is fdatasynced`,
+        ).toBe(true);
         expect(syncsDirBetween(ev, i, opened), `${c.name}: ${(e as FsOp).kind} of ${p} is followed by syncDir(${DIR})`).toBe(true);
       }
       expect((await readAll(w)).length, c.name).toBe(c.name.startsWith('torn record') ? 4 : 5);
@@ -713,7 +763,9 @@ describe('directory fsyncs: segment creation, deletion and recovery truncation',
     // successor is created, so every segment but the last ends cleanly on disk".
     const mem = await prepareMem(new MemFileSystem());
     const r = recorder();
-    const { wal } = await Wal.open(walOptions(new FaultFileSystem(new ProcessFs(mem), r.injector), { fsync: 'always', maxSegmentSize: 400 }));
+    const { wal } = await Wal.open(
+      walOptions(new FaultFileSystem(new ProcessFs(mem), r.injector), { fsync: 'always', maxSegmentSize: 400 }),
+    );
     for (let i = 0; i < 20; i++) {
       await wal.append(rec(i));
       await tick(); // preallocation runs between appends
@@ -726,14 +778,21 @@ describe('directory fsyncs: segment creation, deletion and recovery truncation',
     const problems: string[] = [];
     for (const [e, i] of truncs) {
       const p = (e as FsOp).path;
-      const limit = Math.min(nextIndex(ev, i, (x) => isOp(x) && x.kind === 'open' && x.mutating), ev.indexOf('closed'));
+      const limit = Math.min(
+        nextIndex(ev, i, (x) => isOp(x) && x.kind === 'open' && x.mutating),
+        ev.indexOf('closed'),
+      );
       if (!ev.slice(i + 1, limit).some((x) => isOp(x) && x.kind === 'datasync' && x.path === p)) {
-        problems.push(`truncate(${(e as FsOp).length}) of ${p} (op ${(e as FsOp).index}) is not fdatasynced before ${limit < ev.indexOf('closed') ? 'the next segment is created' : 'close resolves'}`);
+        problems.push(
+          `truncate(${(e as FsOp).length}) of ${p} (op ${(e as FsOp).index}) is not fdatasynced before ${limit < ev.indexOf('closed') ? 'the next segment is created' : 'close resolves'}`,
+        );
       }
     }
     expect(problems).toEqual([]);
     // Consequence: a power loss now must leave a log that opens in strict mode.
     const crashed = mem.crashClone({ unsyncedData: 'drop', unsyncedDirOps: 'drop' });
-    await expect(Wal.open(walOptions(new ProcessFs(crashed), { fsync: 'always', maxSegmentSize: 400 })).then((o) => o.wal.close())).resolves.toBeUndefined();
+    await expect(
+      Wal.open(walOptions(new ProcessFs(crashed), { fsync: 'always', maxSegmentSize: 400 })).then((o) => o.wal.close()),
+    ).resolves.toBeUndefined();
   });
 });

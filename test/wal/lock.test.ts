@@ -69,7 +69,9 @@ function snapshot(dir: string): { [name: string]: string } {
   const out: { [name: string]: string } = {};
   for (const name of fs.readdirSync(dir).sort()) {
     if (!fs.lstatSync(path.join(dir, name)).isFile()) continue;
-    out[name] = createHash('sha256').update(fs.readFileSync(path.join(dir, name))).digest('hex');
+    out[name] = createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, name)))
+      .digest('hex');
   }
   return out;
 }
@@ -261,27 +263,30 @@ describe('exclusive open', () => {
   });
 
   // Abstract socket names belong to a network namespace; the lock's socket file does not.
-  it.skipIf(!CAN_UNSHARE_NET)('from another network namespace (a container sharing the directory): LOCKED both ways; SIGKILL frees it', async () => {
-    const dir = tempDir();
-    const wal = await open(dir);
-    const t = runHolder(dir, 'try', true);
-    expect(await t.message()).toMatchObject({ ok: false, code: 'LOCKED', name: 'LockedError' });
-    await wal.close();
-    expect(lockSockets(dir)).toEqual([]); // close removed this process's socket file
+  it.skipIf(!CAN_UNSHARE_NET)(
+    'from another network namespace (a container sharing the directory): LOCKED both ways; SIGKILL frees it',
+    async () => {
+      const dir = tempDir();
+      const wal = await open(dir);
+      const t = runHolder(dir, 'try', true);
+      expect(await t.message()).toMatchObject({ ok: false, code: 'LOCKED', name: 'LockedError' });
+      await wal.close();
+      expect(lockSockets(dir)).toEqual([]); // close removed this process's socket file
 
-    const h = runHolder(dir, 'hold', true);
-    expect(await h.message()).toMatchObject({ held: true });
-    expect((await openFails(dir)).code).toBe('LOCKED');
-    h.child.kill('SIGKILL');
-    expect((await h.exited).signal).toBe('SIGKILL');
-    // Its socket file is left behind, refusing connections: it does not block.
-    expect(lockSockets(dir)).toHaveLength(1);
-    const after = await open(dir);
-    expect(await keys(after)).toEqual(['held-by']);
-    await after.close();
-  });
+      const h = runHolder(dir, 'hold', true);
+      expect(await h.message()).toMatchObject({ held: true });
+      expect((await openFails(dir)).code).toBe('LOCKED');
+      h.child.kill('SIGKILL');
+      expect((await h.exited).signal).toBe('SIGKILL');
+      // Its socket file is left behind, refusing connections: it does not block.
+      expect(lockSockets(dir)).toHaveLength(1);
+      const after = await open(dir);
+      expect(await keys(after)).toEqual(['held-by']);
+      await after.close();
+    },
+  );
 
-  it('lock socket files: a dead holder\'s is deleted once stale; a live one locks, also past the socket path limit', async () => {
+  it("lock socket files: a dead holder's is deleted once stale; a live one locks, also past the socket path limit", async () => {
     // A directory whose socket path is over the 107 bytes a socket address holds.
     const dir = path.join(tempDir(), 'd'.repeat(120));
     fs.mkdirSync(dir, { recursive: true });

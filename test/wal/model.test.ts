@@ -113,7 +113,8 @@ function submitBatch(m: Model, r: Real, specs: readonly RecSpec[]): Promise<void
       for (let i = 1; i < positions.length; i++) {
         const a = positions[i - 1]!;
         const b = positions[i]!;
-        if (a.segmentId !== b.segmentId || a.offset >= b.offset) r.unexpected.push(new Error(`batch split or misordered: ${posStr(a)} then ${posStr(b)}`));
+        if (a.segmentId !== b.segmentId || a.offset >= b.offset)
+          r.unexpected.push(new Error(`batch split or misordered: ${posStr(a)} then ${posStr(b)}`));
       }
       items.forEach(({ t }, i) => {
         t.pos = positions[i];
@@ -144,7 +145,7 @@ function submitSync(m: Model, r: Real): Promise<void> {
 function assertNoUnexpected(r: Real): void {
   if (r.unexpected.length > 0) {
     const e = r.unexpected[0];
-    throw new Error(`unexpected rejection: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    throw new Error(`unexpected rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   }
 }
 
@@ -153,8 +154,16 @@ async function expectLogEquals(r: Real, expected: readonly Tracked[], from?: Pos
   const got = await readAll(r.wal, from);
   const g = got.map((e) => `${describeRecord(e.record)}@${posStr(e.position)}`);
   const x = expected.map((t) => `${t.desc}@${posStr(t.pos)}`);
-  if (got.length !== expected.length || got.some((e, i) => view(e.record) !== expected[i]!.view || (expected[i]!.pos !== undefined && comparePositions(e.position, expected[i]!.pos!) !== 0))) {
-    throw new Error(`readFrom(${posStr(from ?? { segmentId: 0, offset: 0 })}) differs from the model\n  got:      [${g.join(', ')}]\n  expected: [${x.join(', ')}]`);
+  if (
+    got.length !== expected.length ||
+    got.some(
+      (e, i) =>
+        view(e.record) !== expected[i]!.view || (expected[i]!.pos !== undefined && comparePositions(e.position, expected[i]!.pos!) !== 0),
+    )
+  ) {
+    throw new Error(
+      `readFrom(${posStr(from ?? { segmentId: 0, offset: 0 })}) differs from the model\n  got:      [${g.join(', ')}]\n  expected: [${x.join(', ')}]`,
+    );
   }
 }
 
@@ -220,7 +229,10 @@ class FlushCmd implements Cmd {
     const pending = this.specs.map((s) => submitAppend(m, r, s));
     await r.wal.flush();
     const got = await readAll(r.wal);
-    expect(got.map((e) => view(e.record)), 'flush() resolved before its appends were readable').toEqual(m.log.map((t) => t.view));
+    expect(
+      got.map((e) => view(e.record)),
+      'flush() resolved before its appends were readable',
+    ).toEqual(m.log.map((t) => t.view));
     await Promise.all(pending);
     assertNoUnexpected(r);
   }
@@ -408,7 +420,10 @@ class Guarded implements Cmd {
   async run(m: Model, r: Real): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const hang = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.inner.toString()} did not settle within ${HANG_MS} ms (a WAL promise never settled)`)), HANG_MS);
+      timer = setTimeout(
+        () => reject(new Error(`${this.inner.toString()} did not settle within ${HANG_MS} ms (a WAL promise never settled)`)),
+        HANG_MS,
+      );
     });
     try {
       await Promise.race([this.inner.run(m, r), hang]);
@@ -450,10 +465,12 @@ function commandArbs(opts: { withFrames: boolean; kill: boolean; crashWeight: nu
     fc.tuple(fc.integer({ min: 0, max: 100 }), fc.boolean()).map(([p, inside]) => new ReadFromCmd(p, inside)),
     fc.constant(new ReopenCmd()),
     fc.integer({ min: 0, max: 101 }).map((p) => new DeleteCmd(p)),
-    fc.oneof(
-      fc.integer({ min: 1, max: 6 }).map((n) => ({ kind: 'immediate' as const, n })),
-      fc.integer({ min: 1, max: 3 }).map((n) => ({ kind: 'ms' as const, n })),
-    ).map((w) => new PauseCmd(w)),
+    fc
+      .oneof(
+        fc.integer({ min: 1, max: 6 }).map((n) => ({ kind: 'immediate' as const, n })),
+        fc.integer({ min: 1, max: 3 }).map((n) => ({ kind: 'ms' as const, n })),
+      )
+      .map((w) => new PauseCmd(w)),
   ];
   for (let i = 0; i < opts.crashWeight; i++) {
     arbs.push(fc.tuple(keep, keep, fc.nat(), steps, wait).map(([d, o, seed, st, w]) => new CrashCmd(d, o, seed, st, w)));
@@ -482,7 +499,11 @@ const runsScale = Number(process.env.FC_RUNS_SCALE ?? 1);
 /** Time budget for shrinking a failure (FC_SHRINK_MS; default 1 s). The search itself is never time-bounded. */
 const shrinkMs = Number(process.env.FC_SHRINK_MS ?? 1_000);
 
-async function runModel(cfg: Cfg, cmdArbs: fc.Arbitrary<Cmd>[], numRuns: number): Promise<{ runs: number; crashes: number; kills: number }> {
+async function runModel(
+  cfg: Cfg,
+  cmdArbs: fc.Arbitrary<Cmd>[],
+  numRuns: number,
+): Promise<{ runs: number; crashes: number; kills: number }> {
   const totals = { runs: 0, crashes: 0, kills: 0 };
   const cmdsArb = fc.commands(cmdArbs, envReplay === undefined ? { size: 'medium' } : { size: 'medium', replayPath: envReplay });
   const property = fc.asyncProperty(fc.integer({ min: 200, max: 2000 }), cmdsArb, async (maxSegmentSize, cmds) => {

@@ -151,7 +151,13 @@ describe('readOnly: true', () => {
     try {
       const guard = new NoWriteFs(nodeFileSystem);
       const { wal, recovery } = await Wal.open({ dir, fs: guard, readOnly: true, maxSegmentSize: SEGMENT });
-      expect(recovery).toMatchObject({ validRecords: 30, corruptionDetected: false, truncations: [], quarantined: [], missingSegments: [] });
+      expect(recovery).toMatchObject({
+        validRecords: 30,
+        corruptionDetected: false,
+        truncations: [],
+        quarantined: [],
+        missingSegments: [],
+      });
       expect(recovery.lastPosition).toEqual(ps[29]);
       expect(await readKeys(wal)).toEqual(ps.map((_, i) => `k${i}`));
       expect(await readKeys(wal, ps[10]!)).toEqual(ps.slice(10).map((_, i) => `k${i + 10}`));
@@ -184,7 +190,9 @@ describe('readOnly: true', () => {
     const guard = new NoWriteFs(nodeFileSystem);
     const { wal, recovery } = await Wal.open({ dir, fs: guard, readOnly: true, maxSegmentSize: SEGMENT });
     expect(recovery.validRecords).toBe(11);
-    expect(recovery.truncations).toEqual([{ segmentId: ps[11]!.segmentId, offset: ps[11]!.offset, bytes: size - 7 - ps[11]!.offset, reason: 'torn-record' }]);
+    expect(recovery.truncations).toEqual([
+      { segmentId: ps[11]!.segmentId, offset: ps[11]!.offset, bytes: size - 7 - ps[11]!.offset, reason: 'torn-record' },
+    ]);
     expect(recovery.bytesTruncated).toBe(size - 7 - ps[11]!.offset);
     expect(recovery.corruptionDetected).toBe(false);
     expect(await readKeys(wal)).toEqual(ps.slice(0, 11).map((_, i) => `k${i}`));
@@ -222,33 +230,48 @@ describe('readOnly: true', () => {
       fs.cpSync(pristine, dir, { recursive: true });
     };
     const cases: Array<[string, () => string]> = [
-      ['bit flip in segment 0', () => {
-        const f = path.join(dir, segmentFileName(0));
-        const b = fs.readFileSync(f);
-        b[45]! ^= 1;
-        fs.writeFileSync(f, b);
-        return f;
-      }],
-      ['segment 1 missing', () => {
-        const f = path.join(dir, segmentFileName(1));
-        fs.unlinkSync(f);
-        return f;
-      }],
-      ['the newest segment missing', () => {
-        const f = path.join(dir, segmentFileName(ps[29]!.segmentId));
-        fs.unlinkSync(f);
-        return f;
-      }],
-      ['the state file missing', () => {
-        const f = path.join(dir, STATE_FILE_NAME);
-        fs.unlinkSync(f);
-        return f;
-      }],
-      ['the state file garbled', () => {
-        const f = path.join(dir, STATE_FILE_NAME);
-        fs.writeFileSync(f, Buffer.alloc(fs.statSync(f).size, 0x55));
-        return f;
-      }],
+      [
+        'bit flip in segment 0',
+        () => {
+          const f = path.join(dir, segmentFileName(0));
+          const b = fs.readFileSync(f);
+          b[45]! ^= 1;
+          fs.writeFileSync(f, b);
+          return f;
+        },
+      ],
+      [
+        'segment 1 missing',
+        () => {
+          const f = path.join(dir, segmentFileName(1));
+          fs.unlinkSync(f);
+          return f;
+        },
+      ],
+      [
+        'the newest segment missing',
+        () => {
+          const f = path.join(dir, segmentFileName(ps[29]!.segmentId));
+          fs.unlinkSync(f);
+          return f;
+        },
+      ],
+      [
+        'the state file missing',
+        () => {
+          const f = path.join(dir, STATE_FILE_NAME);
+          fs.unlinkSync(f);
+          return f;
+        },
+      ],
+      [
+        'the state file garbled',
+        () => {
+          const f = path.join(dir, STATE_FILE_NAME);
+          fs.writeFileSync(f, Buffer.alloc(fs.statSync(f).size, 0x55));
+          return f;
+        },
+      ],
     ];
     for (const [name, damage] of cases) {
       restore();

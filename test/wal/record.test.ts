@@ -102,7 +102,10 @@ const arbRecord = fc.oneof(
   fc
     .record({
       key: fc.uint8Array({ maxLength: 40 }),
-      value: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.string({ maxLength: 200 }).map((s) => s.repeat(3))),
+      value: fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.string({ maxLength: 200 }).map((s) => s.repeat(3)),
+      ),
       expiresAt: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
       compression: fc.constantFrom('none', 'lz4', 'zstd') as fc.Arbitrary<'none' | 'lz4' | 'zstd'>,
     })
@@ -131,15 +134,12 @@ describe('record codec: properties', () => {
     expect(['frame', 'short', 'bad']).toContain(frame.kind);
   });
 
-  test.prop([arbRecord, fc.nat(), fc.integer({ min: 0, max: 7 })])(
-    'any single bit flip in a frame is detected',
-    (r, at, bit) => {
-      const frame = frameOf(r);
-      const i = at % frame.length;
-      frame[i]! ^= 1 << bit;
-      expect(checkFrame(frame, 0, frame.length, MAX).kind).not.toBe('frame');
-    },
-  );
+  test.prop([arbRecord, fc.nat(), fc.integer({ min: 0, max: 7 })])('any single bit flip in a frame is detected', (r, at, bit) => {
+    const frame = frameOf(r);
+    const i = at % frame.length;
+    frame[i]! ^= 1 << bit;
+    expect(checkFrame(frame, 0, frame.length, MAX).kind).not.toBe('frame');
+  });
 
   it('a length over the limit is damage, not an allocation', () => {
     const frame = frameOf(Record.put('k', Buffer.alloc(100)));

@@ -68,7 +68,10 @@ const damagedLog = fc
   .record({
     sizes: fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 40 }),
     flips: fc.array(fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }), { maxLength: 3 }),
-    forge: fc.option(fc.record({ kind: fc.constantFrom('type' as const, 'reserved' as const, 'length' as const), at: fc.nat(), i: fc.nat(100) }), { nil: undefined }),
+    forge: fc.option(
+      fc.record({ kind: fc.constantFrom('type' as const, 'reserved' as const, 'length' as const), at: fc.nat(), i: fc.nat(100) }),
+      { nil: undefined },
+    ),
     cut: fc.option(fc.nat(), { nil: undefined }),
     zeros: fc.nat(64),
   })

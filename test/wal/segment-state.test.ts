@@ -65,7 +65,17 @@ describe('state slot codec', () => {
       ['floor above next', { floor: 5, next: 4, holes: [] }],
       ['hole at the floor', { floor: 5, next: 9, holes: [{ from: 5, to: 6 }] }],
       ['hole past next', { floor: 1, next: 9, holes: [{ from: 5, to: 10 }] }],
-      ['holes out of order', { floor: 1, next: 20, holes: [{ from: 8, to: 9 }, { from: 3, to: 4 }] }],
+      [
+        'holes out of order',
+        {
+          floor: 1,
+          next: 20,
+          holes: [
+            { from: 8, to: 9 },
+            { from: 3, to: 4 },
+          ],
+        },
+      ],
       ['empty hole', { floor: 1, next: 9, holes: [{ from: 5, to: 5 }] }],
     ];
     for (const [name, state] of bad) {
@@ -74,7 +84,20 @@ describe('state slot codec', () => {
       expect(typeof decodeSlot(b, 0, 128), name).toBe('string');
     }
     const b = Buffer.alloc(STATE_SLOT_HEADER_SIZE + 16);
-    encodeSlot(b, 0, b.length, { floor: 0, next: 9, holes: [{ from: 2, to: 3 }, { from: 5, to: 6 }] }, 1);
+    encodeSlot(
+      b,
+      0,
+      b.length,
+      {
+        floor: 0,
+        next: 9,
+        holes: [
+          { from: 2, to: 3 },
+          { from: 5, to: 6 },
+        ],
+      },
+      1,
+    );
     expect(decodeSlot(b, 0, b.length)).toMatch(/over the slot's room/);
   });
 });
@@ -83,7 +106,14 @@ describe('state arithmetic', () => {
   it('stateOf: floor at the lowest kept id, every gap (and the range up to next) a hole', () => {
     expect(stateOf([], 7)).toEqual({ floor: 7, next: 7, holes: [] });
     expect(stateOf([3, 4, 5], 6)).toEqual({ floor: 3, next: 6, holes: [] });
-    expect(stateOf([3, 4, 8, 9], 12)).toEqual({ floor: 3, next: 12, holes: [{ from: 5, to: 8 }, { from: 10, to: 12 }] });
+    expect(stateOf([3, 4, 8, 9], 12)).toEqual({
+      floor: 3,
+      next: 12,
+      holes: [
+        { from: 5, to: 8 },
+        { from: 10, to: 12 },
+      ],
+    });
   });
 
   it('expectedRanges skips holes and starts at max(floor, from)', () => {

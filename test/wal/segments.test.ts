@@ -14,7 +14,15 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { segmentFileName } from '../../src/wal/format.js';
 import { STATE_FILE_NAME, STATE_SLOT_HEADER_SIZE } from '../../src/wal/segment-state.js';
-import { CorruptionError, InvalidConfigError, Record, Wal, type Position, type RecoveryInfo, type WalOptions } from '../../src/wal/index.js';
+import {
+  CorruptionError,
+  InvalidConfigError,
+  Record,
+  Wal,
+  type Position,
+  type RecoveryInfo,
+  type WalOptions,
+} from '../../src/wal/index.js';
 
 const tmpRoots: string[] = [];
 function tempDir(): string {
@@ -61,7 +69,8 @@ async function openWal(dir: string, opts: Partial<WalOptions> = {}): Promise<{ w
 
 async function keys(wal: Wal): Promise<Entry[]> {
   const out: Entry[] = [];
-  for await (const { record, position } of wal.readFrom({ segmentId: 0, offset: 0 })) out.push({ key: Buffer.from(record.key).toString(), position });
+  for await (const { record, position } of wal.readFrom({ segmentId: 0, offset: 0 }))
+    out.push({ key: Buffer.from(record.key).toString(), position });
   return out;
 }
 
@@ -84,7 +93,9 @@ function snapshot(dir: string): { [name: string]: string } {
         out[`${r}/`] = 'dir';
         walk(path.join(d, ent.name), r);
       } else {
-        out[r] = createHash('sha256').update(fs.readFileSync(path.join(d, ent.name))).digest('hex');
+        out[r] = createHash('sha256')
+          .update(fs.readFileSync(path.join(d, ent.name)))
+          .digest('hex');
       }
     }
   };
@@ -407,7 +418,10 @@ describe('adoptUntracked: a log made before the state file existed', () => {
     expect(adopted.entries).toEqual(entries);
     expect(adopted.recovery).toMatchObject({ corruptionDetected: false, stateRebuilt: true, missingSegments: [] });
     expect(fs.existsSync(stateFile(dir))).toBe(true);
-    const segs = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    const segs = fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.wal'))
+      .sort();
     fs.rmSync(path.join(dir, segs[0]!));
     await expect(openAndRead(dir, { adoptUntracked: true })).rejects.toBeInstanceOf(CorruptionError);
   });

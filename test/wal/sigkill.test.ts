@@ -41,7 +41,6 @@ function spawnWriter(args: WriterArgs): Writer {
   return spawnFixture(WRITER, args, REPO, live, () => readLog(args.logFile));
 }
 
-
 /** What the writers' log files say. */
 interface LogFacts {
   /** Acknowledged units: [start, length]. */
@@ -96,7 +95,12 @@ interface Verified {
 async function verify(dir: string, logs: string[], maxSegmentSize: number): Promise<Verified> {
   const facts = parseLogs(logs);
   expect(facts.errors, 'a writer failed').toEqual([]);
-  const lastSegment = Math.max(...fs.readdirSync(dir).filter((n) => /^\d{16}\.wal$/.test(n)).map((n) => Number(n.slice(0, 16))));
+  const lastSegment = Math.max(
+    ...fs
+      .readdirSync(dir)
+      .filter((n) => /^\d{16}\.wal$/.test(n))
+      .map((n) => Number(n.slice(0, 16))),
+  );
   const { wal, recovery } = await Wal.open({ dir, maxSegmentSize, fsync: 'os' });
   try {
     let seq = 0;
@@ -109,7 +113,8 @@ async function verify(dir: string, logs: string[], maxSegmentSize: number): Prom
         unitLen = unitLength(seq);
       }
       const got = seqOfKey(record.key);
-      if (got !== seq) expect.fail(`record #${seq} at ${JSON.stringify(position)} has key of seq ${got}: a gap, a duplicate or a foreign record`);
+      if (got !== seq)
+        expect.fail(`record #${seq} at ${JSON.stringify(position)} has key of seq ${got}: a gap, a duplicate or a foreign record`);
       if (!Buffer.from(record.value).equals(valueFor(seq, unitStart, unitLen))) expect.fail(`record #${seq} has wrong value bytes`);
       if (!Buffer.from(record.key).equals(keyOf(seq))) expect.fail(`record #${seq} has wrong key bytes`);
       expect(record.tombstone).toBe(false);
@@ -119,7 +124,10 @@ async function verify(dir: string, logs: string[], maxSegmentSize: number): Prom
     }
     const records = seq;
     // The log ends on a unit boundary: no batch is partly there.
-    expect(records === 0 || records === unitStart + unitLen, `log of ${records} records ends inside the batch ${unitStart}+${unitLen}`).toBe(true);
+    expect(
+      records === 0 || records === unitStart + unitLen,
+      `log of ${records} records ends inside the batch ${unitStart}+${unitLen}`,
+    ).toBe(true);
     // Nothing that was never issued.
     expect(records).toBeLessThanOrEqual(facts.issuedEnd);
     // Every acknowledged unit is there, entirely.
@@ -151,7 +159,13 @@ interface Summary {
  * Runs `kills` writer generations in `root`/wal, killing each after 30..300 ms of writing, and
  * verifying after each kill.
  */
-async function killLoop(opts: { kills: number; seed: number; maxSegmentSize: number; bytesPerSync?: number; policy: (gen: number) => FsyncPolicy }): Promise<Summary> {
+async function killLoop(opts: {
+  kills: number;
+  seed: number;
+  maxSegmentSize: number;
+  bytesPerSync?: number;
+  policy: (gen: number) => FsyncPolicy;
+}): Promise<Summary> {
   const root = tempDir();
   const dir = path.join(root, 'wal');
   const rand = prng(opts.seed);

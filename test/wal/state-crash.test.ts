@@ -169,7 +169,9 @@ describe('crash at every mutating operation: create, rotate, GC, reopen with dis
         }
       }
     }
-    console.log(`state crash loop: ${points} crash points (${statePoints} at state file operations), ${compound} compound points, ${violations.length} violations`);
+    console.log(
+      `state crash loop: ${points} crash points (${statePoints} at state file operations), ${compound} compound points, ${violations.length} violations`,
+    );
     expect(points).toBeGreaterThan(80);
     expect(statePoints).toBeGreaterThan(15);
     expect(compound).toBeGreaterThan(50);

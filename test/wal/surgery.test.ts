@@ -21,15 +21,7 @@ import { compress as zstdCompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE, segmentFileName } from '../../src/wal/format.js';
 import { maskedCrc32c } from '../../src/util/crc32c.js';
-import {
-  CorruptionError,
-  Record,
-  Wal,
-  type Position,
-  type RecoveryInfo,
-  type RecoveryMode,
-  type WalOptions,
-} from '../../src/wal/index.js';
+import { CorruptionError, Record, Wal, type Position, type RecoveryInfo, type RecoveryMode, type WalOptions } from '../../src/wal/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROBE = path.join(REPO, 'test/fixtures/wal-open-probe.ts');
@@ -110,7 +102,12 @@ async function buildLog(dir: string, tail?: (b: LogBuilder) => Promise<void>, op
   const b = new LogBuilder(wal);
   for (let i = 0; ; i++) {
     if (wal.currentPosition().segmentId === 3 && b.inSegment(3).length >= 8) break;
-    if (i % 11 === 5) await b.batch([[`b${i}.0`, bytes(i, 60)], [`b${i}.1`, bytes(i + 1, 80)], [`b${i}.2`, bytes(i + 2, 40)]]);
+    if (i % 11 === 5)
+      await b.batch([
+        [`b${i}.0`, bytes(i, 60)],
+        [`b${i}.1`, bytes(i + 1, 80)],
+        [`b${i}.2`, bytes(i + 2, 40)],
+      ]);
     else if (i % 7 === 3) await b.put(`t${i}`, 'v');
     else if (i % 40 === 20) await b.put(`L${i}`, bytes(i, 6000));
     else await b.put(`k${i}`, bytes(i, 50 + ((i * 37) % 200)));
@@ -134,7 +131,9 @@ function snapshot(dir: string): { [rel: string]: string } {
         out[`${r}/`] = 'dir';
         walk(path.join(d, ent.name), r);
       } else {
-        out[r] = createHash('sha256').update(fs.readFileSync(path.join(d, ent.name))).digest('hex');
+        out[r] = createHash('sha256')
+          .update(fs.readFileSync(path.join(d, ent.name)))
+          .digest('hex');
       }
     }
   };
@@ -186,7 +185,10 @@ function forgeLength(file: string, offset: number, length: number): void {
 
 // --- opening and reading ----------------------------------------------------------------------
 
-async function readAll(wal: Wal, from: Position = { segmentId: 0, offset: 0 }): Promise<{ key: Buffer; value: Buffer; position: Position }[]> {
+async function readAll(
+  wal: Wal,
+  from: Position = { segmentId: 0, offset: 0 },
+): Promise<{ key: Buffer; value: Buffer; position: Position }[]> {
   const out: { key: Buffer; value: Buffer; position: Position }[] = [];
   for await (const { record, position } of wal.readFrom(from)) {
     out.push({ key: Buffer.from(record.key), value: Buffer.from(record.value), position });
@@ -205,7 +207,10 @@ function expectRecords(got: { key: Buffer; value: Buffer; position: Position }[]
   }
 }
 
-async function openAndRead(dir: string, opts: Partial<WalOptions> = {}): Promise<{ recovery: RecoveryInfo; records: { key: Buffer; value: Buffer; position: Position }[] }> {
+async function openAndRead(
+  dir: string,
+  opts: Partial<WalOptions> = {},
+): Promise<{ recovery: RecoveryInfo; records: { key: Buffer; value: Buffer; position: Position }[] }> {
   const { wal, recovery } = await Wal.open({ dir, fsync: 'os', maxSegmentSize: SEGMENT, ...opts });
   try {
     return { recovery, records: await readAll(wal) };
@@ -295,7 +300,15 @@ describe('torn tail of the last segment', () => {
   it('truncation at every byte offset inside a final 3-record batch removes the whole batch', async () => {
     const root = tempDir();
     const pristine = path.join(root, 'pristine');
-    const entries = await buildLog(pristine, async (b) => void (await b.batch([['x0', bytes(1, 12)], ['x1', bytes(2, 8)], ['x2', bytes(3, 10)]])));
+    const entries = await buildLog(
+      pristine,
+      async (b) =>
+        void (await b.batch([
+          ['x0', bytes(1, 12)],
+          ['x1', bytes(2, 8)],
+          ['x2', bytes(3, 10)],
+        ])),
+    );
     const batch = entries.slice(-3);
     const kept = entries.slice(0, -3);
     const start = batch[0]!.position.offset;
@@ -318,19 +331,22 @@ describe('torn tail of the last segment', () => {
 });
 
 describe('zero-filled tails', () => {
-  it.each([4096, 64 * 1024, 1024 * 1024])('%i zero bytes after the last record: clean open, reported, appends go after the valid prefix', async (n) => {
-    const dir = path.join(tempDir(), 'wal');
-    const entries = await buildLog(dir);
-    const size = fs.statSync(seg(dir, 3)).size;
-    appendBytes(seg(dir, 3), Buffer.alloc(n));
-    const { recovery, records } = await openAndRead(dir);
-    expectRecords(records, entries);
-    expect(recovery.corruptionDetected).toBe(false);
-    expect(recovery.bytesTruncated).toBe(n);
-    expect(recovery.truncations).toEqual([{ segmentId: 3, offset: size, bytes: n, reason: 'zero-tail' }]);
-    expect(fs.statSync(seg(dir, 3)).size).toBe(size);
-    await appendAfterRecovery(dir, entries, `${n} zeros`);
-  });
+  it.each([4096, 64 * 1024, 1024 * 1024])(
+    '%i zero bytes after the last record: clean open, reported, appends go after the valid prefix',
+    async (n) => {
+      const dir = path.join(tempDir(), 'wal');
+      const entries = await buildLog(dir);
+      const size = fs.statSync(seg(dir, 3)).size;
+      appendBytes(seg(dir, 3), Buffer.alloc(n));
+      const { recovery, records } = await openAndRead(dir);
+      expectRecords(records, entries);
+      expect(recovery.corruptionDetected).toBe(false);
+      expect(recovery.bytesTruncated).toBe(n);
+      expect(recovery.truncations).toEqual([{ segmentId: 3, offset: size, bytes: n, reason: 'zero-tail' }]);
+      expect(fs.statSync(seg(dir, 3)).size).toBe(size);
+      await appendAfterRecovery(dir, entries, `${n} zeros`);
+    },
+  );
 
   it('zeros after the header of an empty last segment', async () => {
     const dir = path.join(tempDir(), 'wal');
@@ -392,10 +408,21 @@ describe('bit flips', () => {
    * Salvage of a bit flip in an older segment `id`, in the unit (record or batch) that starts at
    * `keepEnd`: everything from `keepEnd` on must go to quarantine/.
    */
-  async function expectSalvage(pristine: string, dir: string, entries: Entry[], id: number, keepEnd: number, flip: [number, number], ctx: string): Promise<void> {
+  async function expectSalvage(
+    pristine: string,
+    dir: string,
+    entries: Entry[],
+    id: number,
+    keepEnd: number,
+    flip: [number, number],
+    ctx: string,
+  ): Promise<void> {
     restore(pristine, dir);
     flipBit(seg(dir, id), flip[0], flip[1]);
-    const segs = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    const segs = fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.wal'))
+      .sort();
     const tail = fs.readFileSync(seg(dir, id)).subarray(keepEnd);
     const later = segs.map((n) => Number(n.slice(0, 16))).filter((x) => x > id);
     const laterBytes = new Map(later.map((x) => [x, fs.readFileSync(seg(dir, x))]));
@@ -406,16 +433,22 @@ describe('bit flips', () => {
     expect(recovery.corruptionDetected, ctx).toBe(true);
     expect(recovery.validRecords, ctx).toBe(kept.length);
     // The damaged segment's tail first, then the later segments whole, newest first.
-    expect(recovery.quarantined.map((q) => [q.segmentId, q.offset, q.bytes]), ctx).toEqual([
-      [id, keepEnd, tail.length],
-      ...later.reverse().map((x) => [x, 0, laterBytes.get(x)!.length]),
-    ]);
+    expect(
+      recovery.quarantined.map((q) => [q.segmentId, q.offset, q.bytes]),
+      ctx,
+    ).toEqual([[id, keepEnd, tail.length], ...later.reverse().map((x) => [x, 0, laterBytes.get(x)!.length])]);
     for (const q of recovery.quarantined) {
       expect(path.dirname(q.file), ctx).toBe(path.join(dir, 'quarantine'));
       const want = q.offset === 0 ? laterBytes.get(q.segmentId)! : tail;
       expect(fs.readFileSync(q.file).equals(want), `${ctx}: quarantined bytes of segment ${q.segmentId}`).toBe(true);
     }
-    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort(), ctx).toEqual(segs.filter((n) => Number(n.slice(0, 16)) <= id));
+    expect(
+      fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith('.wal'))
+        .sort(),
+      ctx,
+    ).toEqual(segs.filter((n) => Number(n.slice(0, 16)) <= id));
     expect(fs.statSync(seg(dir, id)).size, ctx).toBe(keepEnd);
     await appendAfterRecovery(dir, kept, ctx);
   }
@@ -464,7 +497,14 @@ describe('bit flips', () => {
       restore(pristine, dir);
       const orig = fs.readFileSync(seg(pristine, id));
       const unitStart = entries.find((e) => e.key.toString().split('.')[0] === victim.key.toString().split('.')[0])!.position.offset;
-      const offsets = [0, 4, 8, 12, 15, ...Array.from({ length: 40 }, () => FRAME_HEADER_SIZE + next(victim.end - victim.position.offset - FRAME_HEADER_SIZE))];
+      const offsets = [
+        0,
+        4,
+        8,
+        12,
+        15,
+        ...Array.from({ length: 40 }, () => FRAME_HEADER_SIZE + next(victim.end - victim.position.offset - FRAME_HEADER_SIZE)),
+      ];
       for (const rel of offsets) {
         const bit = next(8);
         flipIn(dir, id, orig, victim.position.offset + rel, bit);
@@ -473,7 +513,15 @@ describe('bit flips', () => {
         expect([victim.position.offset, unitStart]).toContain(err.offset);
       }
       for (const rel of offsets.slice(0, 8)) {
-        await expectSalvage(pristine, dir, entries, id, unitStart, [victim.position.offset + rel, rel % 8], `salvage ${victim.key.toString()} +${rel}`);
+        await expectSalvage(
+          pristine,
+          dir,
+          entries,
+          id,
+          unitStart,
+          [victim.position.offset + rel, rel % 8],
+          `salvage ${victim.key.toString()} +${rel}`,
+        );
       }
     }
   });
@@ -560,9 +608,14 @@ describe('forged length fields (child process, 64 MB heap)', () => {
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once('exit', (c, s) => resolve([c, s])),
+    );
     if (code !== 0) expect.fail(`probe died (code ${code}, signal ${signal}):\n${err}\n${out}`);
-    const results = out.trim().split('\n').map((l) => JSON.parse(l) as ProbeResult);
+    const results = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ProbeResult);
     expect(results).toHaveLength(cases.length);
     return results;
   }
@@ -629,7 +682,12 @@ describe('forged length fields (child process, 64 MB heap)', () => {
       expect(r.arrayBuffersGrowth, ctx).toBeLessThan(32 * 1024 * 1024);
       if (s.expect === 'reject') {
         expect(r.ok, ctx).toBe(false);
-        expect(r.error, ctx).toMatchObject({ code: 'CORRUPTION', segmentId: 0, offset: s.victim.position.offset, file: seg(cases[i]!.dir, 0) });
+        expect(r.error, ctx).toMatchObject({
+          code: 'CORRUPTION',
+          segmentId: 0,
+          offset: s.victim.position.offset,
+          file: seg(cases[i]!.dir, 0),
+        });
         expect(snapshot(cases[i]!.dir), ctx).toEqual(before[i]);
         return;
       }
@@ -639,10 +697,14 @@ describe('forged length fields (child process, 64 MB heap)', () => {
       expect(r.recovery!.validRecords, ctx).toBe(victimIndex);
       if (s.expect === 'salvage') {
         expect(r.recovery!.corruptionDetected, ctx).toBe(true);
-        expect(r.recovery!.quarantined, ctx).toMatchObject([{ segmentId: 0, offset: s.victim.position.offset, bytes: size - s.victim.position.offset }]);
+        expect(r.recovery!.quarantined, ctx).toMatchObject([
+          { segmentId: 0, offset: s.victim.position.offset, bytes: size - s.victim.position.offset },
+        ]);
         return;
       }
-      expect(r.recovery!.truncations, ctx).toMatchObject([{ segmentId: 0, offset: s.victim.position.offset, bytes: size - s.victim.position.offset }]);
+      expect(r.recovery!.truncations, ctx).toMatchObject([
+        { segmentId: 0, offset: s.victim.position.offset, bytes: size - s.victim.position.offset },
+      ]);
       if (s.expect === 'torn') {
         expect(r.recovery!.truncations[0]!.reason, ctx).toBe('torn-record');
         expect(r.recovery!.corruptionDetected, ctx).toBe(false);
@@ -785,7 +847,9 @@ describe('missing and damaged segments', () => {
       await second.wal.close();
       expect(second.recovery.quarantined.length).toBeGreaterThan(1);
       for (const [file, b] of saved) {
-        expect(fs.existsSync(file) && fs.readFileSync(file).equals(b), `${path.basename(file)} from the first salvage is intact`).toBe(true);
+        expect(fs.existsSync(file) && fs.readFileSync(file).equals(b), `${path.basename(file)} from the first salvage is intact`).toBe(
+          true,
+        );
       }
       const files = new Set([...saved.map(([f]) => f), ...second.recovery.quarantined.map((q) => q.file)]);
       expect(files.size, 'every quarantined piece has its own file').toBe(saved.length + second.recovery.quarantined.length);
@@ -823,7 +887,12 @@ describe('missing and damaged segments', () => {
       // rotation leaves is not: adversarial.test.ts).
       const torn = bad.length < SEGMENT_HEADER_SIZE || bad.every((b) => b === 0);
       expect(recovery.truncations, ctx).toEqual([
-        { segmentId: 4, offset: 0, bytes: bad.length, reason: torn ? 'torn-segment-header' : expect.stringMatching(/segment header|magic/) },
+        {
+          segmentId: 4,
+          offset: 0,
+          bytes: bad.length,
+          reason: torn ? 'torn-segment-header' : expect.stringMatching(/segment header|magic/),
+        },
       ]);
       expect(recovery.corruptionDetected, ctx).toBe(true);
       expect(fs.readFileSync(seg(dir, 4)).equals(header), ctx).toBe(true);
@@ -883,7 +952,11 @@ describe('readFrom positions and segment GC on real files', () => {
       expectRecords(await readAll(wal, { segmentId: 2, offset: 0 }), entries.slice(firstOf2), 'from segment 2 offset 0');
       // An offset that is not a record boundary starts at the next record.
       const k = entries.findIndex((e, i) => i > 5 && e.key.toString().startsWith('k'));
-      expectRecords(await readAll(wal, { segmentId: entries[k]!.position.segmentId, offset: entries[k]!.position.offset + 1 }), entries.slice(k + 1), 'non-boundary');
+      expectRecords(
+        await readAll(wal, { segmentId: entries[k]!.position.segmentId, offset: entries[k]!.position.offset + 1 }),
+        entries.slice(k + 1),
+        'non-boundary',
+      );
       expect(await readAll(wal, wal.currentPosition())).toEqual([]);
       expect(await readAll(wal, { segmentId: 99, offset: 0 })).toEqual([]);
     } finally {
@@ -908,7 +981,10 @@ describe('readFrom positions and segment GC on real files', () => {
     }
     const { recovery, records } = await openAndRead(dir);
     expect(recovery.truncations).toEqual([]);
-    expectRecords(records, entries.filter((e) => e.position.segmentId >= 2));
+    expectRecords(
+      records,
+      entries.filter((e) => e.position.segmentId >= 2),
+    );
   });
 
   it('deleteSegmentsBefore a position far in the future never deletes the active segment', async () => {
@@ -928,7 +1004,10 @@ describe('readFrom positions and segment GC on real files', () => {
       await wal.close();
     }
     const { records } = await openAndRead(dir);
-    expect(records.map((r) => r.key.toString())).toEqual([...entries.filter((e) => e.position.segmentId === 3).map((e) => e.key.toString()), 'still-writable']);
+    expect(records.map((r) => r.key.toString())).toEqual([
+      ...entries.filter((e) => e.position.segmentId === 3).map((e) => e.key.toString()),
+      'still-writable',
+    ]);
   });
 
   it('GC racing with rotation: every call spares the active segment; the log reopens strictly', async () => {

@@ -36,7 +36,13 @@ describe('Wal basics', () => {
   it('appends, reads back in order, and reopens with the same records', async () => {
     const fs = new MemFileSystem();
     const { wal, recovery } = await openWal(fs);
-    expect(recovery).toMatchObject({ validRecords: 0, segmentsScanned: 0, bytesTruncated: 0, corruptionDetected: false, lastPosition: null });
+    expect(recovery).toMatchObject({
+      validRecords: 0,
+      segmentsScanned: 0,
+      bytesTruncated: 0,
+      corruptionDetected: false,
+      lastPosition: null,
+    });
     const p1 = await wal.append(Record.put('a', '1'));
     const p2 = await wal.append(Record.delete('b'));
     const batch = await wal.appendBatch([Record.put('c', '3'), Record.put('d', '4', { expiresAt: 5 })]);
@@ -56,7 +62,7 @@ describe('Wal basics', () => {
     expect((await readAll(again.wal)).map((e) => text(e.record.value))).toEqual(['1', '', '3', '4']);
   });
 
-  it('records from readFrom own their bytes: no view into the reader\'s chunk buffer', async () => {
+  it("records from readFrom own their bytes: no view into the reader's chunk buffer", async () => {
     const fs = new MemFileSystem();
     const { wal } = await openWal(fs);
     for (let i = 0; i < 200; i++) await wal.append(Record.put(`k${i}`, Buffer.alloc(500, i)));

@@ -24,7 +24,8 @@ describe('zstd, loaded lazily', () => {
       await wal.close();
       const { wal: again } = await Wal.open({ dir, fsync: 'os' });
       const got: string[] = [];
-      for await (const { record } of again.readFrom({ segmentId: 0, offset: 0 })) got.push(`${Buffer.from(record.key).toString()}:${record.compression}:${Buffer.from(record.value).toString() === value}`);
+      for await (const { record } of again.readFrom({ segmentId: 0, offset: 0 }))
+        got.push(`${Buffer.from(record.key).toString()}:${record.compression}:${Buffer.from(record.value).toString() === value}`);
       expect(got).toEqual(['k1:none:true', 'k2:zstd:true']);
       await again.close();
       await loadZstd(); // idempotent

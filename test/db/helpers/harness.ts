@@ -205,7 +205,8 @@ export async function diskProblems(fs: MemFileSystem, dir = DIR): Promise<string
   for (const [n, size] of live) {
     const file = path.posix.join(dir, tableFileName(n));
     if (!files.includes(file)) problems.push(`missing table ${tableFileName(n)}`);
-    else if (fs.readFileBytes(file).length !== size) problems.push(`table ${tableFileName(n)} has ${fs.readFileBytes(file).length} bytes, manifest says ${size}`);
+    else if (fs.readFileBytes(file).length !== size)
+      problems.push(`table ${tableFileName(n)} has ${fs.readFileBytes(file).length} bytes, manifest says ${size}`);
   }
   return problems;
 }
@@ -237,7 +238,10 @@ export function walFiles(fs: MemFileSystem, dir = DIR): string[] {
 }
 
 /** Opens a DB through a fresh ProcessFs over `mem`. */
-export async function openOn<K = string, V = unknown>(mem: MemFileSystem, options: DBOptions = {}): Promise<{ db: DB<K, V>; proc: ProcessFs }> {
+export async function openOn<K = string, V = unknown>(
+  mem: MemFileSystem,
+  options: DBOptions = {},
+): Promise<{ db: DB<K, V>; proc: ProcessFs }> {
   const proc = new ProcessFs(mem);
   const db = await DB.open<K, V>(DIR, { ...options, fs: proc });
   return { db, proc };

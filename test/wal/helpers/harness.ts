@@ -6,7 +6,16 @@
 import fc from 'fast-check';
 import { FrameType, SEGMENT_HEADER_SIZE } from '../../../src/wal/format.js';
 import { encodeFrame } from '../../../src/wal/frame.js';
-import { Record, Wal, comparePositions, type RecordCompression, type LogEntry, type FsyncPolicy, type Position, type WalOptions } from '../../../src/wal/index.js';
+import {
+  Record,
+  Wal,
+  comparePositions,
+  type RecordCompression,
+  type LogEntry,
+  type FsyncPolicy,
+  type Position,
+  type WalOptions,
+} from '../../../src/wal/index.js';
 import type { FileSystem } from '../../../src/fs/types.js';
 import type { MemFileSystem } from '../../../src/fs/mem.js';
 
@@ -79,7 +88,10 @@ export function recSpecArb(withFrames = false): fc.Arbitrary<RecSpec> {
       key: fc.constantFrom('a', 'b', 'c', 'k\u00e9', ''),
       value: fc.oneof({ weight: 5, arbitrary: smallBytes }, { weight: 3, arbitrary: mediumBytes }, { weight: 1, arbitrary: compressible }),
       expiresAt: fc.option(
-        fc.oneof(fc.integer({ min: 1, max: 0x7fffffff }), fc.constantFrom(2 ** 32, 2 ** 32 + 1, 1_700_000_000_123, Number.MAX_SAFE_INTEGER)),
+        fc.oneof(
+          fc.integer({ min: 1, max: 0x7fffffff }),
+          fc.constantFrom(2 ** 32, 2 ** 32 + 1, 1_700_000_000_123, Number.MAX_SAFE_INTEGER),
+        ),
         { nil: undefined, freq: 3 },
       ),
       compression: fc.constantFrom<RecordCompression>('none', 'none', 'lz4', 'zstd'),
@@ -139,9 +151,7 @@ export function checkPrefixOk(recovered: readonly LogEntry[], x: PrefixExpectati
   const must = (r: Tracked): boolean => r.durable || (x.ackedSurvive === true && r.acked);
   const fail = (msg: string): never => {
     const got = recovered.map((e) => `${describeRecord(e.record)}@${posStr(e.position)}`).join(', ');
-    const exp = written
-      .map((r, i) => `#${i}${r.durable ? 'D' : r.acked ? 'A' : '-'}b${r.batch} ${r.desc}@${posStr(r.pos)}`)
-      .join(', ');
+    const exp = written.map((r, i) => `#${i}${r.durable ? 'D' : r.acked ? 'A' : '-'}b${r.batch} ${r.desc}@${posStr(r.pos)}`).join(', ');
     throw new Error(`Prefix-OK violated: ${msg}\n  recovered (${recovered.length}): [${got}]\n  written (${written.length}): [${exp}]`);
   };
   let start: number;
