@@ -6,7 +6,7 @@
  */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { MemFileSystem } from '../../src/fs/mem.js';
-import { DB, type DBIterator, type JsonValue, type WalView } from '../../src/db/index.js';
+import { DB, type DBIterator, type DBMeter, type JsonValue, type Snapshot, type WalView } from '../../src/db/index.js';
 import type { Position } from '../../src/wal/index.js';
 
 const fs = (): MemFileSystem => new MemFileSystem();
@@ -96,5 +96,44 @@ describe('types of the public API', () => {
   it('unknown options do not compile (and are refused at run time)', async () => {
     // @ts-expect-error misspelt
     await expect(DB.open('/db', { fs: fs(), memTableSize: 1 })).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
+  });
+});
+
+describe('types of the read API, the Level store and the meter', () => {
+  it('snapshots, getSync, has, getMany and the iterator methods are typed', async () => {
+    const db = await DB.open('/db', { fs: fs(), valueEncoding: 'utf8' });
+    await db.put('a', '1');
+    const snap = db.snapshot();
+    expectTypeOf(snap).toEqualTypeOf<Snapshot>();
+    expectTypeOf(db.getSync('a', { snapshot: snap })).toEqualTypeOf<string | undefined>();
+    expectTypeOf(await db.has('a')).toEqualTypeOf<boolean>();
+    expectTypeOf(await db.getMany(['a', 'b'])).toEqualTypeOf<(string | undefined)[]>();
+    const it = db.iterator({ snapshot: snap, gte: 'a' });
+    expectTypeOf(await it.next()).toEqualTypeOf<[string, string] | undefined>();
+    expectTypeOf(await it.nextv(10)).toEqualTypeOf<[string, string][]>();
+    expectTypeOf(it.seek).parameters.toEqualTypeOf<[string | Uint8Array]>();
+    await it.close();
+    // @ts-expect-error an unknown read option
+    expect(() => db.getSync('a', { snap })).toThrow(TypeError);
+    snap.close();
+    await db.close();
+  });
+
+  it('SedimentLevel is an AbstractLevel; PrometheusMeter is a DBMeter', async () => {
+    const { SedimentLevel } = await import('../../src/level/index.js');
+    const { PrometheusMeter } = await import('../../src/prometheus/index.js');
+    const { AbstractLevel } = await import('abstract-level');
+    const lvl = new SedimentLevel<string, { n: number }>('/tmp/sediment-types-never-opened', { valueEncoding: 'json' });
+    expect(lvl).toBeInstanceOf(AbstractLevel);
+    // Never called (it would open the store): compiled, so that the value type must flow through.
+    const use = async (l: typeof lvl): Promise<void> => {
+      const v: { n: number } | undefined = await l.get('k');
+      const w: { n: number } | undefined = l.getSync('k');
+      // @ts-expect-error not the value type
+      const x: string | undefined = await l.get('k');
+      void [v, w, x];
+    };
+    void use;
+    expectTypeOf<InstanceType<typeof PrometheusMeter>>().toMatchTypeOf<DBMeter>();
   });
 });
