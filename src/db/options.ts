@@ -6,7 +6,7 @@
  */
 import { InvalidConfigError } from '../errors.js';
 import { nodeFileSystem } from '../fs/node.js';
-import type { FileSystem } from '../fs/types.js';
+import { fileSystemProblem, type FileSystem } from '../fs/types.js';
 import type { TableCompression } from '../sstable/format.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import type { FsyncPolicy, RecoveryMode } from '../wal/options.js';
@@ -119,9 +119,6 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof DBOptions>([
   'meter',
 ]);
 
-/** The methods a {@link FileSystem} must have. */
-const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
-
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -163,13 +160,8 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
   }
   if (o.clock !== undefined && typeof o.clock !== 'function')
     throw new InvalidConfigError('clock', 'must be a function returning ms since the epoch');
-  if (o.fs !== undefined) {
-    const fs = o.fs as Record<string, unknown> | null;
-    if (typeof fs !== 'object' || fs === null || Array.isArray(fs))
-      throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
-    const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
-    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
-  }
+  const fsProblem = o.fs === undefined ? undefined : fileSystemProblem(o.fs);
+  if (fsProblem) throw new InvalidConfigError('fs', fsProblem);
   if (o.meter !== undefined && !isDBMeter(o.meter))
     throw new InvalidConfigError('meter', 'must be an object with counter, histogram and event methods');
   if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')

@@ -80,7 +80,7 @@ import { compareKeys, type Entry } from '../entry.js';
 import { CorruptionError, InvalidConfigError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
-import type { FileHandle, FileSystem } from '../fs/types.js';
+import { fileSystemProblem, type FileHandle, type FileSystem } from '../fs/types.js';
 import { checkTable, TableInspector, type DataBlockInfo, type TableCheck } from '../sstable/table-check.js';
 import { parseTableFileName, tableFileName, TableSink, type WrittenTable } from './compaction.js';
 import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState, type TableMeta } from './manifest.js';
@@ -190,8 +190,6 @@ export async function repairDB(dir: string, options: RepairOptions = {}): Promis
 }
 
 const REPAIR_OPTIONS: ReadonlySet<string> = new Set<keyof RepairOptions>(['fs', 'compression']);
-/** The methods a {@link FileSystem} must have (as `DB.open` checks them). */
-const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
 
 /**
  * Checks {@link RepairOptions} as `DB.open` checks its own, before anything touches the disk: a
@@ -205,13 +203,8 @@ function resolveRepairOptions(options: unknown): { fs: FileSystem; compression: 
     if (!REPAIR_OPTIONS.has(name))
       throw new InvalidConfigError(name, `is not an option of DB.repair (known: ${[...REPAIR_OPTIONS].join(', ')})`);
   }
-  if (o.fs !== undefined) {
-    const fs = o.fs as Record<string, unknown> | null;
-    if (typeof fs !== 'object' || fs === null || Array.isArray(fs))
-      throw new InvalidConfigError('fs', `must be a FileSystem object, got ${String(fs)}`);
-    const missing = FS_METHODS.filter((m) => typeof fs[m] !== 'function');
-    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
-  }
+  const fsProblem = o.fs === undefined ? undefined : fileSystemProblem(o.fs);
+  if (fsProblem) throw new InvalidConfigError('fs', fsProblem);
   const compression = o.compression ?? 'lz4';
   if (compression !== 'lz4' && compression !== 'none')
     throw new InvalidConfigError('compression', `must be 'lz4' or 'none', got ${String(compression)}`);

@@ -90,3 +90,16 @@ export interface FileSystem {
    */
   lock(dir: string): Promise<DirectoryLock>;
 }
+
+/** The methods every {@link FileSystem} has. */
+const FILE_SYSTEM_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
+
+/**
+ * Why `value`, given as an `fs` option, is not a {@link FileSystem}, or undefined if it looks like
+ * one. The option checks of `Wal.open`, `DB.open` and `DB.repair` share it.
+ */
+export function fileSystemProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `must be a FileSystem object, got ${String(value)}`;
+  const missing = FILE_SYSTEM_METHODS.filter((m) => typeof (value as Record<string, unknown>)[m] !== 'function');
+  return missing.length > 0 ? `is not a FileSystem: it has no ${missing.join(', ')} method` : undefined;
+}

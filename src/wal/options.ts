@@ -7,7 +7,7 @@
  */
 import { InvalidConfigError } from '../errors.js';
 import { nodeFileSystem } from '../fs/node.js';
-import type { FileSystem } from '../fs/types.js';
+import { fileSystemProblem, type FileSystem } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE } from './format.js';
 import { noopMeter, safeMeter, type Meter } from './meter.js';
 import { assertPosition, type Position } from './position.js';
@@ -164,9 +164,6 @@ const WAL_OPTION_NAMES: ReadonlySet<string> = new Set<keyof WalOptions>([
   'readOnly',
 ]);
 
-/** The methods a {@link FileSystem} must have. */
-const FS_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
-
 export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   if (!isPlainObject(options)) throw new TypeError('Wal.open takes an options object with at least { dir }');
   // A misspelt option must not pass silently.
@@ -177,8 +174,8 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   const { dir, fsync, recovery, meter, fs, preallocate } = options;
   if (typeof dir !== 'string' || dir.length === 0) throw new InvalidConfigError('dir', 'must be a non-empty path');
   if (fs !== undefined) {
-    const missing = isPlainObjectLike(fs) ? FS_METHODS.filter((m) => typeof (fs as Record<string, unknown>)[m] !== 'function') : FS_METHODS;
-    if (missing.length > 0) throw new InvalidConfigError('fs', `is not a FileSystem: it has no ${missing.join(', ')} method`);
+    const problem = fileSystemProblem(fs);
+    if (problem) throw new InvalidConfigError('fs', problem);
   }
 
   const maxSegmentSize = integerOption('maxSegmentSize', options.maxSegmentSize, 128 * MiB, MIN_SEGMENT_SIZE, 2 ** 40);
@@ -203,7 +200,6 @@ export function resolveWalOptions(options: unknown): ResolvedWalOptions {
   if (meter !== undefined && !isMeter(meter)) {
     throw new InvalidConfigError('meter', 'must have counter, histogram and event methods');
   }
-  if (fs !== undefined && !isPlainObjectLike(fs)) throw new InvalidConfigError('fs', 'must be a FileSystem');
 
   let preallocateBytes = policy === 'os' ? 0 : 8 * MiB;
   if (preallocate === true) preallocateBytes = 8 * MiB;
