@@ -66,17 +66,6 @@ export {
   type WalHistogram,
   type WalEvent,
 } from './wal/index.js';
-export {
-  SedimentError,
-  ClosedError,
-  LockedError,
-  CorruptionError,
-  InvalidConfigError,
-  IoError,
-  DecodeError,
-  ReadOnlyError,
-  type ErrorCode,
-  type CorruptionDetails,
-} from './errors.js';
+export * from './public-errors.js';
 export type { FileSystem, FileHandle, FileStat, OpenMode, DirectoryLock } from './fs/types.js';
 export { NodeFileSystem, nodeFileSystem } from './fs/node.js';

@@ -24,15 +24,4 @@ export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './enco
 export type { RepairOptions, RepairReport, DamagedTable, MissingTable, KeyRange } from './repair.js';
 export type { DBMeter, DBCounter, DBHistogram, DBEvent } from './meter.js';
 export { Snapshot } from './snapshot.js';
-export {
-  SedimentError,
-  ClosedError,
-  LockedError,
-  CorruptionError,
-  InvalidConfigError,
-  IoError,
-  DecodeError,
-  ReadOnlyError,
-  type ErrorCode,
-  type CorruptionDetails,
-} from '../errors.js';
+export * from '../public-errors.js';

@@ -19,14 +19,4 @@ export type { RecoveryInfo, Truncation, QuarantinedFile } from './recovery.js';
 export type { LogEntry } from './reader.js';
 export { noopMeter, type Meter, type WalCounter, type WalHistogram, type WalEvent } from './meter.js';
 export { FORMAT_VERSION as WAL_FORMAT_VERSION } from './format.js';
-export {
-  SedimentError,
-  ClosedError,
-  LockedError,
-  CorruptionError,
-  InvalidConfigError,
-  IoError,
-  ReadOnlyError,
-  type ErrorCode,
-  type CorruptionDetails,
-} from '../errors.js';
+export * from '../public-errors.js';
