@@ -47,11 +47,12 @@ import { parseManifestFileName, readCurrentManifest, readSmallFile, type Manifes
 import { OPTIONS_FILE, OPTIONS_TMP_FILE, readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { resolveDBOptions } from '../db/options.js';
 import { CorruptionError, IoError, errnoOf } from '../errors.js';
-import type { DirectoryLock, FileHandle } from '../fs/types.js';
+import type { DirectoryLock } from '../fs/types.js';
 import { checkTable, type TableCheck } from '../sstable/table-check.js';
-import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from '../wal/format.js';
-import { checkFrame, checkSegmentHeader, mayBeFrame } from '../wal/frame.js';
+import { FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from '../wal/format.js';
+import { checkSegmentHeader } from '../wal/frame.js';
 import { decodeRecord, loadZstd } from '../wal/record.js';
+import { type DamageShape, classifyDamage, findValidFrame, isZeroRange, readFully, sequenceProblem } from '../wal/damage.js';
 import { SegmentScanner } from '../wal/scanner.js';
 import {
   STATE_FILE_NAME,
@@ -153,18 +154,7 @@ interface SegmentScan {
   size: number;
   records: number;
   /** The first damage, if any. */
-  damage: SegmentDamage | undefined;
-}
-
-interface SegmentDamage {
-  at: number;
-  reason: string;
-  /** Everything from `at` on is zero bytes. */
-  zeros: boolean;
-  /** A record cut off by the end of the file, an unfinished batch, a torn header. */
-  cutOff: boolean;
-  /** A valid frame after the damage. */
-  validFrameAt: number | undefined;
+  damage: DamageShape | undefined;
 }
 
 class Verifier {
@@ -555,18 +545,18 @@ class Verifier {
         }
         if (step.kind === 'end') {
           if (unitStart >= 0)
-            scan.damage = await classify(handle, step.offset, 'incomplete-batch', true, undefined, size, this.#maxRecordSize);
+            scan.damage = await classifyDamage(handle, step.offset, 'incomplete-batch', true, undefined, size, this.#maxRecordSize);
           break;
         }
         if (step.kind === 'damage') {
           const reason = step.cutOff ? (unitStart >= 0 ? 'incomplete-batch' : 'torn-record') : step.reason;
-          scan.damage = await classify(handle, step.offset, reason, step.cutOff, step.claimedEnd, size, this.#maxRecordSize);
+          scan.damage = await classifyDamage(handle, step.offset, reason, step.cutOff, step.claimedEnd, size, this.#maxRecordSize);
           break;
         }
         const decoded = decodeRecord(step.payload, this.#maxRecordSize);
         const bad = decoded.ok ? sequenceProblem(step.type, unitStart >= 0) : decoded.reason;
         if (bad !== undefined) {
-          scan.damage = await classify(handle, step.offset, bad, false, step.end, size, this.#maxRecordSize);
+          scan.damage = await classifyDamage(handle, step.offset, bad, false, step.end, size, this.#maxRecordSize);
           break;
         }
         if (step.type === FrameType.FIRST) {
@@ -633,75 +623,9 @@ function manifestProblems(s: ManifestState): string[] {
   return out;
 }
 
-function sequenceProblem(type: FrameType, inBatch: boolean): string | undefined {
-  if (inBatch && (type === FrameType.FULL || type === FrameType.FIRST)) return 'batch interrupted by another record';
-  if (!inBatch && (type === FrameType.MIDDLE || type === FrameType.LAST)) return 'batch continuation without its start';
-  return undefined;
-}
-
-/** What the damage at `at` is, as WAL recovery classifies it. */
-async function classify(
-  handle: FileHandle,
-  at: number,
-  reason: string,
-  cutOff: boolean,
-  claimedEnd: number | undefined,
-  size: number,
-  maxRecordSize: number,
-): Promise<SegmentDamage> {
-  const zeros = await isZeroRange(handle, at, size);
-  if (!zeros && !cutOff && claimedEnd !== undefined && claimedEnd <= size && (await isZeroRange(handle, claimedEnd - 1, size))) {
-    // A frame whose payload ends in zeros, and only zeros after it: a write cut short over
-    // preallocated space, which is what a crash does.
-    return { at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined };
-  }
-  const validFrameAt = zeros
-    ? undefined
-    : await findValidFrame(handle, claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1, size, maxRecordSize);
-  return { at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt };
-}
-
 async function sizeOf(file: string): Promise<number> {
   return fs.stat(file).then(
     (s) => s.size,
     () => 0,
   );
-}
-
-async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await handle.read(buf, got, buf.length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}
-
-async function isZeroRange(handle: FileHandle, start: number, end: number): Promise<boolean> {
-  const buf = Buffer.alloc(Math.min(CHUNK, Math.max(0, end - start)));
-  for (let pos = start; pos < end; ) {
-    const n = await handle.read(buf, 0, Math.min(buf.length, end - pos), pos);
-    if (n === 0) break;
-    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
-    pos += n;
-  }
-  return true;
-}
-
-/** The first offset in `[from, end)` where a complete, valid frame starts (as WAL recovery looks). */
-async function findValidFrame(handle: FileHandle, from: number, end: number, maxRecordSize: number): Promise<number | undefined> {
-  const buf = Buffer.alloc(CHUNK + FRAME_HEADER_SIZE);
-  for (let base = from; base + FRAME_HEADER_SIZE <= end; base += CHUNK) {
-    const n = await readFully(handle, buf.subarray(0, Math.min(CHUNK + FRAME_HEADER_SIZE - 1, end - base)), base);
-    for (let i = 0; i < Math.min(CHUNK, n) && i + FRAME_HEADER_SIZE <= n; i++) {
-      if (!mayBeFrame(buf, i, n, maxRecordSize)) continue;
-      const head = checkFrame(buf, i, i + FRAME_HEADER_SIZE, maxRecordSize);
-      if (head.kind !== 'short' || !head.headerValid || base + i + head.needed > end) continue;
-      const frame = Buffer.alloc(head.needed);
-      await readFully(handle, frame, base + i);
-      if (checkFrame(frame, 0, frame.length, maxRecordSize).kind === 'frame') return base + i;
-    }
-  }
-  return undefined;
 }

@@ -33,13 +33,14 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
-import { FRAME_HEADER_SIZE, FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from './format.js';
-import { checkFrame, checkSegmentHeader, encodeSegmentHeader, mayBeFrame } from './frame.js';
+import { FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from './format.js';
+import { checkSegmentHeader, encodeSegmentHeader } from './frame.js';
 import type { Meter } from './meter.js';
 import type { RecoveryMode } from './options.js';
 import type { Position } from './position.js';
 import { checkPayload } from './record.js';
 import { SegmentScanner } from './scanner.js';
+import { type DamageShape, classifyDamage, findValidFrame, frameStartsAt, isZeroRange, readFully, sequenceProblem } from './damage.js';
 import {
   STATE_FILE_NAME,
   STATE_TMP_FILE_NAME,
@@ -145,18 +146,9 @@ export interface RecoveryResult {
   loaded: LoadedState | undefined;
 }
 
-interface Damage {
+interface Damage extends DamageShape {
   /** Where valid data ends: truncate here (start of an unfinished batch, or of the bad frame). */
   keepEnd: number;
-  /** The first byte that is not part of a valid frame. */
-  at: number;
-  reason: string;
-  /** Everything from `at` on is zero. */
-  zeros: boolean;
-  /** The damage is a frame cut off by the end of the file, or an unfinished batch. */
-  cutOff: boolean;
-  /** Offset of a valid frame after the damage, if there is one. */
-  validFrameAt: number | undefined;
   /**
    * The scan found a frame with valid checksums at `at` (refused for its payload or its place in
    * a batch). False when no valid frame was there: zeros, a torn or damaged frame.
@@ -176,7 +168,7 @@ interface SegmentReport {
 }
 
 const CHUNK = 1 << 20;
-const ZEROS = Buffer.alloc(CHUNK);
+const _ZEROS = Buffer.alloc(CHUNK);
 
 /** Lists segment ids in `dir`, ascending. */
 export async function listSegments(fs: FileSystem, dir: string): Promise<number[]> {
@@ -670,12 +662,6 @@ async function scanSegment(fs: FileSystem, file: string, id: number, maxRecordSi
   }
 }
 
-function sequenceProblem(type: FrameType, inBatch: boolean): string | undefined {
-  if (inBatch && (type === FrameType.FULL || type === FrameType.FIRST)) return 'batch interrupted by another record';
-  if (!inBatch && (type === FrameType.MIDDLE || type === FrameType.LAST)) return 'batch continuation without its start';
-  return undefined;
-}
-
 async function classify(
   handle: FileHandle,
   keepEnd: number,
@@ -686,20 +672,7 @@ async function classify(
   size: number,
   maxRecordSize: number,
 ): Promise<Damage> {
-  const zeros = await isZeroRange(handle, at, size);
-  if (!zeros && !cutOff && claimedEnd !== undefined && claimedEnd <= size && (await isZeroRange(handle, claimedEnd - 1, size))) {
-    // A frame with a valid header whose payload ends in zeros, and only zeros after it: a write
-    // cut short over preallocated space, which is what a crash does, not damage.
-    return { keepEnd, at, reason: 'torn-record', zeros: false, cutOff: true, validFrameAt: undefined, frameAtDamage: false };
-  }
-  let validFrameAt: number | undefined;
-  if (!zeros) {
-    // A frame whose header was valid claimed its extent: a valid frame inside its payload would
-    // be user data that looks like a frame, so the search starts after it.
-    const from = claimedEnd !== undefined ? Math.min(claimedEnd, size) : at + 1;
-    validFrameAt = await findValidFrame(handle, from, size, maxRecordSize);
-  }
-  return { keepEnd, at, reason: zeros && !cutOff ? 'zero-tail' : reason, zeros, cutOff, validFrameAt, frameAtDamage: false };
+  return { keepEnd, ...(await classifyDamage(handle, at, reason, cutOff, claimedEnd, size, maxRecordSize)), frameAtDamage: false };
 }
 
 /** Truncates crash damage off the end of the last segment (both modes). */
@@ -863,65 +836,6 @@ async function copyRange(fs: FileSystem, from: string, start: number, end: numbe
   } finally {
     await src.close().catch(() => undefined);
   }
-}
-
-/** True when `[start, end)` of the file is all zero bytes. */
-async function isZeroRange(handle: FileHandle, start: number, end: number): Promise<boolean> {
-  const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(0, end - start)));
-  for (let pos = start; pos < end; ) {
-    const n = await ioStep('read', handle.path, () => handle.read(buf, 0, Math.min(buf.length, end - pos), pos));
-    if (n === 0) break;
-    if (!buf.subarray(0, n).equals(ZEROS.subarray(0, n))) return false;
-    pos += n;
-  }
-  return true;
-}
-
-/**
- * Finds the first offset in `[from, end)` where a complete, valid frame starts, or undefined.
- * Candidates are filtered by type byte and length before the header checksum, and only a
- * valid header earns a payload read; a hostile length never sizes an allocation past
- * `maxRecordSize` or the file.
- */
-async function findValidFrame(handle: FileHandle, from: number, end: number, maxRecordSize: number): Promise<number | undefined> {
-  const buf = Buffer.allocUnsafe(CHUNK + FRAME_HEADER_SIZE);
-  for (let base = from; base + FRAME_HEADER_SIZE <= end; base += CHUNK) {
-    const want = Math.min(CHUNK + FRAME_HEADER_SIZE - 1, end - base);
-    const n = await readFully(handle, buf.subarray(0, want), base);
-    for (let i = 0; i < Math.min(CHUNK, n) && i + FRAME_HEADER_SIZE <= n; i++) {
-      if (buf[i + 12] === 0 && buf[i] === 0) continue; // fast path through zeros
-      if (!mayBeFrame(buf, i, n, maxRecordSize)) continue;
-      const head = checkFrame(buf, i, i + FRAME_HEADER_SIZE, maxRecordSize);
-      if (head.kind !== 'short' || !head.headerValid) continue;
-      if (base + i + head.needed > end) continue;
-      const frame = Buffer.allocUnsafe(head.needed);
-      await readFully(handle, frame, base + i);
-      if (checkFrame(frame, 0, frame.length, maxRecordSize).kind === 'frame') return base + i;
-    }
-  }
-  return undefined;
-}
-
-/** Whether a complete, valid frame starts at `at` (and ends by `end`); reads no more than it. */
-async function frameStartsAt(handle: FileHandle, at: number, end: number, maxRecordSize: number): Promise<boolean> {
-  if (at + FRAME_HEADER_SIZE > end) return false;
-  const header = Buffer.alloc(FRAME_HEADER_SIZE);
-  if ((await readFully(handle, header, at)) < FRAME_HEADER_SIZE) return false;
-  const head = checkFrame(header, 0, FRAME_HEADER_SIZE, maxRecordSize);
-  if (head.kind !== 'short' || !head.headerValid || at + head.needed > end) return false;
-  const frame = Buffer.allocUnsafe(head.needed);
-  if ((await readFully(handle, frame, at)) < head.needed) return false;
-  return checkFrame(frame, 0, frame.length, maxRecordSize).kind === 'frame';
-}
-
-async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await ioStep('read', handle.path, () => handle.read(buf, got, buf.length - got, position + got));
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 /** Writes all of `buf` at `position`, continuing after short writes. */
