@@ -47,12 +47,13 @@ import { parseManifestFileName, readCurrentManifest, readSmallFile, type Manifes
 import { OPTIONS_FILE, OPTIONS_TMP_FILE, readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { resolveDBOptions } from '../db/options.js';
 import { CorruptionError, IoError, errnoOf } from '../errors.js';
+import { readFully } from '../fs/read.js';
 import type { DirectoryLock } from '../fs/types.js';
 import { checkTable, type TableCheck } from '../sstable/table-check.js';
 import { FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { checkSegmentHeader } from '../wal/frame.js';
 import { decodeRecord, loadZstd } from '../wal/record.js';
-import { type DamageShape, classifyDamage, findValidFrame, isZeroRange, readFully, sequenceProblem } from '../wal/damage.js';
+import { type DamageShape, classifyDamage, findValidFrame, isZeroRange, sequenceProblem } from '../wal/damage.js';
 import { SegmentScanner } from '../wal/scanner.js';
 import {
   STATE_FILE_NAME,

@@ -22,6 +22,7 @@
  * @module
  */
 import { CorruptionError, IoError } from '../errors.js';
+import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type Entry, compareKeys } from '../entry.js';
 import { Block } from './block.js';
@@ -46,21 +47,6 @@ export interface DataBlockInfo {
   after: Uint8Array | undefined;
   /** Every key of the block is at most this (its separator; the table's largest key for the last block). */
   upTo: Uint8Array;
-}
-
-async function readAt(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < buf.length) {
-    let n: number;
-    try {
-      n = await handle.read(buf, done, buf.length - done, position + done);
-    } catch (err) {
-      throw new IoError('read', handle.path, err);
-    }
-    if (n <= 0) break;
-    done += n;
-  }
-  return done;
 }
 
 /** A table opened for checking. See the module comment. */
@@ -128,7 +114,7 @@ export class TableInspector {
       if (fileSize < FOOTER_SIZE)
         return broken(corrupt(`file of ${fileSize} bytes is too short for a table`, { file: path, offset: 0, length: fileSize }));
       const footerBytes = new Uint8Array(FOOTER_SIZE);
-      if ((await readAt(handle, footerBytes, fileSize - FOOTER_SIZE)) !== FOOTER_SIZE) {
+      if ((await readFully(handle, footerBytes, fileSize - FOOTER_SIZE)) !== FOOTER_SIZE) {
         return broken(corrupt('file shrank while reading the footer', { file: path, offset: fileSize - FOOTER_SIZE }));
       }
       let footer: Footer;
@@ -140,7 +126,7 @@ export class TableInspector {
       }
       const metaStart = footer.filter.offset;
       const meta = new Uint8Array(fileSize - FOOTER_SIZE - metaStart);
-      if ((await readAt(handle, meta, metaStart)) !== meta.length) {
+      if ((await readFully(handle, meta, metaStart)) !== meta.length) {
         return broken(corrupt('file shrank while reading the index', { file: path, offset: metaStart }));
       }
       const metaBlock = (h: BlockHandle): { contents: Uint8Array; where: Where } => {
@@ -233,7 +219,7 @@ export class TableInspector {
     const info = this.block(i);
     const stored = new Uint8Array(info.size + TRAILER_SIZE);
     const where = { file: this.path, offset: info.offset, length: stored.length };
-    const n = await readAt(this.#handle, stored, info.offset);
+    const n = await readFully(this.#handle, stored, info.offset);
     if (n !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
     const block = new Block(unsealBlock(stored, where), where);
     const entries = decodeEntries(block);

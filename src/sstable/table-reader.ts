@@ -17,6 +17,7 @@
  * @module
  */
 import { ClosedError, IoError } from '../errors.js';
+import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
 import { Block } from './block.js';
@@ -56,22 +57,6 @@ export interface TableReaderStats {
   filtered: number;
   /** Data blocks read from the file (cache misses). */
   blockReads: number;
-}
-
-/** Reads `length` bytes at `position` fully; returns the bytes read (fewer only at end of file). */
-async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < buf.length) {
-    let n: number;
-    try {
-      n = await handle.read(buf, done, buf.length - done, position + done);
-    } catch (err) {
-      throw new IoError('read', handle.path, err);
-    }
-    if (n <= 0) break;
-    done += n;
-  }
-  return done;
 }
 
 function readFullySync(handle: FileHandle, buf: Uint8Array, position: number): number {

@@ -10,6 +10,7 @@
  * @module
  */
 import { ioStep } from '../errors.js';
+import { readFully } from '../fs/read.js';
 import type { FileHandle } from '../fs/types.js';
 import { FRAME_HEADER_SIZE, FrameType } from './format.js';
 import { checkFrame, mayBeFrame } from './frame.js';
@@ -113,14 +114,4 @@ export async function frameStartsAt(handle: FileHandle, at: number, end: number,
   const frame = Buffer.allocUnsafe(head.needed);
   if ((await readFully(handle, frame, at)) < head.needed) return false;
   return checkFrame(frame, 0, frame.length, maxRecordSize).kind === 'frame';
-}
-
-export async function readFully(handle: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await ioStep('read', handle.path, () => handle.read(buf, got, buf.length - got, position + got));
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }

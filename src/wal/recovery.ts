@@ -32,6 +32,7 @@
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
+import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from './format.js';
 import { checkSegmentHeader, encodeSegmentHeader } from './frame.js';
@@ -40,7 +41,7 @@ import type { RecoveryMode } from './options.js';
 import type { Position } from './position.js';
 import { checkPayload } from './record.js';
 import { SegmentScanner } from './scanner.js';
-import { type DamageShape, classifyDamage, findValidFrame, frameStartsAt, isZeroRange, readFully, sequenceProblem } from './damage.js';
+import { type DamageShape, classifyDamage, findValidFrame, frameStartsAt, isZeroRange, sequenceProblem } from './damage.js';
 import {
   STATE_FILE_NAME,
   STATE_TMP_FILE_NAME,
