@@ -12,7 +12,20 @@ import type { DBOptions } from '../../src/db/options.js';
 import { readCurrentManifest } from '../../src/db/manifest.js';
 import { ClosedError, InvalidConfigError, LockedError } from '../../src/errors.js';
 import { Wal } from '../../src/wal/index.js';
-import { DIR, ProcessFs, TINY, compareUtf8, diskProblems, openOn, render, scan, settle, tableFiles, walFiles } from './helpers/harness.js';
+import {
+  DIR,
+  ProcessFs,
+  TINY,
+  compareUtf8,
+  diskProblems,
+  openOn,
+  render,
+  scan,
+  settle,
+  tableFiles,
+  walFiles,
+  footprint,
+} from './helpers/harness.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -20,19 +33,6 @@ async function fresh<K = string, V = unknown>(options: DBOptions = {}): Promise<
   const mem = new MemFileSystem();
   const { db } = await openOn<K, V>(mem, { fsync: 'os', ...options });
   return { mem, db };
-}
-
-/** What must not change when a write is refused. */
-function footprint(db: DB<unknown, unknown>): string {
-  const s = db.stats();
-  return JSON.stringify({
-    wal: s.wal.records,
-    bytes: s.wal.bytes,
-    pending: s.wal.pendingAppends,
-    seq: s.lastSequence,
-    mem: s.memtable,
-    user: s.userBytes,
-  });
 }
 
 class Point {

@@ -14,6 +14,7 @@ import { DecodeError, SedimentError } from '../../src/errors.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { Record } from '../../src/wal/record.js';
 import { Wal } from '../../src/wal/wal.js';
+import { footprint } from './helpers/harness.js';
 
 const DIR = '/db';
 const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
@@ -48,12 +49,6 @@ const UTF8: [string, Uint8Array][] = [
 
 async function open<K = string, V = unknown>(mem: MemFileSystem, options: Parameters<typeof DB.open>[1] = {}): Promise<DB<K, V>> {
   return DB.open<K, V>(DIR, { fs: mem, fsync: 'os', ...options });
-}
-
-/** What must not change when a write is refused. */
-function footprint(db: DB<unknown, unknown>): string {
-  const s = db.stats();
-  return JSON.stringify({ wal: s.wal.records, bytes: s.wal.bytes, seq: s.lastSequence, mem: s.memtable, user: s.userBytes });
 }
 
 async function scan<K, V>(db: DB<K, V>, opts: Parameters<DB<K, V>['iterator']>[0] = {}): Promise<[K, V][]> {

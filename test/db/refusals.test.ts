@@ -10,22 +10,9 @@ import { DB, type BatchOperation } from '../../src/db/index.js';
 import type { DBOptions } from '../../src/db/options.js';
 import { InvalidConfigError } from '../../src/errors.js';
 import { Record } from '../../src/wal/index.js';
-import { DIR, ProcessFs, openOn, scan } from './helpers/harness.js';
+import { DIR, ProcessFs, footprint, openOn, scan } from './helpers/harness.js';
 
 const T0 = 1_700_000_000_000;
-
-/** What must not change when a write is refused. */
-function footprint(db: DB<unknown, unknown>): string {
-  const s = db.stats();
-  return JSON.stringify({
-    wal: s.wal.records,
-    bytes: s.wal.bytes,
-    pending: s.wal.pendingAppends,
-    seq: s.lastSequence,
-    mem: s.memtable,
-    user: s.userBytes,
-  });
-}
 
 // Meant as "never expire", or just too far: each puts the expiry past 2^53 - 1 ms.
 const HUGE_TTLS = [Number.MAX_SAFE_INTEGER, 2 ** 60, 1e300, 2 ** 64 + 86_400_000, Number.MAX_SAFE_INTEGER - T0 + 1];

@@ -252,3 +252,16 @@ export async function closeQuietly(db: { close(): Promise<void> } | undefined, m
   if (!db) return;
   await withTimeout(db.close().catch(noop), ms, 'close of an abandoned DB').catch(noop);
 }
+
+/** What must not change when a write is refused: the WAL's records and bytes, the sequence, the memtable. */
+export function footprint(db: DB<unknown, unknown>): string {
+  const s = db.stats();
+  return JSON.stringify({
+    wal: s.wal.records,
+    bytes: s.wal.bytes,
+    pending: s.wal.pendingAppends,
+    seq: s.lastSequence,
+    mem: s.memtable,
+    user: s.userBytes,
+  });
+}
