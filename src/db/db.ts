@@ -32,6 +32,7 @@
 import * as path from 'node:path';
 import { ClosedError, CorruptionError, IoError, ReadOnlyError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
+import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { copyBytes } from '../util/bytes.js';
@@ -46,19 +47,19 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
-import {
-  fullCompaction,
-  parseTableFileName,
-  pickCompaction,
-  runCompaction,
-  Slicer,
-  tableFileName,
-  TableSink,
-  type CompactionPlan,
-  type WrittenTable,
-} from './compaction.js';
+import { BackgroundWorker, BackgroundWorkerError } from './background.js';
+import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
+import { fullCompaction, parseTableFileName, pickCompaction, tableFileName, type CompactionPlan } from './compaction.js';
+import type { WrittenTable } from './table-sink.js';
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
-import { installManifest, parseManifestFileName, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
+import {
+  installManifest,
+  parseManifestFileName,
+  readCurrentManifest,
+  readSmallFile,
+  type ManifestState,
+  type TableMeta,
+} from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
@@ -159,6 +160,11 @@ export interface DBStats {
   writeAmplification: number;
   /** The error that stopped background work (and writes), if any. */
   backgroundError: Error | undefined;
+  /**
+   * Where flushes and compactions run (the `background` option), how many of this DB's jobs the
+   * background worker ran, and how many times it died while running one (the job then ran again).
+   */
+  background: { mode: 'worker' | 'inline'; workerJobs: number; workerDeaths: number };
   wal: WalStats;
   /** What the WAL's recovery found when this DB was opened. */
   walRecovery: RecoveryInfo;
@@ -192,6 +198,13 @@ async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<B
   }
 }
 const ITERATOR_SLICE = 1024;
+/** Runs of a background job on a worker that keeps dying before the DB gives up (a background error). */
+const WORKER_ATTEMPTS = 3;
+
+/** `meta` with its keys in buffers of their own (see `background.ts`). */
+function detachedMeta(meta: TableMeta): TableMeta {
+  return { ...meta, smallest: new Uint8Array(meta.smallest), largest: new Uint8Array(meta.largest) };
+}
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
@@ -250,6 +263,8 @@ export class DB<K = string, V = unknown> {
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
   #pointers: (Uint8Array | undefined)[] = [];
+  #workerJobs = 0;
+  #workerDeaths = 0;
   #stats = {
     writeStalls: 0,
     writeStallMs: 0,
@@ -290,6 +305,8 @@ export class DB<K = string, V = unknown> {
     resolveWalOptions(walOptionsOf(dir, opts, undefined));
     const fs = opts.fs;
     if (opts.readOnly) return DB.#openReadOnly(dir, opts);
+    // The worker loads while the DB recovers: the first flush or compaction need not wait for it.
+    if (opts.background === 'worker') void BackgroundWorker.shared().warm();
     const lock = await claimDirectory(fs, dir);
     const db = new DB<unknown, unknown>(dir, opts, lock);
     try {
@@ -815,6 +832,7 @@ export class DB<K = string, V = unknown> {
       ...s,
       writeAmplification: s.userBytes > 0 ? written / s.userBytes : 0,
       backgroundError: this.#bgError,
+      background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
       wal: this.#wal.stats(),
       walRecovery: this.#walRecovery,
     };
@@ -918,35 +936,73 @@ export class DB<K = string, V = unknown> {
     this.#notify();
   }
 
-  #ctx() {
-    return {
-      fs: this.#fs,
+  /** Allocates a table file number. */
+  readonly #newFileNumber = (): number => this.#nextFileNumber++;
+
+  /** Runs a compaction's merge where the `background` option says. */
+  async #compactionJob(plan: CompactionPlan): Promise<WrittenTable[]> {
+    const job: CompactionJob = {
+      kind: 'compaction',
       dir: this.#dir,
       compression: this.#opts.compression,
       tableFileSize: this.#opts.tableFileSize,
-      newFileNumber: () => this.#nextFileNumber++,
+      // Copies: posting a key that views a larger buffer (a decoded manifest) would clone it all.
+      inputs: plan.inputs.map((tables) => tables.map((t) => detachedMeta(t.meta))),
+      overlappingFirst: plan.level === 0,
+      below: this.#version.levels
+        .slice(plan.outputLevel + 1)
+        .map((level) => level.map((t) => ({ smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) }))),
       now: this.#opts.clock(),
-      version: this.#version,
     };
+    if (this.#opts.background === 'inline') {
+      // The live readers (and their block cache) serve as the inputs.
+      const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
+      return runCompactionJob(job, {
+        fs: this.#fs,
+        openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
+        releaseInput: () => Promise.resolve(),
+        newFileNumber: this.#newFileNumber,
+      });
+    }
+    return this.#inWorker(job);
+  }
+
+  /**
+   * Runs `job` in the process's background worker. A worker that dies mid-job (it wrote nothing
+   * any manifest names) leaves files under the numbers it was granted: they are removed, and the
+   * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
+   */
+  async #inWorker(job: CompactionJob): Promise<WrittenTable[]> {
+    const worker = BackgroundWorker.shared();
+    // With the real disk the worker opens the files itself; any other file system is served to it.
+    const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
+    const allocate = (count: number): number[] => Array.from({ length: count }, this.#newFileNumber);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#workerJobs++;
+        return await worker.run(job, fs, allocate);
+      } catch (err) {
+        if (!(err instanceof BackgroundWorkerError)) throw err;
+        this.#workerDeaths++;
+        this.#opts.meter.counter('db.background_worker_deaths', 1);
+        for (const n of err.fileNumbers) {
+          const file = path.join(this.#dir, tableFileName(n));
+          await this.#fs.unlink(file).catch(() => undefined); // what stays is removed at the next open
+        }
+        if (attempt >= WORKER_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
   async #flushOldest(): Promise<void> {
     const t0 = performance.now();
     const f = this.#imm[this.#imm.length - 1]!;
-    const sink = new TableSink(this.#ctx(), Infinity);
-    let written: WrittenTable[];
-    try {
-      const slicer = new Slicer();
-      for (const e of f.table) {
-        await sink.add(e);
-        await slicer.tick();
-      }
-      written = await sink.finish();
-    } catch (err) {
-      await sink.abort();
-      throw err;
-    }
+    const written = await runFlushJob(
+      f.table,
+      { dir: this.#dir, compression: this.#opts.compression },
+      { fs: this.#fs, newFileNumber: this.#newFileNumber },
+    );
     const added = await this.#openTables(written);
     await this.#closingOnFailure(added, async () => {
       // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
@@ -975,7 +1031,7 @@ export class DB<K = string, V = unknown> {
 
   async #runCompaction(plan: CompactionPlan): Promise<void> {
     const t0 = performance.now();
-    const written = await runCompaction(plan, this.#ctx());
+    const written = await this.#compactionJob(plan);
     const added = await this.#openTables(written);
     const gone = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);

@@ -25,7 +25,9 @@ export type DBCounter =
   /** Milliseconds writes spent waiting, in all. */
   | 'db.write_stall_ms'
   /** Errors that stopped background work (and writes). */
-  | 'db.background_errors';
+  | 'db.background_errors'
+  /** Background workers that died while they ran one of this DB's jobs (the job ran again). */
+  | 'db.background_worker_deaths';
 
 /** Histogram names the DB observes. */
 export type DBHistogram =

@@ -10,6 +10,7 @@ import { fileSystemProblem, type FileSystem } from '../fs/types.js';
 import type { TableCompression } from '../sstable/format.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import type { FsyncPolicy, RecoveryMode } from '../wal/options.js';
+import type { BackgroundMode } from './background.js';
 import { isDBMeter, safeDBMeter, type DBMeter } from './meter.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
 
@@ -66,6 +67,14 @@ export interface DBOptions {
    * has one for Prometheus.
    */
   meter?: DBMeter;
+  /**
+   * Where flushes and compactions build their tables. `'worker'` (default): in a background
+   * `worker_threads` worker shared by the process's DBs, so that the application's thread only
+   * admits writes, serves reads and installs results; it costs a second core while background
+   * work runs. `'inline'`: on the application's thread, in slices of a few milliseconds
+   * between its other work, for runtimes without workers. Durability is the same either way.
+   */
+  background?: BackgroundMode;
 }
 
 export interface ResolvedDBOptions {
@@ -90,6 +99,7 @@ export interface ResolvedDBOptions {
   fs: FileSystem;
   readOnly: boolean;
   meter: DBMeter;
+  background: BackgroundMode;
   /** The meter as given (for its optional `track`). */
   userMeter: DBMeter | undefined;
 }
@@ -117,6 +127,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof DBOptions>([
   'fs',
   'readOnly',
   'meter',
+  'background',
 ]);
 
 const KiB = 1024;
@@ -191,6 +202,7 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     fs: (o.fs as FileSystem | undefined) ?? nodeFileSystem,
     readOnly: o.readOnly === true,
     meter: safeDBMeter(o.meter as DBMeter | undefined),
+    background: oneOf(o, 'background', ['worker', 'inline'] as const, 'worker'),
     userMeter: o.meter as DBMeter | undefined,
   };
 }

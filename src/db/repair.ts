@@ -82,8 +82,9 @@ import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import { fileSystemProblem, type FileHandle, type FileSystem } from '../fs/types.js';
 import { checkTable, TableInspector, type DataBlockInfo, type TableCheck } from '../sstable/table-check.js';
-import { parseTableFileName, tableFileName, TableSink, type WrittenTable } from './compaction.js';
+import { parseTableFileName, tableFileName } from './compaction.js';
 import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState, type TableMeta } from './manifest.js';
+import { TableSink, type WrittenTable } from './table-sink.js';
 import { LEVELS } from './version.js';
 
 /** Options of {@link repairDB}. */

@@ -96,6 +96,7 @@ const SEDIMENT_OPTION_NAMES: Record<keyof SedimentOptions, true> = {
   fs: true,
   readOnly: true,
   meter: true,
+  background: true,
 };
 
 /** Keys deleted per batch by `clear()`. */

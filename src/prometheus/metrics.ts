@@ -68,6 +68,12 @@ export const FED_COUNTERS: readonly FedCounter[] = [
     from: 'db.background_errors',
     scale: 1,
   },
+  {
+    name: 'background_worker_deaths_total',
+    help: 'Background workers that died while they ran a job of a DB (the job ran again on a new one).',
+    from: 'db.background_worker_deaths',
+    scale: 1,
+  },
 ];
 
 /** Slot of `wal_failures_total`, fed by the WAL's `failed` event. */

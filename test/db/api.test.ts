@@ -999,6 +999,7 @@ describe('db.wal, stats() and reads after writes', () => {
         'compactionBytesWritten',
         'writeAmplification',
         'backgroundError',
+        'background',
         'wal',
         'walRecovery',
       ].sort(),

@@ -270,11 +270,17 @@ function groupFailures(failures: readonly string[]): string[] {
 }
 
 const CONFIGS: Cfg[] = [
-  { name: "fsync 'os'", fsync: 'os', options: { ...TINY, memtableSize: 8192, fsync: 'os' }, phase1: 150, phase2: 50 },
   {
-    name: "fsync 'always', no compression",
+    name: "fsync 'os', background worker",
+    fsync: 'os',
+    options: { ...TINY, memtableSize: 8192, fsync: 'os', background: 'worker' },
+    phase1: 150,
+    phase2: 50,
+  },
+  {
+    name: "fsync 'always', no compression, background inline",
     fsync: 'always',
-    options: { ...TINY, memtableSize: 8192, fsync: 'always', compression: 'none' },
+    options: { ...TINY, memtableSize: 8192, fsync: 'always', compression: 'none', background: 'inline' },
     phase1: 100,
     phase2: 40,
   },

@@ -8,7 +8,8 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readdirSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BackgroundWorker } from '../../src/db/background.js';
 import { DB } from '../../src/db/index.js';
 import { ClosedError, IoError, errnoOf, ioStep } from '../../src/errors.js';
 import { FaultFileSystem } from '../../src/fs/fault.js';
@@ -45,6 +46,10 @@ const SMALL = {
 } as const;
 
 describe.skipIf(!hasProcFd)('file descriptors', () => {
+  // The background worker is a thread with descriptors of its own (its message ports), and it
+  // stays for the life of the process once started: start it before counting.
+  beforeAll(() => BackgroundWorker.shared().warm());
+
   it('close releases every table reader, also those an unfinished iterator pins after compactions made them obsolete', async () => {
     const base = openFds();
     const db = await DB.open<string, string>(dir, { ...SMALL, valueEncoding: 'utf8' });

@@ -38,6 +38,7 @@ import { manifestFileName, readCurrentManifest } from '../../src/db/manifest.js'
 import { tableFileName } from '../../src/db/compaction.js';
 import { NodeFileSystem, nodeFileSystem } from '../../src/fs/node.js';
 import type { FileHandle, OpenMode } from '../../src/fs/types.js';
+import type { BackgroundMode } from '../../src/db/background.js';
 import type { FsyncPolicy, RecoveryInfo } from '../../src/wal/index.js';
 import {
   batchPuts,
@@ -381,7 +382,7 @@ async function waitForState(flagFile: string, state: State, timeoutMs: number): 
   return false;
 }
 
-async function killLoop(opts: { policy: FsyncPolicy; seed: number; targets: Target[] }): Promise<Summary> {
+async function killLoop(opts: { policy: FsyncPolicy; background: BackgroundMode; seed: number; targets: Target[] }): Promise<Summary> {
   const root = tempDir();
   const dir = path.join(root, 'db');
   const rand = prng(opts.seed);
@@ -389,6 +390,7 @@ async function killLoop(opts: { policy: FsyncPolicy; seed: number; targets: Targ
   const argsOf = (gen: number): WriterArgs => ({
     dir,
     fsync: opts.policy,
+    background: opts.background,
     ackFile: path.join(root, `gen-${gen}.ack`),
     flagFile: path.join(root, `gen-${gen}.flag`),
     opBase: gen * 10_000_000,
@@ -482,16 +484,17 @@ function report(name: string, s: Summary): void {
 const TARGETS: Target[] = ['flushing', 'compacting', 'idle', 'flushing', 'opening', 'compacting', 'flushing', 'idle'];
 
 describe('SIGKILL of a DB writer loses no acknowledged write', () => {
-  const policies: { name: string; policy: FsyncPolicy; seed: number }[] = [
-    { name: "'os'", policy: 'os', seed: 101 },
-    { name: '{ batchMs: 5 }', policy: { batchMs: 5 }, seed: 202 },
-    { name: "'always'", policy: 'always', seed: 303 },
+  // Background work in the worker thread for two policies, on the DB's thread for the third.
+  const policies: { name: string; policy: FsyncPolicy; background: BackgroundMode; seed: number }[] = [
+    { name: "'os'", policy: 'os', background: 'worker', seed: 101 },
+    { name: '{ batchMs: 5 }', policy: { batchMs: 5 }, background: 'inline', seed: 202 },
+    { name: "'always'", policy: 'always', background: 'worker', seed: 303 },
   ];
 
   it.each(policies)(
-    'fsync $name: kills while idle, flushing, compacting and recovering; reopen, verify, continue',
-    async ({ name, policy, seed }) => {
-      const s = await killLoop({ policy, seed, targets: TARGETS });
+    'fsync $name, background $background: kills while idle, flushing, compacting and recovering; reopen, verify, continue',
+    async ({ name, policy, background, seed }) => {
+      const s = await killLoop({ policy, background, seed, targets: TARGETS });
       report(name, s);
       expect(s.kills).toBe(TARGETS.length);
       // The kills hit background work, not only quiet moments.

@@ -54,6 +54,7 @@ const REQUIRED = [
   'sediment_block_cache_hits_total',
   'sediment_block_cache_misses_total',
   'sediment_background_errors_total',
+  'sediment_background_worker_deaths_total',
 ];
 
 interface Scrape {

@@ -1,0 +1,85 @@
+/**
+ * The background worker's entry point: a `worker_threads` worker that runs flush and compaction
+ * jobs (`compaction-job.ts`) for every DB of the process and posts back the tables they wrote.
+ * See `background.ts` for the DB's side and the message protocol.
+ *
+ * The worker opens the files itself: with the real disk through its own `NodeFileSystem`, with a
+ * file system of the DB's caller through a {@link RemoteFileSystem} served by the DB's thread.
+ *
+ * @module
+ */
+import { type MessagePort, parentPort } from 'node:worker_threads';
+import { nodeFileSystem } from '../fs/node.js';
+import { RemoteFileSystem } from '../fs/remote.js';
+import type { FileSystem } from '../fs/types.js';
+import { TableReader } from '../sstable/table-reader.js';
+import { errorToWire } from '../wire-error.js';
+import type { FromWorker, ToWorker } from './background.js';
+import { runCompactionJob } from './compaction-job.js';
+import { tableFileName } from './compaction.js';
+import * as path from 'node:path';
+import type { WrittenTable } from './table-sink.js';
+
+const port: MessagePort | null = parentPort;
+if (!port) throw new Error('background-worker.js runs as a worker thread');
+
+/** Per running job: file numbers the DB granted and not yet used, and a pending request. */
+const jobs = new Map<number, { numbers: number[]; waiting: ((n: number[]) => void) | undefined }>();
+
+const post = (m: FromWorker): void => port.postMessage(m);
+
+async function fileNumber(id: number): Promise<number> {
+  const job = jobs.get(id)!;
+  if (job.numbers.length === 0) {
+    job.numbers = await new Promise<number[]>((resolve) => {
+      job.waiting = resolve;
+      post({ type: 'numbers', id, count: 4 });
+    });
+  }
+  return job.numbers.shift()!;
+}
+
+/** The written tables, with keys copied out of whatever buffers they view (see the module comment of background.ts). */
+function detach(tables: WrittenTable[]): WrittenTable[] {
+  return tables.map((t) => ({ path: t.path, meta: { ...t.meta, smallest: t.meta.smallest.slice(), largest: t.meta.largest.slice() } }));
+}
+
+async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
+  const { id, job } = msg;
+  jobs.set(id, { numbers: [], waiting: undefined });
+  const remote = msg.fs ? new RemoteFileSystem(msg.fs.port, msg.fs.sync) : undefined;
+  const fs: FileSystem = remote ?? nodeFileSystem;
+  try {
+    const tables = await runCompactionJob(job, {
+      fs,
+      openInput: (meta) => TableReader.open(fs, path.join(job.dir, tableFileName(meta.fileNumber))),
+      releaseInput: (reader) => reader.close(),
+      newFileNumber: () => fileNumber(id),
+    });
+    post({ type: 'done', id, tables: detach(tables) });
+  } catch (err) {
+    post({ type: 'failed', id, error: errorToWire(err) });
+  } finally {
+    jobs.delete(id);
+    remote?.close();
+  }
+}
+
+port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'job') void run(msg);
+  else if (msg.type === 'numbers') {
+    const job = jobs.get(msg.id);
+    const resolve = job?.waiting;
+    if (job && resolve) {
+      job.waiting = undefined;
+      resolve(msg.numbers);
+    }
+  } else if (msg.type === 'crash') {
+    // For the tests: an uncaught error, as a bug in the worker would throw.
+    setImmediate(() => {
+      throw new Error('background worker crash requested by a test');
+    });
+  }
+});
+
+post({ type: 'ready' });

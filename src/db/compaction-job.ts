@@ -1,0 +1,140 @@
+/**
+ * The heavy half of background work, as jobs that run the same way on the DB's thread
+ * (`background: 'inline'`) or in its background worker: a flush writes a frozen memtable's
+ * entries as an L0 table; a compaction merges tables into new ones. A job is plain data (file
+ * names, key ranges, settings), so it can be posted to a worker; it writes and syncs its output
+ * tables and returns their metadata, and the DB installs them. RocksDB's remote compaction is the
+ * model: the job opens its inputs itself, writes its outputs, and never touches the manifest.
+ *
+ * The merge keeps the newest version of each key and drops the rest. A tombstone, or an entry
+ * whose expiry has passed, is dropped when no deeper level may hold the key; otherwise it is
+ * written as a tombstone, so the older value below stays hidden. Both jobs run in slices
+ * ({@link Slicer}), so that what shares their thread (the DB's reads and writes inline, the
+ * worker's other job) goes on meanwhile.
+ *
+ * @module
+ */
+import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
+import type { FileSystem } from '../fs/types.js';
+import type { TableCompression } from '../sstable/format.js';
+import type { TableReader } from '../sstable/table-reader.js';
+import type { TableMeta } from './manifest.js';
+import { LevelCursor, MergingCursor, type LevelTable } from './merge.js';
+import { Slicer, TableSink, type WrittenTable } from './table-sink.js';
+
+/** Where a job writes its tables, and how. */
+export interface JobOutput {
+  dir: string;
+  compression: TableCompression;
+}
+
+/** A compaction, as data. */
+export interface CompactionJob extends JobOutput {
+  kind: 'compaction';
+  /** Input tables, newest data first: L0's newest first, then the source level, then the target. */
+  inputs: TableMeta[][];
+  /** True when `inputs[0]` is L0, whose tables overlap (one cursor each). */
+  overlappingFirst: boolean;
+  /** Key ranges of the tables of each level below the output level, as the plan saw them. */
+  below: KeyRange[][];
+  /** Target size of an output table. */
+  tableFileSize: number;
+  /** Now, in ms since the epoch: entries that expired at or before it are dead. */
+  now: number;
+}
+
+/** The key range of one table. */
+export interface KeyRange {
+  smallest: Uint8Array;
+  largest: Uint8Array;
+}
+
+/** What a job needs from the thread it runs on. */
+export interface JobEnvironment {
+  fs: FileSystem;
+  /** A reader of an input table; the job gives it back with {@link releaseInput}. */
+  openInput(meta: TableMeta): Promise<TableReader>;
+  releaseInput(reader: TableReader): Promise<void>;
+  /** Allocates an output table's file number. */
+  newFileNumber(): number | Promise<number>;
+}
+
+/** True when a table of a level in `below` has a range that holds `key`. */
+export function mayExistBelow(below: readonly (readonly KeyRange[])[], key: Uint8Array): boolean {
+  for (const ranges of below) {
+    // Each level's ranges are sorted and disjoint: the first whose largest key is >= key.
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(ranges[mid]!.largest, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < ranges.length && compareKeys(ranges[lo]!.smallest, key) <= 0) return true;
+  }
+  return false;
+}
+
+/** Runs a compaction job: merges its inputs into new, synced tables. Does not touch the manifest. */
+export async function runCompactionJob(job: CompactionJob, env: JobEnvironment): Promise<WrittenTable[]> {
+  const readers: TableReader[] = [];
+  const sink = new TableSink(
+    { fs: env.fs, dir: job.dir, compression: job.compression, newFileNumber: () => env.newFileNumber() },
+    job.tableFileSize,
+  );
+  try {
+    const cursors: EntryCursor[] = [];
+    for (let l = 0; l < job.inputs.length; l++) {
+      const tables: LevelTable[] = [];
+      for (const meta of job.inputs[l]!) {
+        const reader = await env.openInput(meta);
+        readers.push(reader);
+        tables.push({ meta, reader });
+      }
+      if (tables.length === 0) continue;
+      // L0 tables overlap: one cursor each, newest first. Deeper levels are sorted and disjoint.
+      if (l === 0 && job.overlappingFirst) for (const t of tables) cursors.push(t.reader.iterator({ fillCache: false }));
+      else cursors.push(new LevelCursor(tables, false));
+    }
+    for (const c of cursors) c.seekToFirst();
+    const merge = new MergingCursor(cursors, false);
+    const slicer = new Slicer();
+    for (let e = merge.next(); e; e = merge.next()) {
+      const dead = e.kind === 'delete' || (e.expiresAt !== undefined && e.expiresAt <= job.now);
+      if (!dead) await sink.add(e);
+      else if (mayExistBelow(job.below, e.key)) {
+        await sink.add(e.kind === 'delete' ? e : { key: e.key, seq: e.seq, kind: 'delete', value: EMPTY_VALUE, expiresAt: undefined });
+      }
+      await slicer.tick();
+    }
+    return await sink.finish();
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  } finally {
+    for (const r of readers) await env.releaseInput(r).catch(() => undefined);
+  }
+}
+
+/** Writes `entries` (sorted by key, one per key) as one table. Does not touch the manifest. */
+export async function runFlushJob(
+  entries: Iterable<Entry>,
+  output: JobOutput,
+  env: Pick<JobEnvironment, 'fs' | 'newFileNumber'>,
+): Promise<WrittenTable[]> {
+  const sink = new TableSink(
+    { fs: env.fs, dir: output.dir, compression: output.compression, newFileNumber: () => env.newFileNumber() },
+    Infinity,
+  );
+  try {
+    const slicer = new Slicer();
+    for (const e of entries) {
+      await sink.add(e);
+      await slicer.tick();
+    }
+    return await sink.finish();
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  }
+}

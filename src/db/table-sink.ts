@@ -1,0 +1,102 @@
+/**
+ * Writing tables: {@link TableSink} streams sorted entries into table files of about a given
+ * size each, as flushes, compactions and repair produce them, and {@link Slicer} lets a long
+ * loop of such work share its thread.
+ *
+ * @module
+ */
+import * as path from 'node:path';
+import type { Entry } from '../entry.js';
+import type { FileSystem } from '../fs/types.js';
+import type { TableCompression } from '../sstable/format.js';
+import { TableWriter } from '../sstable/table-writer.js';
+import { tableFileName } from './compaction.js';
+import type { TableMeta } from './manifest.js';
+
+/** A table written by a compaction, a flush or a repair: durable (synced), not yet in a manifest. */
+export interface WrittenTable {
+  meta: TableMeta;
+  path: string;
+}
+
+/** Where a {@link TableSink} writes. */
+export interface TableSinkTarget {
+  fs: FileSystem;
+  dir: string;
+  compression: TableCompression;
+  /** Allocates a table file number (the worker asks the DB for more, hence the promise). */
+  newFileNumber(): number | Promise<number>;
+}
+
+/** Background work yields its thread once it has run about this many milliseconds. */
+export const SLICE_MS = 4;
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Yields to the event loop once a slice of work has run `SLICE_MS`; cheap to call per entry. */
+export class Slicer {
+  #start = performance.now();
+  #n = 0;
+  async tick(): Promise<void> {
+    if ((++this.#n & 63) !== 0 || performance.now() - this.#start < SLICE_MS) return;
+    await yieldToLoop();
+    this.#start = performance.now();
+  }
+}
+
+/** Streams entries into tables of about `maxFileSize` bytes each. */
+export class TableSink {
+  readonly #target: TableSinkTarget;
+  readonly #maxFileSize: number;
+  #writer: TableWriter | undefined;
+  #number = 0;
+  readonly written: WrittenTable[] = [];
+  readonly #pending: TableWriter[] = [];
+
+  constructor(target: TableSinkTarget, maxFileSize: number) {
+    this.#target = target;
+    this.#maxFileSize = maxFileSize;
+  }
+
+  async add(e: Entry): Promise<void> {
+    if (!this.#writer) {
+      this.#number = await this.#target.newFileNumber();
+      this.#writer = await TableWriter.create(this.#target.fs, path.join(this.#target.dir, tableFileName(this.#number)), {
+        compression: this.#target.compression,
+      });
+      this.#pending.push(this.#writer);
+    }
+    await this.#writer.add(e);
+    if (this.#writer.fileSize >= this.#maxFileSize) await this.#cut();
+  }
+
+  async #cut(): Promise<void> {
+    const w = this.#writer;
+    if (!w) return;
+    this.#writer = undefined;
+    const p = await w.finish();
+    if (p.entryCount === 0 || !p.smallestKey || !p.largestKey) return;
+    this.written.push({
+      path: w.path,
+      meta: {
+        fileNumber: this.#number,
+        size: w.fileSize,
+        smallest: p.smallestKey,
+        largest: p.largestKey,
+        minSeq: p.minSeq,
+        maxSeq: p.maxSeq,
+        entries: p.entryCount,
+      },
+    });
+  }
+
+  /** Finishes the last table; its file and the others are synced (the directory is the caller's). */
+  async finish(): Promise<WrittenTable[]> {
+    await this.#cut();
+    return this.written;
+  }
+
+  /** Removes every file this sink created. */
+  async abort(): Promise<void> {
+    for (const w of this.#pending) await w.abort().catch(() => undefined);
+  }
+}

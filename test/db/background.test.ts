@@ -1,0 +1,235 @@
+/**
+ * The background worker: compactions run in a worker thread that does its I/O through the DB's
+ * file system (served to it) or the real disk (opened by itself); a worker that dies mid-job
+ * (terminate(), an uncaught error) never leaves a lost or half-installed table, and the job runs
+ * again on a new worker; I/O errors inside the worker become the DB's background error, typed as
+ * they would be inline.
+ */
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BackgroundWorker } from '../../src/db/background.js';
+import { DB } from '../../src/db/db.js';
+import type { DBOptions } from '../../src/db/options.js';
+import { IoError } from '../../src/errors.js';
+import { FaultFileSystem, type FsOp, type Injector } from '../../src/fs/fault.js';
+import { MemFileSystem } from '../../src/fs/mem.js';
+import { DIR, closeQuietly, footprint, tableFiles, TINY } from './helpers/harness.js';
+
+const OPTIONS = { ...TINY, valueEncoding: 'utf8', background: 'worker' } as const satisfies DBOptions;
+const KEYS = 400;
+const value = (i: number, round: number): string => `value-${round}-${i}`.padEnd(40, '.');
+
+/** A fault file system whose injector the test sets once the interesting phase starts. */
+function trapped(mem: MemFileSystem): { fs: FaultFileSystem; set(trap: Injector | undefined): void } {
+  let trap: Injector | undefined;
+  const fs = new FaultFileSystem(mem, (op) => trap?.(op));
+  return { fs, set: (t) => (trap = t) };
+}
+
+/** Writes two rounds over KEYS keys and flushes, so that a full compaction has work to merge. */
+async function load(db: DB<string, string>): Promise<void> {
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < KEYS; i++) await db.put(`k${String(i).padStart(4, '0')}`, value(i, round));
+    await db.flush();
+  }
+}
+
+async function expectAll(db: DB<string, string>): Promise<void> {
+  for (let i = 0; i < KEYS; i++) expect(await db.get(`k${String(i).padStart(4, '0')}`)).toBe(value(i, 1));
+  let n = 0;
+  for await (const [,] of db.iterator()) n++;
+  expect(n).toBe(KEYS);
+}
+
+const isTableWrite = (op: FsOp): boolean => op.kind === 'write' && op.path.endsWith('.sst');
+
+let db: DB<string, string> | undefined;
+afterEach(async () => {
+  await closeQuietly(db);
+  db = undefined;
+});
+
+describe('background worker', () => {
+  it('runs compactions in the worker, through the DB file system, with the same result as inline', async () => {
+    const contents: string[] = [];
+    for (const background of ['worker', 'inline'] as const) {
+      const mem = new MemFileSystem();
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem, background });
+      await load(db);
+      await db.compact();
+      const s = db.stats();
+      expect(s.background.mode).toBe(background);
+      // The automatic L0 compaction and the full one.
+      if (background === 'worker') expect(s.background.workerJobs).toBeGreaterThanOrEqual(1);
+      else expect(s.background.workerJobs).toBe(0);
+      expect(s.levels[0]!.tables).toBe(0);
+      await expectAll(db);
+      contents.push(JSON.stringify(await db.iterator().all()));
+      await db.close();
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+      await expectAll(db);
+      await db.close();
+      db = undefined;
+    }
+    expect(contents[0]).toBe(contents[1]);
+  });
+
+  for (const death of ['terminate', 'uncaught error'] as const) {
+    it(`a worker that dies mid-compaction (${death}) installs nothing; the job runs again on a new worker`, async () => {
+      const mem = new MemFileSystem();
+      const { fs, set } = trapped(mem);
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs });
+      await load(db);
+      const started = BackgroundWorker.shared().started;
+      let killed = false;
+      set((op) => {
+        if (!killed && isTableWrite(op)) {
+          killed = true;
+          if (death === 'terminate') void BackgroundWorker.shared().terminate();
+          else BackgroundWorker.shared().crash();
+        }
+        return undefined;
+      });
+      await db.compact();
+      expect(killed).toBe(true);
+      const s = db.stats();
+      expect(s.background.workerDeaths).toBe(1);
+      expect(s.backgroundError).toBeUndefined();
+      expect(BackgroundWorker.shared().started).toBe(started + 1);
+      await expectAll(db);
+      // Only the live tables are on disk: what the dead worker wrote was removed.
+      const live = s.levels.reduce((n, l) => n + l.tables, 0);
+      expect(tableFiles(mem)).toHaveLength(live);
+      await db.close();
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+      await expectAll(db);
+    });
+  }
+
+  it('a worker that keeps dying becomes the background error; the data stays whole', async () => {
+    const mem = new MemFileSystem();
+    const { fs, set } = trapped(mem);
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs });
+    await load(db);
+    let kills = 0;
+    set((op) => {
+      if (isTableWrite(op)) {
+        kills++;
+        void BackgroundWorker.shared().terminate();
+      }
+      return undefined;
+    });
+    const err = await db.compact().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as Error).name).toBe('BackgroundWorkerError');
+    expect(db.stats().backgroundError).toBe(err);
+    expect(db.stats().background.workerDeaths).toBe(3);
+    expect(kills).toBeGreaterThanOrEqual(3);
+    // Writes stop, loudly; reads go on.
+    await expect(db.put('x', 'y')).rejects.toBe(err);
+    await expectAll(db);
+    set(undefined);
+    await db.close();
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+    await expectAll(db);
+    await db.compact();
+    await expectAll(db);
+  });
+
+  for (const errno of ['ENOSPC', 'EIO'] as const) {
+    it(`${errno} on a table write inside the worker is the background error, typed as inline; nothing is installed`, async () => {
+      const mem = new MemFileSystem();
+      const { fs, set } = trapped(mem);
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs });
+      await load(db);
+      const before = footprint(db as unknown as DB<unknown, unknown>);
+      set((op) => (isTableWrite(op) ? { error: errno } : undefined));
+      const err = await db.compact().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(IoError);
+      expect((err as IoError).errno).toBe(errno);
+      expect((err as IoError).file).toMatch(/\.sst$/);
+      expect(db.stats().backgroundError).toBe(err);
+      expect(db.stats().background.workerDeaths).toBe(0);
+      expect(footprint(db as unknown as DB<unknown, unknown>)).toBe(before);
+      set(undefined);
+      await db.close();
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+      await expectAll(db);
+      // The failed job's partial table was removed (by the worker, or at this open).
+      const live = db.stats().levels.reduce((n, l) => n + l.tables, 0);
+      expect(tableFiles(mem)).toHaveLength(live);
+    });
+  }
+
+  it('EIO on a synchronous read of an input table inside the worker is an IoError naming the table', async () => {
+    const mem = new MemFileSystem();
+    const { fs, set } = trapped(mem);
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs, blockCacheSize: 0 });
+    await load(db);
+    set((op) => (op.kind === 'readSync' && op.path.endsWith('.sst') ? { error: 'EIO' } : undefined));
+    const err = await db.compact().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(IoError);
+    expect((err as IoError).errno).toBe('EIO');
+    expect((err as IoError).file).toMatch(/\.sst$/);
+    set(undefined);
+    await db.close();
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+    await expectAll(db);
+  });
+
+  it('on the real disk the worker opens the files itself; killing it mid-compaction loses nothing', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sediment-bg-'));
+    try {
+      const opts = { ...OPTIONS, tableFileSize: 64 * 1024, memtableSize: 256 * 1024 } as const;
+      db = await DB.open<string, string>(dir, opts);
+      const big = 20_000;
+      for (let round = 0; round < 2; round++) {
+        const writes: Promise<void>[] = [];
+        for (let i = 0; i < big; i++) writes.push(db.put(`k${String(i).padStart(6, '0')}`, value(i, round)));
+        await Promise.all(writes);
+        await db.flush();
+      }
+      const compaction = db.compact();
+      while (BackgroundWorker.shared().running === 0) await new Promise((r) => setImmediate(r));
+      await BackgroundWorker.shared().terminate();
+      await compaction;
+      expect(db.stats().backgroundError).toBeUndefined();
+      expect(db.stats().background.workerDeaths).toBeLessThanOrEqual(1);
+      await db.close();
+      db = await DB.open<string, string>(dir, opts);
+      const s = db.stats();
+      const live = s.levels.reduce((n, l) => n + l.tables, 0);
+      const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.sst'));
+      expect(files).toHaveLength(live);
+      let n = 0;
+      for await (const [k, v] of db.iterator()) {
+        expect(v).toBe(value(Number(k.slice(1)), 1));
+        n++;
+      }
+      expect(n).toBe(big);
+    } finally {
+      await closeQuietly(db);
+      db = undefined;
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an unknown background mode before touching the disk', async () => {
+    const mem = new MemFileSystem();
+    await expect(DB.open(DIR, { fs: mem, background: 'threads' as never })).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      option: 'background',
+    });
+    expect(mem.listFiles()).toEqual([]);
+  });
+});
