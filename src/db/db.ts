@@ -38,7 +38,6 @@ import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { copyBytes } from '../util/bytes.js';
 import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
-import { TableReader } from '../sstable/table-reader.js';
 import { FRAME_HEADER_SIZE } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import { isExpiry, Record } from '../wal/record.js';
@@ -66,7 +65,6 @@ import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
 import {
   OPTIONS_FILE,
-  OPTIONS_TMP_FILE,
   checkPersistedOptions,
   openOptionsFile,
   readOptionsFile,
@@ -74,7 +72,8 @@ import {
   type PersistedOptions,
 } from './options-file.js';
 import { Snapshot } from './snapshot.js';
-import { LEVELS, Version, type LiveTable } from './version.js';
+import { LEVELS } from './version.js';
+import { VersionSet } from './version-set.js';
 
 /** The key type a DB opened with options `O` returns: a Buffer under `keyEncoding: 'binary'`, else a string. */
 export type KeyOf<O> = O extends { keyEncoding: 'binary' } ? Buffer : string;
@@ -222,13 +221,9 @@ export class DB<K = string, V = unknown> {
   #wal!: Wal;
   #walView!: WalView;
   #walRecovery!: RecoveryInfo;
-  /** Every table reader this handle opened and has not closed yet: close closes them all. */
-  readonly #readers = new Set<TableReader>();
   /** Open snapshots and iterators: close releases them. */
   readonly #snapshots = new Set<Snapshot>();
   readonly #iterators = new Set<DBIterator<K, V>>();
-  /** Obsolete tables being deleted: close waits for them. */
-  readonly #deletions = new Set<Promise<void>>();
   /** What the directory's OPTIONS record (the largest key and value sizes ever allowed...). */
   #persisted!: PersistedOptions;
   /** What the meter's `track` returned: called at close. */
@@ -238,12 +233,8 @@ export class DB<K = string, V = unknown> {
   #mem = new Memtable();
   /** Frozen memtables waiting for flush, newest first. */
   #imm: Frozen[] = [];
-  #version!: Version;
-  /** Table files named by the current manifest. */
-  #live = new Set<number>();
-  #manifestNumber = 0;
-  #state!: ManifestState;
-  #nextFileNumber = 0;
+  /** The table set: current version, manifest, file numbers, readers. */
+  #versions!: VersionSet;
   #seq = 0;
   #lastPosition: Position | null = null;
   #status: 'open' | 'closing' | 'closed' = 'open';
@@ -253,8 +244,6 @@ export class DB<K = string, V = unknown> {
   #compactLane: Promise<void> = Promise.resolve();
   #flushScheduled = false;
   #compactScheduled = false;
-  /** Serialises manifest installs between the two lanes. */
-  #installLock: Promise<void> = Promise.resolve();
   #inflight = 0;
   #admission: Promise<void> = Promise.resolve();
   /** WAL bytes behind the active memtable (approximate: frames of the records it received). */
@@ -262,7 +251,6 @@ export class DB<K = string, V = unknown> {
   #admissionQueue = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
-  #pointers: (Uint8Array | undefined)[] = [];
   #workerJobs = 0;
   #workerDeaths = 0;
   #stats = {
@@ -566,13 +554,13 @@ export class DB<K = string, V = unknown> {
   }
 
   #mustWait(): boolean {
-    return this.#imm.length >= this.#opts.maxFrozenMemtables || this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger;
+    return this.#imm.length >= this.#opts.maxFrozenMemtables || this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger;
   }
 
   /** Write stalls: wait for flushes or compaction, LevelDB style (slow down, then stop). */
   async #admit(): Promise<void> {
     const stopped = (): boolean =>
-      this.#imm.length >= this.#opts.maxFrozenMemtables || this.#version.levels[0]!.length >= this.#opts.l0StopTrigger;
+      this.#imm.length >= this.#opts.maxFrozenMemtables || this.#versions.current.levels[0]!.length >= this.#opts.l0StopTrigger;
     if (stopped()) {
       this.#scheduleFlush();
       this.#scheduleCompaction();
@@ -580,7 +568,7 @@ export class DB<K = string, V = unknown> {
       // Not #checkWritable: a write called before close() goes through while the DB closes.
       if (this.#bgError) throw this.#bgError;
     }
-    if (this.#version.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
+    if (this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
       this.#stats.writeSlowdowns++;
       await new Promise((r) => setTimeout(r, 1));
     }
@@ -634,7 +622,7 @@ export class DB<K = string, V = unknown> {
       this,
       this.#mem.freeze(),
       this.#imm.map((f) => f.table),
-      this.#version.pin(),
+      this.#versions.current.pin(),
       this.#opts.clock(),
       (s) => this.#snapshots.delete(s),
     );
@@ -711,7 +699,7 @@ export class DB<K = string, V = unknown> {
       const x = f.table.get(k);
       if (x) return x;
     }
-    return this.#version.get(k);
+    return this.#versions.current.get(k);
   }
 
   /**
@@ -737,7 +725,7 @@ export class DB<K = string, V = unknown> {
       view = snap.cursors();
       now = snap.now;
     } else {
-      const version = this.#version.pin();
+      const version = this.#versions.current.pin();
       view = {
         cursors: [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator()), ...version.cursors(true)],
         release: () => version.unpin(),
@@ -794,7 +782,7 @@ export class DB<K = string, V = unknown> {
     await this.#maintain(async () => {
       await this.#flushAll();
       await this.#inLane('compact', async () => {
-        const plan = fullCompaction(this.#version);
+        const plan = fullCompaction(this.#versions.current);
         if (plan) await this.#runCompaction(plan);
       });
       if (this.#bgError) throw this.#bgError;
@@ -826,7 +814,7 @@ export class DB<K = string, V = unknown> {
     return {
       memtable: { bytes: this.#mem.approximateBytes, entries: this.#mem.size },
       frozenMemtables: this.#imm.length,
-      levels: this.#version.levels.map((level, l) => ({ tables: level.length, bytes: this.#version.levelBytes(l) })),
+      levels: this.#versions.current.levels.map((level, l) => ({ tables: level.length, bytes: this.#versions.current.levelBytes(l) })),
       lastSequence: this.#seq,
       blockCache: this.#cache.stats(),
       ...s,
@@ -870,8 +858,7 @@ export class DB<K = string, V = unknown> {
     }
     for (const snap of [...this.#snapshots]) snap.close();
     for (const it of [...this.#iterators]) it.release();
-    for (const r of [...this.#readers]) await this.#closeReader(r);
-    await Promise.all([...this.#deletions]);
+    await this.#versions?.close();
     this.#notify();
     await this.#lock.release().catch(() => undefined);
     if (walError) throw walError;
@@ -919,7 +906,7 @@ export class DB<K = string, V = unknown> {
       this.#compactScheduled = false;
       // While closing, only for writes called before close() that wait for a compaction.
       while ((this.#status === 'open' || this.#admissionQueue > 0) && !this.#bgError) {
-        const plan = pickCompaction(this.#version, this.#opts, this.#pointers);
+        const plan = pickCompaction(this.#versions.current, this.#opts, this.#versions.pointers);
         if (!plan) return;
         await this.#runCompaction(plan);
         this.#notify();
@@ -936,9 +923,6 @@ export class DB<K = string, V = unknown> {
     this.#notify();
   }
 
-  /** Allocates a table file number. */
-  readonly #newFileNumber = (): number => this.#nextFileNumber++;
-
   /** Runs a compaction's merge where the `background` option says. */
   async #compactionJob(plan: CompactionPlan): Promise<WrittenTable[]> {
     const job: CompactionJob = {
@@ -949,7 +933,7 @@ export class DB<K = string, V = unknown> {
       // Copies: posting a key that views a larger buffer (a decoded manifest) would clone it all.
       inputs: plan.inputs.map((tables) => tables.map((t) => detachedMeta(t.meta))),
       overlappingFirst: plan.level === 0,
-      below: this.#version.levels
+      below: this.#versions.current.levels
         .slice(plan.outputLevel + 1)
         .map((level) => level.map((t) => ({ smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) }))),
       now: this.#opts.clock(),
@@ -961,7 +945,7 @@ export class DB<K = string, V = unknown> {
         fs: this.#fs,
         openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
         releaseInput: () => Promise.resolve(),
-        newFileNumber: this.#newFileNumber,
+        newFileNumber: this.#versions.newFileNumber,
       });
     }
     return this.#inWorker(job);
@@ -976,7 +960,7 @@ export class DB<K = string, V = unknown> {
     const worker = BackgroundWorker.shared();
     // With the real disk the worker opens the files itself; any other file system is served to it.
     const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
-    const allocate = (count: number): number[] => Array.from({ length: count }, this.#newFileNumber);
+    const allocate = (count: number): number[] => Array.from({ length: count }, this.#versions.newFileNumber);
     for (let attempt = 1; ; attempt++) {
       try {
         this.#workerJobs++;
@@ -1001,18 +985,21 @@ export class DB<K = string, V = unknown> {
     const written = await runFlushJob(
       f.table,
       { dir: this.#dir, compression: this.#opts.compression },
-      { fs: this.#fs, newFileNumber: this.#newFileNumber },
+      { fs: this.#fs, newFileNumber: this.#versions.newFileNumber },
     );
-    const added = await this.#openTables(written);
-    await this.#closingOnFailure(added, async () => {
-      // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
-      // position durably first, or after a power loss new records could land at or before it and
-      // be skipped by every replay.
-      await this.#wal.sync();
-      await this.#install(
-        (v) => v.levels.map((level, l) => (l === 0 ? [...added, ...level] : [...level])),
-        () => ({ lastSeq: Math.max(this.#state.lastSeq, f.lastSeq), flushedThrough: f.lastPosition ?? this.#state.flushedThrough }),
-      );
+    const added = await this.#versions.openTables(written);
+    // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
+    // position durably first, or after a power loss new records could land at or before it and
+    // be skipped by every replay.
+    await this.#wal.sync().catch(async (err: unknown) => {
+      await this.#versions.closeTables(added);
+      throw err;
+    });
+    await this.#versions.install({
+      added: added.map((table) => ({ level: 0, table })),
+      removed: new Set(),
+      lastSeq: f.lastSeq,
+      ...(f.lastPosition ? { flushedThrough: f.lastPosition } : {}),
     });
     this.#imm.pop();
     this.#stats.flushes++;
@@ -1032,22 +1019,13 @@ export class DB<K = string, V = unknown> {
   async #runCompaction(plan: CompactionPlan): Promise<void> {
     const t0 = performance.now();
     const written = await this.#compactionJob(plan);
-    const added = await this.#openTables(written);
-    const gone = new Set<number>();
-    for (const tables of plan.inputs) for (const t of tables) gone.add(t.meta.fileNumber);
-    // Computed at install time from the live version: a flush may have added L0 tables meanwhile.
-    await this.#closingOnFailure(added, () =>
-      this.#install(
-        (v) => {
-          const levels = v.levels.map((level) => level.filter((t) => !gone.has(t.meta.fileNumber)));
-          levels[plan.outputLevel] = [...levels[plan.outputLevel]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
-          return levels;
-        },
-        () => ({}),
-      ),
-    );
+    const added = await this.#versions.openTables(written);
+    const removed = new Set<number>();
+    for (const tables of plan.inputs) for (const t of tables) removed.add(t.meta.fileNumber);
+    // Applied at install time to the live version: a flush may have added L0 tables meanwhile.
+    await this.#versions.install({ added: added.map((table) => ({ level: plan.outputLevel, table })), removed });
     const upper = plan.inputs[0]!;
-    if (plan.reason === 'size' && upper.length > 0) this.#pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
+    if (plan.reason === 'size' && upper.length > 0) this.#versions.pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
     let bytesRead = 0;
     let bytesWritten = 0;
     for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;
@@ -1063,79 +1041,6 @@ export class DB<K = string, V = unknown> {
     meter.histogram('db.compaction_ms', ms);
     meter.event({ type: 'compaction', level: plan.level, outputLevel: plan.outputLevel, bytesRead, bytesWritten, durationMs: ms });
   }
-
-  async #openTables(written: WrittenTable[]): Promise<LiveTable[]> {
-    // The new files' directory entries must be durable before a manifest names them.
-    if (written.length > 0) await ioStep('syncDir', this.#dir, () => this.#fs.syncDir(this.#dir));
-    const out: LiveTable[] = [];
-    try {
-      for (const w of written) out.push({ meta: w.meta, reader: await this.#openReader(w.path, w.meta.fileNumber), refs: 0 });
-    } catch (err) {
-      for (const t of out) await this.#closeReader(t.reader);
-      throw err;
-    }
-    return out;
-  }
-
-  /**
-   * Runs the steps that make new tables live; if one fails, their readers are closed (the
-   * files, which no manifest names, are deleted at the next open).
-   */
-  async #closingOnFailure(added: readonly LiveTable[], steps: () => Promise<void>): Promise<void> {
-    try {
-      await steps();
-    } catch (err) {
-      for (const t of added) await this.#closeReader(t.reader);
-      throw err;
-    }
-  }
-
-  async #openReader(file: string, fileNumber: number): Promise<TableReader> {
-    const reader = await TableReader.open(this.#fs, file, { cache: this.#cache, fileNumber });
-    this.#readers.add(reader);
-    return reader;
-  }
-
-  async #closeReader(reader: TableReader): Promise<void> {
-    this.#readers.delete(reader);
-    await reader.close().catch(() => undefined);
-  }
-
-  /**
-   * Makes a new table set durable (manifest first), then the live version. `next` derives it
-   * from the live version inside the install lock, so installs from the two lanes never lose
-   * each other's changes.
-   */
-  #install(next: (v: Version) => LiveTable[][], changes: () => Partial<ManifestState>): Promise<void> {
-    const run = this.#installLock.then(async () => {
-      const levels = next(this.#version);
-      const state: ManifestState = {
-        ...this.#state,
-        ...changes(),
-        nextFileNumber: this.#nextFileNumber,
-        levels: levels.map((level) => level.map((t) => t.meta)),
-      };
-      await installManifest(this.#fs, this.#dir, this.#manifestNumber + 1, state, this.#manifestNumber);
-      this.#manifestNumber++;
-      this.#state = state;
-      this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
-      const old = this.#version;
-      this.#version = new Version(levels, this.#onObsolete).pin();
-      old.unpin();
-    });
-    this.#installLock = run.catch(() => undefined);
-    return run;
-  }
-
-  /** A table no version holds any more: delete it unless the manifest still names it. */
-  readonly #onObsolete = (t: LiveTable): void => {
-    if (this.#live.has(t.meta.fileNumber) || this.#status === 'closed') return;
-    const deletion = this.#closeReader(t.reader)
-      .then(() => this.#fs.unlink(t.reader.path))
-      .catch(() => undefined) // a file left behind is deleted at the next open
-      .finally(() => this.#deletions.delete(deletion));
-    this.#deletions.add(deletion);
-  };
 
   // -- open --------------------------------------------------------------------------------
 
@@ -1168,57 +1073,9 @@ export class DB<K = string, V = unknown> {
       persisted = await this.#create();
       current = (await readCurrentManifest(fs, dir))!;
     }
-    const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    const state = current.state;
-    while (state.levels.length < LEVELS) state.levels.push([]);
-    this.#state = state;
-    this.#manifestNumber = current.number;
-    this.#nextFileNumber = state.nextFileNumber;
+    this.#versions = await VersionSet.open(fs, dir, this.#cache, current, readOnly);
+    const state = this.#versions.state;
     this.#seq = state.lastSeq;
-    this.#live = new Set(state.levels.flat().map((t) => t.fileNumber));
-
-    // Leftovers of interrupted work: tables no manifest names, older manifests, temp files. A
-    // read-only open leaves them (they may be a live writer's work in progress).
-    let removed = false;
-    for (const name of names) {
-      const table = parseTableFileName(name);
-      const manifest = parseManifestFileName(name);
-      const stale =
-        (table !== undefined && !this.#live.has(table)) ||
-        (manifest !== undefined && manifest !== current.number) ||
-        name === 'CURRENT.tmp' ||
-        name === OPTIONS_TMP_FILE;
-      if (stale && !readOnly) {
-        await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
-        removed = true;
-      }
-      if (table !== undefined && table >= this.#nextFileNumber) this.#nextFileNumber = table + 1;
-    }
-    if (removed) await ioStep('syncDir', dir, () => fs.syncDir(dir));
-
-    const levels: LiveTable[][] = [];
-    const opened: TableReader[] = [];
-    try {
-      for (const metas of state.levels) {
-        const level: LiveTable[] = [];
-        for (const meta of metas) {
-          const file = path.join(dir, tableFileName(meta.fileNumber));
-          const reader = await this.#openReader(file, meta.fileNumber).catch((err: unknown) => {
-            if (errnoOf(err) === 'ENOENT' || errnoOf((err as { cause?: unknown }).cause) === 'ENOENT') {
-              throw new CorruptionError('the manifest names a table that is missing', { file, offset: 0 });
-            }
-            throw err;
-          });
-          opened.push(reader);
-          level.push({ meta, reader, refs: 0 });
-        }
-        levels.push(level);
-      }
-    } catch (err) {
-      for (const r of opened) await this.#closeReader(r);
-      throw err;
-    }
-    this.#version = new Version(levels, this.#onObsolete).pin();
 
     // Records through the flushed position are in the tables: damage among them does not
     // matter, and new records must land after it. The WAL was created before CURRENT, so it
