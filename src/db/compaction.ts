@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
 import { TableWriter } from '../sstable/table-writer.js';
+import { tableFileName } from './filenames.js';
 import type { TableMeta } from './manifest.js';
 import { LevelCursor, MergingCursor } from './merge.js';
 import { LEVELS, type LiveTable, type Version } from './version.js';
@@ -124,15 +125,6 @@ export interface CompactionContext {
 export interface WrittenTable {
   meta: TableMeta;
   path: string;
-}
-
-export function tableFileName(n: number): string {
-  return `${String(n).padStart(6, '0')}.sst`;
-}
-
-export function parseTableFileName(name: string): number | undefined {
-  const m = /^(\d{6,})\.sst$/.exec(name);
-  return m ? Number(m[1]) : undefined;
 }
 
 /** Background work runs on the main thread in slices of about this many milliseconds. */

@@ -46,32 +46,15 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
-import {
-  fullCompaction,
-  parseTableFileName,
-  pickCompaction,
-  runCompaction,
-  Slicer,
-  tableFileName,
-  TableSink,
-  type CompactionPlan,
-  type WrittenTable,
-} from './compaction.js';
+import { fullCompaction, pickCompaction, runCompaction, Slicer, TableSink, type CompactionPlan, type WrittenTable } from './compaction.js';
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
-import { installManifest, parseManifestFileName, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
+import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
+import { installManifest, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import {
-  OPTIONS_FILE,
-  OPTIONS_TMP_FILE,
-  checkPersistedOptions,
-  openOptionsFile,
-  readOptionsFile,
-  writeOptionsFile,
-  type PersistedOptions,
-} from './options-file.js';
+import { checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { LEVELS, Version, type LiveTable } from './version.js';
 
@@ -176,7 +159,6 @@ interface Pending {
   record: Record;
 }
 
-const WAL_DIR = 'wal';
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
 const READ_ONLY_ATTEMPTS = 5;
 /** A read-only handle's stand-in for the directory lock it does not take. */
@@ -323,7 +305,7 @@ export class DB<K = string, V = unknown> {
     // What a writer changes when it moves the DB on: CURRENT (a new manifest), OPTIONS (larger
     // limits, under which the WAL may hold records the old ones would call damage).
     const marks = async (): Promise<string | undefined> => {
-      const current = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT'));
+      const current = await readSmallFileOrUndefined(opts.fs, path.join(dir, CURRENT_FILE));
       const options = await readSmallFileOrUndefined(opts.fs, path.join(dir, OPTIONS_FILE));
       return current === undefined ? undefined : `${current.toString('hex')}/${options?.toString('hex') ?? ''}`;
     };
@@ -1102,7 +1084,7 @@ export class DB<K = string, V = unknown> {
         readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
     } else {
       if (readOnly) {
-        const file = path.join(dir, 'CURRENT');
+        const file = path.join(dir, CURRENT_FILE);
         throw new IoError(
           'open',
           file,
@@ -1125,13 +1107,13 @@ export class DB<K = string, V = unknown> {
     // read-only open leaves them (they may be a live writer's work in progress).
     let removed = false;
     for (const name of names) {
-      const table = parseTableFileName(name);
-      const manifest = parseManifestFileName(name);
+      const parsed = parseFileName(name);
+      const table = parsed?.type === 'table' ? parsed.number : undefined;
       const stale =
         (table !== undefined && !this.#live.has(table)) ||
-        (manifest !== undefined && manifest !== current.number) ||
-        name === 'CURRENT.tmp' ||
-        name === OPTIONS_TMP_FILE;
+        (parsed?.type === 'manifest' && parsed.number !== current.number) ||
+        parsed?.type === 'currentTmp' ||
+        parsed?.type === 'optionsTmp';
       if (stale && !readOnly) {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
         removed = true;
@@ -1193,8 +1175,8 @@ export class DB<K = string, V = unknown> {
     const fs = this.#fs;
     const dir = this.#dir;
     const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    if (names.some((n) => parseTableFileName(n) !== undefined)) {
-      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, 'CURRENT'), offset: 0 });
+    if (names.some((n) => parseFileName(n)?.type === 'table')) {
+      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, CURRENT_FILE), offset: 0 });
     }
     if (names.includes(WAL_DIR)) {
       // Records are appended only after CURRENT exists: a WAL with records and no CURRENT means
@@ -1210,7 +1192,7 @@ export class DB<K = string, V = unknown> {
         if (err instanceof CorruptionError)
           throw new CorruptionError(
             `CURRENT is missing and the WAL is damaged (${err.reason})`,
-            { file: path.join(dir, 'CURRENT'), offset: 0 },
+            { file: path.join(dir, CURRENT_FILE), offset: 0 },
             { cause: err },
           );
         throw err;
@@ -1218,13 +1200,14 @@ export class DB<K = string, V = unknown> {
       await probe.wal.close();
       if (probe.recovery.validRecords > 0) {
         throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, {
-          file: path.join(dir, 'CURRENT'),
+          file: path.join(dir, CURRENT_FILE),
           offset: 0,
         });
       }
     }
     for (const name of names) {
-      if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
+      const type = parseFileName(name)?.type;
+      if (type === 'manifest' || type === 'currentTmp') {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
       }
     }

@@ -28,6 +28,7 @@ import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import type { Position } from '../wal/position.js';
+import { CURRENT_FILE, CURRENT_TMP_FILE, manifestFileName, parseFileName } from './filenames.js';
 
 export const MANIFEST_VERSION = 1;
 const MAGIC = Buffer.from('SDMTMANI', 'latin1');
@@ -60,15 +61,6 @@ export interface ManifestState {
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
-
-export function manifestFileName(n: number): string {
-  return `MANIFEST-${String(n).padStart(6, '0')}`;
-}
-
-export function parseManifestFileName(name: string): number | undefined {
-  const m = /^MANIFEST-(\d{6,})$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
 
 export function encodeManifest(state: ManifestState): Buffer {
   const payload = packr.pack(state);
@@ -135,6 +127,20 @@ function isManifestState(v: unknown): boolean {
   );
 }
 
+/** The bytes of a `CURRENT` naming manifest `number`: its name, a space, the name's crc in 8 hex digits, a newline. */
+export function encodeCurrent(number: number): Buffer {
+  return Buffer.from(currentLine(manifestFileName(number)), 'latin1');
+}
+
+/** The manifest number a `CURRENT` file's bytes name; throws `CorruptionError` naming `file` for anything but a valid one. */
+export function decodeCurrent(bytes: Uint8Array, file: string): number {
+  const line = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const m = /^(\S+) [0-9a-f]{8}\n$/.exec(line);
+  const parsed = m ? parseFileName(m[1]!) : undefined;
+  if (parsed?.type !== 'manifest' || currentLine(m![1]!) !== line) throw new CorruptionError('CURRENT is damaged', { file, offset: 0 });
+  return parsed.number;
+}
+
 function currentLine(name: string): string {
   return `${name} ${maskedCrc32c(Buffer.from(name, 'latin1')).toString(16).padStart(8, '0')}\n`;
 }
@@ -180,18 +186,17 @@ export async function writeNewFile(fs: FileSystem, file: string, bytes: Uint8Arr
  * missing.
  */
 export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<{ number: number; state: ManifestState } | undefined> {
-  const currentFile = path.join(dir, 'CURRENT');
-  let line: string;
+  const currentFile = path.join(dir, CURRENT_FILE);
+  let current: Buffer;
   try {
-    line = (await readSmallFile(fs, currentFile, 4096)).toString('latin1');
+    current = await readSmallFile(fs, currentFile, 4096);
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined;
     if (err instanceof CorruptionError) throw err;
     throw new IoError('read', currentFile, err);
   }
-  const m = /^(MANIFEST-\d{6,}) ([0-9a-f]{8})\n$/.exec(line);
-  if (!m || currentLine(m[1]!) !== line) throw new CorruptionError('CURRENT is damaged', { file: currentFile, offset: 0 });
-  const name = m[1]!;
+  const number = decodeCurrent(current, currentFile);
+  const name = manifestFileName(number);
   const file = path.join(dir, name);
   let bytes: Buffer;
   try {
@@ -201,7 +206,7 @@ export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<
     if (err instanceof CorruptionError) throw err;
     throw new IoError('read', file, err);
   }
-  return { number: parseManifestFileName(name)!, state: decodeManifest(bytes, file) };
+  return { number, state: decodeManifest(bytes, file) };
 }
 
 /**
@@ -215,13 +220,12 @@ export async function installManifest(
   state: ManifestState,
   previous: number | undefined,
 ): Promise<void> {
-  const name = manifestFileName(number);
-  const file = path.join(dir, name);
+  const file = path.join(dir, manifestFileName(number));
   await ioStep('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
-  const tmp = path.join(dir, 'CURRENT.tmp');
+  const tmp = path.join(dir, CURRENT_TMP_FILE);
   await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, Buffer.from(currentLine(name), 'latin1')));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, 'CURRENT')));
+  await ioStep('write', tmp, () => writeNewFile(fs, tmp, encodeCurrent(number)));
+  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, CURRENT_FILE)));
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
   if (previous !== undefined && previous !== number) {
     const old = path.join(dir, manifestFileName(previous));
