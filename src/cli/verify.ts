@@ -52,7 +52,7 @@ import {
   manifestFileName,
   tableFileName,
 } from '../db/filenames.js';
-import { readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from '../db/manifest.js';
+import { MANIFEST_HEADER_SIZE, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from '../db/manifest.js';
 import { readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { resolveDBOptions } from '../db/options.js';
 import { CorruptionError, IoError, errnoOf } from '../errors.js';
@@ -100,7 +100,6 @@ export interface VerifyReport {
   checked: Checked[];
 }
 
-const MANIFEST_HEADER = 20;
 const CHUNK = 1 << 20;
 
 /** Runs `sediment verify`; resolves to the exit code. */
@@ -286,7 +285,7 @@ class Verifier {
     const name = manifestFileName(current.number);
     const file = path.join(dir, name);
     const problems = manifestProblems(current.state);
-    for (const p of problems) this.#damage(file, MANIFEST_HEADER, p);
+    for (const p of problems) this.#damage(file, MANIFEST_HEADER_SIZE, p);
     if (problems.length === 0) {
       const s = current.state;
       const flushed = s.flushedThrough ? `${s.flushedThrough.segmentId}:${s.flushedThrough.offset}` : 'none';

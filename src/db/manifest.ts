@@ -10,13 +10,16 @@
  * 4. only then delete the previous manifest.
  * A crash anywhere leaves `CURRENT` naming a complete manifest, old or new.
  *
- * `MANIFEST-<n>` layout:
+ * `MANIFEST-<n>` layout (docs/FORMAT.md, "DB directory", has the details and an example):
  * ```
  *  0        8        12          16         20
  *  +--------+--------+-----------+----------+----------------------+
  *  | magic  | ver u32| length u32| crc u32  | payload (msgpack)    |
  *  +--------+--------+-----------+----------+----------------------+
- *  magic "SDMTMANI"; crc: masked CRC-32C of the payload.
+ *  magic "SDMTMANI"; length = file size - 20; crc: masked CRC-32C of the payload.
+ *  payload: a map { nextFileNumber, lastSeq, flushedThrough: { segmentId, offset } | nil,
+ *  levels: [[{ fileNumber, size, smallest: bin, largest: bin, minSeq, maxSeq, entries }]] },
+ *  written in this order; every number a non-negative integer below 2^53.
  * ```
  * `CURRENT` is one line: `MANIFEST-<n> <crc of that name, 8 hex digits>\n`.
  *
@@ -32,7 +35,9 @@ import { CURRENT_FILE, CURRENT_TMP_FILE, manifestFileName, parseFileName } from 
 
 export const MANIFEST_VERSION = 1;
 const MAGIC = Buffer.from('SDMTMANI', 'latin1');
-const HEADER = 20;
+/** Bytes before the payload. */
+export const MANIFEST_HEADER_SIZE = 20;
+const HEADER = MANIFEST_HEADER_SIZE;
 /** A manifest is a few KB; anything over this is damage, not a manifest. */
 const MAX_MANIFEST = 64 * 2 ** 20;
 
@@ -50,7 +55,7 @@ export interface TableMeta {
 
 /** The durable state of the DB. */
 export interface ManifestState {
-  /** Next number for a table or manifest file. */
+  /** Number of the next table file (manifests are numbered apart: previous + 1). */
   nextFileNumber: number;
   /** Highest sequence number in the tables. */
   lastSeq: number;
@@ -62,8 +67,26 @@ export interface ManifestState {
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/** The bytes of a manifest file recording `state`. */
 export function encodeManifest(state: ManifestState): Buffer {
-  const payload = packr.pack(state);
+  // Fixed field order, and only the fields of the format: the same state always makes the same
+  // bytes, whatever order its objects' properties were set in.
+  const payload = packr.pack({
+    nextFileNumber: state.nextFileNumber,
+    lastSeq: state.lastSeq,
+    flushedThrough: state.flushedThrough && { segmentId: state.flushedThrough.segmentId, offset: state.flushedThrough.offset },
+    levels: state.levels.map((level) =>
+      level.map((t) => ({
+        fileNumber: t.fileNumber,
+        size: t.size,
+        smallest: t.smallest,
+        largest: t.largest,
+        minSeq: t.minSeq,
+        maxSeq: t.maxSeq,
+        entries: t.entries,
+      })),
+    ),
+  });
   const out = Buffer.alloc(HEADER + payload.length);
   MAGIC.copy(out, 0);
   out.writeUInt32LE(MANIFEST_VERSION, 8);
