@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { DB } from '../db/index.js';
 import type { KeyEncoding, ValueEncoding } from '../db/encoding.js';
+import { CURRENT_FILE, fileNumbers, parseFileName, tableFileName } from '../db/filenames.js';
 import { readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { CorruptionError, InvalidConfigError, LockedError, SedimentError, errnoOf } from '../errors.js';
 import { nodeFileSystem } from '../fs/node.js';
@@ -102,7 +103,7 @@ export interface OpenOptions {
  */
 export async function openDB(dir: string, flags: EncodingFlags, o: OpenOptions): Promise<{ db: AnyDB; enc: Encodings }> {
   const enc = await encodingsFor(dir, flags);
-  if (!o.readOnly && !o.create && !(await exists(path.join(dir, 'CURRENT')))) {
+  if (!o.readOnly && !o.create && !(await exists(path.join(dir, CURRENT_FILE)))) {
     throw new CliError(`no sediment database in ${dir} (no CURRENT file)${(await exists(dir)) ? '' : ': no such directory'}`, EXIT.FAILED);
   }
   try {
@@ -326,7 +327,7 @@ export function countingTableReads(inner: FileSystem, onRead: (bytes: number) =>
   return {
     open: async (file, mode) => {
       const h = await inner.open(file, mode);
-      return mode === 'read' && file.endsWith('.sst') ? wrap(h) : h;
+      return mode === 'read' && parseFileName(path.basename(file))?.type === 'table' ? wrap(h) : h;
     },
     readdir: (dir) => inner.readdir(dir),
     mkdir: (dir) => inner.mkdir(dir),
@@ -341,9 +342,8 @@ export function countingTableReads(inner: FileSystem, onRead: (bytes: number) =>
 /** Total bytes of the table files in `dir`, for a progress bar's total. */
 export async function tableBytes(dir: string): Promise<number> {
   let total = 0;
-  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-    if (!/^\d{6,}\.sst$/.test(name)) continue;
-    total += await fs.stat(path.join(dir, name)).then(
+  for (const n of fileNumbers(await fs.readdir(dir).catch(() => [] as string[]), 'table')) {
+    total += await fs.stat(path.join(dir, tableFileName(n))).then(
       (s) => s.size,
       () => 0,
     );

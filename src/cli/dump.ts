@@ -20,6 +20,7 @@
 import * as path from 'node:path';
 import { decodeKey, decodeValue, encodeKey } from '../db/encoding.js';
 import type { IteratorOptions } from '../db/index.js';
+import { WAL_DIR } from '../db/filenames.js';
 import { readCurrentManifest } from '../db/manifest.js';
 import { parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { comparePositions, type Position } from '../wal/position.js';
@@ -187,7 +188,7 @@ function walLine(
 
 /** The WAL's total size, and for each segment the bytes of the segments before it (a progress bar's measure). */
 async function segmentSizes(dir: string): Promise<{ total: number; before: Map<number, number> }> {
-  const walDir = path.join(dir, 'wal');
+  const walDir = path.join(dir, WAL_DIR);
   const ids: number[] = [];
   for (const name of await fs.readdir(walDir).catch(() => [] as string[])) {
     const id = parseSegmentFileName(name);

@@ -10,8 +10,8 @@
  * @module
  */
 import * as path from 'node:path';
-import { tableFileName } from '../db/compaction.js';
 import { decodeKey } from '../db/encoding.js';
+import { CURRENT_FILE, WAL_DIR, manifestFileName, tableFileName } from '../db/filenames.js';
 import { readCurrentManifest, type ManifestState } from '../db/manifest.js';
 import { CorruptionError, errnoOf } from '../errors.js';
 import { TableInspector } from '../sstable/table-check.js';
@@ -82,7 +82,7 @@ async function inspect(dir: string, db: AnyDB, keyEncoding: 'utf8' | 'binary', o
   let levels: InspectReport['levels'] = [];
   for (let attempt = 1; ; attempt++) {
     manifest = await readCurrentManifest(fs, dir);
-    if (!manifest) throw new CorruptionError('CURRENT is missing', { file: path.join(dir, 'CURRENT'), offset: 0 });
+    if (!manifest) throw new CorruptionError('CURRENT is missing', { file: path.join(dir, CURRENT_FILE), offset: 0 });
     try {
       levels = [];
       for (let l = 0; l < manifest.state.levels.length; l++) {
@@ -120,7 +120,7 @@ async function inspect(dir: string, db: AnyDB, keyEncoding: 'utf8' | 'binary', o
     }
   }
 
-  const walDir = path.join(dir, 'wal');
+  const walDir = path.join(dir, WAL_DIR);
   const segments: InspectReport['wal']['segments'] = [];
   for (const name of await fs.readdir(walDir)) {
     const id = parseSegmentFileName(name);
@@ -129,7 +129,7 @@ async function inspect(dir: string, db: AnyDB, keyEncoding: 'utf8' | 'binary', o
       (s) => s.size,
       () => 0,
     );
-    segments.push({ id, file: `wal/${segmentFileName(id)}`, size });
+    segments.push({ id, file: `${WAL_DIR}/${segmentFileName(id)}`, size });
   }
   segments.sort((a, b) => a.id - b.id);
   const state = await readStateFile(fs, walDir).catch(() => undefined);
@@ -144,7 +144,7 @@ async function inspect(dir: string, db: AnyDB, keyEncoding: 'utf8' | 'binary', o
     dir,
     options: options && { ...options },
     manifest: {
-      file: `MANIFEST-${String(manifest.number).padStart(6, '0')}`,
+      file: manifestFileName(manifest.number),
       lastSequence: manifest.state.lastSeq,
       nextFileNumber: manifest.state.nextFileNumber,
       flushedThrough: flushed,

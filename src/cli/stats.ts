@@ -7,7 +7,9 @@
  * @module
  */
 import * as path from 'node:path';
+import { WAL_DIR } from '../db/filenames.js';
 import type { DBStats } from '../db/index.js';
+import { parseSegmentFileName } from '../wal/format.js';
 import { EXIT, type Out, fs, openDB, tableBytes, toJson } from './common.js';
 
 /** `sediment stats`. */
@@ -20,9 +22,9 @@ export async function statsCommand(dir: string, out: Out): Promise<number> {
     await db.close().catch(() => undefined);
   }
   let walBytes = 0;
-  const walDir = path.join(dir, 'wal');
+  const walDir = path.join(dir, WAL_DIR);
   for (const name of await fs.readdir(walDir).catch(() => [] as string[])) {
-    if (/^\d{16}\.wal$/.test(name))
+    if (parseSegmentFileName(name) !== undefined)
       walBytes += await fs.stat(path.join(walDir, name)).then(
         (x) => x.size,
         () => 0,

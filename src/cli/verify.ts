@@ -42,9 +42,18 @@
  */
 import * as path from 'node:path';
 import { DB } from '../db/index.js';
-import { parseTableFileName, tableFileName } from '../db/compaction.js';
-import { parseManifestFileName, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from '../db/manifest.js';
-import { OPTIONS_FILE, OPTIONS_TMP_FILE, readOptionsFile, type PersistedOptions } from '../db/options-file.js';
+import {
+  CURRENT_FILE,
+  CURRENT_TMP_FILE,
+  OPTIONS_FILE,
+  OPTIONS_TMP_FILE,
+  WAL_DIR,
+  fileNumbers,
+  manifestFileName,
+  tableFileName,
+} from '../db/filenames.js';
+import { MANIFEST_HEADER_SIZE, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from '../db/manifest.js';
+import { readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { resolveDBOptions } from '../db/options.js';
 import { CorruptionError, IoError, errnoOf } from '../errors.js';
 import { readFully } from '../fs/read.js';
@@ -91,8 +100,6 @@ export interface VerifyReport {
   checked: Checked[];
 }
 
-const WAL_DIR = 'wal';
-const MANIFEST_HEADER = 20;
 const CHUNK = 1 << 20;
 
 /** Runs `sediment verify`; resolves to the exit code. */
@@ -196,10 +203,10 @@ class Verifier {
   async run(): Promise<VerifyReport> {
     const dir = this.#dir;
     const names = await fs.readdir(dir);
-    const tables = names.map(parseTableFileName).filter((n): n is number => n !== undefined);
-    const manifests = names.map(parseManifestFileName).filter((n): n is number => n !== undefined);
+    const tables = fileNumbers(names, 'table');
+    const manifests = fileNumbers(names, 'manifest');
     const looksLikeDB =
-      names.includes('CURRENT') || names.includes(OPTIONS_FILE) || names.includes(WAL_DIR) || tables.length > 0 || manifests.length > 0;
+      names.includes(CURRENT_FILE) || names.includes(OPTIONS_FILE) || names.includes(WAL_DIR) || tables.length > 0 || manifests.length > 0;
     if (!looksLikeDB) throw new CliError(`no sediment database in ${dir} (no CURRENT, OPTIONS, manifest, table or wal/)`, EXIT.FAILED);
 
     const walDir = path.join(dir, WAL_DIR);
@@ -213,11 +220,17 @@ class Verifier {
     for (const id of segments) total += await sizeOf(path.join(walDir, segmentFileName(id)));
     this.#progress = progressBar('verify', total, 'bytes');
     try {
-      const options = await this.#checkOptions(names.includes('CURRENT'));
+      const options = await this.#checkOptions(names.includes(CURRENT_FILE));
       const current = await this.#checkManifest(manifests);
       await this.#checkTables(current?.state, tables);
-      await this.#checkWal(walNames, segments, current?.state, options === undefined && names.includes('CURRENT'), names.includes(WAL_DIR));
-      for (const leftover of [OPTIONS_TMP_FILE, 'CURRENT.tmp']) {
+      await this.#checkWal(
+        walNames,
+        segments,
+        current?.state,
+        options === undefined && names.includes(CURRENT_FILE),
+        names.includes(WAL_DIR),
+      );
+      for (const leftover of [OPTIONS_TMP_FILE, CURRENT_TMP_FILE]) {
         if (names.includes(leftover))
           this.#note(path.join(dir, leftover), undefined, 'a leftover of an interrupted write; the next writable open deletes it');
       }
@@ -263,26 +276,26 @@ class Verifier {
     }
     if (!current) {
       this.#damage(
-        path.join(dir, 'CURRENT'),
+        path.join(dir, CURRENT_FILE),
         undefined,
         "missing: nothing says which manifest is the database's (DB.repair rebuilds one from the tables)",
       );
       return undefined;
     }
-    const name = `MANIFEST-${String(current.number).padStart(6, '0')}`;
+    const name = manifestFileName(current.number);
     const file = path.join(dir, name);
     const problems = manifestProblems(current.state);
-    for (const p of problems) this.#damage(file, MANIFEST_HEADER, p);
+    for (const p of problems) this.#damage(file, MANIFEST_HEADER_SIZE, p);
     if (problems.length === 0) {
       const s = current.state;
       const flushed = s.flushedThrough ? `${s.flushedThrough.segmentId}:${s.flushedThrough.offset}` : 'none';
-      this.#ok(path.join(dir, 'CURRENT'), `names ${name}`);
+      this.#ok(path.join(dir, CURRENT_FILE), `names ${name}`);
       this.#ok(file, `${s.levels.flat().length} tables, last sequence ${s.lastSeq}, WAL flushed through ${flushed}`);
     }
     for (const n of manifests) {
       if (n !== current.number)
         this.#note(
-          path.join(dir, `MANIFEST-${String(n).padStart(6, '0')}`),
+          path.join(dir, manifestFileName(n)),
           undefined,
           'an older manifest, left by an interrupted switch; the next writable open deletes it',
         );

@@ -16,7 +16,7 @@ import { TableReader } from '../sstable/table-reader.js';
 import { errorToWire } from '../wire-error.js';
 import type { FromWorker, ToWorker } from './background.js';
 import { runCompactionJob } from './compaction-job.js';
-import { tableFileName } from './compaction.js';
+import { tableFileName } from './filenames.js';
 import * as path from 'node:path';
 import type { WrittenTable } from './table-sink.js';
 

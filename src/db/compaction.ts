@@ -95,12 +95,3 @@ export function fullCompaction(v: Version): CompactionPlan | undefined {
   const outputLevel = Math.max(1, deepest);
   return { inputs: v.levels.map((level) => [...level]), level: 0, outputLevel, reason: 'manual' };
 }
-
-export function tableFileName(n: number): string {
-  return `${String(n).padStart(6, '0')}.sst`;
-}
-
-export function parseTableFileName(name: string): number | undefined {
-  const m = /^(\d{6,})\.sst$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}

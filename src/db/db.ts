@@ -48,29 +48,16 @@ import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
 import { BackgroundWorker, BackgroundWorkerError } from './background.js';
 import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
-import { fullCompaction, parseTableFileName, pickCompaction, tableFileName, type CompactionPlan } from './compaction.js';
+import { fullCompaction, pickCompaction, type CompactionPlan } from './compaction.js';
 import type { WrittenTable } from './table-sink.js';
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
-import {
-  installManifest,
-  parseManifestFileName,
-  readCurrentManifest,
-  readSmallFile,
-  type ManifestState,
-  type TableMeta,
-} from './manifest.js';
+import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
+import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
 import { MergingCursor } from './merge.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import {
-  OPTIONS_FILE,
-  checkPersistedOptions,
-  openOptionsFile,
-  readOptionsFile,
-  writeOptionsFile,
-  type PersistedOptions,
-} from './options-file.js';
+import { checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { LEVELS } from './version.js';
 import { VersionSet } from './version-set.js';
@@ -181,7 +168,6 @@ interface Pending {
   record: Record;
 }
 
-const WAL_DIR = 'wal';
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
 const READ_ONLY_ATTEMPTS = 5;
 /** A read-only handle's stand-in for the directory lock it does not take. */
@@ -328,7 +314,7 @@ export class DB<K = string, V = unknown> {
     // What a writer changes when it moves the DB on: CURRENT (a new manifest), OPTIONS (larger
     // limits, under which the WAL may hold records the old ones would call damage).
     const marks = async (): Promise<string | undefined> => {
-      const current = await readSmallFileOrUndefined(opts.fs, path.join(dir, 'CURRENT'));
+      const current = await readSmallFileOrUndefined(opts.fs, path.join(dir, CURRENT_FILE));
       const options = await readSmallFileOrUndefined(opts.fs, path.join(dir, OPTIONS_FILE));
       return current === undefined ? undefined : `${current.toString('hex')}/${options?.toString('hex') ?? ''}`;
     };
@@ -1063,7 +1049,7 @@ export class DB<K = string, V = unknown> {
         readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
     } else {
       if (readOnly) {
-        const file = path.join(dir, 'CURRENT');
+        const file = path.join(dir, CURRENT_FILE);
         throw new IoError(
           'open',
           file,
@@ -1106,8 +1092,8 @@ export class DB<K = string, V = unknown> {
     const fs = this.#fs;
     const dir = this.#dir;
     const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    if (names.some((n) => parseTableFileName(n) !== undefined)) {
-      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, 'CURRENT'), offset: 0 });
+    if (names.some((n) => parseFileName(n)?.type === 'table')) {
+      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, CURRENT_FILE), offset: 0 });
     }
     if (names.includes(WAL_DIR)) {
       // Records are appended only after CURRENT exists: a WAL with records and no CURRENT means
@@ -1123,7 +1109,7 @@ export class DB<K = string, V = unknown> {
         if (err instanceof CorruptionError)
           throw new CorruptionError(
             `CURRENT is missing and the WAL is damaged (${err.reason})`,
-            { file: path.join(dir, 'CURRENT'), offset: 0 },
+            { file: path.join(dir, CURRENT_FILE), offset: 0 },
             { cause: err },
           );
         throw err;
@@ -1131,13 +1117,14 @@ export class DB<K = string, V = unknown> {
       await probe.wal.close();
       if (probe.recovery.validRecords > 0) {
         throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, {
-          file: path.join(dir, 'CURRENT'),
+          file: path.join(dir, CURRENT_FILE),
           offset: 0,
         });
       }
     }
     for (const name of names) {
-      if (parseManifestFileName(name) !== undefined || name === 'CURRENT.tmp') {
+      const type = parseFileName(name)?.type;
+      if (type === 'manifest' || type === 'currentTmp') {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
       }
     }

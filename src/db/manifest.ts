@@ -10,13 +10,16 @@
  * 4. only then delete the previous manifest.
  * A crash anywhere leaves `CURRENT` naming a complete manifest, old or new.
  *
- * `MANIFEST-<n>` layout:
+ * `MANIFEST-<n>` layout (docs/FORMAT.md, "DB directory", has the details and an example):
  * ```
  *  0        8        12          16         20
  *  +--------+--------+-----------+----------+----------------------+
  *  | magic  | ver u32| length u32| crc u32  | payload (msgpack)    |
  *  +--------+--------+-----------+----------+----------------------+
- *  magic "SDMTMANI"; crc: masked CRC-32C of the payload.
+ *  magic "SDMTMANI"; length = file size - 20; crc: masked CRC-32C of the payload.
+ *  payload: a map { nextFileNumber, lastSeq, flushedThrough: { segmentId, offset } | nil,
+ *  levels: [[{ fileNumber, size, smallest: bin, largest: bin, minSeq, maxSeq, entries }]] },
+ *  written in this order; every number a non-negative integer below 2^53.
  * ```
  * `CURRENT` is one line: `MANIFEST-<n> <crc of that name, 8 hex digits>\n`.
  *
@@ -28,10 +31,13 @@ import { CorruptionError, IoError, errnoOf, ioStep } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import type { Position } from '../wal/position.js';
+import { CURRENT_FILE, CURRENT_TMP_FILE, manifestFileName, parseFileName } from './filenames.js';
 
 export const MANIFEST_VERSION = 1;
 const MAGIC = Buffer.from('SDMTMANI', 'latin1');
-const HEADER = 20;
+/** Bytes before the payload. */
+export const MANIFEST_HEADER_SIZE = 20;
+const HEADER = MANIFEST_HEADER_SIZE;
 /** A manifest is a few KB; anything over this is damage, not a manifest. */
 const MAX_MANIFEST = 64 * 2 ** 20;
 
@@ -49,7 +55,7 @@ export interface TableMeta {
 
 /** The durable state of the DB. */
 export interface ManifestState {
-  /** Next number for a table or manifest file. */
+  /** Number of the next table file (manifests are numbered apart: previous + 1). */
   nextFileNumber: number;
   /** Highest sequence number in the tables. */
   lastSeq: number;
@@ -61,17 +67,26 @@ export interface ManifestState {
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export function manifestFileName(n: number): string {
-  return `MANIFEST-${String(n).padStart(6, '0')}`;
-}
-
-export function parseManifestFileName(name: string): number | undefined {
-  const m = /^MANIFEST-(\d{6,})$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
-
+/** The bytes of a manifest file recording `state`. */
 export function encodeManifest(state: ManifestState): Buffer {
-  const payload = packr.pack(state);
+  // Fixed field order, and only the fields of the format: the same state always makes the same
+  // bytes, whatever order its objects' properties were set in.
+  const payload = packr.pack({
+    nextFileNumber: state.nextFileNumber,
+    lastSeq: state.lastSeq,
+    flushedThrough: state.flushedThrough && { segmentId: state.flushedThrough.segmentId, offset: state.flushedThrough.offset },
+    levels: state.levels.map((level) =>
+      level.map((t) => ({
+        fileNumber: t.fileNumber,
+        size: t.size,
+        smallest: t.smallest,
+        largest: t.largest,
+        minSeq: t.minSeq,
+        maxSeq: t.maxSeq,
+        entries: t.entries,
+      })),
+    ),
+  });
   const out = Buffer.alloc(HEADER + payload.length);
   MAGIC.copy(out, 0);
   out.writeUInt32LE(MANIFEST_VERSION, 8);
@@ -135,6 +150,20 @@ function isManifestState(v: unknown): boolean {
   );
 }
 
+/** The bytes of a `CURRENT` naming manifest `number`: its name, a space, the name's crc in 8 hex digits, a newline. */
+export function encodeCurrent(number: number): Buffer {
+  return Buffer.from(currentLine(manifestFileName(number)), 'latin1');
+}
+
+/** The manifest number a `CURRENT` file's bytes name; throws `CorruptionError` naming `file` for anything but a valid one. */
+export function decodeCurrent(bytes: Uint8Array, file: string): number {
+  const line = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const m = /^(\S+) [0-9a-f]{8}\n$/.exec(line);
+  const parsed = m ? parseFileName(m[1]!) : undefined;
+  if (parsed?.type !== 'manifest' || currentLine(m![1]!) !== line) throw new CorruptionError('CURRENT is damaged', { file, offset: 0 });
+  return parsed.number;
+}
+
 function currentLine(name: string): string {
   return `${name} ${maskedCrc32c(Buffer.from(name, 'latin1')).toString(16).padStart(8, '0')}\n`;
 }
@@ -180,18 +209,17 @@ export async function writeNewFile(fs: FileSystem, file: string, bytes: Uint8Arr
  * missing.
  */
 export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<{ number: number; state: ManifestState } | undefined> {
-  const currentFile = path.join(dir, 'CURRENT');
-  let line: string;
+  const currentFile = path.join(dir, CURRENT_FILE);
+  let current: Buffer;
   try {
-    line = (await readSmallFile(fs, currentFile, 4096)).toString('latin1');
+    current = await readSmallFile(fs, currentFile, 4096);
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined;
     if (err instanceof CorruptionError) throw err;
     throw new IoError('read', currentFile, err);
   }
-  const m = /^(MANIFEST-\d{6,}) ([0-9a-f]{8})\n$/.exec(line);
-  if (!m || currentLine(m[1]!) !== line) throw new CorruptionError('CURRENT is damaged', { file: currentFile, offset: 0 });
-  const name = m[1]!;
+  const number = decodeCurrent(current, currentFile);
+  const name = manifestFileName(number);
   const file = path.join(dir, name);
   let bytes: Buffer;
   try {
@@ -201,7 +229,7 @@ export async function readCurrentManifest(fs: FileSystem, dir: string): Promise<
     if (err instanceof CorruptionError) throw err;
     throw new IoError('read', file, err);
   }
-  return { number: parseManifestFileName(name)!, state: decodeManifest(bytes, file) };
+  return { number, state: decodeManifest(bytes, file) };
 }
 
 /**
@@ -215,13 +243,12 @@ export async function installManifest(
   state: ManifestState,
   previous: number | undefined,
 ): Promise<void> {
-  const name = manifestFileName(number);
-  const file = path.join(dir, name);
+  const file = path.join(dir, manifestFileName(number));
   await ioStep('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
-  const tmp = path.join(dir, 'CURRENT.tmp');
+  const tmp = path.join(dir, CURRENT_TMP_FILE);
   await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, Buffer.from(currentLine(name), 'latin1')));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, 'CURRENT')));
+  await ioStep('write', tmp, () => writeNewFile(fs, tmp, encodeCurrent(number)));
+  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, CURRENT_FILE)));
   await ioStep('syncDir', dir, () => fs.syncDir(dir));
   if (previous !== undefined && previous !== number) {
     const old = path.join(dir, manifestFileName(previous));

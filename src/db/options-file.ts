@@ -52,13 +52,10 @@ import type { FileSystem } from '../fs/types.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
+import { OPTIONS_FILE, OPTIONS_TMP_FILE } from './filenames.js';
 import { readSmallFile, writeNewFile } from './manifest.js';
 import type { ResolvedDBOptions } from './options.js';
 
-/** Name of the file in the DB directory. */
-export const OPTIONS_FILE = 'OPTIONS';
-/** Name of the temporary file a write renames over {@link OPTIONS_FILE}. */
-export const OPTIONS_TMP_FILE = 'OPTIONS.tmp';
 /** Version of the file's layout (line 1). */
 export const OPTIONS_FILE_VERSION = 1;
 /** Generation of the DB's on-disk data format that this sediment reads and writes. */

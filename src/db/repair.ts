@@ -82,8 +82,9 @@ import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import { fileSystemProblem, type FileHandle, type FileSystem } from '../fs/types.js';
 import { checkTable, TableInspector, type DataBlockInfo, type TableCheck } from '../sstable/table-check.js';
-import { parseTableFileName, tableFileName } from './compaction.js';
-import { installManifest, parseManifestFileName, readCurrentManifest, type ManifestState, type TableMeta } from './manifest.js';
+import { parseSegmentFileName } from '../wal/format.js';
+import { CURRENT_FILE, QUARANTINE_DIR, WAL_DIR, fileNumbers, manifestFileName, quarantinedFileName, tableFileName } from './filenames.js';
+import { installManifest, readCurrentManifest, type ManifestState, type TableMeta } from './manifest.js';
 import { TableSink, type WrittenTable } from './table-sink.js';
 import { LEVELS } from './version.js';
 
@@ -164,8 +165,6 @@ export interface RepairReport {
   cleanupErrors: string[];
 }
 
-const QUARANTINE = 'quarantine';
-const WAL_DIR = 'wal';
 /** Size of the tables a manifest rebuild writes: the DB's default `tableFileSize`. */
 const REBUILD_TABLE_SIZE = 4 * 1024 * 1024;
 const COPY_CHUNK = 1024 * 1024;
@@ -283,7 +282,7 @@ class Repair {
     this.#fs = fs;
     this.#dir = dir;
     this.#compression = compression;
-    this.#qdir = path.join(dir, QUARANTINE);
+    this.#qdir = path.join(dir, QUARANTINE_DIR);
     this.#report = {
       dir,
       tablesChecked: 0,
@@ -303,11 +302,8 @@ class Repair {
     const fs = this.#fs;
     const dir = this.#dir;
     const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    const tables = names
-      .map(parseTableFileName)
-      .filter((n): n is number => n !== undefined)
-      .sort((a, b) => a - b);
-    const manifests = names.map(parseManifestFileName).filter((n): n is number => n !== undefined);
+    const tables = fileNumbers(names, 'table').sort((a, b) => a - b);
+    const manifests = fileNumbers(names, 'manifest');
     this.#nextFileNumber = Math.max(1, ...tables.map((n) => n + 1));
 
     let current: Awaited<ReturnType<typeof readCurrentManifest>>;
@@ -319,7 +315,7 @@ class Repair {
           ? await ioStep('readdir', path.join(dir, WAL_DIR), () => fs.readdir(path.join(dir, WAL_DIR)))
           : [];
         // No CURRENT and nothing stored: a new or empty directory, nothing to repair.
-        if (tables.length === 0 && !walNames.some((n) => n.endsWith('.wal'))) return this.#report;
+        if (tables.length === 0 && !walNames.some((n) => parseSegmentFileName(n) !== undefined)) return this.#report;
         manifestError = 'CURRENT is missing but the directory holds tables or a WAL';
       }
     } catch (err) {
@@ -331,7 +327,7 @@ class Repair {
       if (current) return await this.#repairTables(current.number, current.state, manifests);
       this.#report.manifestRebuilt = true;
       this.#report.manifestError = manifestError;
-      return await this.#rebuild(tables, manifests, names.includes('CURRENT'));
+      return await this.#rebuild(tables, manifests, names.includes(CURRENT_FILE));
     } catch (err) {
       if (!this.#report.changed) await this.#discardWritten();
       throw err;
@@ -345,7 +341,7 @@ class Repair {
   }
 
   #quarantineTarget(name: string): string {
-    return path.join(this.#qdir, `${this.#stamp}-${name}`);
+    return path.join(this.#qdir, quarantinedFileName(this.#stamp, name));
   }
 
   // -- manifest readable ---------------------------------------------------------------------
@@ -582,9 +578,10 @@ class Repair {
       const range = p && p.entryCount > 0 ? { smallest: p.smallestKey!, largest: p.largestKey! } : undefined;
       this.#recordDamage(c.file, c.fileNumber, null, damage, range, p?.entryCount);
     }
-    if (hasCurrent) this.#evidence.push({ file: path.join(this.#dir, 'CURRENT'), target: this.#quarantineTarget('CURRENT'), move: false });
+    if (hasCurrent)
+      this.#evidence.push({ file: path.join(this.#dir, CURRENT_FILE), target: this.#quarantineTarget(CURRENT_FILE), move: false });
     for (const m of manifests.sort((a, b) => a - b)) {
-      const name = `MANIFEST-${String(m).padStart(6, '0')}`;
+      const name = manifestFileName(m);
       this.#evidence.push({ file: path.join(this.#dir, name), target: this.#quarantineTarget(name), move: true });
     }
 

@@ -10,7 +10,7 @@ import type { Entry } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
 import type { TableCompression } from '../sstable/format.js';
 import { TableWriter } from '../sstable/table-writer.js';
-import { tableFileName } from './compaction.js';
+import { tableFileName } from './filenames.js';
 import type { TableMeta } from './manifest.js';
 
 /** A table written by a compaction, a flush or a repair: durable (synced), not yet in a manifest. */

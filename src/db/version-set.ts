@@ -22,9 +22,8 @@ import type { FileSystem } from '../fs/types.js';
 import type { BlockCache } from '../sstable/block-cache.js';
 import { TableReader } from '../sstable/table-reader.js';
 import type { Position } from '../wal/position.js';
-import { parseTableFileName, tableFileName } from './compaction.js';
-import { installManifest, parseManifestFileName, type ManifestState, type TableMeta } from './manifest.js';
-import { OPTIONS_TMP_FILE } from './options-file.js';
+import { parseFileName, tableFileName } from './filenames.js';
+import { installManifest, type ManifestState, type TableMeta } from './manifest.js';
 import type { WrittenTable } from './table-sink.js';
 import { LEVELS, type LiveTable, Version } from './version.js';
 
@@ -103,13 +102,13 @@ export class VersionSet {
     const names = await ioStep('readdir', dir, () => fs.readdir(dir));
     let removed = false;
     for (const name of names) {
-      const table = parseTableFileName(name);
-      const manifest = parseManifestFileName(name);
+      const parsed = parseFileName(name);
+      const table = parsed?.type === 'table' ? parsed.number : undefined;
       const stale =
         (table !== undefined && !set.#live.has(table)) ||
-        (manifest !== undefined && manifest !== current.number) ||
-        name === 'CURRENT.tmp' ||
-        name === OPTIONS_TMP_FILE;
+        (parsed?.type === 'manifest' && parsed.number !== current.number) ||
+        parsed?.type === 'currentTmp' ||
+        parsed?.type === 'optionsTmp';
       // A read-only open leaves them: they may be a live writer's work in progress.
       if (stale && !readOnly) {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { isLockSocketFileName, LOCK_FILE, lockSocketFileName } from './lock-names.js';
 import type { DirectoryLock, FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
 
 const OPEN_FLAGS: Record<OpenMode, number> = {
@@ -148,8 +149,6 @@ async function lockWithSockets(dir: string): Promise<DirectoryLock> {
   };
 }
 
-/** Names of lock socket files: `LOCK-` and 16 hex digits. */
-const LOCK_SOCKET = /^LOCK-[0-9a-f]{16}\.sock$/;
 /**
  * A lock socket file that refuses connections is a dead holder's (the kernel does not remove
  * socket files). It is deleted only once older than this: a live holder's file also refuses for
@@ -172,7 +171,7 @@ const NO_SOCKET_FILES = new Set(['EOPNOTSUPP', 'ENOTSUP', 'EPERM']);
  * tests, with `staleMs`.
  */
 export async function claimSocketFile(dir: string, staleMs = STALE_LOCK_SOCKET_MS): Promise<DirectoryLock | undefined> {
-  const name = `LOCK-${randomBytes(8).toString('hex')}.sock`;
+  const name = lockSocketFileName(randomBytes(8).toString('hex'));
   // A socket address holds at most 107 bytes of path: a longer one goes through the directory's
   // descriptor in /proc, which must stay open while the socket does (closing the server
   // unlinks its file by that path).
@@ -205,7 +204,7 @@ export async function claimSocketFile(dir: string, staleMs = STALE_LOCK_SOCKET_M
   };
   try {
     for (const other of await fs.promises.readdir(dir)) {
-      if (other === name || !LOCK_SOCKET.test(other)) continue;
+      if (other === name || !isLockSocketFileName(other)) continue;
       const state = await probeSocket(path.join(base, other));
       if (state === 'live') throw lockedError(dir, `held by a live handle (${other}), maybe in another network namespace`);
       if (state === 'dead') await removeIfOlder(path.join(dir, other), staleMs);
@@ -269,7 +268,7 @@ async function lockWithAbstractSocket(dir: string): Promise<DirectoryLock> {
 }
 
 async function lockWithPidFile(dir: string): Promise<DirectoryLock> {
-  const file = path.join(dir, 'LOCK');
+  const file = path.join(dir, LOCK_FILE);
   const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

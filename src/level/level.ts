@@ -31,6 +31,7 @@ import {
 import ModuleError from 'module-error';
 import { errnoOf, IoError } from '../errors.js';
 import { DB, type BatchOperation, type DBIterator, type IteratorOptions, type PutOptions, type ReadOptions } from '../db/db.js';
+import { CURRENT_FILE } from '../db/filenames.js';
 import { resolveDBOptions, type DBOptions } from '../db/options.js';
 import { levelError } from './errors.js';
 import {
@@ -257,7 +258,7 @@ export class SedimentLevel<KDefault = string, VDefault = string> extends Abstrac
   /** Whether the location holds a DB: sediment writes `CURRENT` last when it creates one, so it is the mark. */
   async #exists(): Promise<boolean> {
     const fs = resolveDBOptions(this.#options).fs;
-    const file = path.join(this.#location, 'CURRENT');
+    const file = path.join(this.#location, CURRENT_FILE);
     try {
       await fs.stat(file);
       return true;

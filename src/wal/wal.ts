@@ -12,16 +12,20 @@
  * - `'always'`: the appends wait for an fdatasync that starts after their write. One sync runs
  *   at a time per segment; appends written while it runs share the next one (group commit).
  *
+ * The segment being appended to (its writes, fdatasyncs, preallocation and sealing) is an
+ * {@link ActiveSegment} (active-segment.ts); this file holds the queue and group commit, the
+ * policies, rotation, segment deletion, open and close, and the public API.
+ *
  * Invariants:
  * - Bytes reach a segment only at its end, in append order; a record's promise resolves only
  *   after its bytes (and, under `'always'`, an fdatasync) completed.
- * - A segment is fdatasynced and cut to its logical end *before* its successor is created, so
- *   every segment but the last ends cleanly on disk; only the last may have a torn tail.
+ * - A segment is sealed (cut to its logical end and fdatasynced) *before* its successor is
+ *   created, so every segment but the last ends cleanly on disk; only the last may have a torn
+ *   tail.
  * - After a failed write or fdatasync the log is failed for good: nothing is retried, pending
  *   and later calls reject with the first error (the fsyncgate rule), and recovery on reopen
  *   decides from what is on disk.
- * - Preallocation writes zeros only at or past the writer's end, synchronously between
- *   flushes, so it never overwrites a record.
+ * - Preallocation (the active segment's) never overwrites a record.
  * - The segment state file (segment-state.ts) never says a segment exists before it does, nor
  *   that one is gone before it is unlinked: a new segment (always id `next`) is created durably,
  *   then recorded, and only then appended to; a raised floor is durable before anything below it
@@ -35,9 +39,10 @@
 import * as path from 'node:path';
 import { ClosedError, CorruptionError, IoError, ReadOnlyError, SedimentError, errnoOf, ioStep } from '../errors.js';
 import { claimDirectory } from '../fs/durable-dir.js';
-import type { DirectoryLock, FileHandle, FileSystem } from '../fs/types.js';
-import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, MAX_SAFE_ID, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
-import { encodeFrame, encodeSegmentHeader } from './frame.js';
+import type { DirectoryLock, FileSystem } from '../fs/types.js';
+import { ActiveSegment, checkNewId, createSegment, readOnlySegment, type SegmentFile, type SegmentHost } from './active-segment.js';
+import { FRAME_HEADER_SIZE, FrameType, MAX_BATCH_BYTES, SEGMENT_HEADER_SIZE, segmentFileName } from './format.js';
+import { encodeFrame } from './frame.js';
 import type { Meter } from './meter.js';
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './options.js';
 import { assertPosition, comparePositions, type Position } from './position.js';
@@ -87,30 +92,6 @@ export interface WalStats {
   fsync: 'always' | 'os' | { batchMs: number };
 }
 
-interface SyncWaiter {
-  end: number;
-  resolve(): void;
-  reject(err: Error): void;
-}
-
-/** The segment being appended to. */
-interface ActiveSegment {
-  id: number;
-  file: string;
-  handle: FileHandle;
-  /** Logical end: bytes of frames handed to the OS. */
-  end: number;
-  /** Bytes known durable. */
-  synced: number;
-  /** Bytes of the file known to hold data or zeros (>= end when preallocating). */
-  fileSize: number;
-  waiters: SyncWaiter[];
-  syncing: Promise<void> | undefined;
-  zeroing: boolean;
-  /** Set when rotation or close took the segment over: no new syncs or zeroing start on it. */
-  sealing: boolean;
-}
-
 /**
  * Queued work for the flush: one record (`append`), records written as one atomic unit
  * (`appendBatch`), or none (a `flush()` barrier).
@@ -145,7 +126,6 @@ const FLUSHES_PER_TURN = 64;
 const RECORDS_PER_TURN = 256;
 /** A resolved promise: `then` on it queues a microtask without queueMicrotask's async-hooks wrapper. */
 const RESOLVED = Promise.resolve();
-const ZERO_CHUNK = 256 * 1024;
 
 /**
  * A segmented, checksummed, append-only log. Open with {@link Wal.open}.
@@ -171,8 +151,6 @@ export class Wal {
   #timer: NodeJS.Timeout | undefined;
   #buf = Buffer.allocUnsafe(INITIAL_BUFFER);
   #closing: Promise<void> | undefined;
-  /** The best-effort trim of a failed write's partial bytes, which close waits for. */
-  #trimming: Promise<void> | undefined;
   #gc: Promise<unknown> = Promise.resolve();
   #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
   readonly #flushNow = (): void => this.#flush();
@@ -193,13 +171,15 @@ export class Wal {
     this.#recordsThisTurn = 0;
   };
   readonly #readerSource: ReaderSource;
+  /** What the active segment sees of the log. */
+  readonly #host: SegmentHost;
 
   private constructor(
     opts: ResolvedWalOptions,
     lock: DirectoryLock,
     state: StateFile | undefined,
     segmentIds: number[],
-    active: ActiveSegment,
+    active: SegmentFile,
   ) {
     this.#opts = opts;
     this.#fs = opts.fs;
@@ -207,7 +187,18 @@ export class Wal {
     this.#lock = lock;
     this.#state = state;
     this.#segmentIds = segmentIds;
-    this.#active = active;
+    this.#host = {
+      fs: opts.fs,
+      dir: opts.dir,
+      meter: opts.meter,
+      failure: () => this.#failure,
+      isOpen: () => this.#status === 'open',
+      fail: (err) => this.#fail(err, NOTHING),
+      countFsync: () => {
+        this.#stats.fsyncs++;
+      },
+    };
+    this.#active = new ActiveSegment(this.#host, active);
     this.#readerSource = {
       fs: opts.fs,
       dir: opts.dir,
@@ -247,8 +238,8 @@ export class Wal {
     }
     const lock = await claimDirectory(fs, dir);
     let state: StateFile | undefined;
-    let reuse: ActiveSegment | undefined;
-    let active: ActiveSegment | undefined;
+    let reuse: SegmentFile | undefined;
+    let active: SegmentFile | undefined;
     try {
       const rec = await recover(fs, dir, recoverOptions(opts));
       const ids = rec.segments.map((s) => s.id);
@@ -268,7 +259,7 @@ export class Wal {
         // new record lands after that position.
         const before =
           opts.discardBefore !== undefined && comparePositions({ segmentId: last.id, offset: last.end }, opts.discardBefore) <= 0;
-        if (last.end < opts.maxSegmentSize && !before) reuse = newActive(last.id, file, handle, last.end, last.end);
+        if (last.end < opts.maxSegmentSize && !before) reuse = { id: last.id, file, handle, end: last.end };
         else await handle.close().catch(() => undefined);
       }
       // A new segment gets an id past every id the log ever had (lost and quarantined ones too).
@@ -312,22 +303,14 @@ export class Wal {
       if (!opts.createIfMissing)
         throw new CorruptionError('the WAL directory is missing (createIfMissing is false)', { file: dir, offset: 0 });
       const id = opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0;
-      const active = newActive(
-        id,
-        path.join(dir, segmentFileName(id)),
-        readOnlyHandle(path.join(dir, segmentFileName(id))),
-        SEGMENT_HEADER_SIZE,
-        SEGMENT_HEADER_SIZE,
-      );
+      const active = readOnlySegment(dir, id, SEGMENT_HEADER_SIZE);
       return { wal: new Wal(opts, NO_LOCK, undefined, [], active), recovery: emptyRecoveryInfo('strict') };
     }
     const rec = await recover(fs, dir, recoverOptions(opts));
     const ids = rec.segments.map((s) => s.id);
     const last = rec.segments[rec.segments.length - 1];
     const id = last ? last.id : Math.max(rec.next, opts.discardBefore ? opts.discardBefore.segmentId + 1 : 0);
-    const end = last ? last.end : SEGMENT_HEADER_SIZE;
-    const file = path.join(dir, segmentFileName(id));
-    const active = newActive(id, file, readOnlyHandle(file), end, end);
+    const active = readOnlySegment(dir, id, last ? last.end : SEGMENT_HEADER_SIZE);
     return { wal: new Wal(opts, NO_LOCK, undefined, ids, active), recovery: rec.info };
   }
 
@@ -388,7 +371,7 @@ export class Wal {
   sync(): Promise<void> {
     const refused = this.#refuseWrite('sync');
     if (refused) return Promise.reject(refused);
-    return this.#syncTo(this.#active, this.#active.end);
+    return this.#active.syncTo(this.#active.end);
   }
 
   /**
@@ -580,7 +563,7 @@ export class Wal {
 
     if (length > 0 && !this.#write(seg, length, records, batches, written)) return;
     if (this.#opts.fsync === 'always' && records > 0) {
-      this.#syncTo(seg, seg.end).then(
+      seg.syncTo(seg.end).then(
         () => settleAll(written),
         (err: Error) => {
           for (const item of written) item.reject(err);
@@ -600,18 +583,15 @@ export class Wal {
    * belong to) reject first, and false is returned.
    */
   #write(seg: ActiveSegment, length: number, records: number, batches: number, written: readonly Pending[]): boolean {
-    const start = seg.end;
     try {
-      writeAllSync(seg.handle, this.#buf, length, start);
+      seg.write(this.#buf, length);
     } catch (err) {
-      this.#fail(new IoError('write', seg.file, err), written);
+      this.#fail(err as Error, written);
       // Best effort: cut the partial write off so the tail ends on a record boundary. Close
       // waits for it before closing the handle.
-      this.#trimming = seg.handle.truncate(start).catch(() => undefined);
+      seg.discardFailedWrite();
       return false;
     }
-    seg.end += length;
-    seg.fileSize = Math.max(seg.fileSize, seg.end);
     this.#lastWriteRecords = records;
     const s = this.#stats;
     s.records += records;
@@ -639,7 +619,7 @@ export class Wal {
       !seg.sealing
     ) {
       // 'os': write-back in the background (see WalOptions.bytesPerSync); a failure fails the log.
-      this.#syncTo(seg, seg.end).catch(() => undefined);
+      seg.syncTo(seg.end).catch(() => undefined);
     }
   }
 
@@ -657,56 +637,8 @@ export class Wal {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#failure || this.#status === 'closed') return;
-      this.#syncTo(this.#active, this.#active.end).catch(() => undefined);
+      this.#active.syncTo(this.#active.end).catch(() => undefined);
     }, this.#opts.batchMs);
-  }
-
-  /** Resolves once `seg` is durable up to `end`. */
-  #syncTo(seg: ActiveSegment, end: number): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (seg.synced >= end) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      seg.waiters.push({ end, resolve, reject });
-      if (!seg.syncing && !seg.sealing) seg.syncing = this.#syncLoop(seg);
-    });
-  }
-
-  /** One fdatasync at a time per segment; each covers everything written before it started. */
-  async #syncLoop(seg: ActiveSegment): Promise<void> {
-    try {
-      let first = true;
-      while (seg.waiters.length > 0 && !this.#failure && !seg.sealing) {
-        // Let the writers the previous fdatasync released append again before the next one
-        // starts: otherwise they just miss it, and writers settle into two alternating groups
-        // that each get half the fsyncs.
-        if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
-        first = false;
-        if (seg.waiters.length === 0 || this.#failure || seg.sealing) break;
-        const target = seg.end;
-        if (!(await this.#datasync(seg))) return;
-        seg.synced = Math.max(seg.synced, target);
-        settleWaiters(seg, target);
-      }
-    } finally {
-      seg.syncing = undefined;
-    }
-  }
-
-  /** fdatasync with metering; on failure the log fails and false is returned. */
-  async #datasync(seg: ActiveSegment): Promise<boolean> {
-    const t0 = performance.now();
-    try {
-      await seg.handle.datasync();
-    } catch (err) {
-      this.#fail(new IoError('datasync', seg.file, err), []);
-      return false;
-    }
-    const ms = performance.now() - t0;
-    this.#stats.fsyncs++;
-    this.#meter.counter('wal.fsyncs', 1);
-    this.#meter.histogram('wal.fsync_ms', ms);
-    this.#meter.event({ type: 'fsync', segmentId: seg.id, durationMs: ms, bytes: seg.end });
-    return true;
   }
 
   #startRotation(): void {
@@ -719,62 +651,30 @@ export class Wal {
   /** Seals the active segment (trim, fdatasync) and only then creates its successor. */
   async #rotate(): Promise<void> {
     const old = this.#active;
-    old.sealing = true;
     try {
-      await old.syncing;
-      if (this.#failure) return this.#rejectQueue();
-      if (!(await this.#seal(old))) return this.#rejectQueue();
+      if (!(await old.seal())) return this.#rejectQueue();
       // The next id is the state's `next`: past any range of ids a salvage gave up.
       const state = this.#state!;
       const id = state.state.next;
-      const next = await createSegment(this.#fs, this.#opts.dir, id);
+      const created = await createSegment(this.#fs, this.#opts.dir, id);
       try {
         // Recorded once it exists durably, before anything is appended to it: after a crash at
         // most one unrecorded segment exists, and it holds no record.
         await state.update((s) => ({ ...s, next: Math.max(s.next, id + 1) }), false);
       } catch (err) {
-        await next.handle.close().catch(() => undefined);
+        await created.handle.close().catch(() => undefined);
         throw err;
       }
+      const next = new ActiveSegment(this.#host, created);
       this.#active = next;
       this.#segmentIds.push(next.id);
       this.#stats.rotations++;
       this.#meter.event({ type: 'segment-roll', from: old.id, to: next.id });
-      await old.handle.close().catch(() => undefined);
+      await old.close();
       this.#maybePreallocate();
     } catch (err) {
       this.#fail(err instanceof SedimentError ? err : new IoError('rotate', old.file, err), []);
     }
-  }
-
-  /** Trims preallocated zeros and fdatasyncs; settles all of the segment's waiters. */
-  async #seal(seg: ActiveSegment): Promise<boolean> {
-    const trim = seg.fileSize > seg.end;
-    if (trim) {
-      try {
-        await seg.handle.truncate(seg.end);
-      } catch (err) {
-        this.#fail(new IoError('truncate', seg.file, err), []);
-        return false;
-      }
-      seg.fileSize = seg.end;
-    }
-    // After a trim the new size must be durable too, or a power loss brings the zeros back to a
-    // segment that is no longer the last one.
-    if (trim || seg.synced < seg.end || seg.waiters.length > 0) {
-      if (!(await this.#datasync(seg))) return false;
-      seg.synced = seg.end;
-    }
-    if (trim) {
-      try {
-        await this.#fs.syncDir(this.#opts.dir);
-      } catch (err) {
-        this.#fail(new IoError('syncDir', this.#opts.dir, err), []);
-        return false;
-      }
-    }
-    settleWaiters(seg, seg.end);
-    return true;
   }
 
   #rejectQueue(): void {
@@ -784,59 +684,9 @@ export class Wal {
     for (const item of items) item.reject(err);
   }
 
-  /**
-   * Keeps zeros written and synced ahead of the writer. Zeros are written synchronously, in
-   * chunks between event-loop turns, at or past the writer's end, so they never land on a
-   * record; only the fdatasync is asynchronous.
-   */
+  /** Has the active segment keep zeros ahead of the writer (see ActiveSegment.preallocate). */
   #maybePreallocate(): void {
-    const want = this.#opts.preallocate;
-    const seg = this.#active;
-    if (want === 0 || this.#opts.readOnly || seg.zeroing || seg.sealing || this.#failure || this.#status !== 'open') return;
-    if (seg.fileSize - seg.end >= want / 2 || seg.fileSize >= this.#opts.maxSegmentSize) return;
-    seg.zeroing = true;
-    const step = (): void => {
-      if (seg.sealing || this.#failure || this.#status !== 'open') {
-        seg.zeroing = false;
-        return;
-      }
-      const target = Math.min(seg.end + want, this.#opts.maxSegmentSize);
-      const from = Math.max(seg.fileSize, seg.end);
-      if (from >= target) {
-        seg.zeroing = false;
-        // Make the zeros durable so later fdatasyncs overwrite allocated, synced blocks.
-        if (seg.synced < seg.end) return; // the writer's own syncs will cover them
-        // Tracked like any sync (rotation and close wait for it), and a failure fails the log:
-        // the kernel reports a writeback error once, and the writer's next fdatasync would
-        // "succeed" without its data (fsyncgate).
-        if (!seg.syncing) {
-          const target = seg.end;
-          seg.syncing = this.#datasync(seg).then((ok) => {
-            if (ok) {
-              seg.synced = Math.max(seg.synced, target);
-              settleWaiters(seg, target);
-            }
-            seg.syncing = undefined;
-            // Sync requests that arrived meanwhile found a sync running and did not start one.
-            if (seg.waiters.length > 0 && !seg.sealing && !this.#failure) seg.syncing = this.#syncLoop(seg);
-          });
-        }
-        return;
-      }
-      const n = Math.min(ZERO_CHUNK, target - from);
-      try {
-        writeAllSync(seg.handle, ZEROS, n, from);
-        seg.fileSize = from + n;
-      } catch {
-        // Preallocation is an optimisation, but a partial write may have landed: count it, so
-        // that sealing trims it.
-        seg.fileSize = Math.max(seg.fileSize, from + n);
-        seg.zeroing = false;
-        return;
-      }
-      setImmediate(step);
-    };
-    setImmediate(step);
+    if (!this.#opts.readOnly) this.#active.preallocate(this.#opts.preallocate, this.#opts.maxSegmentSize);
   }
 
   async #deleteSegments(before: Position): Promise<number> {
@@ -878,7 +728,7 @@ export class Wal {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#rejectQueue();
-    settleWaiters(this.#active, -1, err);
+    this.#active.rejectWaiters(err);
     this.#meter.event({ type: 'failed', error: err });
   }
 
@@ -899,12 +749,10 @@ export class Wal {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     const seg = this.#active;
-    seg.sealing = true;
-    await seg.syncing;
-    // A failed write's trim runs on this handle: let it finish before the handle goes.
-    await this.#trimming;
-    if (!this.#failure && !this.#opts.readOnly) await this.#seal(seg);
-    await seg.handle.close().catch(() => undefined);
+    // Sealing waits for the running sync and a failed write's trim, which run on this handle,
+    // and seals only if the log has not failed.
+    if (!this.#opts.readOnly) await seg.seal();
+    await seg.close();
     await this.#gc;
     await this.#state?.close().catch(() => undefined);
     await this.#lock.release().catch(() => undefined);
@@ -918,12 +766,7 @@ export class Wal {
   }
 }
 
-const ZEROS = Buffer.alloc(ZERO_CHUNK);
 const NOTHING: readonly Pending[] = [];
-
-function newActive(id: number, file: string, handle: FileHandle, end: number, synced: number): ActiveSegment {
-  return { id, file, handle, end, synced, fileSize: end, waiters: [], syncing: undefined, zeroing: false, sealing: false };
-}
 
 /** Recovery's options from the resolved ones. */
 function recoverOptions(opts: ResolvedWalOptions): Parameters<typeof recover>[2] {
@@ -973,82 +816,10 @@ async function writeOpenState(fs: FileSystem, dir: string, rec: RecoveryResult, 
   return state;
 }
 
-/** A handle for a read-only log's last segment: never opened, never written. */
-function readOnlyHandle(file: string): FileHandle {
-  const refuse = (op: string) => (): never => {
-    throw new ReadOnlyError('the WAL', op);
-  };
-  return {
-    path: file,
-    read: async () => refuse('read')(),
-    readSync: refuse('read'),
-    write: async () => refuse('write')(),
-    writeSync: refuse('write'),
-    datasync: async () => refuse('datasync')(),
-    truncate: async () => refuse('truncate')(),
-    size: async () => refuse('size')(),
-    close: async () => undefined,
-  };
-}
-
 const NO_LOCK: DirectoryLock = { release: async () => undefined };
-
-/**
- * Refuses a new segment id whose successor the state file could not record (its fields stay
- * below 2^53): `IoError` with errno `EOVERFLOW`. Only a crafted state file, a crafted segment
- * name or a `discardBefore` near 2^53 gets here; a real log would need centuries.
- */
-function checkNewId(dir: string, id: number): void {
-  if (Number.isSafeInteger(id) && id >= 0 && id < MAX_SAFE_ID) return;
-  const file = path.join(dir, segmentFileName(id));
-  throw new IoError(
-    'create',
-    file,
-    Object.assign(new Error(`segment id ${id} is past the last one the log can record (${MAX_SAFE_ID - 1})`), { code: 'EOVERFLOW' }),
-  );
-}
-
-/** Creates segment `id`: header written and synced, directory entry synced. */
-async function createSegment(fs: FileSystem, dir: string, id: number): Promise<ActiveSegment> {
-  checkNewId(dir, id);
-  const file = path.join(dir, segmentFileName(id));
-  const handle = await ioStep('create', file, () => fs.open(file, 'create'));
-  try {
-    const header = encodeSegmentHeader(id);
-    await ioStep('write', file, async () => writeAllSync(handle, header, header.length, 0));
-    await ioStep('datasync', file, () => handle.datasync());
-    await ioStep('syncDir', dir, () => fs.syncDir(dir));
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    throw err;
-  }
-  return newActive(id, file, handle, SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE);
-}
-
-/** Writes `buf[0..length)` at `position`, continuing after short writes. */
-function writeAllSync(handle: FileHandle, buf: Uint8Array, length: number, position: number): void {
-  let done = 0;
-  while (done < length) {
-    const n = handle.writeSync(buf, done, length - done, position + done);
-    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    done += n;
-  }
-}
 
 /** Resolves each item with its result. */
 function settleAll(items: readonly Pending[]): void {
   // An item's result is what its promise expects (see Pending.resolve).
   for (let i = 0; i < items.length; i++) items[i]!.resolve(items[i]!.result as never);
-}
-
-/** Resolves the waiters covered by `upTo`; with `err`, rejects them all. */
-function settleWaiters(seg: ActiveSegment, upTo: number, err?: Error): void {
-  if (seg.waiters.length === 0) return;
-  const still: SyncWaiter[] = [];
-  for (const w of seg.waiters) {
-    if (err) w.reject(err);
-    else if (w.end <= upTo) w.resolve();
-    else still.push(w);
-  }
-  seg.waiters = still;
 }

@@ -13,7 +13,7 @@ import { ClosedError, CorruptionError, DecodeError, InvalidConfigError, ReadOnly
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { FaultFileSystem } from '../../src/fs/fault.js';
 import { readCurrentManifest } from '../../src/db/manifest.js';
-import { tableFileName } from '../../src/db/compaction.js';
+import { tableFileName } from '../../src/db/filenames.js';
 import { encodeOptionsFile } from '../../src/db/options-file.js';
 import { DIR, ProcessFs, openOn, render, scan, walFiles } from './helpers/harness.js';
 import { spawnFixture } from '../support/child.js';

@@ -17,7 +17,7 @@ import { FaultFileSystem, crashAtMutatingOp, type FsOp } from '../../src/fs/faul
 import { DB } from '../../src/db/index.js';
 import type { DBOptions } from '../../src/db/options.js';
 import { readCurrentManifest } from '../../src/db/manifest.js';
-import { tableFileName } from '../../src/db/compaction.js';
+import { tableFileName } from '../../src/db/filenames.js';
 import { DIR, ProcessFs, closeQuietly, noop, openOn, scan, seeded, withTimeout } from './helpers/harness.js';
 
 const POLICIES: [string, (k: number) => CrashOptions][] = [

@@ -17,8 +17,6 @@ import {
   DB_FORMAT_VERSION,
   LEGACY_MAX_KEY_SIZE,
   LEGACY_MAX_VALUE_SIZE,
-  OPTIONS_FILE,
-  OPTIONS_TMP_FILE,
   checkPersistedOptions,
   decodeOptionsFile,
   encodeOptionsFile,
@@ -28,6 +26,7 @@ import {
   writeOptionsFile,
   type PersistedOptions,
 } from '../../src/db/options-file.js';
+import { OPTIONS_FILE, OPTIONS_TMP_FILE } from '../../src/db/filenames.js';
 import { CorruptionError, InvalidConfigError, IoError } from '../../src/errors.js';
 import { FaultFileSystem, crashAtMutatingOp, failNth } from '../../src/fs/fault.js';
 import { MemFileSystem, type CrashOptions } from '../../src/fs/mem.js';

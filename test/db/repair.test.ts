@@ -24,7 +24,7 @@ import { describe, expect, it } from 'vitest';
 import { DB } from '../../src/db/index.js';
 import type { DBOptions } from '../../src/db/options.js';
 import { readCurrentManifest, type TableMeta } from '../../src/db/manifest.js';
-import { tableFileName } from '../../src/db/compaction.js';
+import { tableFileName } from '../../src/db/filenames.js';
 import { repairDB, type KeyRange, type RepairReport } from '../../src/db/repair.js';
 import { compareKeys } from '../../src/entry.js';
 import { CorruptionError, LockedError } from '../../src/errors.js';

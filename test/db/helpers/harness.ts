@@ -8,8 +8,8 @@
 import * as path from 'node:path';
 import { DB, type BatchOperation, type IteratorOptions } from '../../../src/db/index.js';
 import type { DBOptions } from '../../../src/db/options.js';
-import { parseManifestFileName, readCurrentManifest } from '../../../src/db/manifest.js';
-import { parseTableFileName, tableFileName } from '../../../src/db/compaction.js';
+import { readCurrentManifest } from '../../../src/db/manifest.js';
+import { parseFileName, tableFileName } from '../../../src/db/filenames.js';
 import type { MemFileSystem } from '../../../src/fs/mem.js';
 
 export const DIR = '/db';
@@ -196,11 +196,11 @@ export async function diskProblems(fs: MemFileSystem, dir = DIR): Promise<string
   const files = fs.listFiles().filter((f) => path.posix.dirname(f) === dir);
   for (const f of files) {
     const name = path.posix.basename(f);
-    const table = parseTableFileName(name);
-    const manifest = parseManifestFileName(name);
-    if (table !== undefined && !live.has(table)) problems.push(`orphan table ${name}`);
-    if (manifest !== undefined && manifest !== current.number) problems.push(`stale manifest ${name} (CURRENT names ${current.number})`);
-    if (name === 'CURRENT.tmp') problems.push('CURRENT.tmp left behind');
+    const parsed = parseFileName(name);
+    if (parsed?.type === 'table' && !live.has(parsed.number)) problems.push(`orphan table ${name}`);
+    if (parsed?.type === 'manifest' && parsed.number !== current.number)
+      problems.push(`stale manifest ${name} (CURRENT names ${current.number})`);
+    if (parsed?.type === 'currentTmp') problems.push('CURRENT.tmp left behind');
   }
   for (const [n, size] of live) {
     const file = path.posix.join(dir, tableFileName(n));
@@ -229,7 +229,7 @@ export async function manifestEntries(fs: MemFileSystem, dir = DIR): Promise<num
 
 /** The table files in `dir`. */
 export function tableFiles(fs: MemFileSystem, dir = DIR): string[] {
-  return fs.listFiles().filter((f) => path.posix.dirname(f) === dir && parseTableFileName(path.posix.basename(f)) !== undefined);
+  return fs.listFiles().filter((f) => path.posix.dirname(f) === dir && parseFileName(path.posix.basename(f))?.type === 'table');
 }
 
 /** The WAL segment files of the DB in `dir`. */
