@@ -1,0 +1,326 @@
+/**
+ * The memtable's arena format: how entries lie in the arena's chunks, and how a reader that has
+ * only the chunks (a worker thread flushing a frozen memtable, without its B+ tree) finds the
+ * entries the memtable holds, in key order. Pure functions; nothing here allocates a chunk.
+ *
+ * An arena is a list of chunks (`SharedArrayBuffer`s, so another thread can read them without a
+ * copy) and, for each, how many of its bytes are used. Records are appended one after another,
+ * chunk after chunk: only the last chunk takes new records, so chunk order then offset order is
+ * append order. A chunk's bytes up to its end never change once written.
+ *
+ * ```
+ *   chunk 0                          chunk 1                      chunk 2 (one large record)
+ *   +--------+--------+-------+---+  +--------+-------+- - - -+   +---------------------+
+ *   | record | record |  ...  |   |  | record |  ...  |       |   | record              |
+ *   +--------+--------+-------+---+  +--------+-------+- - - -+   +---------------------+
+ *   0                      ends[0]   0              ends[1]       0              ends[2]
+ * ```
+ *
+ * A record, little-endian, no padding or alignment:
+ *
+ * ```
+ *   0          4            8                          15      16
+ *   +----------+------------+--------------------------+-------+---------+-----------+-------------+
+ *   | key len  | value len  | seq                      | flags | key     | value     | expiresAt   |
+ *   | u32      | u32        | u56 (7 bytes, < 2^53)    | u8    | key len | value len | u64, if     |
+ *   |          |            |                          |       | bytes   | bytes     | flags & 2   |
+ *   +----------+------------+--------------------------+-------+---------+-----------+-------------+
+ *   flags: bit 0 = delete (a tombstone: value len is 0), bit 1 = expiresAt follows; others 0.
+ * ```
+ *
+ * The key sits at a fixed offset (16) because the B+ tree's comparator reads it on every step of
+ * every descent; the optional expiry goes last for the same reason. With 16 B keys and 100 B
+ * values a record is 132 bytes (140 with an expiry).
+ *
+ * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset`, which the B+ tree
+ * holds instead of an object. Chunks that take more than one record are at most `ADDRESS_STRIDE`
+ * bytes, and a larger record gets a chunk of its own at offset 0, so offsets stay below the
+ * stride. Below 2^31 (2048 chunks, 2 GiB) an address is a V8 small integer.
+ *
+ * One entry per key, as the memtable keeps it: of the records of a key, the one with the highest
+ * seq; of those with equal seqs, the one appended last (the memtable lets a put with an equal seq
+ * replace, as within one batch). A put the memtable ignored as older may have left a record
+ * behind; it loses to the record that beat it, so the rule gives the memtable's contents whatever
+ * the arena holds.
+ *
+ * @module
+ */
+import { EMPTY_VALUE, type Entry } from '../entry.js';
+
+/** Bytes before the key: key length, value length, seq and flags. */
+export const RECORD_HEADER_SIZE = 16;
+/** Bytes of the optional expiry after the value. */
+export const EXPIRY_SIZE = 8;
+/** Flag bit: the record is a tombstone (`kind: 'delete'`). */
+export const FLAG_DELETE = 1;
+/** Flag bit: an expiry follows the value. */
+export const FLAG_EXPIRES = 2;
+/** Addresses are `chunk * ADDRESS_STRIDE + offset`; a chunk shared by records is at most this many bytes. */
+export const ADDRESS_STRIDE = 2 ** 20;
+
+/** The chunks of a frozen memtable and the bytes used in each, as {@link FrozenMemtable.arena} gives them. */
+export interface ArenaChunks {
+  readonly chunks: readonly SharedArrayBuffer[];
+  readonly ends: readonly number[];
+}
+
+/** The size of the record of an entry with these lengths. */
+export function recordSize(keyLength: number, valueLength: number, expires: boolean): number {
+  return RECORD_HEADER_SIZE + keyLength + valueLength + (expires ? EXPIRY_SIZE : 0);
+}
+
+/** The size of `entry`'s record. */
+export function entryRecordSize(entry: Entry): number {
+  return recordSize(entry.key.length, entry.kind === 'put' ? entry.value.length : 0, entry.expiresAt !== undefined);
+}
+
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+function readU32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+}
+
+/** Writes an integer below 2^53 as a u32 and the 3 bytes above it (a u56). */
+function writeU56(b: Uint8Array, o: number, v: number): void {
+  const lo = v >>> 0; // ToUint32 is v mod 2^32, exact for every safe integer
+  const hi = (v - lo) / 0x100000000;
+  writeU32(b, o, lo);
+  b[o + 4] = hi;
+  b[o + 5] = hi >>> 8;
+  b[o + 6] = hi >>> 16;
+}
+
+function readU56(b: Uint8Array, o: number): number {
+  return readU32(b, o) + (b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16)) * 0x100000000;
+}
+
+/**
+ * Writes `entry`'s record at `offset` of `target` and returns its size. The entry must be valid
+ * (see `validateEntry`); `target` must have {@link entryRecordSize} bytes free at `offset`.
+ */
+export function encodeRecord(target: Uint8Array, offset: number, entry: Entry): number {
+  const key = entry.key;
+  const value = entry.kind === 'put' ? entry.value : EMPTY_VALUE;
+  const expiresAt = entry.expiresAt;
+  const kl = key.length;
+  const vl = value.length;
+  writeU32(target, offset, kl);
+  writeU32(target, offset + 4, vl);
+  writeU56(target, offset + 8, entry.seq);
+  target[offset + 15] = (entry.kind === 'delete' ? FLAG_DELETE : 0) | (expiresAt === undefined ? 0 : FLAG_EXPIRES);
+  let at = offset + RECORD_HEADER_SIZE;
+  // For a few bytes a loop beats TypedArray.prototype.set, whose call costs more than it copies.
+  if (kl <= 32) for (let i = 0; i < kl; i++) target[at + i] = key[i]!;
+  else target.set(key, at);
+  at += kl;
+  if (vl <= 32) for (let i = 0; i < vl; i++) target[at + i] = value[i]!;
+  else target.set(value, at);
+  at += vl;
+  if (expiresAt !== undefined) {
+    writeU56(target, at, expiresAt);
+    target[at + 7] = 0;
+    at += EXPIRY_SIZE;
+  }
+  return at - offset;
+}
+
+/** The key length of the record at `offset`. */
+export function recordKeyLength(chunk: Uint8Array, offset: number): number {
+  return readU32(chunk, offset);
+}
+
+/** The value length of the record at `offset`. */
+export function recordValueLength(chunk: Uint8Array, offset: number): number {
+  return readU32(chunk, offset + 4);
+}
+
+/** The seq of the record at `offset`. */
+export function recordSeq(chunk: Uint8Array, offset: number): number {
+  return readU56(chunk, offset + 8);
+}
+
+/** The size of the record at `offset`. */
+export function recordSizeAt(chunk: Uint8Array, offset: number): number {
+  return recordSize(readU32(chunk, offset), readU32(chunk, offset + 4), (chunk[offset + 15]! & FLAG_EXPIRES) !== 0);
+}
+
+/**
+ * The entry of the record at `offset`. Its key and value are views into the chunk, not copies:
+ * they must not be modified (the record's bytes are shared with every view of the memtable).
+ */
+export function decodeRecord(chunk: Uint8Array, offset: number): Entry {
+  const kl = readU32(chunk, offset);
+  const vl = readU32(chunk, offset + 4);
+  const flags = chunk[offset + 15]!;
+  const keyAt = chunk.byteOffset + offset + RECORD_HEADER_SIZE;
+  return {
+    key: new Uint8Array(chunk.buffer, keyAt, kl),
+    seq: readU56(chunk, offset + 8),
+    kind: (flags & FLAG_DELETE) !== 0 ? 'delete' : 'put',
+    value: vl === 0 ? EMPTY_VALUE : new Uint8Array(chunk.buffer, keyAt + kl, vl),
+    expiresAt: (flags & FLAG_EXPIRES) === 0 ? undefined : readU56(chunk, offset + RECORD_HEADER_SIZE + kl + vl),
+  };
+}
+
+/**
+ * Bytewise comparison of the keys of two records, as `compareKeys` orders keys. `DataView`s over
+ * the chunks: four bytes at a time, read big-endian, compare as the bytes do, so keys sharing a
+ * prefix cost a quarter of the steps of a byte loop; V8 compiles these reads inline. (A native
+ * `Buffer.compare` costs more to call than short keys cost to compare.)
+ */
+export function compareRecordKeys(a: DataView, ao: number, b: DataView, bo: number): number {
+  // Key lengths as int32: a key is far below 2 GiB.
+  const al = a.getInt32(ao, true);
+  const bl = b.getInt32(bo, true);
+  const n = Math.min(al, bl);
+  ao += RECORD_HEADER_SIZE;
+  bo += RECORD_HEADER_SIZE;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x = a.getUint32(ao + i);
+    const y = b.getUint32(bo + i);
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  for (; i < n; i++) {
+    const d = a.getUint8(ao + i) - b.getUint8(bo + i);
+    if (d !== 0) return d;
+  }
+  return al - bl;
+}
+
+/**
+ * The first four bytes of a key as a big-endian u32, zero-padded when shorter. Ordering keys by
+ * it orders them as their bytes whenever two prefixes differ (padding never reverses an order),
+ * so a comparison can end on two numbers; equal prefixes need the keys.
+ */
+export function keyPrefix(key: Uint8Array): number {
+  const n = key.length;
+  if (n >= 4) return ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
+  return ((n > 0 ? key[0]! << 24 : 0) | (n > 1 ? key[1]! << 16 : 0) | (n > 2 ? key[2]! << 8 : 0)) >>> 0;
+}
+
+/** {@link keyPrefix} of the key of the record at `offset`. */
+export function recordKeyPrefix(chunk: Uint8Array, offset: number): number {
+  const n = readU32(chunk, offset);
+  const k = offset + RECORD_HEADER_SIZE;
+  if (n >= 4) return ((chunk[k]! << 24) | (chunk[k + 1]! << 16) | (chunk[k + 2]! << 8) | chunk[k + 3]!) >>> 0;
+  return ((n > 0 ? chunk[k]! << 24 : 0) | (n > 1 ? chunk[k + 1]! << 16 : 0) | (n > 2 ? chunk[k + 2]! << 8 : 0)) >>> 0;
+}
+
+/** The address of the record at `offset` of chunk number `chunk`. */
+export function toAddress(chunk: number, offset: number): number {
+  return chunk * ADDRESS_STRIDE + offset;
+}
+
+/** The chunk number of an address. */
+export function addressChunk(address: number): number {
+  return Math.floor(address / ADDRESS_STRIDE);
+}
+
+/** The offset in its chunk of an address. */
+export function addressOffset(address: number): number {
+  return address % ADDRESS_STRIDE;
+}
+
+/** The arena's chunks as byte arrays (no copy). */
+export function arenaBytes(arena: ArenaChunks): Uint8Array[] {
+  return arena.chunks.map((c) => new Uint8Array(c));
+}
+
+/** The arena's chunks as `DataView`s, for {@link compareRecordKeys}. */
+export function arenaViews(arena: ArenaChunks): DataView[] {
+  return arena.chunks.map((c) => new DataView(c));
+}
+
+/**
+ * The address of every record, in append order. Throws `RangeError` if a record runs past its
+ * chunk's end (the arena is not one a memtable wrote).
+ */
+export function scanArena(arena: ArenaChunks): number[] {
+  const addresses: number[] = [];
+  for (let c = 0; c < arena.chunks.length; c++) {
+    const chunk = new Uint8Array(arena.chunks[c]!);
+    const end = arena.ends[c]!;
+    if (!(end >= 0 && end <= chunk.length)) throw new RangeError(`arena chunk ${c}: end ${end} is outside its ${chunk.length} bytes`);
+    for (let at = 0; at < end; ) {
+      if (end - at < RECORD_HEADER_SIZE) throw new RangeError(`arena chunk ${c}: a record header at ${at} runs past the end ${end}`);
+      const size = recordSizeAt(chunk, at);
+      if (size > end - at) throw new RangeError(`arena chunk ${c}: the record at ${at} (${size} bytes) runs past the end ${end}`);
+      addresses.push(toAddress(c, at));
+      at += size;
+    }
+  }
+  return addresses;
+}
+
+/**
+ * The addresses of the entries the memtable holds, one per key, in ascending key order: all
+ * records scanned in append order, sorted by key then append order, then of each key's records
+ * the last one with the highest seq. Comparisons look at the first four key bytes
+ * ({@link keyPrefix}) first, as the memtable's do.
+ */
+export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
+  const views = arenaViews(arena);
+  const bytes = arenaBytes(arena);
+  const addresses = scanArena(arena);
+  const n = addresses.length;
+  const prefixes = new Uint32Array(n);
+  const chunkOf = new Uint32Array(n);
+  const offsetOf = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(addresses[i]! / ADDRESS_STRIDE);
+    chunkOf[i] = c;
+    offsetOf[i] = addresses[i]! - c * ADDRESS_STRIDE;
+    prefixes[i] = recordKeyPrefix(bytes[c]!, offsetOf[i]!);
+  }
+  const compareKeysOf = (i: number, j: number): number => {
+    const pi = prefixes[i]!;
+    const pj = prefixes[j]!;
+    if (pi !== pj) return pi < pj ? -1 : 1;
+    return compareRecordKeys(views[chunkOf[i]!]!, offsetOf[i]!, views[chunkOf[j]!]!, offsetOf[j]!);
+  };
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  // Record numbers break ties, so each key's records stay in append order.
+  order.sort((i, j) => compareKeysOf(i, j) || i - j);
+  const out = new Float64Array(n);
+  let count = 0;
+  for (let g = 0; g < n; ) {
+    let best = order[g]!;
+    let bestSeq = recordSeq(bytes[chunkOf[best]!]!, offsetOf[best]!);
+    let h = g + 1;
+    for (; h < n && compareKeysOf(order[h]!, best) === 0; h++) {
+      const r = order[h]!;
+      const seq = recordSeq(bytes[chunkOf[r]!]!, offsetOf[r]!);
+      if (seq >= bestSeq) {
+        best = r;
+        bestSeq = seq;
+      }
+    }
+    out[count++] = addresses[best]!;
+    g = h;
+  }
+  return out.subarray(0, count);
+}
+
+/** The record at `address` of an arena's chunks as an entry (views into the chunk, see {@link decodeRecord}). */
+export function decodeAddress(bytes: readonly Uint8Array[], address: number): Entry {
+  const c = Math.floor(address / ADDRESS_STRIDE);
+  return decodeRecord(bytes[c]!, address - c * ADDRESS_STRIDE);
+}
+
+/**
+ * The entries the memtable holds, in ascending key order: exactly what iterating the frozen
+ * memtable whose {@link ArenaChunks} these are yields. Sorts up front (see
+ * {@link sortedArenaAddresses}); decodes each entry as it is pulled.
+ */
+export function* sortedArenaEntries(arena: ArenaChunks): Generator<Entry, void, undefined> {
+  const bytes = arenaBytes(arena);
+  const addresses = sortedArenaAddresses(arena);
+  for (let i = 0; i < addresses.length; i++) yield decodeAddress(bytes, addresses[i]!);
+}
