@@ -42,6 +42,8 @@ import {
 export const FIRST_CHUNK_SIZE = 32 * 1024;
 /** Size of an arena's chunks once grown (1 MiB, the address stride). */
 export const CHUNK_SIZE = ADDRESS_STRIDE;
+/** Bytes per record in the per-record arrays: an address (f64) and a key prefix (u32). */
+export const RECORD_INDEX_BYTES = 12;
 /** Records the per-record arrays have room for at first. */
 const FIRST_RECORD_CAPACITY = 256;
 /**
@@ -213,12 +215,13 @@ export class Arena {
 
   /**
    * Memory held: the full size of every chunk but the last, the used part of that one, and the
-   * per-record arrays.
+   * per-record arrays' entries in use ({@link RECORD_INDEX_BYTES} per record; they hold up to as
+   * much again unused after a doubling, left out as the last chunk's tail is).
    */
   get bytesHeld(): number {
     const n = this.#chunks.length;
     const chunks = n === 0 ? 0 : this.#closedBytes + this.#ends[n - 1]!;
-    return chunks + this.#addresses.byteLength + this.#prefixes.byteLength;
+    return chunks + this.#count * RECORD_INDEX_BYTES;
   }
 
   /** Where the arena ends now. */
