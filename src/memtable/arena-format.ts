@@ -6,7 +6,9 @@
  * An arena is a list of chunks (`SharedArrayBuffer`s, so another thread can read them without a
  * copy) and, for each, how many of its bytes are used. Records are appended one after another,
  * chunk after chunk: only the last chunk takes new records, so chunk order then offset order is
- * append order. A chunk's bytes up to its end never change once written.
+ * append order. A chunk's bytes up to its end never change once written. Posting the chunks to a
+ * worker (`postMessage`) shares them without a copy and orders the writes before it: the worker
+ * sees every byte below the ends, while the main thread may go on writing past them.
  *
  * ```
  *   chunk 0                          chunk 1                      chunk 2 (one large record)
@@ -32,10 +34,10 @@
  * every descent; the optional expiry goes last for the same reason. With 16 B keys and 100 B
  * values a record is 132 bytes (140 with an expiry).
  *
- * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset`, which the B+ tree
- * holds instead of an object. Chunks that take more than one record are at most `ADDRESS_STRIDE`
- * bytes, and a larger record gets a chunk of its own at offset 0, so offsets stay below the
- * stride. Below 2^31 (2048 chunks, 2 GiB) an address is a V8 small integer.
+ * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset` (the memtable
+ * keeps one per record; {@link sortedArenaAddresses} returns them). Chunks that take more than one
+ * record are at most `ADDRESS_STRIDE` bytes, and a larger record gets a chunk of its own at
+ * offset 0, so offsets stay below the stride.
  *
  * One entry per key, as the memtable keeps it: of the records of a key, the one with the highest
  * seq; of those with equal seqs, the one appended last (the memtable lets a put with an equal seq
@@ -127,16 +129,6 @@ export function encodeRecord(target: Uint8Array, offset: number, entry: Entry): 
     at += EXPIRY_SIZE;
   }
   return at - offset;
-}
-
-/** The key length of the record at `offset`. */
-export function recordKeyLength(chunk: Uint8Array, offset: number): number {
-  return readU32(chunk, offset);
-}
-
-/** The value length of the record at `offset`. */
-export function recordValueLength(chunk: Uint8Array, offset: number): number {
-  return readU32(chunk, offset + 4);
 }
 
 /** The seq of the record at `offset`. */
@@ -273,10 +265,9 @@ export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
   const chunkOf = new Uint32Array(n);
   const offsetOf = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    const c = Math.floor(addresses[i]! / ADDRESS_STRIDE);
-    chunkOf[i] = c;
-    offsetOf[i] = addresses[i]! - c * ADDRESS_STRIDE;
-    prefixes[i] = recordKeyPrefix(bytes[c]!, offsetOf[i]!);
+    chunkOf[i] = addressChunk(addresses[i]!);
+    offsetOf[i] = addressOffset(addresses[i]!);
+    prefixes[i] = recordKeyPrefix(bytes[chunkOf[i]!]!, offsetOf[i]!);
   }
   const compareKeysOf = (i: number, j: number): number => {
     const pi = prefixes[i]!;
@@ -310,8 +301,7 @@ export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
 
 /** The record at `address` of an arena's chunks as an entry (views into the chunk, see {@link decodeRecord}). */
 export function decodeAddress(bytes: readonly Uint8Array[], address: number): Entry {
-  const c = Math.floor(address / ADDRESS_STRIDE);
-  return decodeRecord(bytes[c]!, address - c * ADDRESS_STRIDE);
+  return decodeRecord(bytes[addressChunk(address)]!, addressOffset(address));
 }
 
 /**

@@ -28,7 +28,6 @@
 import type { Entry } from '../entry.js';
 import {
   ADDRESS_STRIDE,
-  type ArenaChunks,
   compareRecordKeys,
   decodeRecord,
   encodeRecord,
@@ -234,7 +233,7 @@ export class Arena {
    * The chunks and their ends as they were at `mark`. Every chunk before the mark's last was
    * closed by then, so its end has not moved since.
    */
-  chunksAt(mark: ArenaMark): ArenaChunks {
+  chunksAt(mark: ArenaMark): { chunks: SharedArrayBuffer[]; ends: number[] } {
     const chunks: SharedArrayBuffer[] = [];
     const ends: number[] = [];
     for (let c = 0; c < mark.chunks; c++) {

@@ -38,7 +38,6 @@
 import * as btree from 'sorted-btree';
 import { type CursorOptions, type Entry, type EntryCursor, checkKey, normalizeEntry, positionCursor, validateEntry } from '../entry.js';
 import { Arena, type ArenaMark, PROBE } from './arena.js';
-import type { ArenaChunks } from './arena-format.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node's ESM loader exposes it as
 // `default.default`, bundlers and tsx as `default`. Take whichever is the class.
@@ -153,7 +152,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
    * gives exactly what iterating this view gives. The chunks are shared, not copied; their bytes
    * up to these ends never change.
    */
-  arena(): ArenaChunks {
+  arena(): { chunks: SharedArrayBuffer[]; ends: number[] } {
     return this.#arena.chunksAt(this.#mark);
   }
 }
