@@ -144,14 +144,16 @@ export function recordSizeAt(chunk: Uint8Array, offset: number): number {
 /**
  * The entry of the record at `offset`. Its key and value are views into the chunk, not copies:
  * they must not be modified (the record's bytes are shared with every view of the memtable).
+ * `key`, when given, is used as the entry's key instead of a view: a lookup that found the record
+ * by a key with the same bytes saves making one.
  */
-export function decodeRecord(chunk: Uint8Array, offset: number): Entry {
+export function decodeRecord(chunk: Uint8Array, offset: number, key?: Uint8Array): Entry {
   const kl = readU32(chunk, offset);
   const vl = readU32(chunk, offset + 4);
   const flags = chunk[offset + 15]!;
   const keyAt = chunk.byteOffset + offset + RECORD_HEADER_SIZE;
   return {
-    key: new Uint8Array(chunk.buffer, keyAt, kl),
+    key: key ?? new Uint8Array(chunk.buffer, keyAt, kl),
     seq: readU56(chunk, offset + 8),
     kind: (flags & FLAG_DELETE) !== 0 ? 'delete' : 'put',
     value: vl === 0 ? EMPTY_VALUE : new Uint8Array(chunk.buffer, keyAt + kl, vl),
@@ -253,8 +255,12 @@ export function scanArena(arena: ArenaChunks): number[] {
 /**
  * The addresses of the entries the memtable holds, one per key, in ascending key order: all
  * records scanned in append order, sorted by key then append order, then of each key's records
- * the last one with the highest seq. Comparisons look at the first four key bytes
- * ({@link keyPrefix}) first, as the memtable's do.
+ * the last one with the highest seq.
+ *
+ * The sort goes by the first four key bytes ({@link keyPrefix}) first: packed with the record
+ * number into one float64 each, they sort natively, without a comparator call; only runs of
+ * records whose prefixes are equal are then sorted comparing their keys. (Measured on 410k
+ * records of random 16 B keys: TODO.)
  */
 export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
   const views = arenaViews(arena);
@@ -269,23 +275,23 @@ export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
     offsetOf[i] = addressOffset(addresses[i]!);
     prefixes[i] = recordKeyPrefix(bytes[chunkOf[i]!]!, offsetOf[i]!);
   }
-  const compareKeysOf = (i: number, j: number): number => {
-    const pi = prefixes[i]!;
-    const pj = prefixes[j]!;
-    if (pi !== pj) return pi < pj ? -1 : 1;
-    return compareRecordKeys(views[chunkOf[i]!]!, offsetOf[i]!, views[chunkOf[j]!]!, offsetOf[j]!);
-  };
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
+  const keysAfterPrefix = (i: number, j: number): number =>
+    compareRecordKeys(views[chunkOf[i]!]!, offsetOf[i]!, views[chunkOf[j]!]!, offsetOf[j]!);
+  const order = sortByPrefix(prefixes);
   // Record numbers break ties, so each key's records stay in append order.
-  order.sort((i, j) => compareKeysOf(i, j) || i - j);
+  for (let g = 0; g < n; ) {
+    let h = g + 1;
+    while (h < n && prefixes[order[h]!] === prefixes[order[g]!]) h++;
+    if (h - g > 1) order.subarray(g, h).sort((i, j) => keysAfterPrefix(i, j) || i - j);
+    g = h;
+  }
   const out = new Float64Array(n);
   let count = 0;
   for (let g = 0; g < n; ) {
     let best = order[g]!;
     let bestSeq = recordSeq(bytes[chunkOf[best]!]!, offsetOf[best]!);
     let h = g + 1;
-    for (; h < n && compareKeysOf(order[h]!, best) === 0; h++) {
+    for (; h < n && prefixes[order[h]!] === prefixes[best] && keysAfterPrefix(order[h]!, best) === 0; h++) {
       const r = order[h]!;
       const seq = recordSeq(bytes[chunkOf[r]!]!, offsetOf[r]!);
       if (seq >= bestSeq) {
@@ -297,6 +303,28 @@ export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
     g = h;
   }
   return out.subarray(0, count);
+}
+
+/**
+ * @internal Record numbers `0..n` ordered by `prefixes`, equal prefixes by record number.
+ * `packedBits` is the most bits a record number may take for the native sort (a test lowers it).
+ */
+export function sortByPrefix(prefixes: Uint32Array, packedBits = 21): Uint32Array {
+  const n = prefixes.length;
+  const order = new Uint32Array(n);
+  // prefix * 2^bits + record number stays an exact integer below 2^53 while bits <= 21.
+  const bits = Math.max(1, Math.ceil(Math.log2(n + 1)));
+  if (bits <= packedBits) {
+    const scale = 2 ** bits;
+    const packed = new Float64Array(n);
+    for (let i = 0; i < n; i++) packed[i] = prefixes[i]! * scale + i;
+    packed.sort();
+    for (let i = 0; i < n; i++) order[i] = packed[i]! % scale;
+  } else {
+    for (let i = 0; i < n; i++) order[i] = i;
+    order.sort((i, j) => prefixes[i]! - prefixes[j]! || i - j);
+  }
+  return order;
 }
 
 /** The record at `address` of an arena's chunks as an entry (views into the chunk, see {@link decodeRecord}). */

@@ -205,11 +205,14 @@ export class Arena {
     return recordSeq(this.#chunks[c]!, address - c * ADDRESS_STRIDE);
   }
 
-  /** Record `n` as an entry whose key and value are views into its chunk. */
-  entry(n: number): Entry {
+  /**
+   * Record `n` as an entry whose key and value are views into its chunk; or whose key is `key`,
+   * when given (an array with the same bytes, see `decodeRecord`).
+   */
+  entry(n: number, key?: Uint8Array): Entry {
     const address = this.#addresses[n]!;
     const c = Math.floor(address / ADDRESS_STRIDE);
-    return decodeRecord(this.#chunks[c]!, address - c * ADDRESS_STRIDE);
+    return decodeRecord(this.#chunks[c]!, address - c * ADDRESS_STRIDE, key);
   }
 
   /**

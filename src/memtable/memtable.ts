@@ -61,12 +61,15 @@ abstract class MemtableReader {
   /** @internal */
   protected abstract store(): Arena;
 
-  /** The entry stored for `key` (a put or a tombstone), or `undefined` if there is none. */
+  /**
+   * The entry stored for `key` (a put or a tombstone), or `undefined` if there is none. The
+   * entry's key is `key` itself (the same bytes), its value a view into the arena.
+   */
   get(key: Uint8Array): Entry | undefined {
     checkKey(key);
     const arena = this.store();
     const record = lookup(this.tree(), arena, key);
-    return record === undefined ? undefined : arena.entry(record);
+    return record === undefined ? undefined : arena.entry(record, key);
   }
 
   /** Number of keys (entries). */

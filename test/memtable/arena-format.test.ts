@@ -14,6 +14,7 @@ import {
   recordSizeAt,
   scanArena,
   sortedArenaAddresses,
+  sortByPrefix,
   sortedArenaEntries,
 } from '../../src/memtable/arena-format.js';
 import { Memtable } from '../../src/memtable/memtable.js';
@@ -137,6 +138,16 @@ describe('sortedArenaEntries', () => {
     ]);
     expect(sortedArenaAddresses(arena).length).toBe(3);
   });
+
+  test.prop([fc.array(fc.oneof(fc.constantFrom(0, 1, 0xffff_ffff), fc.nat({ max: 0xffff_ffff })), { maxLength: 300 })])(
+    'orders record numbers by prefix, then number, packed or with a comparator',
+    (list) => {
+      const prefixes = Uint32Array.from(list);
+      const want = list.map((_, i) => i).sort((i, j) => prefixes[i]! - prefixes[j]! || i - j);
+      expect([...sortByPrefix(prefixes)]).toEqual(want);
+      expect([...sortByPrefix(prefixes, 0)]).toEqual(want);
+    },
+  );
 
   it('gives nothing for an empty arena', () => {
     expect([...sortedArenaEntries({ chunks: [], ends: [] })]).toEqual([]);
