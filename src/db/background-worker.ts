@@ -12,10 +12,11 @@ import { type MessagePort, parentPort } from 'node:worker_threads';
 import { nodeFileSystem } from '../fs/node.js';
 import { RemoteFileSystem } from '../fs/remote.js';
 import type { FileSystem } from '../fs/types.js';
+import { sortedArenaEntries } from '../memtable/arena-format.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { errorToWire } from '../wire-error.js';
 import type { FromWorker, ToWorker } from './background.js';
-import { runCompactionJob } from './compaction-job.js';
+import { runCompactionJob, runFlushJob } from './compaction-job.js';
 import { tableFileName } from './filenames.js';
 import * as path from 'node:path';
 import type { WrittenTable } from './table-sink.js';
@@ -50,12 +51,16 @@ async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
   const remote = msg.fs ? new RemoteFileSystem(msg.fs.port, msg.fs.sync) : undefined;
   const fs: FileSystem = remote ?? nodeFileSystem;
   try {
-    const tables = await runCompactionJob(job, {
-      fs,
-      openInput: (meta) => TableReader.open(fs, path.join(job.dir, tableFileName(meta.fileNumber))),
-      releaseInput: (reader) => reader.close(),
-      newFileNumber: () => fileNumber(id),
-    });
+    const newFileNumber = (): Promise<number> => fileNumber(id);
+    const tables =
+      job.kind === 'flush'
+        ? await runFlushJob(sortedArenaEntries(job.arena), job, { fs, newFileNumber })
+        : await runCompactionJob(job, {
+            fs,
+            openInput: (meta) => TableReader.open(fs, path.join(job.dir, tableFileName(meta.fileNumber))),
+            releaseInput: (reader) => reader.close(),
+            newFileNumber,
+          });
     post({ type: 'done', id, tables: detach(tables) });
   } catch (err) {
     post({ type: 'failed', id, error: errorToWire(err) });

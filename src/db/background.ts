@@ -1,6 +1,7 @@
 /**
- * Where the DB's heavy background work runs: building tables for flushes and merging them for
- * compactions (`compaction-job.ts`). By default (`background: 'worker'`) in one long-lived
+ * Where the DB's heavy background work runs: building tables for flushes (sorting a frozen
+ * memtable's arena, which the worker reads in place) and merging them for compactions
+ * (`compaction-job.ts`). By default (`background: 'worker'`) in one long-lived
  * `worker_threads` worker shared by every DB of the process, so that the application's thread
  * only admits writes, serves reads and installs results; with `background: 'inline'` on the DB's
  * own thread, in slices, for runtimes without workers.
@@ -32,14 +33,14 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { serveFileSystem, syncChannel, type SyncChannel } from '../fs/remote.js';
 import type { FileSystem } from '../fs/types.js';
 import { errorFromWire, type WireError } from '../wire-error.js';
-import type { CompactionJob } from './compaction-job.js';
+import type { CompactionJob, FlushJob } from './compaction-job.js';
 import type { WrittenTable } from './table-sink.js';
 
 /** Where background work runs: see the module comment. */
 export type BackgroundMode = 'worker' | 'inline';
 
 /** A job as posted to the worker. */
-export type WorkerJob = CompactionJob;
+export type WorkerJob = CompactionJob | FlushJob;
 
 /** @internal Messages to the worker. */
 export type ToWorker =

@@ -16,6 +16,7 @@
  */
 import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
+import type { ArenaChunks } from '../memtable/arena-format.js';
 import type { TableCompression } from '../sstable/format.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';
@@ -41,6 +42,16 @@ export interface CompactionJob extends JobOutput {
   tableFileSize: number;
   /** Now, in ms since the epoch: entries that expired at or before it are dead. */
   now: number;
+}
+
+/**
+ * A flush, as data: the frozen memtable's arena (shared memory: posting it to the worker copies
+ * nothing), whose entries the job sorts itself (`sortedArenaEntries`), so that the DB's thread
+ * does no per-entry work at all.
+ */
+export interface FlushJob extends JobOutput {
+  kind: 'flush';
+  arena: ArenaChunks;
 }
 
 /** The key range of one table. */
@@ -116,7 +127,10 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
   }
 }
 
-/** Writes `entries` (sorted by key, one per key) as one table. Does not touch the manifest. */
+/**
+ * Writes `entries` (sorted by key, one per key) as one table: a frozen memtable inline, its arena
+ * sorted by `sortedArenaEntries` in the worker. Does not touch the manifest.
+ */
 export async function runFlushJob(
   entries: Iterable<Entry>,
   output: JobOutput,

@@ -46,7 +46,7 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
-import { BackgroundWorker, BackgroundWorkerError } from './background.js';
+import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
 import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
 import { fullCompaction, pickCompaction, type CompactionPlan } from './compaction.js';
 import type { WrittenTable } from './table-sink.js';
@@ -942,7 +942,7 @@ export class DB<K = string, V = unknown> {
    * any manifest names) leaves files under the numbers it was granted: they are removed, and the
    * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
    */
-  async #inWorker(job: CompactionJob): Promise<WrittenTable[]> {
+  async #inWorker(job: WorkerJob): Promise<WrittenTable[]> {
     const worker = BackgroundWorker.shared();
     // With the real disk the worker opens the files itself; any other file system is served to it.
     const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
@@ -968,11 +968,11 @@ export class DB<K = string, V = unknown> {
   async #flushOldest(): Promise<void> {
     const t0 = performance.now();
     const f = this.#imm[this.#imm.length - 1]!;
-    const written = await runFlushJob(
-      f.table,
-      { dir: this.#dir, compression: this.#opts.compression },
-      { fs: this.#fs, newFileNumber: this.#versions.newFileNumber },
-    );
+    const output = { dir: this.#dir, compression: this.#opts.compression };
+    const written =
+      this.#opts.background === 'inline'
+        ? await runFlushJob(f.table, output, { fs: this.#fs, newFileNumber: this.#versions.newFileNumber })
+        : await this.#inWorker({ kind: 'flush', ...output, arena: f.table.arena() });
     const added = await this.#versions.openTables(written);
     // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
     // position durably first, or after a power loss new records could land at or before it and

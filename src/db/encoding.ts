@@ -152,7 +152,9 @@ export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array, key: Uin
       case 'json':
         return JSON.parse(utf8Text(buf));
       case 'msgpack':
-        return checkUnpacked(packr.unpack(buf), buf);
+        // msgpackr's native string reader (msgpackr-extract) misreads shared memory, and can
+        // crash the process on it: the memtable's values are views of SharedArrayBuffers.
+        return checkUnpacked(packr.unpack(buf.buffer instanceof SharedArrayBuffer ? Buffer.from(buf) : buf), buf);
     }
   } catch (err) {
     throw new DecodeError(key, encoding, err);

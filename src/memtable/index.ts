@@ -1,6 +1,6 @@
 /**
- * The memtable layer: sorted in-memory tables of entries, and the entry and cursor types that
- * every storage layer shares.
+ * The memtable layer: sorted in-memory tables of entries, the arena format a worker thread reads
+ * them from, and the entry and cursor types that every storage layer shares.
  *
  * @module
  */
@@ -13,4 +13,5 @@ export {
   compareKeys,
   validateEntry,
 } from '../entry.js';
-export { ENTRY_OVERHEAD, FrozenMemtable, Memtable, MemtableCursor } from './memtable.js';
+export { type ArenaChunks, sortedArenaAddresses, sortedArenaEntries } from './arena-format.js';
+export { FrozenMemtable, INDEX_BYTES_PER_ENTRY, Memtable, MemtableCursor } from './memtable.js';

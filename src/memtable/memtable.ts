@@ -2,67 +2,74 @@
  * The memtable: where writes live, sorted, after the WAL has made them durable and before a flush
  * settles them into a table.
  *
- * A B+ tree (`sorted-btree`) maps each key to its one current entry. Keys are held as latin1
- * "binary strings", one char per byte: plain string comparison then orders them exactly as their
- * bytes, and V8 compares flat one-byte strings natively. Measured on Node 20 with 1M random 16 B
- * keys, conversion included: ~320k sets/s and ~370k gets/s, against ~250k/240k for `Uint8Array`
- * keys with a JavaScript byte comparator and ~140k/160k with `Buffer.compare`. The entry keeps
- * the key's bytes too, so reads never convert back.
+ * Entries are records in an append-only arena of `SharedArrayBuffer` chunks (`arena.ts`, layout
+ * in `arena-format.ts`), after Pebble's arenaskl and RocksDB's InlineSkipList; a B+ tree
+ * (`sorted-btree`) holds their addresses, plain numbers, ordered by a comparator that reads the
+ * keys in the arena. The garbage collector sees a few hundred chunks and the tree's nodes, not an
+ * object, a string and two byte arrays per entry. Measured with `bench/memtable.ts` on Node 20,
+ * 1M random 16 B keys with 100 B values, against the tree of latin1 strings to entry objects this
+ * replaced:
+ *
+ * | per entry / run         | entry objects | arena      |
+ * | ----------------------- | ------------- | ---------- |
+ * | memory (process delta)  | TODO          | TODO       |
+ * | inserts/s               | TODO          | TODO       |
+ * | gets/s                  | TODO          | TODO       |
+ * | GC during inserts       | TODO          | TODO       |
  *
  * One entry per key. A `put` whose seq is `>=` the stored entry's replaces it (equal seqs: the
  * later call wins, as within one batch); an older seq is ignored and `put` returns false. This
- * makes replaying a WAL over a memtable idempotent.
+ * makes replaying a WAL over a memtable idempotent. A put appends its record and, for a key
+ * already present, repoints the tree at it; the old record stays in the arena (a frozen view may
+ * still read it) until the memtable is dropped.
  *
  * {@link Memtable.freeze} returns an immutable view in O(1): the tree is cloned copy-on-write, so
- * later writes copy the nodes they touch instead of changing the view's. Cursors always run over
- * such a view, so writes during an iteration never disturb it.
+ * later writes copy the nodes they touch instead of changing the view's, and the arena only grows.
+ * Cursors always run over such a view, so writes during an iteration never disturb it.
+ * {@link FrozenMemtable.arena} gives the view's chunks, for a reader that sorts them itself
+ * (`sortedArenaEntries`) without the tree, such as a worker thread.
  *
- * The memtable keeps references to the entry's byte arrays; callers must not modify them after
- * `put` (pass copies if the bytes live in a reused buffer).
+ * `put` copies the entry's bytes into the arena: the caller may reuse its arrays. The entries
+ * handed out (`get`, cursors) are made on demand; their key and value are views into the arena,
+ * which must not be modified.
  *
  * @module
  */
 import * as btree from 'sorted-btree';
 import { type CursorOptions, type Entry, type EntryCursor, checkKey, normalizeEntry, positionCursor, validateEntry } from '../entry.js';
+import { Arena, type ArenaMark, PROBE } from './arena.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node's ESM loader exposes it as
 // `default.default`, bundlers and tsx as `default`. Take whichever is the class.
-type BTreeOf = btree.default<string, Entry>;
-type BTreeClass = new (entries: undefined, compare: (a: string, b: string) => number) => BTreeOf;
+// Keys are record numbers; no values (the tree then keeps no value arrays at all).
+type BTreeOf = btree.default<number, undefined>;
+type BTreeClass = new (entries: undefined, compare: (a: number, b: number) => number, maxNodeSize?: number) => BTreeOf;
 const btreeExports = btree as unknown as { default: BTreeClass | { default: BTreeClass } };
 const BTree: BTreeClass = typeof btreeExports.default === 'function' ? btreeExports.default : btreeExports.default.default;
 
 /**
- * Bytes charged per entry on top of its key (counted twice: bytes and string) and value. Measured
- * on Node 20 with 16 B keys and 100 B values: 450 to 700 bytes per entry in all, depending on how
- * the caller allocated its arrays (pooled `Buffer`s or not); the B+ tree slot, the entry object,
- * the string header and the two array objects make up the rest.
+ * Bytes charged per key for the B+ tree, on top of the arena's: its leaves hold one number per
+ * key, 8 bytes, in nodes about two-thirds full, plus node objects. Measured on Node 20 with 1M
+ * and 100k random 16 B keys: 19 to 21 bytes of heap per key.
  */
-export const ENTRY_OVERHEAD = 320;
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** The key as a latin1 binary string: one char per byte, so string order is byte order. */
-export function binaryKey(key: Uint8Array): string {
-  const buf = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  return buf.toString('latin1');
-}
-
-function charge(entry: Entry): number {
-  return 2 * entry.key.length + entry.value.length + ENTRY_OVERHEAD;
-}
+export const INDEX_BYTES_PER_ENTRY = 20;
 
 /** Read-only operations shared by the live memtable and its frozen views. */
 abstract class MemtableReader {
   /** @internal */
   protected abstract tree(): BTreeOf;
+  /** @internal */
+  protected abstract store(): Arena;
 
-  /** The entry stored for `key` (a put or a tombstone), or `undefined` if there is none. */
+  /**
+   * The entry stored for `key` (a put or a tombstone), or `undefined` if there is none. The
+   * entry's key is `key` itself (the same bytes), its value a view into the arena.
+   */
   get(key: Uint8Array): Entry | undefined {
     checkKey(key);
-    return this.tree().get(binaryKey(key));
+    const arena = this.store();
+    const record = lookup(this.tree(), arena, key);
+    return record === undefined ? undefined : arena.entry(record, key);
   }
 
   /** Number of keys (entries). */
@@ -72,15 +79,24 @@ abstract class MemtableReader {
 
   /** The smallest key, or `undefined` when empty. */
   get smallestKey(): Uint8Array | undefined {
-    const k = this.tree().minKey();
-    return k === undefined ? undefined : this.tree().get(k)?.key;
+    const a = this.tree().minKey();
+    return a === undefined ? undefined : this.store().entry(a).key;
   }
 
   /** The largest key, or `undefined` when empty. */
   get largestKey(): Uint8Array | undefined {
-    const k = this.tree().maxKey();
-    return k === undefined ? undefined : this.tree().get(k)?.key;
+    const a = this.tree().maxKey();
+    return a === undefined ? undefined : this.store().entry(a).key;
   }
+}
+
+const pair: [number, undefined] = [0, undefined];
+
+/** The number of `key`'s record in `tree`, or undefined. */
+function lookup(tree: BTreeOf, arena: Arena, key: Uint8Array): number | undefined {
+  arena.setProbe(key);
+  const p = tree.getPairOrNextHigher(PROBE, pair);
+  return p !== undefined && arena.compare(p[0], PROBE) === 0 ? p[0] : undefined;
 }
 
 /**
@@ -89,11 +105,15 @@ abstract class MemtableReader {
  */
 export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   readonly #tree: BTreeOf;
+  readonly #arena: Arena;
+  readonly #mark: ArenaMark;
 
   /** @internal */
   constructor(
     tree: BTreeOf,
-    /** Approximate memory held, in bytes, as {@link Memtable.approximateBytes} was at the freeze. */
+    arena: Arena,
+    mark: ArenaMark,
+    /** Memory held, in bytes, as {@link Memtable.approximateBytes} was at the freeze. */
     readonly approximateBytes: number,
     /** Smallest seq of any entry stored since the memtable was created (0 when empty). */
     readonly minSeq: number,
@@ -102,6 +122,8 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   ) {
     super();
     this.#tree = tree;
+    this.#arena = arena;
+    this.#mark = mark;
   }
 
   /** @internal */
@@ -109,29 +131,50 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     return this.#tree;
   }
 
+  /** @internal */
+  protected store(): Arena {
+    return this.#arena;
+  }
+
   /** A cursor positioned as `options` say (by default at the first entry). */
   iterator(options?: CursorOptions): MemtableCursor {
-    const cursor = new MemtableCursor(this.#tree, options?.reverse === true);
+    const cursor = new MemtableCursor(this.#tree, this.#arena, options?.reverse === true);
     positionCursor(cursor, options);
     return cursor;
   }
 
   /** Every entry in ascending key order. */
   *[Symbol.iterator](): Iterator<Entry> {
-    for (const [, entry] of this.#tree.entries()) yield entry;
+    const arena = this.#arena;
+    for (const [record] of this.#tree.entries(undefined, [0, undefined])) yield arena.entry(record);
+  }
+
+  /**
+   * The arena's chunks and the bytes used in each, as of the freeze: every record the memtable
+   * received until then, in append order (see `arena-format.ts`), from which `sortedArenaEntries`
+   * gives exactly what iterating this view gives. The chunks are shared, not copied; their bytes
+   * up to these ends never change.
+   */
+  arena(): { chunks: SharedArrayBuffer[]; ends: number[] } {
+    return this.#arena.chunksAt(this.#mark);
   }
 }
 
 /** A sorted, mutable in-memory table with one entry per key. See the module comment. */
 export class Memtable extends MemtableReader {
-  #tree: BTreeOf = new BTree(undefined, compareStrings);
-  #bytes = 0;
+  readonly #arena = new Arena();
+  #tree: BTreeOf = new BTree(undefined, this.#arena.compare);
   #minSeq = Infinity;
   #maxSeq = -1;
 
   /** @internal */
   protected tree(): BTreeOf {
     return this.#tree;
+  }
+
+  /** @internal */
+  protected store(): Arena {
+    return this.#arena;
   }
 
   /**
@@ -146,29 +189,34 @@ export class Memtable extends MemtableReader {
   /**
    * @internal {@link put} without the checks, for an entry its caller built and checked itself
    * (the DB, whose WAL already holds the record: applying it must not be able to fail). `stored`
-   * must be valid and in the shape {@link normalizeEntry} gives; it is stored as it is.
+   * must be valid and in the shape {@link normalizeEntry} gives; its bytes are copied.
    */
   insertChecked(stored: Entry): boolean {
-    const k = binaryKey(stored.key);
+    const arena = this.#arena;
+    const record = arena.append(stored);
     // One descent for a new key (the common case); an existing key costs two more.
-    if (!this.#tree.set(k, stored, false)) {
-      const old = this.#tree.get(k)!;
-      if (old.seq > stored.seq) return false;
-      this.#bytes -= charge(old);
-      this.#tree.set(k, stored, true);
+    if (!this.#tree.set(record, undefined, false)) {
+      const old = this.#tree.getPairOrNextHigher(record, pair)![0];
+      if (arena.seq(old) > stored.seq) {
+        arena.truncate(record);
+        return false;
+      }
+      // sorted-btree's overwrite replaces the leaf's key as well as its value: the tree now holds
+      // the new record. (An inner node may keep the old one as a separator: the same key.)
+      this.#tree.set(record, undefined, true);
     }
-    this.#bytes += charge(stored);
     if (stored.seq < this.#minSeq) this.#minSeq = stored.seq;
     if (stored.seq > this.#maxSeq) this.#maxSeq = stored.seq;
     return true;
   }
 
   /**
-   * Approximate memory held by the entries, in bytes: keys twice, values, and
-   * {@link ENTRY_OVERHEAD} per entry. What the DB compares with its flush threshold.
+   * Memory held, in bytes: the arena's chunks (overwritten records included: they stay until the
+   * memtable is dropped) and {@link INDEX_BYTES_PER_ENTRY} per key for the tree. What the DB
+   * compares with its flush threshold.
    */
   get approximateBytes(): number {
-    return this.#bytes;
+    return this.#arena.bytesHeld + this.#tree.size * INDEX_BYTES_PER_ENTRY;
   }
 
   /** Smallest seq stored so far, or `undefined` when nothing was stored. */
@@ -189,7 +237,14 @@ export class Memtable extends MemtableReader {
     const view = this.#tree.clone();
     view.freeze();
     const empty = this.#maxSeq < 0;
-    return new FrozenMemtable(view, this.#bytes, empty ? 0 : this.#minSeq, empty ? 0 : this.#maxSeq);
+    return new FrozenMemtable(
+      view,
+      this.#arena,
+      this.#arena.mark(),
+      this.approximateBytes,
+      empty ? 0 : this.#minSeq,
+      empty ? 0 : this.#maxSeq,
+    );
   }
 
   /**
@@ -207,15 +262,19 @@ export class Memtable extends MemtableReader {
  */
 export class MemtableCursor implements EntryCursor {
   readonly #tree: BTreeOf;
+  readonly #arena: Arena;
   readonly #reverse: boolean;
-  #it: Iterator<[string, Entry]> | undefined;
+  /** The tree's iterators fill this pair instead of making one per step. */
+  readonly #pair: [number, undefined] = [0, undefined];
+  #it: Iterator<[number, undefined]> | undefined;
   #itReverse = false;
-  #key: string | undefined;
+  #record = -1;
   #current: Entry | undefined;
 
   /** @internal */
-  constructor(tree: BTreeOf, reverse: boolean) {
+  constructor(tree: BTreeOf, arena: Arena, reverse: boolean) {
     this.#tree = tree;
+    this.#arena = arena;
     this.#reverse = reverse;
   }
 
@@ -227,51 +286,54 @@ export class MemtableCursor implements EntryCursor {
     const r = this.#it!.next();
     if (r.done === true) {
       this.#it = undefined;
-      this.#key = undefined;
+      this.#record = -1;
       this.#current = undefined;
       return undefined;
     }
-    this.#key = r.value[0];
-    this.#current = r.value[1];
+    this.#record = r.value[0];
+    this.#current = this.#arena.entry(this.#record);
     return this.#current;
   }
 
-  #start(it: Iterator<[string, Entry]>, reverse: boolean): Entry | undefined {
+  #start(it: Iterator<[number, undefined]>, reverse: boolean): Entry | undefined {
     this.#it = it;
     this.#itReverse = reverse;
     return this.#pull();
   }
 
+  // The tree finds a start position when the iterator is made, so the probe is only read here.
   seek(key: Uint8Array): Entry | undefined {
     checkKey(key);
-    return this.#start(this.#tree.entries(binaryKey(key)), false);
+    this.#arena.setProbe(key);
+    return this.#start(this.#tree.entries(PROBE, this.#pair), false);
   }
 
   seekForPrev(key: Uint8Array): Entry | undefined {
     checkKey(key);
-    return this.#start(this.#tree.entriesReversed(binaryKey(key)), true);
+    this.#arena.setProbe(key);
+    return this.#start(this.#tree.entriesReversed(PROBE, this.#pair), true);
   }
 
   seekToFirst(): Entry | undefined {
-    return this.#start(this.#tree.entries(), false);
+    return this.#start(this.#tree.entries(undefined, this.#pair), false);
   }
 
   seekToLast(): Entry | undefined {
-    return this.#start(this.#tree.entriesReversed(), true);
+    return this.#start(this.#tree.entriesReversed(undefined, this.#pair), true);
   }
 
   next(): Entry | undefined {
-    if (this.#key === undefined) return undefined;
+    if (this.#record < 0) return undefined;
     if (this.#itReverse) {
-      // entries(k) starts at k itself, which is present: skip it.
-      this.#start(this.#tree.entries(this.#key), false);
+      // entries(r) starts at r itself, which is present: skip it.
+      this.#start(this.#tree.entries(this.#record, this.#pair), false);
     }
     return this.#pull();
   }
 
   prev(): Entry | undefined {
-    if (this.#key === undefined) return undefined;
-    if (!this.#itReverse) return this.#start(this.#tree.entriesReversed(this.#key, undefined, true), true);
+    if (this.#record < 0) return undefined;
+    if (!this.#itReverse) return this.#start(this.#tree.entriesReversed(this.#record, this.#pair, true), true);
     return this.#pull();
   }
 

@@ -1,5 +1,5 @@
 /**
- * The background worker: compactions run in a worker thread that does its I/O through the DB's
+ * The background worker: flushes and compactions run in a worker thread that does its I/O through the DB's
  * file system (served to it) or the real disk (opened by itself); a worker that dies mid-job
  * (terminate(), an uncaught error) never leaves a lost or half-installed table, and the job runs
  * again on a new worker; I/O errors inside the worker become the DB's background error, typed as
@@ -52,7 +52,7 @@ afterEach(async () => {
 });
 
 describe('background worker', () => {
-  it('runs compactions in the worker, through the DB file system, with the same result as inline', async () => {
+  it('runs flushes and compactions in the worker, through the DB file system, with the same result as inline', async () => {
     const contents: string[] = [];
     for (const background of ['worker', 'inline'] as const) {
       const mem = new MemFileSystem();
@@ -61,8 +61,8 @@ describe('background worker', () => {
       await db.compact();
       const s = db.stats();
       expect(s.background.mode).toBe(background);
-      // The automatic L0 compaction and the full one.
-      if (background === 'worker') expect(s.background.workerJobs).toBeGreaterThanOrEqual(1);
+      // Two flushes, the automatic L0 compaction and the full one.
+      if (background === 'worker') expect(s.background.workerJobs).toBeGreaterThanOrEqual(3);
       else expect(s.background.workerJobs).toBe(0);
       expect(s.levels[0]!.tables).toBe(0);
       await expectAll(db);
@@ -77,6 +77,35 @@ describe('background worker', () => {
   });
 
   for (const death of ['terminate', 'uncaught error'] as const) {
+    it(`a worker that dies mid-flush (${death}) installs nothing; the flush runs again on a new worker`, async () => {
+      const mem = new MemFileSystem();
+      const { fs, set } = trapped(mem);
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs, l0CompactionTrigger: 100 });
+      for (let i = 0; i < KEYS; i++) await db.put(`k${String(i).padStart(4, '0')}`, value(i, 1));
+      const started = BackgroundWorker.shared().started;
+      let killed = false;
+      set((op) => {
+        if (!killed && isTableWrite(op)) {
+          killed = true;
+          if (death === 'terminate') void BackgroundWorker.shared().terminate();
+          else BackgroundWorker.shared().crash();
+        }
+        return undefined;
+      });
+      await db.flush();
+      expect(killed).toBe(true);
+      const s = db.stats();
+      expect(s.flushes).toBeGreaterThanOrEqual(1);
+      expect(s.background.workerDeaths).toBe(1);
+      expect(s.backgroundError).toBeUndefined();
+      expect(BackgroundWorker.shared().started).toBe(started + 1);
+      expect(tableFiles(mem)).toHaveLength(s.levels[0]!.tables);
+      await expectAll(db);
+      await db.close();
+      db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+      await expectAll(db);
+    });
+
     it(`a worker that dies mid-compaction (${death}) installs nothing; the job runs again on a new worker`, async () => {
       const mem = new MemFileSystem();
       const { fs, set } = trapped(mem);
@@ -138,6 +167,27 @@ describe('background worker', () => {
     await expectAll(db);
     await db.compact();
     await expectAll(db);
+  });
+
+  it('ENOSPC on a flush inside the worker is the background error; the memtable stays readable and the WAL keeps it', async () => {
+    const mem = new MemFileSystem();
+    const { fs, set } = trapped(mem);
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs });
+    for (let i = 0; i < KEYS; i++) await db.put(`k${String(i).padStart(4, '0')}`, value(i, 1));
+    set((op) => (isTableWrite(op) ? { error: 'ENOSPC' } : undefined));
+    const err = await db.flush().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(IoError);
+    expect((err as IoError).errno).toBe('ENOSPC');
+    expect(db.stats().backgroundError).toBe(err);
+    await expectAll(db);
+    set(undefined);
+    await db.close();
+    db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+    await expectAll(db);
+    expect(tableFiles(mem)).toHaveLength(db.stats().levels.reduce((n, l) => n + l.tables, 0));
   });
 
   for (const errno of ['ENOSPC', 'EIO'] as const) {

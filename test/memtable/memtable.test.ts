@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { type Entry, compareKeys } from '../../src/entry.js';
-import { ENTRY_OVERHEAD, Memtable } from '../../src/memtable/memtable.js';
+import { RECORD_INDEX_BYTES } from '../../src/memtable/arena.js';
+import { sortedArenaEntries } from '../../src/memtable/arena-format.js';
+import { INDEX_BYTES_PER_ENTRY, Memtable } from '../../src/memtable/memtable.js';
 import { bodyArb, bytes, checkCursorMoves, drain, forwardFrom, hex, keyArb, makeEntry, plain, reverseFrom } from '../sstable/helpers.js';
 
 const put = (key: string, seq: number, value = `v${seq}`): Entry => ({
@@ -11,6 +13,10 @@ const put = (key: string, seq: number, value = `v${seq}`): Entry => ({
   value: bytes(value),
 });
 const del = (key: string, seq: number): Entry => ({ key: bytes(key), seq, kind: 'delete', value: new Uint8Array(0) });
+
+// Keys are views into the arena: plain Uint8Arrays, whatever the caller put.
+const key = (e: Entry | undefined) => e && Buffer.from(e.key).toString();
+const keysOf = (it: Iterable<Entry>) => [...it].map((e) => Buffer.from(e.key).toString());
 
 describe('Memtable', () => {
   it('stores one entry per key and returns it', () => {
@@ -85,17 +91,25 @@ describe('Memtable', () => {
     expect(m.size).toBe(0);
   });
 
-  it('tracks approximate memory, adjusting on overwrite', () => {
+  it('tracks the memory held: every record appended, and the index per key', () => {
     const m = new Memtable();
+    const record = (key: number, value: number) => 16 + key + value + RECORD_INDEX_BYTES;
     expect(m.approximateBytes).toBe(0);
     m.put(put('key', 1, 'x'.repeat(100)));
-    expect(m.approximateBytes).toBe(2 * 3 + 100 + ENTRY_OVERHEAD);
+    expect(m.approximateBytes).toBe(record(3, 100) + INDEX_BYTES_PER_ENTRY);
+    // An overwrite appends its record: the old one stays in the arena (frozen views may read it).
     m.put(put('key', 2, 'x'.repeat(10)));
-    expect(m.approximateBytes).toBe(2 * 3 + 10 + ENTRY_OVERHEAD);
+    expect(m.approximateBytes).toBe(record(3, 100) + record(3, 10) + INDEX_BYTES_PER_ENTRY);
     m.put(del('key', 3));
-    expect(m.approximateBytes).toBe(2 * 3 + ENTRY_OVERHEAD);
+    const held = record(3, 100) + record(3, 10) + record(3, 0) + INDEX_BYTES_PER_ENTRY;
+    expect(m.approximateBytes).toBe(held);
+    // An ignored put leaves nothing behind.
     m.put(put('key', 1, 'ignored'));
-    expect(m.approximateBytes).toBe(2 * 3 + ENTRY_OVERHEAD);
+    expect(m.approximateBytes).toBe(held);
+    const view = m.freeze();
+    m.put({ ...put('other', 4), expiresAt: 5 });
+    expect(m.approximateBytes).toBe(held + record(5, 2) + 8 + INDEX_BYTES_PER_ENTRY);
+    expect(view.approximateBytes).toBe(held);
   });
 
   it('freezes in O(1) into a view that later writes do not change', () => {
@@ -139,14 +153,86 @@ describe('Memtable', () => {
     expect(keys(m.iterator({ start: bytes('a'), reverse: true }))).toEqual([]);
     expect(keys(m.iterator({ start: bytes('g') }))).toEqual([]);
     const c = m.iterator({ start: bytes('d') });
-    expect(c.next()?.key).toEqual(bytes('f'));
-    expect(c.prev()?.key).toEqual(bytes('d'));
-    expect(c.prev()?.key).toEqual(bytes('b'));
-    expect(c.next()?.key).toEqual(bytes('d'));
-    expect(c.prev()?.key).toEqual(bytes('b'));
+    expect(key(c.next())).toBe('f');
+    expect(key(c.prev())).toBe('d');
+    expect(key(c.prev())).toBe('b');
+    expect(key(c.next())).toBe('d');
+    expect(key(c.prev())).toBe('b');
     expect(c.prev()).toBeUndefined();
     expect(c.next()).toBeUndefined();
     expect(() => c.seek('x' as unknown as Uint8Array)).toThrow(TypeError);
+  });
+
+  it('copies what it is given: the caller may reuse its arrays', () => {
+    const m = new Memtable();
+    const key = bytes('key');
+    const value = bytes('value');
+    m.put({ key, seq: 1, kind: 'put', value });
+    key.fill(0);
+    value.fill(0);
+    expect(m.get(bytes('key'))!.value).toEqual(new Uint8Array(bytes('value')));
+    expect(m.get(key)).toBeUndefined();
+  });
+
+  it('holds values larger than an arena chunk, between small ones', () => {
+    const m = new Memtable();
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => i * 7);
+    m.put(put('a', 1));
+    m.put({ key: bytes('big'), seq: 2, kind: 'put', value: big });
+    m.put(put('c', 3));
+    expect(Buffer.compare(m.get(bytes('big'))!.value, big)).toBe(0);
+    expect(keysOf(m.iterator())).toEqual(['a', 'big', 'c']);
+    expect(
+      m
+        .freeze()
+        .arena()
+        .chunks.some((c) => c.byteLength >= big.length),
+    ).toBe(true);
+  });
+
+  it('keeps a frozen view, its arena and its sorted arena as they were, whatever is written after', () => {
+    const m = new Memtable();
+    for (let i = 0; i < 300; i++) m.put(put(`k${String(i).padStart(3, '0')}`, i, 'v'.repeat(i)));
+    const view = m.freeze();
+    const entries = drain(view);
+    const arena = view.arena();
+    const ends = [...arena.ends];
+    // Overwrites with higher, equal and lower seqs, tombstones, new keys, a new chunk's worth.
+    for (let i = 0; i < 300; i += 2) m.put(put(`k${String(i).padStart(3, '0')}`, i + (i % 4 === 0 ? 1000 : 0), 'new'));
+    for (let i = 1; i < 300; i += 4) m.put(del(`k${String(i).padStart(3, '0')}`, 2000 + i));
+    for (let i = 0; i < 2000; i++) m.put(put(`n${i}`, 5000 + i, 'x'.repeat(500)));
+    expect(drain(view)).toEqual(entries);
+    expect(view.arena().ends).toEqual(ends);
+    expect(drain(sortedArenaEntries(view.arena()))).toEqual(entries);
+    expect(drain(sortedArenaEntries(m.freeze().arena()))).toEqual(drain(m.freeze()));
+    expect(view.get(bytes('k000'))!.seq).toBe(0);
+    expect(m.get(bytes('k000'))!.seq).toBe(1000);
+    expect(m.get(bytes('k002'))!.seq).toBe(2);
+    expect(m.get(bytes('k001'))!.kind).toBe('delete');
+  });
+
+  it('runs cursors independently of each other and of lookups in between', () => {
+    const m = new Memtable();
+    for (let i = 0; i < 500; i++) m.put(put(`k${String(i * 2).padStart(4, '0')}`, i));
+    const a = m.iterator();
+    const b = m.iterator({ reverse: true });
+    expect(key(a.seek(bytes('k0101')))).toBe('k0102');
+    expect(key(b.seekForPrev(bytes('k0101')))).toBe('k0100');
+    expect(m.get(bytes('k0500'))).toBeDefined();
+    expect(m.get(bytes('zzz'))).toBeUndefined();
+    expect(key(a.next())).toBe('k0104');
+    expect(key(b.prev())).toBe('k0098');
+    expect(key(b.next())).toBe('k0100');
+    expect(key(a.prev())).toBe('k0102');
+    expect(m.smallestKey && Buffer.from(m.smallestKey).toString()).toBe('k0000');
+    expect(m.largestKey && Buffer.from(m.largestKey).toString()).toBe('k0998');
+    // Iterating while reading.
+    let n = 0;
+    for (const e of m.iterator()) {
+      expect(m.get(e.key)!.seq).toBe(e.seq);
+      n++;
+    }
+    expect(n).toBe(500);
   });
 
   it('handles an empty memtable', () => {
