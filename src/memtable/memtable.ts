@@ -49,7 +49,7 @@ import { Arena, type ArenaMark, PROBE } from './arena.js';
 // `default.default`, bundlers and tsx as `default`. Take whichever is the class.
 // Keys are record numbers; no values (the tree then keeps no value arrays at all).
 type BTreeOf = btree.default<number, undefined>;
-type BTreeClass = new (entries: undefined, compare: (a: number, b: number) => number, maxNodeSize?: number) => BTreeOf;
+type BTreeClass = new (entries: undefined, compare: (a: number, b: number) => number) => BTreeOf;
 const btreeExports = btree as unknown as { default: BTreeClass | { default: BTreeClass } };
 const BTree: BTreeClass = typeof btreeExports.default === 'function' ? btreeExports.default : btreeExports.default.default;
 
@@ -85,17 +85,18 @@ abstract class MemtableReader {
 
   /** The smallest key, or `undefined` when empty. */
   get smallestKey(): Uint8Array | undefined {
-    const a = this.tree().minKey();
-    return a === undefined ? undefined : this.store().entry(a).key;
+    const r = this.tree().minKey();
+    return r === undefined ? undefined : this.store().entry(r).key;
   }
 
   /** The largest key, or `undefined` when empty. */
   get largestKey(): Uint8Array | undefined {
-    const a = this.tree().maxKey();
-    return a === undefined ? undefined : this.store().entry(a).key;
+    const r = this.tree().maxKey();
+    return r === undefined ? undefined : this.store().entry(r).key;
   }
 }
 
+/** Lookups fill this pair instead of making one (they run one at a time, synchronously). */
 const pair: [number, undefined] = [0, undefined];
 
 /** The number of `key`'s record in `tree`, or undefined. */
