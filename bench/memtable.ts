@@ -224,16 +224,22 @@ async function measureTable(impl: 'old' | 'arena', n: number): Promise<TableResu
 }
 
 interface SortResult {
+  keys: 'random' | 'shared';
   mib: number;
   entries: number;
   records: number;
   arenaBytes: number;
   sortAddressesMs: number;
+  sortAddressesCpuMs: number;
   sortEntriesMs: number;
   iterateMs: number;
 }
 
-async function measureSort(mib: number): Promise<SortResult> {
+/**
+ * `sortedArenaEntries` over a frozen memtable of `mib` MiB: random 16 B keys, or keys whose first
+ * 8 bytes are the same (`user:000` and 8 random bytes), as keys with a common prefix often are.
+ */
+async function measureSort(mib: number, keys: 'random' | 'shared'): Promise<SortResult> {
   const m = new Memtable();
   const key = Buffer.allocUnsafe(KEY);
   const value = Buffer.allocUnsafe(VALUE);
@@ -249,6 +255,7 @@ async function measureSort(mib: number): Promise<SortResult> {
       randomFillSync(key);
       key.writeUInt32BE(records, 0);
     }
+    if (keys === 'shared') key.write('user:000', 0, 'latin1');
     m.insertChecked({ key, seq: records + 1, kind: 'put', value, expiresAt: undefined });
     records++;
   }
@@ -257,9 +264,11 @@ async function measureSort(mib: number): Promise<SortResult> {
   let arenaBytes = 0;
   for (const e of arena.ends) arenaBytes += e;
   gc();
+  const c0 = process.cpuUsage();
   let t0 = performance.now();
   const addresses = sortedArenaAddresses(arena);
   const sortAddressesMs = performance.now() - t0;
+  const sortAddressesCpuMs = cpuMs(c0);
   gc();
   t0 = performance.now();
   let count = 0;
@@ -272,7 +281,7 @@ async function measureSort(mib: number): Promise<SortResult> {
   if (count !== frozen.size || iterated !== frozen.size || addresses.length !== frozen.size) {
     throw new Error(`sort: ${count} / ${addresses.length} entries, the memtable holds ${frozen.size}`);
   }
-  return { mib, entries: frozen.size, records, arenaBytes, sortAddressesMs, sortEntriesMs, iterateMs };
+  return { keys, mib, entries: frozen.size, records, arenaBytes, sortAddressesMs, sortAddressesCpuMs, sortEntriesMs, iterateMs };
 }
 
 // --- the parent: runs the children, prints the report ---------------------------------------
@@ -307,8 +316,8 @@ async function main(): Promise<void> {
     process.send!(await measureTable(role, n));
     return;
   }
-  if (role === 'sort') {
-    process.send!(await measureSort(sortMib));
+  if (role === 'sort-random' || role === 'sort-shared') {
+    process.send!(await measureSort(sortMib, role === 'sort-random' ? 'random' : 'shared'));
     return;
   }
   console.error(`memtable bench: ${fmt(n)} random ${KEY} B keys / ${VALUE} B values; node ${process.version}`);
@@ -323,8 +332,11 @@ async function main(): Promise<void> {
     }
   }
   const rows = [best.get('old')!, best.get('arena')!];
-  console.error(`  sortedArenaEntries over ${sortMib} MiB...`);
-  const sort = await child<SortResult>(['--child=sort', `--sort-mib=${sortMib}`]);
+  const sorts: SortResult[] = [];
+  for (const keys of ['random', 'shared']) {
+    console.error(`  sortedArenaEntries over ${sortMib} MiB, ${keys} keys...`);
+    sorts.push(await child<SortResult>([`--child=sort-${keys}`, `--sort-mib=${sortMib}`]));
+  }
 
   const raw = KEY + VALUE;
   console.log(`## Memtable: ${fmt(n)} random ${KEY} B keys / ${VALUE} B values (raw ${raw} B per entry), node ${process.version}\n`);
@@ -342,14 +354,16 @@ async function main(): Promise<void> {
     (r) => `${fmt(r.gcInsert.ms)} ms / ${fmt(r.gcInsert.longest, 1)} ms (${r.gcInsert.count} GCs)`,
   );
   line('GC during gets: total / longest', (r) => `${fmt(r.gcGet.ms)} ms / ${fmt(r.gcGet.longest, 1)} ms (${r.gcGet.count} GCs)`);
+  const sort = sorts[0]!;
   console.log(
-    `\n## sortedArenaEntries: a ${sort.mib} MiB memtable (${fmt(sort.entries)} keys, ${fmt(sort.records)} records, ${fmt(sort.arenaBytes / MiB, 1)} MiB of records)\n`,
+    `\n## sortedArenaEntries: a ${sort.mib} MiB memtable (${fmt(sort.entries)} keys, ${fmt(sort.records)} records, one in ten an overwrite; ${fmt(sort.arenaBytes / MiB, 1)} MiB of records)\n`,
   );
-  console.log('| | ms |');
-  console.log('| --- | --- |');
-  console.log(`| sortedArenaAddresses (scan + sort + pick) | ${fmt(sort.sortAddressesMs)} |`);
-  console.log(`| sortedArenaEntries, every entry decoded | ${fmt(sort.sortEntriesMs)} |`);
-  console.log(`| iterating the frozen memtable (its B+ tree) | ${fmt(sort.iterateMs)} |`);
+  console.log('| ms | random keys | keys sharing their first 8 bytes |');
+  console.log('| --- | --- | --- |');
+  const sline = (name: string, f: (r: SortResult) => string): void => console.log(`| ${name} | ${sorts.map(f).join(' | ')} |`);
+  sline('sortedArenaAddresses: scan, sort, pick (CPU)', (r) => `${fmt(r.sortAddressesMs)} (${fmt(r.sortAddressesCpuMs)})`);
+  sline('sortedArenaEntries, every entry decoded', (r) => fmt(r.sortEntriesMs));
+  sline('iterating the frozen memtable (its B+ tree)', (r) => fmt(r.iterateMs));
 }
 
 await main();

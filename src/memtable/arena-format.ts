@@ -261,9 +261,9 @@ export function scanArena(arena: ArenaChunks): number[] {
  * packed with the record number into one float64 each, sort natively without a comparator call;
  * only records whose digits so far are equal go on to the next four bytes. A comparator sort of
  * record numbers costs a cache miss per comparison (each reads two records somewhere in 64 MiB).
- * Measured with bench/memtable.ts on 410k records (a 64 MiB memtable, 16 B keys), CPU time:
- * random keys 150 ms; keys sharing their first 8 bytes 1.3 s with a comparator sort after the
- * first digit, TODO with the digits.
+ * Measured with bench/memtable.ts on 410k records (a 64 MiB memtable, 16 B keys), CPU time of
+ * the scan, sort and pick: random keys 0.26 s; keys sharing their first 8 bytes 0.65 s, where a
+ * comparator sort after the first digit took 1.3 s.
  */
 export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
   const addresses = scanArena(arena);
