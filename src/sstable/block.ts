@@ -19,29 +19,6 @@ export interface ValueSpan {
   end: number;
 }
 
-/** Scratch key buffer for scans: code here is synchronous, so one buffer serves every block. */
-let scratch: Uint8Array = new Uint8Array(256);
-
-function ensureScratch(n: number, keep: number): Uint8Array {
-  if (scratch.length < n) {
-    const grown = new Uint8Array(Math.max(n, scratch.length * 2));
-    grown.set(scratch.subarray(0, keep));
-    scratch = grown;
-  }
-  return scratch;
-}
-
-/** Compares `data[start..end)` with `key`, bytewise. */
-function compareSlice(data: Uint8Array, start: number, end: number, key: Uint8Array): number {
-  const len = end - start;
-  const n = Math.min(len, key.length);
-  for (let i = 0; i < n; i++) {
-    const d = data[start + i]! - key[i]!;
-    if (d !== 0) return d;
-  }
-  return len - key.length;
-}
-
 /** A decoded view of one block's contents. */
 export class Block {
   /** The block's contents. */
@@ -115,42 +92,89 @@ export class Block {
   }
 
   /**
-   * Finds the entry whose key equals `key`; returns where its value lies, or `undefined`. Binary
-   * search over the restarts for the last one whose key is below `key`, then a linear scan.
+   * Finds the entry whose key equals `key`; returns where its value lies, or `undefined`. See
+   * {@link findValue}.
    */
   find(key: Uint8Array): ValueSpan | undefined {
+    const start = this.findValue(key);
+    return start < 0 ? undefined : { start, end: this.valueEnd };
+  }
+
+  /**
+   * End of the value found by the last successful {@link findValue} (the block is read
+   * synchronously, so the caller reads it right after).
+   */
+  valueEnd = 0;
+
+  /**
+   * Finds the entry whose key equals `key`: returns the offset of its value in {@link data} (its
+   * end in {@link valueEnd}), or -1. Allocates nothing. Binary search over the restarts for the
+   * last one whose key is below `key`, then a linear scan that compares keys in place instead of
+   * rebuilding them from their shared prefixes:
+   *
+   * The scan keeps `matched`, the length of the prefix the previous key shares with `key` (the
+   * previous key is below `key`, so `matched < key.length`). An entry that shares more than
+   * `matched` bytes with the previous key agrees with it on byte `matched`, which is below
+   * `key`'s: it is below `key` too, and is skipped without looking at its bytes. An entry
+   * sharing at most `matched` bytes agrees with `key` on those, so only its unshared bytes are
+   * compared with `key`'s from there. (Keys must ascend; the shared counts need not be maximal.)
+   */
+  findValue(key: Uint8Array): number {
     const n = this.#restarts;
-    if (n === 0) return undefined;
+    if (n === 0) return -1;
     const data = this.data;
-    const restartBase = this.#limit;
+    const limit = this.#limit;
+    const klen = key.length;
+    // The last restart whose key is below `key` (or restart 0). As in the index's search, each
+    // comparison skips the prefix both bounds share with `key`: restart `left` (below `key`, if
+    // left > 0) and restart right + 1 (not below it).
     let left = 0;
     let right = n - 1;
+    let leftShared = 0;
+    let rightShared = 0;
     while (left < right) {
       const mid = (left + right + 1) >>> 1;
-      const at = getU32(data, restartBase + 4 * mid);
+      const at = getU32(data, limit + 4 * mid);
       this.#parse(at, 0);
       if (this.#shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
       const k = this.#keyStart;
-      if (compareSlice(data, k, k + this.#unshared, key) < 0) left = mid;
-      else right = mid - 1;
+      const len = this.#unshared;
+      const m = Math.min(len, klen);
+      let i = Math.min(leftShared, rightShared);
+      while (i < m && data[k + i] === key[i]) i++;
+      if ((i < m ? data[k + i]! - key[i]! : len - klen) < 0) {
+        left = mid;
+        leftShared = i;
+      } else {
+        right = mid - 1;
+        rightShared = i;
+      }
     }
     // Scan from restart `left` for the first key >= `key`.
-    let at = getU32(data, restartBase + 4 * left);
+    let at = getU32(data, limit + 4 * left);
     let keyLength = 0;
-    let buf = scratch;
-    while (at < this.#limit) {
+    let matched = 0;
+    while (at < limit) {
       const valueStart = this.#parse(at, keyLength);
-      const newLength = this.#shared + this.#unshared;
-      buf = ensureScratch(newLength, this.#shared);
-      for (let i = this.#keyStart, j = this.#shared; i < valueStart; i++, j++) buf[j] = data[i]!;
-      keyLength = newLength;
-      const c = compareSlice(buf, 0, keyLength, key);
-      if (c >= 0) {
-        return c === 0 ? { start: valueStart, end: valueStart + this.#valueLength } : undefined;
-      }
+      const shared = this.#shared;
+      const unshared = this.#unshared;
+      keyLength = shared + unshared;
       at = valueStart + this.#valueLength;
+      if (shared > matched) continue;
+      // The key is key[0..shared) + data[keyStart..valueStart): compare from byte `shared`.
+      const ks = this.#keyStart;
+      const m = Math.min(unshared, klen - shared);
+      let j = 0;
+      while (j < m && data[ks + j] === key[shared + j]) j++;
+      const c = j < m ? data[ks + j]! - key[shared + j]! : keyLength - klen;
+      if (c > 0) return -1;
+      if (c === 0) {
+        this.valueEnd = at;
+        return valueStart;
+      }
+      matched = shared + j;
     }
-    return undefined;
+    return -1;
   }
 
   /**
