@@ -14,6 +14,7 @@
  * @module
  */
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
+import { bloomHash } from '../sstable/bloom.js';
 import type { TableMeta } from './manifest.js';
 import { findTable, LevelCursor, type LevelTable } from './merge.js';
 
@@ -50,18 +51,29 @@ export class Version {
     }
   }
 
-  /** The newest entry for `key` in the tables, tombstones included. Synchronous: cached blocks or a pread. */
+  /**
+   * The newest entry for `key` in the tables, tombstones included. Synchronous: cached blocks or a
+   * pread. The key is hashed once for the bloom filters of every table asked. The entry's key is
+   * `key` and its value a view of a cached block (see `TableReader.lookup`): decode or copy it,
+   * never modify it.
+   */
   get(key: Uint8Array): Entry | undefined {
-    for (const t of this.levels[0]!) {
+    let hash = -1;
+    const l0 = this.levels[0]!;
+    for (let i = 0; i < l0.length; i++) {
+      const t = l0[i]!;
       if (compareKeys(key, t.meta.smallest) < 0 || compareKeys(key, t.meta.largest) > 0) continue;
-      const e = t.reader.get(key);
+      if (hash < 0) hash = bloomHash(key);
+      const e = t.reader.lookup(key, hash);
       if (e) return e;
     }
     for (let l = 1; l < this.levels.length; l++) {
       const level = this.levels[l]!;
+      if (level.length === 0) continue;
       const i = findTable(level, key);
       if (i < level.length && compareKeys(level[i]!.meta.smallest, key) <= 0) {
-        const e = level[i]!.reader.get(key);
+        if (hash < 0) hash = bloomHash(key);
+        const e = level[i]!.reader.lookup(key, hash);
         if (e) return e;
       }
     }

@@ -21,10 +21,10 @@ import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
 import { Block } from './block.js';
-import { BlockCache, privateFileId } from './block-cache.js';
+import { BlockCache, type CacheEntry, privateFileId } from './block-cache.js';
 import { BloomFilter } from './bloom.js';
 import { corrupt } from './coding.js';
-import { findEntry } from './data-entry.js';
+import { findEntry, lookupEntry } from './data-entry.js';
 import { decodeFooter } from './footer.js';
 import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './format.js';
 import { TableIndex } from './index-block.js';
@@ -94,6 +94,8 @@ export class TableReader {
   #filtered = 0;
   #blockReads = 0;
   readonly #source: BlockSource;
+  /** The cache entry of each data block, once found or inserted: a hit without a map lookup. */
+  readonly #entries: (CacheEntry | undefined)[];
 
   private constructor(
     path: string,
@@ -113,6 +115,7 @@ export class TableReader {
     this.#cache = options.cache;
     this.#privateId = options.fileNumber === undefined;
     this.#cacheId = options.fileNumber ?? privateFileId();
+    this.#entries = options.cache === undefined ? [] : new Array<CacheEntry | undefined>(index.count).fill(undefined);
     const dataBlock = (i: number, fillCache: boolean): Block => this.#dataBlock(i, fillCache);
     this.#source = { index, dataBlock };
   }
@@ -240,39 +243,72 @@ export class TableReader {
     return findEntry(this.#dataBlock(i, true), key);
   }
 
+  /**
+   * The DB's point lookup: {@link get} for a key already checked to be a `Uint8Array` and within
+   * the table's range, with its `bloomHash` computed once by the caller for every table it
+   * asks. The entry's key is `key` itself and its value a view of the cached block: the caller
+   * decodes (or copies) it before anyone else sees it, and never modifies it. @internal
+   */
+  lookup(key: Uint8Array, hash: number): Entry | undefined {
+    this.#checkOpen();
+    this.#gets++;
+    if (!this.#filter.mayContainHash(hash)) {
+      this.#filtered++;
+      return undefined;
+    }
+    const i = this.#index.find(key);
+    if (i >= this.#index.count) return undefined;
+    return lookupEntry(this.#dataBlock(i, true), key);
+  }
+
   /** {@link get}, but a block that is not cached is read asynchronously. */
   async getAsync(key: Uint8Array): Promise<Entry | undefined> {
     const i = this.#locate(key);
     if (i < 0) return undefined;
-    const offset = this.#index.offset(i);
-    let block = this.#cache?.get(this.#cacheId, offset);
+    let block = this.#cached(i);
     if (block === undefined) {
+      const offset = this.#index.offset(i);
       const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
       const n = await readFully(this.#handle, stored, offset);
       this.#checkOpen();
-      block = this.#verifyBlock(stored, n, offset, true);
+      block = this.#verifyBlock(i, stored, n, true);
     }
     return findEntry(block, key);
+  }
+
+  /** Data block `i` from the cache (counting a hit or a miss), or undefined. */
+  #cached(i: number): Block | undefined {
+    const cache = this.#cache;
+    if (cache === undefined) return undefined;
+    const kept = this.#entries[i];
+    if (kept !== undefined) {
+      const block = cache.hit(kept);
+      if (block !== undefined) return block;
+    }
+    const entry = cache.lookup(this.#cacheId, this.#index.offset(i));
+    if (entry === undefined) return undefined;
+    this.#entries[i] = entry;
+    return entry.block;
   }
 
   /** Data block `i`: from the cache, or read, verified and (if `fillCache`) cached. */
   #dataBlock(i: number, fillCache: boolean): Block {
     this.#checkOpen();
-    const offset = this.#index.offset(i);
-    const cached = this.#cache?.get(this.#cacheId, offset);
+    const cached = this.#cached(i);
     if (cached !== undefined) return cached;
     // Unpooled: a cached block must not pin a shared 8 KiB pool slab.
     const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
-    const n = readFullySync(this.#handle, stored, offset);
-    return this.#verifyBlock(stored, n, offset, fillCache);
+    const n = readFullySync(this.#handle, stored, this.#index.offset(i));
+    return this.#verifyBlock(i, stored, n, fillCache);
   }
 
-  #verifyBlock(stored: Uint8Array, bytesRead: number, offset: number, fillCache: boolean): Block {
+  #verifyBlock(i: number, stored: Uint8Array, bytesRead: number, fillCache: boolean): Block {
     this.#blockReads++;
+    const offset = this.#index.offset(i);
     const where = { file: this.path, offset, length: stored.length };
     if (bytesRead !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
     const block = new Block(unsealBlock(stored, where), where);
-    if (fillCache) this.#cache?.insert(this.#cacheId, offset, block);
+    if (fillCache && this.#cache !== undefined) this.#entries[i] = this.#cache.insert(this.#cacheId, offset, block);
     return block;
   }
 
