@@ -80,10 +80,13 @@ export class Version {
     return undefined;
   }
 
-  /** Unpositioned cursors over every table, newest data first (L0 newest first, then L1, L2...). */
+  /**
+   * Unpositioned cursors over every table, newest data first (L0 newest first, then L1, L2...).
+   * Their entries' values are views of the tables' blocks: decode or copy them, never modify them.
+   */
   cursors(fillCache: boolean): EntryCursor[] {
     const out: EntryCursor[] = [];
-    for (const t of this.levels[0]!) out.push(t.reader.iterator({ fillCache }));
+    for (const t of this.levels[0]!) out.push(t.reader.iterator({ fillCache, views: true }));
     for (let l = 1; l < this.levels.length; l++) {
       if (this.levels[l]!.length > 0) out.push(new LevelCursor(this.levels[l]!, fillCache));
     }

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { compareKeys } from '../entry.js';
 import { corrupt, getU32, getVarint32, pos as varintPos } from './coding.js';
 import type { Where } from './format.js';
 
@@ -178,37 +177,60 @@ export class Block {
   }
 
   /**
-   * Calls `visit` for every entry in order with a fresh copy of its key and where its value lies.
+   * Calls `visit` for every entry in order with a copy of its key and where its value lies.
    * Throws a `CorruptionError` if keys do not ascend strictly.
+   *
+   * The keys are rebuilt into one buffer per call and handed out as views of it: one allocation
+   * per block instead of one `Buffer` per key. A key shares no bytes with the block (the caller
+   * may keep or modify it), only its `ArrayBuffer` with the other keys of the call.
    */
   forEach(visit: (key: Uint8Array, valueStart: number, valueEnd: number) => void): void {
     const data = this.data;
-    let at = 0;
-    let prev: Uint8Array | undefined;
+    const limit = this.#limit;
+    // Room for the keys of a typical block; grown (into a new buffer) when they need more.
+    let keys = new Uint8Array(Math.min(Math.max(64, limit >>> 1), 16384));
+    let used = 0;
+    let prevStart = 0;
     let prevLength = 0;
+    let at = 0;
     let restart = 0;
     let nextRestart = this.#restarts > 0 ? 0 : -1;
-    while (at < this.#limit) {
+    while (at < limit) {
       const valueStart = this.#parse(at, prevLength);
       const shared = this.#shared;
       if (at === nextRestart) {
         if (shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
         restart++;
-        nextRestart = restart < this.#restarts ? getU32(data, this.#limit + 4 * restart) : -1;
+        nextRestart = restart < this.#restarts ? getU32(data, limit + 4 * restart) : -1;
       } else if (nextRestart >= 0 && at > nextRestart) {
         throw corrupt(`restart offset ${nextRestart} is not on an entry`, this.where);
       }
-      // From Node's buffer pool: much cheaper than a fresh ArrayBuffer per key.
-      const key = Buffer.allocUnsafe(shared + this.#unshared);
-      for (let i = 0; i < shared; i++) key[i] = prev![i]!;
-      for (let i = this.#keyStart, j = shared; i < valueStart; i++, j++) key[j] = data[i]!;
-      if (prev !== undefined && compareKeys(prev, key) >= 0) {
-        throw corrupt(`keys out of order at block offset ${at}`, this.where);
+      const length = shared + this.#unshared;
+      if (used + length > keys.length) {
+        // Keys handed out stay views of the old buffer; the previous one is copied for its prefix.
+        const grown = new Uint8Array(Math.max(2 * keys.length, prevLength + length));
+        for (let i = 0; i < prevLength; i++) grown[i] = keys[prevStart + i]!;
+        keys = grown;
+        prevStart = 0;
+        used = prevLength;
+      }
+      const start = used;
+      for (let i = 0; i < shared; i++) keys[start + i] = keys[prevStart + i]!;
+      for (let i = this.#keyStart, j = start + shared; i < valueStart; i++, j++) keys[j] = data[i]!;
+      // Strictly above the previous key: the first `shared` bytes are the same, compare the rest.
+      if (at !== 0) {
+        const n = Math.min(prevLength, length);
+        let i = shared;
+        while (i < n && keys[prevStart + i] === keys[start + i]) i++;
+        if (i < n ? keys[prevStart + i]! > keys[start + i]! : prevLength >= length) {
+          throw corrupt(`keys out of order at block offset ${at}`, this.where);
+        }
       }
       const valueEnd = valueStart + this.#valueLength;
-      visit(key, valueStart, valueEnd);
-      prev = key;
-      prevLength = key.length;
+      used += length;
+      visit(keys.subarray(start, used), valueStart, valueEnd);
+      prevStart = start;
+      prevLength = length;
       at = valueEnd;
     }
     if (restart !== this.#restarts) throw corrupt(`restart offset ${nextRestart} is not on an entry`, this.where);

@@ -4,9 +4,9 @@
  * full decode for cursors.
  *
  * Decoded entries own their bytes: keys and values are copied out of the block, so a caller can
- * keep or modify them without touching the block cache. The DB's own lookups are the exception
- * ({@link lookupEntry}): it decodes the value before the caller sees it, so a view of the cached
- * block spares a copy.
+ * keep or modify them without touching the block cache. The DB's own reads are the exception
+ * ({@link lookupEntry}, {@link decodeEntries} with `views`): it decodes or copies each value
+ * before its caller sees it, so a view of the cached block spares a copy.
  *
  * @module
  */
@@ -79,11 +79,15 @@ export function lookupEntry(block: Block, key: Uint8Array): Entry | undefined {
   return decodeWith(block, key, start, block.valueEnd, false);
 }
 
-/** Every entry of a data block, in key order. */
-export function decodeEntries(block: Block): Entry[] {
+/**
+ * Every entry of a data block, in key order. With `views`, each value is a view of the block, as
+ * in {@link lookupEntry} (the DB's cursors: it copies or decodes what it hands out).
+ */
+export function decodeEntries(block: Block, views = false): Entry[] {
   const entries: Entry[] = [];
+  const copy = !views;
   block.forEach((key, start, end) => {
-    entries.push(decodeEntry(block, key, start, end));
+    entries.push(decodeWith(block, key, start, end, copy));
   });
   return entries;
 }

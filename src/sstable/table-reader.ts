@@ -47,6 +47,11 @@ export interface TableReaderOptions {
 export interface TableIteratorOptions extends CursorOptions {
   /** Put the blocks read into the cache. Default true; false suits a one-off scan or a compaction. */
   fillCache?: boolean | undefined;
+  /**
+   * Entries' values are views of the blocks (cached ones included) instead of copies: for the
+   * DB, which decodes or copies each value before anyone else sees it. Default false. @internal
+   */
+  views?: boolean | undefined;
 }
 
 /** Counters of one reader. */
@@ -319,7 +324,7 @@ export class TableReader {
    */
   iterator(options?: TableIteratorOptions): TableCursor {
     this.#checkOpen();
-    const cursor = new TableCursor(this.#source, options?.reverse === true, options?.fillCache !== false);
+    const cursor = new TableCursor(this.#source, options?.reverse === true, options?.fillCache !== false, options?.views === true);
     positionCursor(cursor, options);
     return cursor;
   }

@@ -104,6 +104,24 @@ describe('block format', () => {
     },
   );
 
+  it('hands out keys that are copies, also when they outgrow the first key buffer', () => {
+    // 300 keys of 80 bytes sharing 76: 24 KB of keys in a block of a few KB.
+    const keys = Array.from({ length: 300 }, (_, i) => bytes(`${'k'.repeat(76)}${String(i).padStart(4, '0')}`));
+    const b = new BlockBuilder(16);
+    for (const k of keys) b.add(k, EMPTY, 0, EMPTY);
+    const data = new Uint8Array(b.finish());
+    const block = new Block(data, where);
+    const seen: Uint8Array[] = [];
+    block.forEach((k) => {
+      seen.push(k);
+    });
+    expect(seen.map(hex)).toEqual(keys.map(hex));
+    const before = hex(data);
+    for (const k of seen) k.fill(0x7a); // the caller's to change: neither the block nor another key moves
+    expect(hex(data)).toBe(before);
+    expect(seen.every((k) => k.every((x) => x === 0x7a))).toBe(true);
+  });
+
   it('finds keys whose shared prefix counts are not the longest possible', () => {
     // "abc", then "abd" sharing 1 byte ("a" + "bd"), then "abe" sharing 0, then "abf" sharing 2:
     // a writer need not share as much as it could, and the lookup must not assume it does.
@@ -174,6 +192,9 @@ describe('block format', () => {
       ['truncated varint', withRestarts([0x80], [0])],
       ['shares more than the previous key', withRestarts([0, 1, 0, 0x61, 3, 1, 0, 0x62], [0])],
       ['keys out of order', withRestarts([0, 1, 0, 0x62, 0, 1, 0, 0x61], [0])],
+      ['keys out of order after a shared prefix', withRestarts([0, 2, 0, 0x61, 0x62, 1, 1, 0, 0x61], [0])],
+      ['a key repeated', withRestarts([0, 2, 0, 0x61, 0x62, 2, 0, 0], [0])],
+      ['a key followed by its prefix', withRestarts([0, 2, 0, 0x61, 0x62, 1, 0, 0], [0])],
       ['data entry with unknown flags', withRestarts([0, 1, 2, 0x61, 0x80, 0], [0])],
       ['data entry without flags', withRestarts([0, 1, 0, 0x61], [0])],
       ['tombstone with a value', withRestarts([0, 1, 3, 0x61, 1, 0, 7], [0])],
