@@ -32,7 +32,9 @@
  * ```
  *
  * Prints, per workload and engine, the median ops/s over the rounds with the range, and the
- * ratio to lmdb (median of the per-round ratios).
+ * ratio to lmdb and (with several `--impl`) to the first implementation: the median of the
+ * per-round ratios, each taken between runs a second apart, which a change in the machine's load
+ * moves less than the ops/s themselves.
  *
  * @module
  */
@@ -310,21 +312,24 @@ const rows: string[][] = [];
 for (const w of args.only) {
   for (const e of engines) {
     const xs = results.get(`${w}\t${e.label}`)!;
-    const lm = results.get(`${w}\tlmdb`);
-    const ratios = lm ? xs.map((x, i) => x / lm[i]!) : [];
-    rows.push([
-      w,
-      e.label,
-      fmtInt(median(xs)),
-      `${fmtInt(Math.min(...xs))} - ${fmtInt(Math.max(...xs))}`,
-      lm && e.label !== 'lmdb' ? `${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : '',
-    ]);
+    const ratio = (base: number[] | undefined): string => {
+      if (base === undefined || base === xs) return '';
+      const r = xs.map((x, i) => x / base[i]!);
+      return `${median(r).toFixed(2)}x (${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)})`;
+    };
+    const row = [w, e.label, fmtInt(median(xs)), `${fmtInt(Math.min(...xs))} - ${fmtInt(Math.max(...xs))}`];
+    if (args.lmdb) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\tlmdb`)));
+    if (args.impls.length > 1) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\t${engines[0]!.label}`)));
+    rows.push(row);
   }
 }
 console.log(
   `${fmtInt(N)} keys of ${KEY} B, values of ${VALUE} B, ${args.rounds} rounds of ${args.ms} ms, ops per ${args.cpu ? 'CPU' : 'wall-clock'} second; node ${process.version}, load ${os.loadavg()[0]!.toFixed(2)}`,
 );
-console.log(mdTable(['workload', 'engine', 'ops/s (median)', 'range', 'vs lmdb'], rows));
+const head = ['workload', 'engine', 'ops/s (median)', 'range'];
+if (args.lmdb) head.push('vs lmdb');
+if (args.impls.length > 1) head.push(`vs ${engines[0]!.label}`);
+console.log(mdTable(head, rows));
 for (const e of engines) if (e.describe()) console.log(`${e.label}: ${e.describe()}`);
 
 for (const e of engines) await e.close();
