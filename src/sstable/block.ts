@@ -154,14 +154,31 @@ export class Block {
     let keyLength = 0;
     let matched = 0;
     while (at < limit) {
-      const valueStart = this.#parse(at, keyLength);
-      const shared = this.#shared;
-      const unshared = this.#unshared;
+      let shared: number;
+      let unshared: number;
+      let ks: number;
+      let valueStart: number;
+      // The common header: three one-byte varints, read here. Any other goes through #parse,
+      // which also reports a malformed one.
+      const h0 = data[at]!;
+      const h1 = data[at + 1]!;
+      const h2 = data[at + 2]!;
+      if (limit - at >= 3 && (h0 | h1 | h2) < 0x80 && h0 <= keyLength && limit - at - 3 >= h1 + h2) {
+        shared = h0;
+        unshared = h1;
+        ks = at + 3;
+        valueStart = ks + h1;
+        at = valueStart + h2;
+      } else {
+        valueStart = this.#parse(at, keyLength);
+        shared = this.#shared;
+        unshared = this.#unshared;
+        ks = this.#keyStart;
+        at = valueStart + this.#valueLength;
+      }
       keyLength = shared + unshared;
-      at = valueStart + this.#valueLength;
       if (shared > matched) continue;
-      // The key is key[0..shared) + data[keyStart..valueStart): compare from byte `shared`.
-      const ks = this.#keyStart;
+      // The key is key[0..shared) + data[ks..valueStart): compare from byte `shared`.
       const m = Math.min(unshared, klen - shared);
       let j = 0;
       while (j < m && data[ks + j] === key[shared + j]) j++;
