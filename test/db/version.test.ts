@@ -92,6 +92,25 @@ describe('Version.get', () => {
     for (const t of [...l0tables, ...l1, ...l2]) await t.reader.close();
   });
 
+  it("finds a sorted level's table by key range, also for keys outside the prefix the tables share", async () => {
+    const fs = new MemFileSystem();
+    await fs.mkdir('/db');
+    const cache = new BlockCache(1 << 20);
+    const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+    // Largest keys share "abz"; the level's keys share only "ab".
+    const l1 = [
+      await table(fs, 1, [put(b('ab0'), 1), put(b('abz1'), 2)], cache),
+      await table(fs, 2, [put(b('abz15'), 3), put(b('abz2'), 4)], cache),
+    ];
+    const version = new Version([[], l1, [], [], [], [], []], () => undefined);
+    const seqs = (keys: string[]) => keys.map((k) => version.get(b(k))?.seq);
+    expect(seqs(['ab0', 'abz1', 'abz15', 'abz2'])).toEqual([1, 2, 3, 4]);
+    expect(seqs(['aaz', 'aa', 'a', '', 'ab', 'ab00', 'abz', 'abz10', 'abz3', 'ac', 'b', 'abz1\0'])).toEqual(new Array(12).fill(undefined));
+    // Only the absent keys within a table's range reach a table: ab00 and abz (table 1).
+    expect([l1[0]!.reader.stats.gets, l1[1]!.reader.stats.gets]).toEqual([2 + 2, 2]);
+    for (const t of l1) await t.reader.close();
+  });
+
   it('asks the L0 tables whose range holds the key, newest first, then the deeper levels', async () => {
     const fs = new MemFileSystem();
     await fs.mkdir('/db');
