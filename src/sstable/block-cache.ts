@@ -13,9 +13,11 @@
  * entry to the young end (exact LRU) wrote to both neighbours, two more random cache lines on
  * every lookup; a block read again before its turn comes survives here just the same.
  *
- * A reader keeps the {@link CacheEntry} of each block it found or inserted, indexed by block
- * number, and goes back to it with {@link BlockCache.hit}: no map lookup on a hit. An evicted
- * entry has no block, and the reader falls back to {@link BlockCache.lookup}.
+ * A reader keeps the {@link CacheEntry} of each block it found or inserted in an array indexed by
+ * block number ({@link BlockCache.keep}), and goes back to it with {@link BlockCache.hit}: no map
+ * lookup on a hit. Evicting an entry empties the array slot that kept it (so that a reader of a
+ * large table does not accumulate dead entries); an entry evicted while kept elsewhere too (two
+ * readers of one file number) has no block, and that reader falls back to {@link BlockCache.lookup}.
  *
  * @module
  */
@@ -30,11 +32,17 @@ export interface CacheEntry {
   readonly block: Block | undefined;
 }
 
+/** Where a reader keeps cache entries, by block number. @internal */
+export type KeptEntries = (CacheEntry | undefined)[];
+
 interface Node extends CacheEntry {
   file: number;
   offset: number;
   block: Block | undefined;
   charge: number;
+  /** The slot that keeps it, emptied on eviction. */
+  keptIn: KeptEntries | undefined;
+  keptAt: number;
   /** Hit since eviction last looked at it. */
   referenced: boolean;
   prev: Node | undefined;
@@ -143,6 +151,14 @@ export class BlockCache {
     return block;
   }
 
+  /** Keeps `entry` in `slots[i]` until it is evicted, which empties the slot. @internal */
+  keep(entry: CacheEntry, slots: KeptEntries, i: number): void {
+    const node = entry as Node;
+    slots[i] = node;
+    node.keptIn = slots;
+    node.keptAt = i;
+  }
+
   /**
    * Caches `block` as the block at `offset` of file `file`, charged its size plus
    * {@link BLOCK_OVERHEAD}, then evicts until within budget; returns its entry. A block larger
@@ -158,7 +174,7 @@ export class BlockCache {
       map = new Map();
       this.#files.set(file, map);
     }
-    const node: Node = { file, offset, block, charge, referenced: false, prev: undefined, next: undefined };
+    const node: Node = { file, offset, block, charge, keptIn: undefined, keptAt: 0, referenced: false, prev: undefined, next: undefined };
     map.set(offset, node);
     this.#append(node);
     this.#used += charge;
@@ -190,7 +206,11 @@ export class BlockCache {
 
   /** Drops every block (the counters stay). */
   clear(): void {
-    for (let n = this.#head; n !== undefined; n = n.next) n.block = undefined;
+    for (let n = this.#head; n !== undefined; n = n.next) {
+      n.block = undefined;
+      if (n.keptIn !== undefined && n.keptIn[n.keptAt] === n) n.keptIn[n.keptAt] = undefined;
+      n.keptIn = undefined;
+    }
     this.#files.clear();
     this.#head = this.#tail = undefined;
     this.#used = 0;
@@ -200,6 +220,9 @@ export class BlockCache {
   #remove(node: Node, map: Map<number, Node>): void {
     this.#unlink(node);
     node.block = undefined;
+    const kept = node.keptIn;
+    if (kept !== undefined && kept[node.keptAt] === node) kept[node.keptAt] = undefined;
+    node.keptIn = undefined;
     map.delete(node.offset);
     if (map.size === 0) this.#files.delete(node.file);
     this.#used -= node.charge;

@@ -21,7 +21,7 @@ import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
 import { Block } from './block.js';
-import { BlockCache, type CacheEntry, privateFileId } from './block-cache.js';
+import { BlockCache, type KeptEntries, privateFileId } from './block-cache.js';
 import { BloomFilter } from './bloom.js';
 import { corrupt } from './coding.js';
 import { findEntry, lookupEntry } from './data-entry.js';
@@ -99,8 +99,8 @@ export class TableReader {
   #filtered = 0;
   #blockReads = 0;
   readonly #source: BlockSource;
-  /** The cache entry of each data block, once found or inserted: a hit without a map lookup. */
-  readonly #entries: (CacheEntry | undefined)[];
+  /** The cache entry of each cached data block: a hit without a map lookup. Emptied by eviction. */
+  readonly #entries: KeptEntries;
 
   private constructor(
     path: string,
@@ -120,7 +120,7 @@ export class TableReader {
     this.#cache = options.cache;
     this.#privateId = options.fileNumber === undefined;
     this.#cacheId = options.fileNumber ?? privateFileId();
-    this.#entries = options.cache === undefined ? [] : new Array<CacheEntry | undefined>(index.count).fill(undefined);
+    this.#entries = options.cache === undefined ? [] : new Array<undefined>(index.count).fill(undefined);
     const dataBlock = (i: number, fillCache: boolean): Block => this.#dataBlock(i, fillCache);
     this.#source = { index, dataBlock };
   }
@@ -197,9 +197,9 @@ export class TableReader {
     return { gets: this.#gets, filtered: this.#filtered, blockReads: this.#blockReads };
   }
 
-  /** Bytes of memory pinned by the open table: filter and decoded index. */
+  /** Bytes of memory pinned by the open table: filter, decoded index, and a cache slot per data block. */
   get pinnedBytes(): number {
-    return this.#filter.byteLength + this.#index.byteLength;
+    return this.#filter.byteLength + this.#index.byteLength + 8 * this.#entries.length;
   }
 
   #checkOpen(): void {
@@ -292,7 +292,7 @@ export class TableReader {
     }
     const entry = cache.lookup(this.#cacheId, this.#index.offset(i));
     if (entry === undefined) return undefined;
-    this.#entries[i] = entry;
+    cache.keep(entry, this.#entries, i);
     return entry.block;
   }
 
@@ -313,7 +313,10 @@ export class TableReader {
     const where = { file: this.path, offset, length: stored.length };
     if (bytesRead !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
     const block = new Block(unsealBlock(stored, where), where);
-    if (fillCache && this.#cache !== undefined) this.#entries[i] = this.#cache.insert(this.#cacheId, offset, block);
+    if (fillCache && this.#cache !== undefined) {
+      const entry = this.#cache.insert(this.#cacheId, offset, block);
+      if (entry !== undefined) this.#cache.keep(entry, this.#entries, i);
+    }
     return block;
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Block } from '../../src/sstable/block.js';
 import { BlockBuilder } from '../../src/sstable/block-builder.js';
-import { BLOCK_OVERHEAD, BlockCache } from '../../src/sstable/block-cache.js';
+import { BLOCK_OVERHEAD, BlockCache, type CacheEntry } from '../../src/sstable/block-cache.js';
 
 /** A valid block of exactly `size` bytes (size >= 16): one entry padded by its value. */
 function block(size: number): Block {
@@ -86,6 +86,21 @@ describe('BlockCache', () => {
     c.clear();
     expect(last.block).toBeUndefined();
     expect(c.insert(1, 0, block(5000))).toBeUndefined();
+  });
+
+  it('empties the slot that keeps an entry when the entry goes', () => {
+    const c = new BlockCache(2 * charge(100));
+    const slots: (CacheEntry | undefined)[] = [undefined, undefined, undefined];
+    c.keep(c.insert(1, 0, block(100))!, slots, 0);
+    c.keep(c.insert(1, 1, block(100))!, slots, 1);
+    expect(slots.map((e) => e?.block !== undefined)).toEqual([true, true, false]);
+    c.keep(c.insert(1, 2, block(100))!, slots, 2); // evicts block 0
+    expect(slots.map((e) => e !== undefined)).toEqual([false, true, true]);
+    c.evictFile(1);
+    expect(slots).toEqual([undefined, undefined, undefined]);
+    c.keep(c.insert(1, 0, block(100))!, slots, 0);
+    c.clear();
+    expect(slots[0]).toBeUndefined();
   });
 
   it('evicts several small blocks for one large one, and skips blocks over the budget', () => {
