@@ -213,8 +213,27 @@ export class Block {
     let restart = 0;
     let nextRestart = this.#restarts > 0 ? 0 : -1;
     while (at < limit) {
-      const valueStart = this.#parse(at, prevLength);
-      const shared = this.#shared;
+      let shared: number;
+      let unshared: number;
+      let keyStart: number;
+      let valueLength: number;
+      // The common header inline, as in findValue; any other through #parse.
+      const h0 = data[at]!;
+      const h1 = data[at + 1]!;
+      const h2 = data[at + 2]!;
+      if (limit - at >= 3 && (h0 | h1 | h2) < 0x80 && h0 <= prevLength && limit - at - 3 >= h1 + h2) {
+        shared = h0;
+        unshared = h1;
+        valueLength = h2;
+        keyStart = at + 3;
+      } else {
+        this.#parse(at, prevLength);
+        shared = this.#shared;
+        unshared = this.#unshared;
+        valueLength = this.#valueLength;
+        keyStart = this.#keyStart;
+      }
+      const valueStart = keyStart + unshared;
       if (at === nextRestart) {
         if (shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
         restart++;
@@ -222,7 +241,7 @@ export class Block {
       } else if (nextRestart >= 0 && at > nextRestart) {
         throw corrupt(`restart offset ${nextRestart} is not on an entry`, this.where);
       }
-      const length = shared + this.#unshared;
+      const length = shared + unshared;
       if (used + length > keys.length) {
         // Keys handed out stay views of the old buffer; the previous one is copied for its prefix.
         const grown = new Uint8Array(Math.max(2 * keys.length, prevLength + length));
@@ -233,7 +252,7 @@ export class Block {
       }
       const start = used;
       for (let i = 0; i < shared; i++) keys[start + i] = keys[prevStart + i]!;
-      for (let i = this.#keyStart, j = start + shared; i < valueStart; i++, j++) keys[j] = data[i]!;
+      for (let i = keyStart, j = start + shared; i < valueStart; i++, j++) keys[j] = data[i]!;
       // Strictly above the previous key: the first `shared` bytes are the same, compare the rest.
       if (at !== 0) {
         const n = Math.min(prevLength, length);
@@ -243,7 +262,7 @@ export class Block {
           throw corrupt(`keys out of order at block offset ${at}`, this.where);
         }
       }
-      const valueEnd = valueStart + this.#valueLength;
+      const valueEnd = valueStart + valueLength;
       used += length;
       visit(keys.subarray(start, used), valueStart, valueEnd);
       prevStart = start;
