@@ -159,6 +159,15 @@ export class BlockCache {
     node.keptAt = i;
   }
 
+  /** Forgets the slots `slots` (a closed reader's): their entries stay cached, no longer kept there. @internal */
+  unkeep(slots: KeptEntries): void {
+    for (let i = 0; i < slots.length; i++) {
+      const node = slots[i] as Node | undefined;
+      if (node !== undefined && node.keptIn === slots) node.keptIn = undefined;
+      slots[i] = undefined;
+    }
+  }
+
   /**
    * Caches `block` as the block at `offset` of file `file`, charged its size plus
    * {@link BLOCK_OVERHEAD}, then evicts until within budget; returns its entry. A block larger

@@ -249,9 +249,9 @@ export class TableReader {
   }
 
   /**
-   * The DB's point lookup: {@link get} for a key already checked to be a `Uint8Array` and within
-   * the table's range, with its `bloomHash` computed once by the caller for every table it
-   * asks. The entry's key is `key` itself and its value a view of the cached block: the caller
+   * The DB's point lookup: {@link get} for a key already checked to be a `Uint8Array`, without
+   * the key-range check (the caller picked the table by its range), and with its `bloomHash`
+   * computed once by the caller for every table it asks. The entry's key is `key` itself and its value a view of the cached block: the caller
    * decodes (or copies) it before anyone else sees it, and never modifies it. @internal
    */
   lookup(key: Uint8Array, hash: number): Entry | undefined {
@@ -337,6 +337,8 @@ export class TableReader {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#privateId) this.#cache?.evictFile(this.#cacheId);
+    // A numbered table's blocks stay cached for its next reader: they no longer hold this one's slots.
+    else this.#cache?.unkeep(this.#entries);
     try {
       await this.#handle.close();
     } catch (err) {

@@ -101,6 +101,15 @@ describe('BlockCache', () => {
     c.keep(c.insert(1, 0, block(100))!, slots, 0);
     c.clear();
     expect(slots[0]).toBeUndefined();
+    // A closed reader's slots let go of their entries, which stay cached.
+    const e = c.insert(1, 0, block(100))!;
+    c.keep(e, slots, 0);
+    c.unkeep(slots);
+    expect(slots[0]).toBeUndefined();
+    expect(c.lookup(1, 0)).toBe(e);
+    c.keep(e, slots, 1);
+    c.evictFile(1);
+    expect(slots[1]).toBeUndefined();
   });
 
   it('evicts several small blocks for one large one, and skips blocks over the budget', () => {
