@@ -679,7 +679,8 @@ export class DB<K = string, V = unknown> {
   }
 
   #lookup(k: Uint8Array): Entry | undefined {
-    const e = this.#mem.get(k);
+    // An empty memtable (after a flush) is not asked: its lookup converts the key to a string.
+    const e = this.#mem.size === 0 ? undefined : this.#mem.get(k);
     if (e) return e;
     for (const f of this.#imm) {
       const x = f.table.get(k);

@@ -112,9 +112,19 @@ export function encodeKey(encoding: KeyEncoding, key: unknown, use: KeyUse = 'ke
 
 /** Decodes key bytes for the caller: a string under `utf8`, a Buffer under `binary`. Never throws. */
 export function decodeKey(encoding: KeyEncoding, bytes: Uint8Array): string | Buffer {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // A copy under binary: the caller owns what it gets and may change it.
-  return encoding === 'utf8' ? buf.toString('utf8') : Buffer.from(buf);
+  if (encoding === 'binary') return copyOf(bytes);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/**
+ * A copy of `bytes` in a new Buffer, from Node's pool for small ones. `Buffer.from(buffer)`
+ * takes twice as long for the 16 to 100 bytes of a typical key or value (it builds a view first).
+ */
+function copyOf(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(bytes.length);
+  out.set(bytes);
+  return out;
 }
 
 /** Encodes a value; throws `TypeError` for a value the encoding cannot round-trip. */
@@ -143,8 +153,8 @@ export function encodeValue(encoding: ValueEncoding, value: unknown): Uint8Array
  * `DecodeError` carrying `key` (the entry's raw key bytes) for bytes that encoding did not write.
  */
 export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array, key: Uint8Array): unknown {
+  if (encoding === 'binary') return copyOf(bytes); // a copy: the caller owns it
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (encoding === 'binary') return Buffer.from(buf); // a copy: the caller owns it
   try {
     switch (encoding) {
       case 'utf8':

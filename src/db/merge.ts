@@ -28,7 +28,11 @@ export function findTable(tables: readonly LevelTable[], key: Uint8Array): numbe
   return lo;
 }
 
-/** One cursor over the tables of a sorted level (L1 and deeper), opening each table's cursor lazily. */
+/**
+ * One cursor over the tables of a sorted level (L1 and deeper), opening each table's cursor
+ * lazily. Its entries' values are views of the tables' blocks (`views` of `TableReader.iterator`):
+ * its users (the DB's iterators, compaction) copy or decode them, and never modify them.
+ */
 export class LevelCursor implements EntryCursor {
   readonly #tables: readonly LevelTable[];
   readonly #fillCache: boolean;
@@ -51,7 +55,7 @@ export class LevelCursor implements EntryCursor {
       return undefined;
     }
     this.#index = i;
-    this.#cursor = this.#tables[i]!.reader.iterator({ fillCache: this.#fillCache });
+    this.#cursor = this.#tables[i]!.reader.iterator({ fillCache: this.#fillCache, views: true });
     return this.#cursor;
   }
 
@@ -125,20 +129,34 @@ export class MergingCursor {
   /** The next entry, or undefined at the end. */
   next(): Entry | undefined {
     const sources = this.#sources;
-    const sign = this.#reverse ? -1 : 1;
+    const reverse = this.#reverse;
     let best: Entry | undefined;
+    let bestAt = -1;
+    let live = 0;
     for (let i = 0; i < sources.length; i++) {
       const e = sources[i]!.current;
+      if (e === undefined) continue;
+      live++;
       // Strictly better only: on equal keys the earlier (newer) source wins.
-      if (e && (best === undefined || sign * compareKeys(e.key, best.key) < 0)) best = e;
+      if (best === undefined || (reverse ? compareKeys(e.key, best.key) > 0 : compareKeys(e.key, best.key) < 0)) {
+        best = e;
+        bestAt = i;
+      }
     }
-    if (!best) return undefined;
-    for (let i = 0; i < sources.length; i++) {
-      const s = sources[i]!;
-      const e = s.current;
-      if (e && compareKeys(e.key, best.key) === 0) {
-        if (this.#reverse) s.prev();
-        else s.next();
+    if (best === undefined) return undefined;
+    if (reverse) sources[bestAt]!.prev();
+    else sources[bestAt]!.next();
+    // Older sources holding the same key move past it too. (Sources before `bestAt` are past it:
+    // one of them holding the key would have won.) A lone live source, as after a full
+    // compaction with an empty memtable, compares nothing.
+    if (live > 1) {
+      for (let i = bestAt + 1; i < sources.length; i++) {
+        const s = sources[i]!;
+        const e = s.current;
+        if (e !== undefined && compareKeys(e.key, best.key) === 0) {
+          if (reverse) s.prev();
+          else s.next();
+        }
       }
     }
     return best;

@@ -26,7 +26,7 @@ export interface DBOptions {
   valueEncoding?: ValueEncoding;
   /** Table block compression: `'lz4'` (default) or `'none'`. */
   compression?: TableCompression;
-  /** Bytes of table blocks kept in the shared LRU cache. Default 64 MiB. */
+  /** Bytes of table blocks kept in the shared block cache (CLOCK eviction, an approximation of LRU). Default 64 MiB. */
   blockCacheSize?: number;
   /** Largest encoded key, in bytes. Default 64 KiB; larger keys reject with `RangeError`. */
   maxKeySize?: number;

@@ -1,14 +1,23 @@
 /**
- * The block cache: verified, decompressed data blocks shared by every open table, evicted least
- * recently used first to stay within a byte budget.
+ * The block cache: verified, decompressed data blocks shared by every open table, evicted by
+ * CLOCK (second chance), an approximation of least recently used, to stay within a byte budget.
  *
  * Keyed by (file number, block offset): a table opened with a `fileNumber` shares cached blocks
  * with any other reader of that number, so the DB must give each table file its own number and
  * call {@link BlockCache.evictFile} when it deletes one. Readers opened without a number get a
  * private id and drop their blocks when closed.
  *
- * A map per file plus one intrusive doubly linked list in recency order: a hit is two map lookups
- * and a few pointer moves, with no key string built.
+ * A map per file plus one intrusive doubly linked list in insertion order. A hit only sets the
+ * entry's `referenced` bit; eviction looks at the oldest entry: a referenced one loses its bit
+ * and moves to the young end (its second chance), an unreferenced one goes. A hit that moved the
+ * entry to the young end (exact LRU) wrote to both neighbours, two more random cache lines on
+ * every lookup; a block read again before its turn comes survives here just the same.
+ *
+ * A reader keeps the {@link CacheEntry} of each block it found or inserted in an array indexed by
+ * block number ({@link BlockCache.keep}), and goes back to it with {@link BlockCache.hit}: no map
+ * lookup on a hit. Evicting an entry empties the array slot that kept it (so that a reader of a
+ * large table does not accumulate dead entries); an entry evicted while kept elsewhere too (two
+ * readers of one file number) has no block, and that reader falls back to {@link BlockCache.lookup}.
  *
  * @module
  */
@@ -17,11 +26,25 @@ import type { Block } from './block.js';
 /** Bytes charged per cached block beyond its contents (objects, map and list slots). */
 export const BLOCK_OVERHEAD = 160;
 
-interface Node {
+/** A cached block's entry: readers may keep it to find the block again. @internal */
+export interface CacheEntry {
+  /** The block; undefined once evicted (or replaced, or dropped by `evictFile` or `clear`). */
+  readonly block: Block | undefined;
+}
+
+/** Where a reader keeps cache entries, by block number. @internal */
+export type KeptEntries = (CacheEntry | undefined)[];
+
+interface Node extends CacheEntry {
   file: number;
   offset: number;
-  block: Block;
+  block: Block | undefined;
   charge: number;
+  /** The slot that keeps it, emptied on eviction. */
+  keptIn: KeptEntries | undefined;
+  keptAt: number;
+  /** Hit since eviction last looked at it. */
+  referenced: boolean;
   prev: Node | undefined;
   next: Node | undefined;
 }
@@ -51,13 +74,13 @@ export function privateFileId(): number {
   return nextPrivateId--;
 }
 
-/** An LRU cache of blocks with a byte budget, shared across tables. */
+/** A CLOCK cache of blocks with a byte budget, shared across tables. */
 export class BlockCache {
   readonly #capacity: number;
   readonly #files = new Map<number, Map<number, Node>>();
-  /** Least recently used end. */
+  /** Oldest end: where eviction looks. */
   #head: Node | undefined;
-  /** Most recently used end. */
+  /** Young end: new entries and second chances. */
   #tail: Node | undefined;
   #used = 0;
   #count = 0;
@@ -98,29 +121,61 @@ export class BlockCache {
     };
   }
 
-  /** The cached block at `offset` of file `file`, made most recently used; counts a hit or a miss. @internal */
+  /** The cached block at `offset` of file `file`; counts a hit or a miss. @internal */
   get(file: number, offset: number): Block | undefined {
+    return this.lookup(file, offset)?.block;
+  }
+
+  /** The entry of the cached block at `offset` of file `file`, marked used; counts a hit or a miss. @internal */
+  lookup(file: number, offset: number): CacheEntry | undefined {
     const node = this.#files.get(file)?.get(offset);
     if (node === undefined) {
       this.#misses++;
       return undefined;
     }
     this.#hits++;
-    if (node !== this.#tail) {
-      this.#unlink(node);
-      this.#append(node);
+    node.referenced = true;
+    return node;
+  }
+
+  /**
+   * The block of an entry kept from {@link lookup} or {@link insert}, marked used and counted as a
+   * hit; undefined (and nothing counted) if it was evicted since. @internal
+   */
+  hit(entry: CacheEntry): Block | undefined {
+    const block = entry.block;
+    if (block !== undefined) {
+      this.#hits++;
+      (entry as Node).referenced = true;
     }
-    return node.block;
+    return block;
+  }
+
+  /** Keeps `entry` in `slots[i]` until it is evicted, which empties the slot. @internal */
+  keep(entry: CacheEntry, slots: KeptEntries, i: number): void {
+    const node = entry as Node;
+    slots[i] = node;
+    node.keptIn = slots;
+    node.keptAt = i;
+  }
+
+  /** Forgets the slots `slots` (a closed reader's): their entries stay cached, no longer kept there. @internal */
+  unkeep(slots: KeptEntries): void {
+    for (let i = 0; i < slots.length; i++) {
+      const node = slots[i] as Node | undefined;
+      if (node !== undefined && node.keptIn === slots) node.keptIn = undefined;
+      slots[i] = undefined;
+    }
   }
 
   /**
    * Caches `block` as the block at `offset` of file `file`, charged its size plus
-   * {@link BLOCK_OVERHEAD}, then evicts from the least recently used end until within budget.
-   * A block larger than the whole budget is not cached. @internal
+   * {@link BLOCK_OVERHEAD}, then evicts until within budget; returns its entry. A block larger
+   * than the whole budget is not cached (undefined). @internal
    */
-  insert(file: number, offset: number, block: Block): void {
+  insert(file: number, offset: number, block: Block): CacheEntry | undefined {
     const charge = block.byteLength + BLOCK_OVERHEAD;
-    if (charge > this.#capacity) return;
+    if (charge > this.#capacity) return undefined;
     const old = this.#files.get(file)?.get(offset);
     if (old !== undefined) this.#remove(old, this.#files.get(file)!);
     let map = this.#files.get(file);
@@ -128,17 +183,25 @@ export class BlockCache {
       map = new Map();
       this.#files.set(file, map);
     }
-    const node: Node = { file, offset, block, charge, prev: undefined, next: undefined };
+    const node: Node = { file, offset, block, charge, keptIn: undefined, keptAt: 0, referenced: false, prev: undefined, next: undefined };
     map.set(offset, node);
     this.#append(node);
     this.#used += charge;
     this.#count++;
     this.#inserts++;
-    while (this.#used > this.#capacity && this.#head !== undefined) {
-      const victim = this.#head;
+    while (this.#used > this.#capacity) {
+      // Never the new block: it goes round again (the budget holds it alone, so others remain).
+      const victim = this.#head!;
+      if (victim.referenced || victim === node) {
+        victim.referenced = false;
+        this.#unlink(victim);
+        this.#append(victim);
+        continue;
+      }
       this.#remove(victim, this.#files.get(victim.file)!);
       this.#evictions++;
     }
+    return node;
   }
 
   /** Drops every block of file `file`; returns how many. */
@@ -152,6 +215,11 @@ export class BlockCache {
 
   /** Drops every block (the counters stay). */
   clear(): void {
+    for (let n = this.#head; n !== undefined; n = n.next) {
+      n.block = undefined;
+      if (n.keptIn !== undefined && n.keptIn[n.keptAt] === n) n.keptIn[n.keptAt] = undefined;
+      n.keptIn = undefined;
+    }
     this.#files.clear();
     this.#head = this.#tail = undefined;
     this.#used = 0;
@@ -160,6 +228,10 @@ export class BlockCache {
 
   #remove(node: Node, map: Map<number, Node>): void {
     this.#unlink(node);
+    node.block = undefined;
+    const kept = node.keptIn;
+    if (kept !== undefined && kept[node.keptAt] === node) kept[node.keptAt] = undefined;
+    node.keptIn = undefined;
     map.delete(node.offset);
     if (map.size === 0) this.#files.delete(node.file);
     this.#used -= node.charge;

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { compareKeys } from '../entry.js';
 import { corrupt, getU32, getVarint32, pos as varintPos } from './coding.js';
 import type { Where } from './format.js';
 
@@ -17,29 +16,6 @@ import type { Where } from './format.js';
 export interface ValueSpan {
   start: number;
   end: number;
-}
-
-/** Scratch key buffer for scans: code here is synchronous, so one buffer serves every block. */
-let scratch: Uint8Array = new Uint8Array(256);
-
-function ensureScratch(n: number, keep: number): Uint8Array {
-  if (scratch.length < n) {
-    const grown = new Uint8Array(Math.max(n, scratch.length * 2));
-    grown.set(scratch.subarray(0, keep));
-    scratch = grown;
-  }
-  return scratch;
-}
-
-/** Compares `data[start..end)` with `key`, bytewise. */
-function compareSlice(data: Uint8Array, start: number, end: number, key: Uint8Array): number {
-  const len = end - start;
-  const n = Math.min(len, key.length);
-  for (let i = 0; i < n; i++) {
-    const d = data[start + i]! - key[i]!;
-    if (d !== 0) return d;
-  }
-  return len - key.length;
 }
 
 /** A decoded view of one block's contents. */
@@ -115,76 +91,182 @@ export class Block {
   }
 
   /**
-   * Finds the entry whose key equals `key`; returns where its value lies, or `undefined`. Binary
-   * search over the restarts for the last one whose key is below `key`, then a linear scan.
+   * Finds the entry whose key equals `key`; returns where its value lies, or `undefined`. See
+   * {@link findValue}.
    */
   find(key: Uint8Array): ValueSpan | undefined {
-    const n = this.#restarts;
-    if (n === 0) return undefined;
-    const data = this.data;
-    const restartBase = this.#limit;
-    let left = 0;
-    let right = n - 1;
-    while (left < right) {
-      const mid = (left + right + 1) >>> 1;
-      const at = getU32(data, restartBase + 4 * mid);
-      this.#parse(at, 0);
-      if (this.#shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
-      const k = this.#keyStart;
-      if (compareSlice(data, k, k + this.#unshared, key) < 0) left = mid;
-      else right = mid - 1;
-    }
-    // Scan from restart `left` for the first key >= `key`.
-    let at = getU32(data, restartBase + 4 * left);
-    let keyLength = 0;
-    let buf = scratch;
-    while (at < this.#limit) {
-      const valueStart = this.#parse(at, keyLength);
-      const newLength = this.#shared + this.#unshared;
-      buf = ensureScratch(newLength, this.#shared);
-      for (let i = this.#keyStart, j = this.#shared; i < valueStart; i++, j++) buf[j] = data[i]!;
-      keyLength = newLength;
-      const c = compareSlice(buf, 0, keyLength, key);
-      if (c >= 0) {
-        return c === 0 ? { start: valueStart, end: valueStart + this.#valueLength } : undefined;
-      }
-      at = valueStart + this.#valueLength;
-    }
-    return undefined;
+    const start = this.findValue(key);
+    return start < 0 ? undefined : { start, end: this.valueEnd };
   }
 
   /**
-   * Calls `visit` for every entry in order with a fresh copy of its key and where its value lies.
+   * End of the value found by the last successful {@link findValue} (the block is read
+   * synchronously, so the caller reads it right after).
+   */
+  valueEnd = 0;
+
+  /**
+   * Finds the entry whose key equals `key`: returns the offset of its value in {@link data} (its
+   * end in {@link valueEnd}), or -1. Allocates nothing. Binary search over the restarts for the
+   * last one whose key is below `key`, then a linear scan that compares keys in place instead of
+   * rebuilding them from their shared prefixes:
+   *
+   * The scan keeps `matched`, the length of the prefix the previous key shares with `key` (the
+   * previous key is below `key`, so `matched < key.length`). An entry that shares more than
+   * `matched` bytes with the previous key agrees with it on byte `matched`, which is below
+   * `key`'s: it is below `key` too, and is skipped without looking at its bytes. An entry
+   * sharing at most `matched` bytes agrees with `key` on those, so only its unshared bytes are
+   * compared with `key`'s from there. (Keys must ascend; the shared counts need not be maximal.)
+   */
+  findValue(key: Uint8Array): number {
+    const n = this.#restarts;
+    if (n === 0) return -1;
+    const data = this.data;
+    const limit = this.#limit;
+    const klen = key.length;
+    // The last restart whose key is below `key` (or restart 0). As in the index's search, each
+    // comparison skips the prefix both bounds share with `key`: restart `left` (below `key`, if
+    // left > 0) and restart right + 1 (not below it).
+    let left = 0;
+    let right = n - 1;
+    let leftShared = 0;
+    let rightShared = 0;
+    while (left < right) {
+      const mid = (left + right + 1) >>> 1;
+      const at = getU32(data, limit + 4 * mid);
+      this.#parse(at, 0);
+      if (this.#shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
+      const k = this.#keyStart;
+      const len = this.#unshared;
+      const m = Math.min(len, klen);
+      let i = Math.min(leftShared, rightShared);
+      while (i < m && data[k + i] === key[i]) i++;
+      if ((i < m ? data[k + i]! - key[i]! : len - klen) < 0) {
+        left = mid;
+        leftShared = i;
+      } else {
+        right = mid - 1;
+        rightShared = i;
+      }
+    }
+    // Scan from restart `left` for the first key >= `key`.
+    let at = getU32(data, limit + 4 * left);
+    let keyLength = 0;
+    let matched = 0;
+    while (at < limit) {
+      let shared: number;
+      let unshared: number;
+      let ks: number;
+      let valueStart: number;
+      // The common header: three one-byte varints, read here. Any other goes through #parse,
+      // which also reports a malformed one.
+      const h0 = data[at]!;
+      const h1 = data[at + 1]!;
+      const h2 = data[at + 2]!;
+      if (limit - at >= 3 && (h0 | h1 | h2) < 0x80 && h0 <= keyLength && limit - at - 3 >= h1 + h2) {
+        shared = h0;
+        unshared = h1;
+        ks = at + 3;
+        valueStart = ks + h1;
+        at = valueStart + h2;
+      } else {
+        valueStart = this.#parse(at, keyLength);
+        shared = this.#shared;
+        unshared = this.#unshared;
+        ks = this.#keyStart;
+        at = valueStart + this.#valueLength;
+      }
+      keyLength = shared + unshared;
+      if (shared > matched) continue;
+      // The key is key[0..shared) + data[ks..valueStart): compare from byte `shared`.
+      const m = Math.min(unshared, klen - shared);
+      let j = 0;
+      while (j < m && data[ks + j] === key[shared + j]) j++;
+      const c = j < m ? data[ks + j]! - key[shared + j]! : keyLength - klen;
+      if (c > 0) return -1;
+      if (c === 0) {
+        this.valueEnd = at;
+        return valueStart;
+      }
+      matched = shared + j;
+    }
+    return -1;
+  }
+
+  /**
+   * Calls `visit` for every entry in order with a copy of its key and where its value lies.
    * Throws a `CorruptionError` if keys do not ascend strictly.
+   *
+   * The keys are rebuilt into one buffer per call and handed out as views of it: one allocation
+   * per block instead of one `Buffer` per key. A key shares no bytes with the block (the caller
+   * may keep or modify it), only its `ArrayBuffer` with the other keys of the call.
    */
   forEach(visit: (key: Uint8Array, valueStart: number, valueEnd: number) => void): void {
     const data = this.data;
-    let at = 0;
-    let prev: Uint8Array | undefined;
+    const limit = this.#limit;
+    // Room for the keys of a typical block; grown (into a new buffer) when they need more.
+    let keys = new Uint8Array(Math.min(Math.max(64, limit >>> 1), 16384));
+    let used = 0;
+    let prevStart = 0;
     let prevLength = 0;
+    let at = 0;
     let restart = 0;
     let nextRestart = this.#restarts > 0 ? 0 : -1;
-    while (at < this.#limit) {
-      const valueStart = this.#parse(at, prevLength);
-      const shared = this.#shared;
+    while (at < limit) {
+      let shared: number;
+      let unshared: number;
+      let keyStart: number;
+      let valueLength: number;
+      // The common header inline, as in findValue; any other through #parse.
+      const h0 = data[at]!;
+      const h1 = data[at + 1]!;
+      const h2 = data[at + 2]!;
+      if (limit - at >= 3 && (h0 | h1 | h2) < 0x80 && h0 <= prevLength && limit - at - 3 >= h1 + h2) {
+        shared = h0;
+        unshared = h1;
+        valueLength = h2;
+        keyStart = at + 3;
+      } else {
+        this.#parse(at, prevLength);
+        shared = this.#shared;
+        unshared = this.#unshared;
+        valueLength = this.#valueLength;
+        keyStart = this.#keyStart;
+      }
+      const valueStart = keyStart + unshared;
       if (at === nextRestart) {
         if (shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
         restart++;
-        nextRestart = restart < this.#restarts ? getU32(data, this.#limit + 4 * restart) : -1;
+        nextRestart = restart < this.#restarts ? getU32(data, limit + 4 * restart) : -1;
       } else if (nextRestart >= 0 && at > nextRestart) {
         throw corrupt(`restart offset ${nextRestart} is not on an entry`, this.where);
       }
-      // From Node's buffer pool: much cheaper than a fresh ArrayBuffer per key.
-      const key = Buffer.allocUnsafe(shared + this.#unshared);
-      for (let i = 0; i < shared; i++) key[i] = prev![i]!;
-      for (let i = this.#keyStart, j = shared; i < valueStart; i++, j++) key[j] = data[i]!;
-      if (prev !== undefined && compareKeys(prev, key) >= 0) {
-        throw corrupt(`keys out of order at block offset ${at}`, this.where);
+      const length = shared + unshared;
+      if (used + length > keys.length) {
+        // Keys handed out stay views of the old buffer; the previous one is copied for its prefix.
+        const grown = new Uint8Array(Math.max(2 * keys.length, prevLength + length));
+        for (let i = 0; i < prevLength; i++) grown[i] = keys[prevStart + i]!;
+        keys = grown;
+        prevStart = 0;
+        used = prevLength;
       }
-      const valueEnd = valueStart + this.#valueLength;
-      visit(key, valueStart, valueEnd);
-      prev = key;
-      prevLength = key.length;
+      const start = used;
+      for (let i = 0; i < shared; i++) keys[start + i] = keys[prevStart + i]!;
+      for (let i = keyStart, j = start + shared; i < valueStart; i++, j++) keys[j] = data[i]!;
+      // Strictly above the previous key: the first `shared` bytes are the same, compare the rest.
+      if (at !== 0) {
+        const n = Math.min(prevLength, length);
+        let i = shared;
+        while (i < n && keys[prevStart + i] === keys[start + i]) i++;
+        if (i < n ? keys[prevStart + i]! > keys[start + i]! : prevLength >= length) {
+          throw corrupt(`keys out of order at block offset ${at}`, this.where);
+        }
+      }
+      const valueEnd = valueStart + valueLength;
+      used += length;
+      visit(keys.subarray(start, used), valueStart, valueEnd);
+      prevStart = start;
+      prevLength = length;
       at = valueEnd;
     }
     if (restart !== this.#restarts) throw corrupt(`restart offset ${nextRestart} is not on an entry`, this.where);

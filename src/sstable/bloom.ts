@@ -79,13 +79,13 @@ export class FilterBuilder {
   /** Sets the probes of `hashes[from..to)`. */
   add(hashes: Uint32Array, from: number, to: number): void {
     const out = this.#out;
-    const bits = this.#bits;
+    const bits = this.#bits >>> 0;
     const k = this.#probes;
     for (let i = from; i < to; i++) {
-      let h = hashes[i]!;
+      let h = hashes[i]! >>> 0;
       const delta = ((h >>> 17) | (h << 15)) >>> 0;
       for (let j = 0; j < k; j++) {
-        const bit = h % bits;
+        const bit = (h % bits) >>> 0;
         out[bit >>> 3]! |= 1 << (bit & 7);
         h = (h + delta) >>> 0;
       }
@@ -132,11 +132,13 @@ export class BloomFilter {
   /** {@link mayContain} for a key already hashed with {@link bloomHash}. */
   mayContainHash(hash: number): boolean {
     const bits = this.#bits;
-    const nbits = this.#nbits;
-    let h = hash;
+    // `>>> 0` on both operands: V8 then divides as unsigned 32-bit integers; a hash above 2^31
+    // would otherwise take the floating-point remainder, twice the cost of the whole probe loop.
+    const nbits = this.#nbits >>> 0;
+    let h = hash >>> 0;
     const delta = ((h >>> 17) | (h << 15)) >>> 0;
     for (let j = 0; j < this.#probes; j++) {
-      const bit = h % nbits;
+      const bit = (h % nbits) >>> 0;
       if ((bits[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
       h = (h + delta) >>> 0;
     }

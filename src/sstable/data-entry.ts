@@ -4,7 +4,9 @@
  * full decode for cursors.
  *
  * Decoded entries own their bytes: keys and values are copied out of the block, so a caller can
- * keep or modify them without touching the block cache.
+ * keep or modify them without touching the block cache. The DB's own reads are the exception
+ * ({@link lookupEntry}, {@link decodeEntries} with `views`): it decodes or copies each value
+ * before its caller sees it, so a view of the cached block spares a copy.
  *
  * @module
  */
@@ -34,6 +36,10 @@ export function encodeHead(entry: Entry, out: Uint8Array): number {
  * `block.data[start..end)`.
  */
 export function decodeEntry(block: Block, key: Uint8Array, start: number, end: number): Entry {
+  return decodeWith(block, key, start, end, true);
+}
+
+function decodeWith(block: Block, key: Uint8Array, start: number, end: number, copy: boolean): Entry {
   const data = block.data;
   if (start >= end) throw corrupt(`entry value without flags at block offset ${start}`, block.where);
   const flags = data[start]!;
@@ -53,21 +59,35 @@ export function decodeEntry(block: Block, key: Uint8Array, start: number, end: n
     if (at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
     return { key, seq, kind: 'delete', value: EMPTY_VALUE, expiresAt };
   }
-  return { key, seq, kind: 'put', value: copyBytes(data, at, end), expiresAt };
+  return { key, seq, kind: 'put', value: copy ? copyBytes(data, at, end) : data.subarray(at, end), expiresAt };
 }
 
 /** The entry for `key` in a data block, or `undefined`. */
 export function findEntry(block: Block, key: Uint8Array): Entry | undefined {
-  const span = block.find(key);
-  if (span === undefined) return undefined;
-  return decodeEntry(block, copyBytes(key), span.start, span.end);
+  const start = block.findValue(key);
+  if (start < 0) return undefined;
+  return decodeWith(block, copyBytes(key), start, block.valueEnd, true);
 }
 
-/** Every entry of a data block, in key order. */
-export function decodeEntries(block: Block): Entry[] {
+/**
+ * {@link findEntry} without copies: the entry's key is `key` itself and its value a view of the
+ * block. The caller must neither modify the value nor let it reach code that could.
+ */
+export function lookupEntry(block: Block, key: Uint8Array): Entry | undefined {
+  const start = block.findValue(key);
+  if (start < 0) return undefined;
+  return decodeWith(block, key, start, block.valueEnd, false);
+}
+
+/**
+ * Every entry of a data block, in key order. With `views`, each value is a view of the block, as
+ * in {@link lookupEntry} (the DB's cursors: it copies or decodes what it hands out).
+ */
+export function decodeEntries(block: Block, views = false): Entry[] {
   const entries: Entry[] = [];
+  const copy = !views;
   block.forEach((key, start, end) => {
-    entries.push(decodeEntry(block, key, start, end));
+    entries.push(decodeWith(block, key, start, end, copy));
   });
   return entries;
 }

@@ -26,16 +26,18 @@ export class TableCursor implements EntryCursor {
   readonly #source: BlockSource;
   readonly #reverse: boolean;
   readonly #fillCache: boolean;
+  readonly #views: boolean;
   #blockIndex = -1;
   #entries: Entry[] = [];
   #pos = -1;
   #current: Entry | undefined;
 
   /** @internal */
-  constructor(source: BlockSource, reverse: boolean, fillCache: boolean) {
+  constructor(source: BlockSource, reverse: boolean, fillCache: boolean, views = false) {
     this.#source = source;
     this.#reverse = reverse;
     this.#fillCache = fillCache;
+    this.#views = views;
   }
 
   get current(): Entry | undefined {
@@ -55,7 +57,7 @@ export class TableCursor implements EntryCursor {
     this.#invalidate();
     const index = this.#source.index;
     const block = this.#source.dataBlock(i, this.#fillCache);
-    const entries = decodeEntries(block);
+    const entries = decodeEntries(block, this.#views);
     const first = entries[0];
     const last = entries[entries.length - 1];
     if (first === undefined || last === undefined) throw corrupt('empty data block', block.where);

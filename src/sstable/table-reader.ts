@@ -21,10 +21,10 @@ import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
 import { Block } from './block.js';
-import { BlockCache, privateFileId } from './block-cache.js';
+import { BlockCache, type KeptEntries, privateFileId } from './block-cache.js';
 import { BloomFilter } from './bloom.js';
 import { corrupt } from './coding.js';
-import { findEntry } from './data-entry.js';
+import { findEntry, lookupEntry } from './data-entry.js';
 import { decodeFooter } from './footer.js';
 import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './format.js';
 import { TableIndex } from './index-block.js';
@@ -47,6 +47,11 @@ export interface TableReaderOptions {
 export interface TableIteratorOptions extends CursorOptions {
   /** Put the blocks read into the cache. Default true; false suits a one-off scan or a compaction. */
   fillCache?: boolean | undefined;
+  /**
+   * Entries' values are views of the blocks (cached ones included) instead of copies: for the
+   * DB, which decodes or copies each value before anyone else sees it. Default false. @internal
+   */
+  views?: boolean | undefined;
 }
 
 /** Counters of one reader. */
@@ -94,6 +99,8 @@ export class TableReader {
   #filtered = 0;
   #blockReads = 0;
   readonly #source: BlockSource;
+  /** The cache entry of each cached data block: a hit without a map lookup. Emptied by eviction. */
+  readonly #entries: KeptEntries;
 
   private constructor(
     path: string,
@@ -113,6 +120,7 @@ export class TableReader {
     this.#cache = options.cache;
     this.#privateId = options.fileNumber === undefined;
     this.#cacheId = options.fileNumber ?? privateFileId();
+    this.#entries = options.cache === undefined ? [] : new Array<undefined>(index.count).fill(undefined);
     const dataBlock = (i: number, fillCache: boolean): Block => this.#dataBlock(i, fillCache);
     this.#source = { index, dataBlock };
   }
@@ -189,9 +197,9 @@ export class TableReader {
     return { gets: this.#gets, filtered: this.#filtered, blockReads: this.#blockReads };
   }
 
-  /** Bytes of memory pinned by the open table: filter and decoded index. */
+  /** Bytes of memory pinned by the open table: filter, decoded index, and a cache slot per data block. */
   get pinnedBytes(): number {
-    return this.#filter.byteLength + this.#index.byteLength;
+    return this.#filter.byteLength + this.#index.byteLength + 8 * this.#entries.length;
   }
 
   #checkOpen(): void {
@@ -240,39 +248,75 @@ export class TableReader {
     return findEntry(this.#dataBlock(i, true), key);
   }
 
+  /**
+   * The DB's point lookup: {@link get} for a key already checked to be a `Uint8Array`, without
+   * the key-range check (the caller picked the table by its range), and with its `bloomHash`
+   * computed once by the caller for every table it asks. The entry's key is `key` itself and its value a view of the cached block: the caller
+   * decodes (or copies) it before anyone else sees it, and never modifies it. @internal
+   */
+  lookup(key: Uint8Array, hash: number): Entry | undefined {
+    this.#checkOpen();
+    this.#gets++;
+    if (!this.#filter.mayContainHash(hash)) {
+      this.#filtered++;
+      return undefined;
+    }
+    const i = this.#index.find(key);
+    if (i >= this.#index.count) return undefined;
+    return lookupEntry(this.#dataBlock(i, true), key);
+  }
+
   /** {@link get}, but a block that is not cached is read asynchronously. */
   async getAsync(key: Uint8Array): Promise<Entry | undefined> {
     const i = this.#locate(key);
     if (i < 0) return undefined;
-    const offset = this.#index.offset(i);
-    let block = this.#cache?.get(this.#cacheId, offset);
+    let block = this.#cached(i);
     if (block === undefined) {
+      const offset = this.#index.offset(i);
       const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
       const n = await readFully(this.#handle, stored, offset);
       this.#checkOpen();
-      block = this.#verifyBlock(stored, n, offset, true);
+      block = this.#verifyBlock(i, stored, n, true);
     }
     return findEntry(block, key);
+  }
+
+  /** Data block `i` from the cache (counting a hit or a miss), or undefined. */
+  #cached(i: number): Block | undefined {
+    const cache = this.#cache;
+    if (cache === undefined) return undefined;
+    const kept = this.#entries[i];
+    if (kept !== undefined) {
+      const block = cache.hit(kept);
+      if (block !== undefined) return block;
+    }
+    const entry = cache.lookup(this.#cacheId, this.#index.offset(i));
+    if (entry === undefined) return undefined;
+    cache.keep(entry, this.#entries, i);
+    return entry.block;
   }
 
   /** Data block `i`: from the cache, or read, verified and (if `fillCache`) cached. */
   #dataBlock(i: number, fillCache: boolean): Block {
     this.#checkOpen();
-    const offset = this.#index.offset(i);
-    const cached = this.#cache?.get(this.#cacheId, offset);
+    const cached = this.#cached(i);
     if (cached !== undefined) return cached;
     // Unpooled: a cached block must not pin a shared 8 KiB pool slab.
     const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
-    const n = readFullySync(this.#handle, stored, offset);
-    return this.#verifyBlock(stored, n, offset, fillCache);
+    const n = readFullySync(this.#handle, stored, this.#index.offset(i));
+    return this.#verifyBlock(i, stored, n, fillCache);
   }
 
-  #verifyBlock(stored: Uint8Array, bytesRead: number, offset: number, fillCache: boolean): Block {
+  #verifyBlock(i: number, stored: Uint8Array, bytesRead: number, fillCache: boolean): Block {
     this.#blockReads++;
+    const offset = this.#index.offset(i);
     const where = { file: this.path, offset, length: stored.length };
     if (bytesRead !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
     const block = new Block(unsealBlock(stored, where), where);
-    if (fillCache) this.#cache?.insert(this.#cacheId, offset, block);
+    if (fillCache && this.#cache !== undefined) {
+      const entry = this.#cache.insert(this.#cacheId, offset, block);
+      if (entry !== undefined) this.#cache.keep(entry, this.#entries, i);
+    }
     return block;
   }
 
@@ -283,7 +327,7 @@ export class TableReader {
    */
   iterator(options?: TableIteratorOptions): TableCursor {
     this.#checkOpen();
-    const cursor = new TableCursor(this.#source, options?.reverse === true, options?.fillCache !== false);
+    const cursor = new TableCursor(this.#source, options?.reverse === true, options?.fillCache !== false, options?.views === true);
     positionCursor(cursor, options);
     return cursor;
   }
@@ -293,6 +337,8 @@ export class TableReader {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#privateId) this.#cache?.evictFile(this.#cacheId);
+    // A numbered table's blocks stay cached for its next reader: they no longer hold this one's slots.
+    else this.#cache?.unkeep(this.#entries);
     try {
       await this.#handle.close();
     } catch (err) {

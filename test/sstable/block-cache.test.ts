@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Block } from '../../src/sstable/block.js';
 import { BlockBuilder } from '../../src/sstable/block-builder.js';
-import { BLOCK_OVERHEAD, BlockCache } from '../../src/sstable/block-cache.js';
+import { BLOCK_OVERHEAD, BlockCache, type CacheEntry } from '../../src/sstable/block-cache.js';
 
 /** A valid block of exactly `size` bytes (size >= 16): one entry padded by its value. */
 function block(size: number): Block {
@@ -26,13 +26,13 @@ describe('BlockCache', () => {
     expect(c.stats()).toMatchObject({ hits: 1, misses: 2, inserts: 1, blocks: 1, usedBytes: charge(100) });
   });
 
-  it('evicts the least recently used blocks to stay within budget', () => {
+  it('evicts a block not used since it was inserted or last given a second chance', () => {
     const c = new BlockCache(3 * charge(100));
     const [a, b, d, e] = [block(100), block(100), block(100), block(100)];
     c.insert(1, 0, a);
     c.insert(1, 100, b);
     c.insert(2, 0, d);
-    expect(c.get(1, 0)).toBe(a); // a is now the most recent; b the least
+    expect(c.get(1, 0)).toBe(a); // a is referenced: it gets a second chance, b goes
     c.insert(2, 100, e);
     expect(c.get(1, 100)).toBeUndefined();
     expect(c.get(1, 0)).toBe(a);
@@ -40,6 +40,76 @@ describe('BlockCache', () => {
     expect(c.get(2, 100)).toBe(e);
     expect(c.stats()).toMatchObject({ evictions: 1, blocks: 3, usedBytes: 3 * charge(100) });
     expect(c.usedBytes).toBeLessThanOrEqual(c.capacityBytes);
+  });
+
+  it('gives a referenced block a second chance, once', () => {
+    const c = new BlockCache(3 * charge(100));
+    const [a, b, d, e, f] = [block(100), block(100), block(100), block(100), block(100)];
+    c.insert(1, 0, a);
+    c.insert(1, 1, b);
+    c.insert(1, 2, d);
+    c.get(1, 0);
+    c.get(1, 1);
+    c.get(1, 2);
+    // Every block referenced: one round clears the bits and moves them on, then the oldest goes.
+    c.insert(1, 3, e);
+    expect(c.get(1, 3)).toBe(e); // never the block being inserted
+    expect(c.get(1, 0)).toBeUndefined();
+    expect(c.stats()).toMatchObject({ evictions: 1, blocks: 3 });
+    // b and d lost their bits and were not used since; e was (just above).
+    c.insert(1, 4, f);
+    expect(c.get(1, 1)).toBeUndefined();
+    expect([c.get(1, 2), c.get(1, 3), c.get(1, 4)]).toEqual([d, e, f]);
+  });
+
+  it('hands out entries that find their block again until it is evicted', () => {
+    const c = new BlockCache(2 * charge(100));
+    const [a, b, d] = [block(100), block(100), block(100)];
+    const ea = c.insert(1, 0, a)!;
+    expect(c.hit(ea)).toBe(a);
+    expect(c.lookup(1, 0)).toBe(ea);
+    expect(c.stats()).toMatchObject({ hits: 2, misses: 0 });
+    c.insert(1, 1, b);
+    c.insert(1, 2, d); // a was referenced: b goes first
+    expect(c.hit(ea)).toBe(a);
+    // a loses its bit when its turn comes, then goes the turn after.
+    for (let i = 3; i < 7; i++) c.insert(1, i, block(100));
+    expect(ea.block).toBeUndefined();
+    expect(c.hit(ea)).toBeUndefined();
+    const stats = c.stats();
+    expect(stats.hits).toBe(3); // the evicted entry's lookup is not a hit (nor a miss: the reader asks the map next)
+    const again = c.insert(1, 0, a)!;
+    expect(again).not.toBe(ea);
+    c.evictFile(1);
+    expect(again.block).toBeUndefined();
+    const last = c.insert(2, 0, a)!;
+    c.clear();
+    expect(last.block).toBeUndefined();
+    expect(c.insert(1, 0, block(5000))).toBeUndefined();
+  });
+
+  it('empties the slot that keeps an entry when the entry goes', () => {
+    const c = new BlockCache(2 * charge(100));
+    const slots: (CacheEntry | undefined)[] = [undefined, undefined, undefined];
+    c.keep(c.insert(1, 0, block(100))!, slots, 0);
+    c.keep(c.insert(1, 1, block(100))!, slots, 1);
+    expect(slots.map((e) => e?.block !== undefined)).toEqual([true, true, false]);
+    c.keep(c.insert(1, 2, block(100))!, slots, 2); // evicts block 0
+    expect(slots.map((e) => e !== undefined)).toEqual([false, true, true]);
+    c.evictFile(1);
+    expect(slots).toEqual([undefined, undefined, undefined]);
+    c.keep(c.insert(1, 0, block(100))!, slots, 0);
+    c.clear();
+    expect(slots[0]).toBeUndefined();
+    // A closed reader's slots let go of their entries, which stay cached.
+    const e = c.insert(1, 0, block(100))!;
+    c.keep(e, slots, 0);
+    c.unkeep(slots);
+    expect(slots[0]).toBeUndefined();
+    expect(c.lookup(1, 0)).toBe(e);
+    c.keep(e, slots, 1);
+    c.evictFile(1);
+    expect(slots[1]).toBeUndefined();
   });
 
   it('evicts several small blocks for one large one, and skips blocks over the budget', () => {

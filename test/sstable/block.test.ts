@@ -73,6 +73,77 @@ describe('block format', () => {
     },
   );
 
+  // Keys with long common prefixes (zero-padded numbers, a namespace): the lookup compares from
+  // the prefix it knows a key shares with the probe, and skips entries it knows are below it.
+  const prefixedArb = fc.uniqueArray(
+    fc.tuple(fc.constantFrom('', 'user:', '0000000000'), fc.nat(3000), fc.constantFrom('', 'x', '\u00ff')),
+    { selector: (t) => t.join('|'), maxLength: 120 },
+  );
+  test.prop([prefixedArb, fc.integer({ min: 1, max: 20 }), prefixedArb])(
+    'finds keys sharing long prefixes, and only those present',
+    (triples, interval, probeTriples) => {
+      const key = ([p, n, s]: [string, number, string]): Uint8Array => Buffer.from(`${p}${String(n).padStart(6, '0')}${s}`, 'latin1');
+      const keys = [...new Map(triples.map((t) => [hex(key(t)), key(t)])).values()].sort(compareKeys);
+      const b = new BlockBuilder(interval);
+      keys.forEach((k, i) => {
+        b.add(k, EMPTY, 0, Uint8Array.of(i & 0xff, i >> 8));
+      });
+      const block = new Block(new Uint8Array(b.finish()), where);
+      keys.forEach((k, i) => {
+        const at = block.findValue(k);
+        expect(at).toBeGreaterThanOrEqual(0);
+        expect([...block.data.subarray(at, block.valueEnd)]).toEqual([i & 0xff, i >> 8]);
+      });
+      const present = new Set(keys.map(hex));
+      for (const t of probeTriples) {
+        const p = key(t);
+        for (const probe of [p, p.subarray(0, p.length - 1), Buffer.concat([p, Uint8Array.of(0)])]) {
+          if (!present.has(hex(probe))) expect(block.findValue(probe)).toBe(-1);
+        }
+      }
+    },
+  );
+
+  it('hands out keys that are copies, also when they outgrow the first key buffer', () => {
+    // 300 keys of 80 bytes sharing 76: 24 KB of keys in a block of a few KB.
+    const keys = Array.from({ length: 300 }, (_, i) => bytes(`${'k'.repeat(76)}${String(i).padStart(4, '0')}`));
+    const b = new BlockBuilder(16);
+    for (const k of keys) b.add(k, EMPTY, 0, EMPTY);
+    const data = new Uint8Array(b.finish());
+    const block = new Block(data, where);
+    const seen: Uint8Array[] = [];
+    block.forEach((k) => {
+      seen.push(k);
+    });
+    expect(seen.map(hex)).toEqual(keys.map(hex));
+    const before = hex(data);
+    for (const k of seen) k.fill(0x7a); // the caller's to change: neither the block nor another key moves
+    expect(hex(data)).toBe(before);
+    expect(seen.every((k) => k.every((x) => x === 0x7a))).toBe(true);
+  });
+
+  it('finds keys whose shared prefix counts are not the longest possible', () => {
+    // "abc", then "abd" sharing 1 byte ("a" + "bd"), then "abe" sharing 0, then "abf" sharing 2:
+    // a writer need not share as much as it could, and the lookup must not assume it does.
+    const entries = [0, 3, 1, 0x61, 0x62, 0x63, 1, 1, 2, 1, 0x62, 0x64, 2, 0, 3, 1, 0x61, 0x62, 0x65, 3, 2, 1, 1, 0x66, 4];
+    const data = new Uint8Array(entries.length + 8);
+    data.set(entries);
+    putU32(data, entries.length, 0);
+    putU32(data, entries.length + 4, 1);
+    const block = new Block(data, where);
+    for (const [k, v] of [
+      ['abc', 1],
+      ['abd', 2],
+      ['abe', 3],
+      ['abf', 4],
+    ] as const) {
+      const at = block.findValue(bytes(k));
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(block.data[at]).toBe(v);
+    }
+    for (const k of ['ab', 'abb', 'abcd', 'abdd', 'abg', 'b', '']) expect(block.findValue(bytes(k))).toBe(-1);
+  });
+
   test.prop([sortedEntriesArb(40)])('data entries round-trip through a block', (entries) => {
     const b = new BlockBuilder(4);
     const head = new Uint8Array(17);
@@ -121,6 +192,9 @@ describe('block format', () => {
       ['truncated varint', withRestarts([0x80], [0])],
       ['shares more than the previous key', withRestarts([0, 1, 0, 0x61, 3, 1, 0, 0x62], [0])],
       ['keys out of order', withRestarts([0, 1, 0, 0x62, 0, 1, 0, 0x61], [0])],
+      ['keys out of order after a shared prefix', withRestarts([0, 2, 0, 0x61, 0x62, 1, 1, 0, 0x61], [0])],
+      ['a key repeated', withRestarts([0, 2, 0, 0x61, 0x62, 2, 0, 0], [0])],
+      ['a key followed by its prefix', withRestarts([0, 2, 0, 0x61, 0x62, 1, 0, 0], [0])],
       ['data entry with unknown flags', withRestarts([0, 1, 2, 0x61, 0x80, 0], [0])],
       ['data entry without flags', withRestarts([0, 1, 0, 0x61], [0])],
       ['tombstone with a value', withRestarts([0, 1, 3, 0x61, 1, 0, 7], [0])],

@@ -58,6 +58,30 @@ describe('TableIndex', () => {
     expect(idx.find(bytes('l'))).toBe(3);
   });
 
+  // The search skips the prefix the probe is known to share with the separators left in range:
+  // keys with long common prefixes, against a linear search.
+  test.prop([
+    fc.uniqueArray(fc.tuple(fc.constantFrom('', 'user:', '0000000000'), fc.nat(5000)), {
+      selector: (t) => t.join('|'),
+      minLength: 1,
+      maxLength: 200,
+    }),
+    fc.array(
+      fc.tuple(fc.constantFrom('', 'user:', '0000000000', 'user', '00000000000'), fc.nat(6000), fc.constantFrom('', '0', '\u00ff')),
+      { maxLength: 40 },
+    ),
+  ])('finds the first separator >= key when keys share long prefixes', (pairs, probes) => {
+    const key = (p: string, n: number, s = ''): string => `${p}${String(n).padStart(5, '0')}${s}`;
+    const keys = [...new Set(pairs.map(([p, n]) => key(p, n)))].sort((a, b) => compareKeys(bytes(a), bytes(b)));
+    const idx = TableIndex.decode(indexBlock(keys.map((k, i) => [k, 10 * i, 5])), 10 * keys.length);
+    for (const probe of [...keys, ...probes.map(([p, n, s]) => key(p, n, s))]) {
+      const b = Buffer.from(probe, 'latin1');
+      let expected = keys.findIndex((k) => compareKeys(Buffer.from(k, 'latin1'), b) >= 0);
+      if (expected < 0) expected = keys.length;
+      expect(idx.find(b)).toBe(expected);
+    }
+  });
+
   it.each([
     [
       'a gap between blocks',

@@ -1,0 +1,336 @@
+/**
+ * The lookup path (issue #11): point reads and full scans of a compacted DB, against lmdb's
+ * synchronous `get` and `getRange` in the same process.
+ *
+ * Builds a DB of `--n` keys (16 B decimal keys, the even numbers; 100 B values, half random and
+ * half a copy of that half, as bench/db.ts writes them) in random order, compacts it fully, and
+ * fills lmdb with the same data; one read of every key warms the block cache. Then, in rounds, each workload runs for `--ms` on each engine in
+ * turn, so that a burst of load from other processes hits every engine alike:
+ *
+ * | workload      | sediment                                 | lmdb                      |
+ * | ------------- | ---------------------------------------- | ------------------------- |
+ * | getSync       | `db.getSync(k)` in a loop                | `db.get(k)` in a loop     |
+ * | get           | `await db.get(k)`, one at a time         | (same as getSync)         |
+ * | missSync      | `db.getSync(k)`, keys not in the DB      | `db.get(k)`, same keys    |
+ * | miss          | `await db.get(k)`, keys not in the DB    | (same as missSync)        |
+ * | scan          | `for await` over `db.iterator()`         | `for...of` over `getRange()` |
+ * | nextv         | `nextv(1000)` until empty                | (same as scan)            |
+ *
+ * Keys are built before the clock starts (one Buffer each), read in a fixed random order.
+ * `--cpu` divides by the process's CPU time instead of the elapsed time: on a machine shared with
+ * other work it moves less from run to run (a process waiting for a CPU is not charged).
+ *
+ * A/B comparison: `--impl=label:path` (repeatable) loads the DB module from `path` (e.g. a build
+ * of another commit: `tsc -p tsconfig.build.json --outDir /tmp/old/dist`, then
+ * `--impl=old:/tmp/old/dist/db/index.js`); each implementation gets its own copy of the data and
+ * its turn in every round. Default: this checkout's sources (through tsx).
+ *
+ * ```sh
+ * npx tsx bench/lookup.ts                        # 200k keys, 3 rounds of 1 s per workload and engine
+ * npx tsx bench/lookup.ts --only=getSync,miss --rounds=5
+ * node --cpu-prof --import tsx bench/lookup.ts --only=getSync --no-lmdb --rounds=1 --ms=5000
+ * ```
+ *
+ * Prints, per workload and engine, the median ops/s over the rounds with the range, and the
+ * ratio to lmdb and (with several `--impl`) to the first implementation: the median of the
+ * per-round ratios, each taken between runs a second apart, which a change in the machine's load
+ * moves less than the ops/s themselves.
+ *
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { open as openLmdb } from 'lmdb';
+import { fmtInt, mdTable, now } from './lib.js';
+
+const KEY = 16;
+const VALUE = 100;
+const WORKLOADS = ['getSync', 'get', 'missSync', 'miss', 'scan', 'nextv'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+interface Args {
+  n: number;
+  ms: number;
+  rounds: number;
+  impls: { label: string; path: string }[];
+  lmdb: boolean;
+  only: Workload[];
+  /** Time by the process's CPU time (user + system) instead of the wall clock. */
+  cpu: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false };
+  for (const arg of argv) {
+    const [name, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
+    if (name === 'n') a.n = Number(value.replace(/k$/, '000'));
+    else if (name === 'ms') a.ms = Number(value);
+    else if (name === 'rounds') a.rounds = Number(value);
+    else if (name === 'no-lmdb') a.lmdb = false;
+    else if (name === 'cpu') a.cpu = true;
+    else if (name === 'only') a.only = value.split(',') as Workload[];
+    else if (name === 'impl') {
+      const at = value.indexOf(':');
+      a.impls.push({ label: value.slice(0, at), path: path.resolve(value.slice(at + 1)) });
+    } else {
+      console.error(
+        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--impl=label:path]...',
+      );
+      process.exit(2);
+    }
+  }
+  for (const w of a.only) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
+  if (a.impls.length === 0) a.impls.push({ label: 'sediment', path: new URL('../src/db/index.js', import.meta.url).pathname });
+  return a;
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+function permutation(n: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = r() % (i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const N = args.n;
+const keyOf = (i: number, odd: boolean): Buffer => Buffer.from(String(2 * i + (odd ? 1 : 0)).padStart(KEY, '0'), 'latin1');
+const valueFor = (i: number): Buffer => {
+  const r = rng(i + 1);
+  const b = Buffer.allocUnsafe(VALUE);
+  for (let j = 0; j < VALUE / 2; j++) b[j] = r() & 0xff;
+  b.copy(b, VALUE / 2, 0, VALUE / 2);
+  return b;
+};
+const order = permutation(N, 4);
+const hits: Buffer[] = Array.from(order, (i) => keyOf(i, false));
+const misses: Buffer[] = Array.from(order, (i) => keyOf(i, true));
+
+/** What a workload needs from an engine. */
+interface Engine {
+  label: string;
+  getSync(k: Buffer): Buffer | undefined;
+  /** Undefined for an engine without an asynchronous get: `get` and `miss` then time `getSync`. */
+  get: ((k: Buffer) => Promise<Buffer | undefined>) | undefined;
+  /** Entries seen by one full scan. */
+  scan(): Promise<number> | number;
+  nextv(): Promise<number> | number;
+  /** What the engine holds, for the report. */
+  describe(): string;
+  close(): Promise<void>;
+}
+
+interface DBModule {
+  DB: {
+    open(
+      dir: string,
+      options: object,
+    ): Promise<{
+      batch(ops: { type: 'put'; key: Buffer; value: Buffer }[]): Promise<void>;
+      compact(): Promise<void>;
+      getSync(k: Buffer): Buffer | undefined;
+      get(k: Buffer): Promise<Buffer | undefined>;
+      iterator(): AsyncIterable<[Buffer, Buffer]> & { nextv(n: number): Promise<[Buffer, Buffer][]>; close(): Promise<void> };
+      stats(): {
+        levels: { tables: number; bytes: number }[];
+        blockCache: { hits: number; misses: number; blocks: number; usedBytes: number };
+      };
+      close(): Promise<void>;
+    }>;
+  };
+}
+
+const dirs: string[] = [];
+function tempDir(tag: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sediment-lookup-${tag}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+async function openSediment(label: string, modulePath: string): Promise<Engine> {
+  const { DB } = (await import(pathToFileURL(modulePath).href)) as DBModule;
+  const db = await DB.open(tempDir(label), { keyEncoding: 'binary', valueEncoding: 'binary' });
+  const fill = permutation(N, 1);
+  for (let i = 0; i < N; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(N, i + 1000); j++)
+      ops.push({ type: 'put' as const, key: keyOf(fill[j]!, false), value: valueFor(fill[j]!) });
+    await db.batch(ops);
+  }
+  await db.compact();
+  // Steady state: every block in the cache before the clock starts.
+  for (const k of hits) if (db.getSync(k) === undefined) throw new Error(`${label}: key ${k.toString('latin1')} missing`);
+  return {
+    label,
+    getSync: (k) => db.getSync(k),
+    get: (k) => db.get(k),
+    async scan() {
+      let n = 0;
+      for await (const [k, v] of db.iterator()) n += k.length > 0 && v.length > 0 ? 1 : 0;
+      return n;
+    },
+    async nextv() {
+      const it = db.iterator();
+      let n = 0;
+      for (let chunk = await it.nextv(1000); chunk.length > 0; chunk = await it.nextv(1000)) n += chunk.length;
+      await it.close();
+      return n;
+    },
+    describe() {
+      const s = db.stats();
+      const levels = s.levels
+        .map((l, i) => (l.tables > 0 ? `L${i}: ${l.tables} tables, ${(l.bytes / 1e6).toFixed(1)} MB` : ''))
+        .filter(Boolean);
+      const c = s.blockCache;
+      return `${levels.join('; ')}; block cache: ${fmtInt(c.blocks)} blocks, ${(c.usedBytes / 1e6).toFixed(1)} MB, ${fmtInt(c.hits)} hits, ${fmtInt(c.misses)} misses`;
+    },
+    close: () => db.close(),
+  };
+}
+
+async function openLmdbEngine(): Promise<Engine> {
+  const db = openLmdb<Buffer, Buffer>({ path: path.join(tempDir('lmdb'), 'lmdb'), encoding: 'binary', keyEncoding: 'binary' });
+  const fill = permutation(N, 1);
+  for (let i = 0; i < N; i += 10_000) {
+    await db.transaction(() => {
+      for (let j = i; j < Math.min(N, i + 10_000); j++) db.putSync(keyOf(fill[j]!, false), valueFor(fill[j]!));
+    });
+  }
+  await db.flushed;
+  const scan = (): number => {
+    let n = 0;
+    for (const { key, value } of db.getRange()) n += key.length > 0 && value.length > 0 ? 1 : 0;
+    return n;
+  };
+  return {
+    label: 'lmdb',
+    getSync: (k) => db.get(k),
+    get: undefined,
+    scan,
+    nextv: scan,
+    describe: () => '',
+    close: () => db.close(),
+  };
+}
+
+/** Ops per second of `workload` on `e`, run for about `ms`. */
+async function measure(e: Engine, workload: Workload, ms: number): Promise<number> {
+  const keys = workload === 'missSync' || workload === 'miss' ? misses : hits;
+  const t0 = now();
+  const cpu0 = process.cpuUsage();
+  const deadline = t0 + ms;
+  let ops = 0;
+  let found = 0;
+  const get = e.get;
+  switch (get === undefined && workload === 'get' ? 'getSync' : get === undefined && workload === 'miss' ? 'missSync' : workload) {
+    case 'getSync':
+    case 'missSync':
+      for (let i = 0; ; ) {
+        for (const stop = i + 64; i < stop; i++) if (e.getSync(keys[i % N]!) !== undefined) found++;
+        if (now() >= deadline) {
+          ops = i;
+          break;
+        }
+      }
+      break;
+    case 'get':
+    case 'miss':
+      for (let i = 0; ; ) {
+        for (const stop = i + 64; i < stop; i++) if ((await get!(keys[i % N]!)) !== undefined) found++;
+        if (now() >= deadline) {
+          ops = i;
+          break;
+        }
+      }
+      break;
+    case 'scan':
+    case 'nextv':
+      do {
+        const n = await (workload === 'scan' ? e.scan() : e.nextv());
+        if (n !== N) throw new Error(`${e.label} ${workload} saw ${n} entries, expected ${N}`);
+        ops += n;
+        found += n;
+      } while (now() < deadline);
+      break;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const elapsed = args.cpu ? (cpu.user + cpu.system) / 1000 : now() - t0;
+  const expected = workload === 'missSync' || workload === 'miss' ? 0 : ops;
+  if (found !== expected) throw new Error(`${e.label} ${workload}: found ${found} of ${ops}, expected ${expected}`);
+  return ops / (elapsed / 1000);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const engines: Engine[] = [];
+const t0 = now();
+for (const impl of args.impls) {
+  engines.push(await openSediment(impl.label, impl.path));
+  console.error(`${impl.label}: ${fmtInt(N)} keys written and compacted (${((now() - t0) / 1000).toFixed(1)} s)`);
+}
+if (args.lmdb) engines.push(await openLmdbEngine());
+
+// One warm-up pass, not counted.
+for (const w of args.only) for (const e of engines) await measure(e, w, Math.min(200, args.ms));
+
+const results = new Map<string, number[]>();
+for (let r = 0; r < args.rounds; r++) {
+  for (const w of args.only) {
+    for (const e of engines) {
+      const key = `${w}\t${e.label}`;
+      if (!results.has(key)) results.set(key, []);
+      results.get(key)!.push(await measure(e, w, args.ms));
+    }
+  }
+  console.error(`round ${r + 1}/${args.rounds} done`);
+}
+
+const rows: string[][] = [];
+for (const w of args.only) {
+  for (const e of engines) {
+    const xs = results.get(`${w}\t${e.label}`)!;
+    const ratio = (base: number[] | undefined): string => {
+      if (base === undefined || base === xs) return '';
+      const r = xs.map((x, i) => x / base[i]!);
+      return `${median(r).toFixed(2)}x (${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)})`;
+    };
+    const row = [w, e.label, fmtInt(median(xs)), `${fmtInt(Math.min(...xs))} - ${fmtInt(Math.max(...xs))}`];
+    if (args.lmdb) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\tlmdb`)));
+    if (args.impls.length > 1) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\t${engines[0]!.label}`)));
+    rows.push(row);
+  }
+}
+console.log(
+  `${fmtInt(N)} keys of ${KEY} B, values of ${VALUE} B, ${args.rounds} rounds of ${args.ms} ms, ops per ${args.cpu ? 'CPU' : 'wall-clock'} second; node ${process.version}, load ${os.loadavg()[0]!.toFixed(2)}`,
+);
+const head = ['workload', 'engine', 'ops/s (median)', 'range'];
+if (args.lmdb) head.push('vs lmdb');
+if (args.impls.length > 1) head.push(`vs ${engines[0]!.label}`);
+console.log(mdTable(head, rows));
+for (const e of engines) if (e.describe()) console.log(`${e.label}: ${e.describe()}`);
+
+for (const e of engines) await e.close();
+for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
