@@ -49,6 +49,7 @@ export {
   loadZstd,
   WAL_FORMAT_VERSION,
   type WalOpenResult,
+  type WalRetention,
   type WalStats,
   type Bytes,
   type RecordCompression,
