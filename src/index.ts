@@ -27,6 +27,7 @@ export {
   type ValueOf,
   type WriteOptions,
   type WalView,
+  type CheckpointInfo,
   type KeyEncoding,
   type ValueEncoding,
   type MsgpackValue,

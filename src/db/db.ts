@@ -46,6 +46,8 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
+import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
+import type { CopySource } from './copy.js';
 import { BackgroundWorker, BackgroundWorkerError } from './background.js';
 import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
 import { fullCompaction, pickCompaction, type CompactionPlan } from './compaction.js';
@@ -738,6 +740,54 @@ export class DB<K = string, V = unknown> {
     });
     this.#iterators.add(it);
     return it;
+  }
+
+  // -- copies ------------------------------------------------------------------------------
+
+  /**
+   * Writes a consistent copy of the DB as of this call into `target` (which must not exist, or
+   * be an empty directory: else `IoError` `ENOTEMPTY`/`ENOTDIR`, nothing written), while reads
+   * and writes go on: every write that resolved before the call is in the copy, none made after
+   * it. Tables are hard-linked on the same file system, copied otherwise; the WAL tail is copied,
+   * cut at the call's write position; everything is synced, `CURRENT` last. The copy opens as a
+   * DB of its own. Works on a read-only handle (it writes only to `target`). See checkpoint.ts.
+   */
+  checkpoint(target: string): Promise<CheckpointInfo> {
+    return this.#copy((source) => writeCheckpoint(source, target));
+  }
+
+  /**
+   * Takes the instant a copy reads, synchronously: the current version pinned, the manifest
+   * state it belongs to, the WAL retained at its write position (see copy.ts). `run` releases it.
+   */
+  #copy<T>(run: (source: CopySource) => Promise<T>): Promise<T> {
+    let source: CopySource;
+    try {
+      if (this.#status !== 'open') throw new ClosedError('the database');
+      const version = this.#versions.current.pin();
+      const wal = this.#wal.retain();
+      let held = true;
+      source = {
+        fs: this.#fs,
+        dir: this.#dir,
+        state: this.#versions.state,
+        walEnd: wal.position,
+        walSegmentIds: wal.segmentIds,
+        persisted: this.#persisted,
+        release: () => {
+          if (!held) return;
+          held = false;
+          wal.release();
+          version.unpin();
+        },
+      };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let result: T;
+    return this.#maintain(async () => {
+      result = await run(source);
+    }).then(() => result);
   }
 
   // -- maintenance -------------------------------------------------------------------------
