@@ -50,6 +50,8 @@ export interface CopySource {
   walSegmentIds: readonly number[];
   /** What the DB's `OPTIONS` must say. */
   persisted: PersistedOptions;
+  /** The handle is read-only: nothing may be written into `dir`. */
+  readOnly: boolean;
   /** Ends the holds (idempotent). */
   release(): void;
 }

@@ -47,6 +47,19 @@ import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
 import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
+import {
+  type BackupDirOptions,
+  type BackupInfo,
+  type BackupSummary,
+  type PruneInfo,
+  type PruneOptions,
+  type RestoreInfo,
+  type RestoreOptions,
+  listBackups,
+  pruneBackups,
+  restoreBackup,
+  writeBackup,
+} from './backup.js';
 import type { CopySource } from './copy.js';
 import { BackgroundWorker, BackgroundWorkerError } from './background.js';
 import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
@@ -757,6 +770,38 @@ export class DB<K = string, V = unknown> {
   }
 
   /**
+   * Adds a backup of the DB as of this call to `backupDir` (created if missing): the same instant
+   * as {@link checkpoint}, but incremental: tables the directory already holds for this DB are
+   * not copied again; the manifest, `OPTIONS` and WAL tail are. The backup exists once its index
+   * is written (last, atomically). The DB's first backup records its id in `IDENTITY` (a
+   * read-only handle cannot: `ReadOnlyError`). `LOCKED` while another backup or a prune runs on
+   * the directory. See backup.ts.
+   */
+  backup(backupDir: string): Promise<BackupInfo> {
+    return this.#copy((source) => writeBackup(source, backupDir));
+  }
+
+  /**
+   * Restores a backup (the latest, or `options.id`) from `backupDir` as a new DB in `targetDir`
+   * (which must not exist, or be empty). Every file is checked against the backup's index as it
+   * is copied: a damaged one is a `CorruptionError` naming it, and nothing is left in the target.
+   * The new DB has no `IDENTITY`: its own first backup gives it one.
+   */
+  static restore(backupDir: string, targetDir: string, options?: RestoreOptions): Promise<RestoreInfo> {
+    return restoreBackup(backupDir, targetDir, options);
+  }
+
+  /** The backups in `backupDir`, oldest first: id, time, the DB's id, files and bytes. */
+  static listBackups(backupDir: string, options?: BackupDirOptions): Promise<BackupSummary[]> {
+    return listBackups(backupDir, options);
+  }
+
+  /** Deletes all but the `keep` newest backups of `backupDir`, and every file no remaining backup needs. */
+  static pruneBackups(backupDir: string, options: PruneOptions): Promise<PruneInfo> {
+    return pruneBackups(backupDir, options);
+  }
+
+  /**
    * Takes the instant a copy reads, synchronously: the current version pinned, the manifest
    * state it belongs to, the WAL retained at its write position (see copy.ts). `run` releases it.
    */
@@ -774,6 +819,7 @@ export class DB<K = string, V = unknown> {
         walEnd: wal.position,
         walSegmentIds: wal.segmentIds,
         persisted: this.#persisted,
+        readOnly: this.#opts.readOnly,
         release: () => {
           if (!held) return;
           held = false;

@@ -23,6 +23,7 @@ import { FaultFileSystem, crashAtMutatingOp, failNth, type FsOp } from '../../sr
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { NodeFileSystem } from '../../src/fs/node.js';
 import type { FileSystem } from '../../src/fs/types.js';
+import { checkCopy, writersAround } from './helpers/copies.js';
 import { DIR, ProcessFs, TINY, closeQuietly, diskProblems, render, scan, seeded, walFiles, withTimeout } from './helpers/harness.js';
 
 const TARGET = '/copies/cp';
@@ -74,80 +75,6 @@ class GatedFs extends FaultFileSystem {
   }
 }
 
-interface Tracked {
-  key: string;
-  value: string;
-  startedAfterResolve: boolean;
-  resolvedBeforeCall: boolean;
-  resolved: boolean;
-}
-
-/**
- * 64 writers, each writing its own keys one at a time (so each writer's WAL order is its
- * sequence order), with flushes and compactions running (tiny sizes). Once 1500 writes resolved,
- * the checkpoint is called; the writers go on until it resolved and 10 writes more each.
- */
-async function writersAroundCheckpoint(db: DB<string, string>, target: string): Promise<{ writes: Tracked[][]; info: unknown }> {
-  const WRITERS = 64;
-  let resolvedCount = 0;
-  let called = false;
-  let done = false;
-  let trigger!: () => void;
-  const due = new Promise<void>((r) => (trigger = r));
-  const writes: Tracked[][] = Array.from({ length: WRITERS }, () => []);
-  const startedAfter = new Array<number>(WRITERS).fill(0);
-  const writer = async (w: number): Promise<void> => {
-    for (let i = 0; startedAfter[w]! < 10; i++) {
-      const t: Tracked = {
-        key: `w${String(w).padStart(2, '0')}-${String(i).padStart(5, '0')}`,
-        value: `v${w}.${i}`.padEnd(20 + (i % 7) * 10, 'x'),
-        startedAfterResolve: done,
-        resolvedBeforeCall: false,
-        resolved: false,
-      };
-      writes[w]!.push(t);
-      if (done) startedAfter[w]!++;
-      await db.put(t.key, t.value);
-      t.resolved = true;
-      t.resolvedBeforeCall = !called;
-      if (++resolvedCount === 1500) trigger();
-    }
-  };
-  const running = Array.from({ length: WRITERS }, (_, w) => writer(w));
-  await due;
-  called = true;
-  const info = await db.checkpoint(target);
-  done = true;
-  await Promise.all(running);
-  return { writes, info };
-}
-
-function checkCopy(writes: Tracked[][], copy: Map<string, string>): void {
-  let before = 0;
-  let after = 0;
-  let between = 0;
-  for (const list of writes) {
-    let prefix = true;
-    for (const t of list) {
-      const got = copy.get(t.key);
-      if (t.resolvedBeforeCall) {
-        before++;
-        expect(got, `${t.key} resolved before the call`).toBe(t.value);
-      } else if (t.startedAfterResolve) {
-        after++;
-        expect(got, `${t.key} started after the checkpoint resolved`).toBeUndefined();
-      } else between++;
-      // A cut of the WAL: each writer's writes in the copy are a prefix of its sequence.
-      if (got === undefined) prefix = false;
-      else expect(prefix, `${t.key} is in the copy after a missing write of its writer`).toBe(true);
-    }
-  }
-  expect(copy.size).toBeGreaterThanOrEqual(before);
-  expect(before).toBeGreaterThanOrEqual(1500);
-  expect(after).toBeGreaterThanOrEqual(640);
-  expect(between).toBeGreaterThan(0);
-}
-
 describe('db.checkpoint while 64 writers run', () => {
   for (const where of ['memory', 'disk'] as const) {
     it(`the copy holds every write resolved before the call and none started after it resolved (${where})`, {
@@ -174,9 +101,9 @@ describe('db.checkpoint while 64 writers run', () => {
       const snap = db.snapshot();
       const it = db.iterator({ gte: 'base', lt: 'basf' });
       const first = await it.nextv(10);
-      const { writes, info } = await writersAroundCheckpoint(db, target);
+      const { writes, info } = await writersAround(db, () => db.checkpoint(target));
       expect(info).toMatchObject({ dir: target, tablesCopied: 0 });
-      expect((info as { tablesLinked: number }).tablesLinked).toBeGreaterThan(0);
+      expect(info.tablesLinked).toBeGreaterThan(0);
 
       const copy = await contents(target, { fs });
       checkCopy(writes, copy);
