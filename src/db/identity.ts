@@ -5,7 +5,7 @@
  *
  * One line of ASCII: the UUID (lowercase, 36 characters), a space, the masked CRC-32C of the
  * UUID's bytes as 8 lowercase hex digits, a newline:
- * `6f1c2a8e-4b7d-4c1e-9a52-0d3e8f7b6a41 1b2c3d4e\n`. Anything else is a `CorruptionError`.
+ * `6f1c2a8e-4b7d-4c1e-9a52-0d3e8f7b6a41 c2f4c900\n`. Anything else is a `CorruptionError`.
  *
  * A checkpoint or a restore makes a new DB, without `IDENTITY`: it gets its own id at its first
  * backup, so that its tables (whose numbers go on from the original's) never mix with the

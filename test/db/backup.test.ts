@@ -22,6 +22,8 @@ import type { DBOptions } from '../../src/db/options.js';
 import { FaultFileSystem, crashAtMutatingOp, type FsOp } from '../../src/fs/fault.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import type { FileHandle, OpenMode } from '../../src/fs/types.js';
+import { decodeIndex, encodeIndex } from '../../src/db/backup.js';
+import { decodeIdentity, encodeIdentity } from '../../src/db/identity.js';
 import { checkCopy, writersAround } from './helpers/copies.js';
 import { DIR, ProcessFs, TINY, closeQuietly, render, scan, seeded, withTimeout } from './helpers/harness.js';
 
@@ -62,6 +64,51 @@ function counting(mem: MemFileSystem, prefix: string): { fs: FaultFileSystem; by
 
 const sum = (m: Map<string, number>, pred: (file: string) => boolean = () => true): number =>
   [...m].filter(([f]) => pred(f)).reduce((n, [, b]) => n + b, 0);
+
+describe('golden bytes', () => {
+  const ID = '6f1c2a8e-4b7d-4c1e-9a52-0d3e8f7b6a41';
+  it('IDENTITY: the UUID, a space, its masked CRC-32C in 8 hex digits, a newline (the example in FORMAT.md)', () => {
+    const bytes = encodeIdentity(ID);
+    expect(bytes.toString('latin1')).toBe(`${ID} c2f4c900\n`);
+    expect(decodeIdentity(bytes, '/db/IDENTITY')).toBe(ID);
+    for (let i = 0; i < bytes.length; i++) {
+      const bad = Buffer.from(bytes);
+      bad[i]! ^= 0x01;
+      expect(() => decodeIdentity(bad, '/db/IDENTITY'), `byte ${i}`).toThrow(CorruptionError);
+    }
+  });
+
+  it('BACKUP-<id>: the example in FORMAT.md, decoded back; every flipped byte is a CorruptionError', () => {
+    const files = [
+      {
+        kind: 'table',
+        path: `shared/${ID}/000001-1a2b3c4d.sst`,
+        size: 300,
+        crc: '1a2b3c4d',
+        number: 1,
+        meta: { size: 300, smallest: '61', largest: '62', minSeq: 1, maxSeq: 2, entries: 2 },
+      },
+      { kind: 'manifest', path: 'private/000001/MANIFEST', size: 120, crc: '0a0b0c0d' },
+      { kind: 'options', path: 'private/000001/OPTIONS', size: 134, crc: 'a7b5e6c6' },
+      { kind: 'wal', path: 'private/000001/0000000000000000.wal', size: 90, crc: '01020304', number: 0 },
+    ] as const;
+    const index = { id: 1, createdAt: 1700000000000, dbId: ID, lastSeq: 2, walEnd: { segmentId: 0, offset: 90 }, files: [...files] };
+    const bytes = encodeIndex(index);
+    const text = bytes.toString('utf8');
+    expect(text.startsWith('SDMTBACKUP 1\n{"id":1,"createdAt":1700000000000,')).toBe(true);
+    expect(text.endsWith('"number":0}]}\ncrc32c 10a1646b\n')).toBe(true);
+    expect(decodeIndex(bytes, '/b/BACKUP-000001', 1)).toEqual(index);
+    expect(() => decodeIndex(bytes, '/b/BACKUP-000002', 2)).toThrow(CorruptionError); // another id
+    for (let i = 0; i < bytes.length; i++) {
+      const bad = Buffer.from(bytes);
+      bad[i]! ^= 0x01;
+      expect(() => decodeIndex(bad, '/b/BACKUP-000001', 1), `byte ${i}`).toThrow(CorruptionError);
+    }
+    // A path other than the one its fields give (outside the directory, say) is refused, checksum or not.
+    const evil = { ...index, files: [...files.slice(1), { ...files[0], path: '../../etc/000001-1a2b3c4d.sst' }] };
+    expect(() => decodeIndex(encodeIndex(evil as never), '/b/BACKUP-000001', 1)).toThrow(/bad file entry/);
+  });
+});
 
 describe('db.backup while 64 writers run', () => {
   it('restores to every write resolved before the call and none started after it resolved', { timeout: 60_000 }, async () => {
