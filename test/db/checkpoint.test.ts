@@ -17,7 +17,7 @@ import * as nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClosedError, DB, IoError } from '../../src/db/index.js';
+import { ClosedError, DB, IoError, LockedError } from '../../src/db/index.js';
 import type { DBOptions } from '../../src/db/options.js';
 import { FaultFileSystem, crashAtMutatingOp, failNth, type FsOp } from '../../src/fs/fault.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
@@ -267,7 +267,7 @@ describe('db.checkpoint refusals and failures', () => {
     expect(render(await scan(await openDb(TARGET, { fs: mem })))).toBe(want);
   });
 
-  it('close waits for a running checkpoint', async () => {
+  it('close waits for a running checkpoint; the target is locked meanwhile', async () => {
     const mem = new MemFileSystem();
     const fs = new GatedFs(mem);
     const db = await openDb(DIR, { ...TINY, background: 'inline', fs });
@@ -276,6 +276,8 @@ describe('db.checkpoint refusals and failures', () => {
     fs.shut();
     const cp = db.checkpoint(TARGET);
     await fs.reached;
+    // The target is locked while it is written.
+    await expect(DB.open(TARGET, { fs: mem })).rejects.toBeInstanceOf(LockedError);
     let closed = false;
     const closing = db.close().then(() => (closed = true));
     await expect(db.checkpoint('/copies/other')).rejects.toBeInstanceOf(ClosedError);
