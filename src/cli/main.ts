@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `sediment` command (`npx sediment <command> <dir> ...`): verify, inspect, dump, scan,
- * get, put, del, stats, compact. See program.ts, and `sediment --help`.
+ * get, put, del, stats, compact, checkpoint, backup, restore, backups. See program.ts, and `sediment --help`.
  *
  * @module
  */

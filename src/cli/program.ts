@@ -3,9 +3,10 @@
  *
  * Exit codes (see {@link EXIT}): 0 done (verify: all intact); 1 a negative answer (get: no such
  * key; verify: damage found); 2 bad arguments, with the command's usage on stderr, or an
- * encoding flag the DB's OPTIONS file contradicts; 3 LOCKED (a writable command, or verify, on a
- * DB another process holds open); 4 any other failure (no database there, corruption met while
- * reading, an I/O error). Output goes to stdout; stderr carries errors, and a progress bar for
+ * encoding flag the DB's OPTIONS file contradicts; 3 LOCKED (a writable command, checkpoint,
+ * backup or verify, on a DB another process holds open; or a backup directory a backup or prune
+ * holds); 4 any other failure (no database there, corruption met while reading, an I/O error, a
+ * copy's target that is not empty, a damaged or missing backup). Output goes to stdout; stderr carries errors, and a progress bar for
  * verify, dump and compact only when it is a terminal.
  *
  * @module
@@ -13,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { compactCommand } from './compact.js';
+import { backupCommand, backupsCommand, checkpointCommand, restoreCommand } from './copies.js';
 import { EXIT, KEY_ENCODING_CHOICES, Out, UsageError, VALUE_ENCODING_CHOICES, exitQuietlyOnEpipe, toCliError } from './common.js';
 import { dumpCommand, scanCommand } from './dump.js';
 import { inspectCommand } from './inspect.js';
@@ -25,8 +27,10 @@ Exit codes:
   0  done (verify: every checksum of every file passed)
   1  get: no such key; verify: damage found (each damaged file and offset is printed)
   2  bad arguments (usage follows), or an encoding flag the database's OPTIONS file contradicts
-  3  LOCKED: another process holds the database open (writable commands and verify)
-  4  anything else failed: no database there, corruption met while reading, an I/O error
+  3  LOCKED: another process holds the database open (writable commands, checkpoint, backup and
+     verify), or a backup or prune runs on the backup directory
+  4  anything else failed: no database there, corruption met while reading, an I/O error, a copy's
+     target that is not empty, a damaged or missing backup
 
 Keys are given and printed as text under the utf8 key encoding, as base64 under binary. Values
 are JSON under the msgpack and json value encodings, text under utf8, base64 under binary. The
@@ -176,6 +180,37 @@ export async function run(argv: readonly string[]): Promise<number> {
     .description('full compaction: flush, then merge every table into the deepest level in use')
     .argument('<dir>', 'database directory')
     .action(act((d: string) => compactCommand(d, out)));
+
+  program
+    .command('checkpoint')
+    .description('a consistent copy of the database in a new or empty directory (tables hard-linked where possible)')
+    .argument('<dir>', 'database directory')
+    .argument('<target>', 'the new directory (must not exist, or be empty)')
+    .action(act((d: string, t: string) => checkpointCommand(d, t, out)));
+
+  program
+    .command('backup')
+    .description('an incremental backup of the database into a backup directory (created if missing)')
+    .argument('<dir>', 'database directory')
+    .argument('<backupDir>', 'the backup directory')
+    .addOption(
+      new Option('--keep <n>', 'then delete every backup but the n newest').argParser(wholeNumber(1, 'a whole number, at least 1')),
+    )
+    .action(act((d: string, b: string, o: { keep?: number }) => backupCommand(d, b, o, out)));
+
+  program
+    .command('restore')
+    .description('the latest backup (or --id N) of a backup directory, as a new database in a new or empty directory')
+    .argument('<backupDir>', 'the backup directory')
+    .argument('<target>', 'the new database directory (must not exist, or be empty)')
+    .addOption(new Option('--id <n>', 'the backup to restore (default: the latest)').argParser(wholeNumber(1, 'a backup id, at least 1')))
+    .action(act((b: string, t: string, o: { id?: number }) => restoreCommand(b, t, o, out)));
+
+  program
+    .command('backups')
+    .description('the backups of a backup directory, oldest first, one JSON line each')
+    .argument('<backupDir>', 'the backup directory')
+    .action(act((b: string) => backupsCommand(b, out)));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -46,6 +46,21 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
+import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
+import {
+  type BackupDirOptions,
+  type BackupInfo,
+  type BackupSummary,
+  type PruneInfo,
+  type PruneOptions,
+  type RestoreInfo,
+  type RestoreOptions,
+  listBackups,
+  pruneBackups,
+  restoreBackup,
+  writeBackup,
+} from './backup.js';
+import type { CopySource } from './copy.js';
 import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
 import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
 import { fullCompaction, pickCompaction, type CompactionPlan } from './compaction.js';
@@ -721,6 +736,87 @@ export class DB<K = string, V = unknown> {
     });
     this.#iterators.add(it);
     return it;
+  }
+
+  // -- copies ------------------------------------------------------------------------------
+
+  /**
+   * Writes a consistent copy of the DB as of this call into `target` (which must not exist, or
+   * be an empty directory: else `IoError` `ENOTEMPTY`/`ENOTDIR`, nothing written), while reads
+   * and writes go on: every write that resolved before the call is in the copy, none made after
+   * it. Tables are hard-linked on the same file system, copied otherwise; the WAL tail is copied,
+   * cut at the call's write position; everything is synced, `CURRENT` last. The copy opens as a
+   * DB of its own. Works on a read-only handle (it writes only to `target`). See checkpoint.ts.
+   */
+  checkpoint(target: string): Promise<CheckpointInfo> {
+    return this.#copy((source) => writeCheckpoint(source, target));
+  }
+
+  /**
+   * Adds a backup of the DB as of this call to `backupDir` (created if missing): the same instant
+   * as {@link checkpoint}, but incremental: tables the directory already holds for this DB are
+   * not copied again; the manifest, `OPTIONS` and WAL tail are. The backup exists once its index
+   * is written (last, atomically). The DB's first backup records its id in `IDENTITY` (a
+   * read-only handle cannot: `ReadOnlyError`). `LOCKED` while another backup or a prune runs on
+   * the directory. See backup.ts.
+   */
+  backup(backupDir: string): Promise<BackupInfo> {
+    return this.#copy((source) => writeBackup(source, backupDir));
+  }
+
+  /**
+   * Restores a backup (the latest, or `options.id`) from `backupDir` as a new DB in `targetDir`
+   * (which must not exist, or be empty). Every file is checked against the backup's index as it
+   * is copied: a damaged one is a `CorruptionError` naming it, and nothing is left in the target.
+   * The new DB has no `IDENTITY`: its own first backup gives it one.
+   */
+  static restore(backupDir: string, targetDir: string, options?: RestoreOptions): Promise<RestoreInfo> {
+    return restoreBackup(backupDir, targetDir, options);
+  }
+
+  /** The backups in `backupDir`, oldest first: id, time, the DB's id, files and bytes. */
+  static listBackups(backupDir: string, options?: BackupDirOptions): Promise<BackupSummary[]> {
+    return listBackups(backupDir, options);
+  }
+
+  /** Deletes all but the `keep` newest backups of `backupDir`, and every file no remaining backup needs. */
+  static pruneBackups(backupDir: string, options: PruneOptions): Promise<PruneInfo> {
+    return pruneBackups(backupDir, options);
+  }
+
+  /**
+   * Takes the instant a copy reads, synchronously: the current version pinned, the manifest
+   * state it belongs to, the WAL retained at its write position (see copy.ts). `run` releases it.
+   */
+  #copy<T>(run: (source: CopySource) => Promise<T>): Promise<T> {
+    let source: CopySource;
+    try {
+      if (this.#status !== 'open') throw new ClosedError('the database');
+      const version = this.#versions.current.pin();
+      const wal = this.#wal.retain();
+      let held = true;
+      source = {
+        fs: this.#fs,
+        dir: this.#dir,
+        state: this.#versions.state,
+        walEnd: wal.position,
+        walSegmentIds: wal.segmentIds,
+        persisted: this.#persisted,
+        readOnly: this.#opts.readOnly,
+        release: () => {
+          if (!held) return;
+          held = false;
+          wal.release();
+          version.unpin();
+        },
+      };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let result: T;
+    return this.#maintain(async () => {
+      result = await run(source);
+    }).then(() => result);
   }
 
   // -- maintenance -------------------------------------------------------------------------

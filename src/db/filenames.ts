@@ -10,6 +10,8 @@
  *   000012.sst         a table: number, 6 digits or more
  *   OPTIONS            the options that decide what the bytes mean (options-file.ts)
  *   OPTIONS.tmp        OPTIONS being replaced
+ *   IDENTITY           the DB's id, made by its first backup (identity.ts)
+ *   IDENTITY.tmp       IDENTITY being written
  *   LOCK               a NodeFileSystem's lock off Linux: the holder's pid (src/fs/node.ts)
  *   LOCK-<16 hex>.sock a NodeFileSystem's lock socket on Linux, one per holder or dead holder
  *   wal/               the WAL: its segments, SEGMENTS and quarantine/ (src/wal/format.ts)
@@ -32,6 +34,10 @@ export const CURRENT_TMP_FILE = 'CURRENT.tmp';
 export const OPTIONS_FILE = 'OPTIONS';
 /** What `OPTIONS` is written as before it is renamed over `OPTIONS`. */
 export const OPTIONS_TMP_FILE = 'OPTIONS.tmp';
+/** The DB's id, which keys its tables in a backup directory (identity.ts). */
+export const IDENTITY_FILE = 'IDENTITY';
+/** What `IDENTITY` is written as before it is renamed into place. */
+export const IDENTITY_TMP_FILE = 'IDENTITY.tmp';
 /** The WAL's directory. */
 export const WAL_DIR = 'wal';
 /** Where `DB.repair` moves damaged files (the WAL's salvage has its own, inside `wal/`). */
@@ -46,6 +52,8 @@ export type FileType =
   | 'currentTmp'
   | 'options'
   | 'optionsTmp'
+  | 'identity'
+  | 'identityTmp'
   | 'lock'
   | 'lockSocket'
   | 'wal'
@@ -63,6 +71,8 @@ const FIXED = new Map<string, ParsedFileName>(
       [CURRENT_TMP_FILE, 'currentTmp'],
       [OPTIONS_FILE, 'options'],
       [OPTIONS_TMP_FILE, 'optionsTmp'],
+      [IDENTITY_FILE, 'identity'],
+      [IDENTITY_TMP_FILE, 'identityTmp'],
       [LOCK_FILE, 'lock'],
       [WAL_DIR, 'wal'],
       [QUARANTINE_DIR, 'quarantine'],

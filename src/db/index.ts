@@ -18,6 +18,16 @@ export {
   type WriteOptions,
 } from './db.js';
 export type { WalView } from './wal-view.js';
+export type { CheckpointInfo } from './checkpoint.js';
+export type {
+  BackupDirOptions,
+  BackupInfo,
+  BackupSummary,
+  PruneInfo,
+  PruneOptions,
+  RestoreInfo,
+  RestoreOptions,
+} from './backup.js';
 export type { DBOptions } from './options.js';
 export type { TableCompression } from '../sstable/format.js';
 export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';

@@ -23,6 +23,8 @@ export type FsOpKind =
   | 'unlink'
   | 'syncDir'
   | 'lock'
+  | 'link'
+  | 'rmdir'
   | 'read'
   | 'readSync'
   | 'write'
@@ -37,11 +39,11 @@ export interface FsOp {
   /** Position among all operations of this file system, from 0. */
   index: number;
   kind: FsOpKind;
-  /** The path operated on: the handle's path for handle operations, the source for `rename`. */
+  /** The path operated on: the handle's path for handle operations, the source for `rename` and `link`. */
   path: string;
-  /** The destination of a `rename`. */
+  /** The destination of a `rename` or a `link`. */
   to?: string;
-  /** Whether the operation changes state: writes, syncs, truncates, renames, unlinks, mkdirs, creates. */
+  /** Whether the operation changes state: writes, syncs, truncates, renames, links, unlinks, mkdirs, rmdirs, creates. */
   mutating: boolean;
   /** Bytes requested by a read or write; the new size for a truncate. */
   length?: number;
@@ -59,7 +61,9 @@ const MUTATING: ReadonlySet<FsOpKind> = new Set<FsOpKind>([
   'datasync',
   'truncate',
   'rename',
+  'link',
   'unlink',
+  'rmdir',
   'syncDir',
   'mkdir',
 ]);
@@ -71,6 +75,15 @@ function injectedError(code: string, op: FsOp): NodeJS.ErrnoException {
   err.syscall = op.kind;
   err.path = op.path;
   return err;
+}
+
+/** What an optional operation the inner file system lacks fails with. */
+function notSupported(syscall: string, file: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOTSUP: the file system has no ${syscall}, ${syscall} '${file}'`), {
+    code: 'ENOTSUP',
+    syscall,
+    path: file,
+  });
 }
 
 /** Counts and vets an operation; returns the byte count of an injected short write, if any. */
@@ -148,6 +161,19 @@ export class FaultFileSystem implements FileSystem {
   async syncDir(dir: string): Promise<void> {
     this.#check('syncDir', dir);
     return this.inner.syncDir(dir);
+  }
+
+  /** Counted (and faulted) even when the inner file system has no `link`: that one fails with `ENOTSUP`. */
+  async link(from: string, to: string): Promise<void> {
+    this.#check('link', from, { to });
+    if (!this.inner.link) throw notSupported('link', from);
+    return this.inner.link(from, to);
+  }
+
+  async rmdir(dir: string): Promise<void> {
+    this.#check('rmdir', dir);
+    if (!this.inner.rmdir) throw notSupported('rmdir', dir);
+    return this.inner.rmdir(dir);
   }
 
   async lock(dir: string): Promise<DirectoryLock> {

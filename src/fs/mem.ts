@@ -49,6 +49,7 @@ const MESSAGES: Record<string, string> = {
   EINVAL: 'invalid argument',
   EBADF: 'bad file descriptor',
   EBUSY: 'resource busy or locked',
+  EPERM: 'operation not permitted',
   ELOCKED: 'directory is locked',
 };
 
@@ -394,6 +395,27 @@ export class MemFileSystem implements FileSystem {
     if (node === undefined) throw fsError('ENOENT', 'unlink', file);
     if (node instanceof Directory) throw fsError('EISDIR', 'unlink', file);
     dir.apply([{ name, node: undefined }]); // open handles keep the inode alive
+  }
+
+  /** A second name for a file: durable after `syncDir` of `to`'s directory, as a create is. */
+  async link(from: string, to: string): Promise<void> {
+    const node = this.#lookup(normalize(from), 'link', from);
+    if (node instanceof Directory) throw fsError('EPERM', 'link', from);
+    const dst = normalize(to);
+    if (dst === '/') throw fsError('EEXIST', 'link', to);
+    const { dir, name } = this.#parent(dst, 'link');
+    if (dir.entries.has(name)) throw fsError('EEXIST', 'link', to);
+    dir.apply([{ name, node }]);
+  }
+
+  /** Removes an empty directory: durable after `syncDir` of its parent. */
+  async rmdir(dir: string): Promise<void> {
+    const p = normalize(dir);
+    if (p === '/') throw fsError('EBUSY', 'rmdir', dir);
+    const node = this.#lookup(p, 'rmdir', dir);
+    if (!(node instanceof Directory)) throw fsError('ENOTDIR', 'rmdir', dir);
+    if (node.entries.size > 0) throw fsError('ENOTEMPTY', 'rmdir', dir);
+    this.#parent(p, 'rmdir').dir.apply([{ name: path.posix.basename(p), node: undefined }]);
   }
 
   async syncDir(dir: string): Promise<void> {

@@ -108,6 +108,14 @@ export class NodeFileSystem implements FileSystem {
     return fs.promises.unlink(file);
   }
 
+  link(from: string, to: string): Promise<void> {
+    return fs.promises.link(from, to);
+  }
+
+  rmdir(dir: string): Promise<void> {
+    return fs.promises.rmdir(dir);
+  }
+
   async syncDir(dir: string): Promise<void> {
     // Directory fsync is how POSIX makes a create, rename or unlink durable. Windows cannot open
     // a directory for fsync and has no such requirement.

@@ -42,7 +42,7 @@ export function syncChannel(): SyncChannel {
   return { control: new SharedArrayBuffer(8), data: new SharedArrayBuffer(SYNC_CHUNK) };
 }
 
-type FsOp = 'open' | 'readdir' | 'mkdir' | 'stat' | 'rename' | 'unlink' | 'syncDir';
+type FsOp = 'open' | 'readdir' | 'mkdir' | 'stat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'syncDir';
 type HandleOp = 'read' | 'write' | 'datasync' | 'truncate' | 'size' | 'close';
 
 /** A request from the worker. */
@@ -92,8 +92,12 @@ export function serveFileSystem(fs: FileSystem, port: MessagePort, sync: SyncCha
         return fs.stat(args[0] as string);
       case 'rename':
         return fs.rename(args[0] as string, args[1] as string);
+      case 'link':
+        return fs.link ? fs.link(args[0] as string, args[1] as string) : Promise.reject(notSupported('link'));
       case 'unlink':
         return fs.unlink(args[0] as string);
+      case 'rmdir':
+        return fs.rmdir ? fs.rmdir(args[0] as string) : Promise.reject(notSupported('rmdir'));
       case 'syncDir':
         return fs.syncDir(args[0] as string);
     }
@@ -157,6 +161,11 @@ export function serveFileSystem(fs: FileSystem, port: MessagePort, sync: SyncCha
     port.close();
     await closeAll();
   };
+}
+
+/** What an optional operation the served file system lacks fails with. */
+function notSupported(op: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOTSUP: the served file system has no ${op}`), { code: 'ENOTSUP' });
 }
 
 /** The worker's end of a served file system. See the module comment. */
@@ -235,8 +244,16 @@ export class RemoteFileSystem implements FileSystem {
     await this.request({ kind: 'fs', op: 'rename', args: [from, to] });
   }
 
+  async link(from: string, to: string): Promise<void> {
+    await this.request({ kind: 'fs', op: 'link', args: [from, to] });
+  }
+
   async unlink(path: string): Promise<void> {
     await this.request({ kind: 'fs', op: 'unlink', args: [path] });
+  }
+
+  async rmdir(dir: string): Promise<void> {
+    await this.request({ kind: 'fs', op: 'rmdir', args: [dir] });
   }
 
   async syncDir(dir: string): Promise<void> {

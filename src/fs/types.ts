@@ -89,6 +89,16 @@ export interface FileSystem {
    * `ELOCKED` until the first is released or its process dies (even by SIGKILL).
    */
   lock(dir: string): Promise<DirectoryLock>;
+  /**
+   * Optional: makes `to` a second name of the file `from` (a hard link). `to` must not exist
+   * (`EEXIST`); `from` must be a file (`EPERM` for a directory). Fails with `EXDEV` when the two
+   * are on different file systems, and `EPERM` or `ENOTSUP` where the file system has no hard
+   * links. The new entry is durable after `syncDir` of `to`'s directory; the data is the file's
+   * own (durable as far as it was synced). Without it, a checkpoint copies its tables.
+   */
+  link?(from: string, to: string): Promise<void>;
+  /** Optional: removes an empty directory (`ENOTEMPTY` otherwise). Durable after `syncDir` of its parent. */
+  rmdir?(dir: string): Promise<void>;
 }
 
 /** The methods every {@link FileSystem} has. */

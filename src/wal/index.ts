@@ -11,7 +11,7 @@
  *
  * @module
  */
-export { Wal, type WalOpenResult, type WalStats } from './wal.js';
+export { Wal, type WalOpenResult, type WalRetention, type WalStats } from './wal.js';
 export { Record, loadZstd, type Bytes, type RecordCompression, type RecordPutOptions } from './record.js';
 export { comparePositions, type Position } from './position.js';
 export type { FsyncPolicy, RecoveryMode, WalOptions } from './options.js';

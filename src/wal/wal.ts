@@ -58,6 +58,19 @@ export interface WalOpenResult {
   recovery: RecoveryInfo;
 }
 
+/**
+ * A hold on the log's segments, from {@link Wal.retain}: while it is held, no segment is deleted,
+ * so a copy of the log's tail (a DB checkpoint or backup) can read the segments it listed.
+ */
+export interface WalRetention {
+  /** The write position when the hold was taken: where the next record went. */
+  readonly position: Position;
+  /** The ids of the log's segments at that moment, ascending; the last is `position`'s. */
+  readonly segmentIds: readonly number[];
+  /** Ends the hold (idempotent); a deletion deferred meanwhile then runs. */
+  release(): void;
+}
+
 /** A snapshot of the log's counters and state, from `wal.stats()`. */
 export interface WalStats {
   /** Records appended since open (each record of a batch counts). */
@@ -152,6 +165,9 @@ export class Wal {
   #buf = Buffer.allocUnsafe(INITIAL_BUFFER);
   #closing: Promise<void> | undefined;
   #gc: Promise<unknown> = Promise.resolve();
+  /** Retentions held (see {@link retain}), and the furthest deletion asked for while one was. */
+  #retentions = 0;
+  #deferredGc: Position | undefined;
   #stats = { records: 0, batches: 0, bytes: 0, writes: 0, fsyncs: 0, rotations: 0, segmentsDeleted: 0 };
   readonly #flushNow = (): void => this.#flush();
   #flushesThisTurn = 0;
@@ -406,9 +422,45 @@ export class Wal {
     const refused = this.#refuseWrite('deleteSegmentsBefore');
     if (refused) return Promise.reject(refused);
     const before = { segmentId: position.segmentId, offset: position.offset };
+    if (this.#retentions > 0) {
+      if (this.#deferredGc === undefined || comparePositions(before, this.#deferredGc) > 0) this.#deferredGc = before;
+      return Promise.resolve(0);
+    }
     const run = this.#gc.then(() => this.#deleteSegments(before));
     this.#gc = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Holds segment deletion, and says which segments there are and where the log ends, all at
+   * one instant (synchronously). Until the hold is released, `deleteSegmentsBefore` deletes
+   * nothing (it resolves 0); the furthest deletion asked for meanwhile runs when the last hold is
+   * released, if the log is still open and healthy (otherwise its segments stay until a later
+   * deletion or, in a DB, the next open). The bytes of every listed segment before `position`
+   * never change while the hold lasts: segments before the last are sealed, and the last only
+   * grows past `position`.
+   */
+  retain(): WalRetention {
+    this.#retentions++;
+    const position = this.currentPosition();
+    const segmentIds = this.#segmentIds.filter((id) => id <= position.segmentId);
+    let held = true;
+    return {
+      position,
+      segmentIds,
+      release: () => {
+        if (!held) return;
+        held = false;
+        if (--this.#retentions > 0 || this.#deferredGc === undefined) return;
+        const before = this.#deferredGc;
+        this.#deferredGc = undefined;
+        if (this.#refuseWrite('deleteSegmentsBefore')) return;
+        // Nobody awaits it: a failure to raise the floor fails the log (as it would have), an
+        // unlink that fails leaves a segment the next deletion or open removes.
+        const run = this.#gc.then(() => this.#deleteSegments(before));
+        this.#gc = run.catch(() => undefined);
+      },
+    };
   }
 
   /** Counters and state; see {@link WalStats}. */

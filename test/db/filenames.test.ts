@@ -56,6 +56,8 @@ describe('parseFileName', () => {
     expect(parseFileName('CURRENT.tmp')).toEqual({ type: 'currentTmp' });
     expect(parseFileName('OPTIONS')).toEqual({ type: 'options' });
     expect(parseFileName('OPTIONS.tmp')).toEqual({ type: 'optionsTmp' });
+    expect(parseFileName('IDENTITY')).toEqual({ type: 'identity' });
+    expect(parseFileName('IDENTITY.tmp')).toEqual({ type: 'identityTmp' });
     expect(parseFileName('LOCK')).toEqual({ type: 'lock' });
     expect(parseFileName('LOCK-0123456789abcdef.sock')).toEqual({ type: 'lockSocket' });
     expect(parseFileName('wal')).toEqual({ type: 'wal' });

@@ -183,6 +183,36 @@ describe.each(subjects)('FileSystem conformance: $name', ({ make }) => {
     expect(await contents(p('f'))).toBe('fresh');
   });
 
+  it('links: a second name for the same file, which outlives the first', async () => {
+    await put(p('a'), 'abc');
+    await fs.mkdir(p('d'));
+    await fs.link!(p('a'), p('d', 'b'));
+    expect(await contents(p('d', 'b'))).toBe('abc');
+    const h = await open(p('a'), 'readwrite');
+    expect(await h.write(enc.encode('xyz'), 0, 3, 3)).toBe(3); // one file: a write through one name shows through the other
+    expect(await contents(p('d', 'b'))).toBe('abcxyz');
+    await fs.unlink(p('a'));
+    expect(await contents(p('d', 'b'))).toBe('abcxyz');
+    await put(p('c'), 'c');
+    await expect(fs.link!(p('c'), p('d', 'b'))).rejects.toEqual(code('EEXIST'));
+    await expect(fs.link!(p('nope'), p('x'))).rejects.toEqual(code('ENOENT'));
+    await expect(fs.link!(p('c'), p('nodir', 'x'))).rejects.toEqual(code('ENOENT'));
+    await expect(fs.link!(p('d'), p('e'))).rejects.toEqual(code('EPERM'));
+    await fs.syncDir(p('d'));
+  });
+
+  it('removes empty directories only', async () => {
+    await fs.mkdir(p('d', 'e'));
+    await expect(fs.rmdir!(p('d'))).rejects.toEqual(code('ENOTEMPTY'));
+    await fs.rmdir!(p('d', 'e'));
+    await fs.rmdir!(p('d'));
+    expect(await fs.readdir(root)).toEqual([]);
+    await expect(fs.rmdir!(p('d'))).rejects.toEqual(code('ENOENT'));
+    await put(p('f'), 'x');
+    await expect(fs.rmdir!(p('f'))).rejects.toEqual(code('ENOTDIR'));
+    await fs.syncDir(root);
+  });
+
   it('locks a directory exclusively until release', async () => {
     const lock = await fs.lock(root);
     await expect(fs.lock(root)).rejects.toEqual(code('ELOCKED'));

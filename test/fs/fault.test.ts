@@ -93,6 +93,27 @@ describe('FaultFileSystem', () => {
     expect(mem.listFiles()).toEqual(['/db/f']);
   });
 
+  it('describes links and rmdirs as mutating, and fails them with ENOTSUP over a file system without them', async () => {
+    const { ops, injector } = recorder();
+    const { mem, fs } = await setup(injector);
+    await (await fs.open('/db/f', 'create')).close();
+    await fs.mkdir('/db/sub');
+    await fs.link('/db/f', '/db/sub/f');
+    await fs.unlink('/db/sub/f');
+    await fs.rmdir('/db/sub');
+    expect(ops.slice(2)).toEqual([
+      { index: 2, kind: 'mkdir', path: '/db/sub', mutating: true },
+      { index: 3, kind: 'link', path: '/db/f', to: '/db/sub/f', mutating: true },
+      { index: 4, kind: 'unlink', path: '/db/sub/f', mutating: true },
+      { index: 5, kind: 'rmdir', path: '/db/sub', mutating: true },
+    ]);
+    expect(mem.listFiles()).toEqual(['/db/f']);
+    const bare = new FaultFileSystem({ ...mem, open: mem.open.bind(mem), link: undefined, rmdir: undefined } as never);
+    await expect(bare.link('/db/f', '/db/g')).rejects.toEqual(code('ENOTSUP'));
+    await expect(bare.rmdir('/db')).rejects.toEqual(code('ENOTSUP'));
+    expect(bare.mutatingOps).toBe(2);
+  });
+
   it('rejects a shortWrite answer for an operation that is not a write', async () => {
     const { fs } = await setup(() => ({ shortWrite: 1 }));
     await expect(fs.stat('/db')).rejects.toBeInstanceOf(TypeError);

@@ -377,6 +377,36 @@ describe('MemFileSystem crash model: directories', () => {
     expect((await crashed.readdir('/db/sub')).sort()).toEqual(['deeper', 'f']);
   });
 
+  it('makes a link durable only after syncDir of its directory; the two names stay one file in a crash image', async () => {
+    const fs = await freshFs();
+    await fs.mkdir('/db/copy');
+    await fs.syncDir('/db');
+    await durableFile(fs, '/db/f', 'abc');
+    await fs.link('/db/f', '/db/copy/f');
+    expect(fs.crashClone().listFiles()).toEqual(['/db/f']);
+    await fs.syncDir('/db/copy');
+    const crashed = fs.crashClone();
+    expect(crashed.listFiles()).toEqual(['/db/copy/f', '/db/f']);
+    const h = await crashed.open('/db/f', 'readwrite');
+    await write(h, 'X', 0);
+    expect(text(crashed.readFileBytes('/db/copy/f'))).toBe('Xbc');
+    // The data is the file's: what was not synced is not in the linked name either.
+    const w = await fs.open('/db/f', 'readwrite');
+    await write(w, 'Y', 3);
+    expect(text(fs.crashClone().readFileBytes('/db/copy/f'))).toBe('abc');
+  });
+
+  it('makes an rmdir durable only after syncDir of the parent', async () => {
+    const fs = await freshFs();
+    await fs.mkdir('/db/sub');
+    await fs.syncDir('/db');
+    await fs.rmdir('/db/sub');
+    expect(await fs.readdir('/db')).toEqual([]);
+    expect(await fs.crashClone().readdir('/db')).toEqual(['sub']);
+    await fs.syncDir('/db');
+    expect(await fs.crashClone().readdir('/db')).toEqual([]);
+  });
+
   it('keeps an unlinked file usable through an open handle', async () => {
     const fs = await freshFs();
     await durableFile(fs, '/db/f', 'abc');

@@ -148,6 +148,41 @@ describe('Wal basics', () => {
     expect((await readAll(again.wal)).map((e) => text(e.record.key)).at(-1)).toBe('after');
   });
 
+  it('retain holds segment deletion until the last hold is released, then deletes before the furthest position asked', async () => {
+    const fs = new MemFileSystem();
+    const { wal } = await openWal(fs, { maxSegmentSize: 200 });
+    const ps: Position[] = [];
+    for (let i = 0; i < 30; i++) ps.push(await wal.append(Record.put(`k${i}`, 'v'.repeat(30))));
+    const segments = wal.stats().segments;
+    const a = wal.retain();
+    expect(a.position).toEqual(wal.currentPosition());
+    expect(a.segmentIds).toEqual(Array.from({ length: segments }, (_, i) => i));
+    const b = wal.retain();
+    await wal.append(Record.put('later', 'v'.repeat(200))); // rotates: not in the holds' lists
+    expect(a.segmentIds.at(-1)).toBe(a.position.segmentId);
+    expect(await wal.deleteSegmentsBefore(ps[10]!)).toBe(0);
+    expect(await wal.deleteSegmentsBefore(ps[25]!)).toBe(0);
+    expect(await wal.deleteSegmentsBefore(ps[5]!)).toBe(0);
+    expect(wal.stats().segmentsDeleted).toBe(0);
+    a.release();
+    a.release(); // idempotent: b still holds
+    await wal.flush();
+    expect(wal.stats().segmentsDeleted).toBe(0);
+    b.release();
+    await wal.close(); // waits for the deferred deletion
+    expect(wal.stats().segmentsDeleted).toBe(ps[25]!.segmentId);
+    expect(wal.stats().oldestSegmentId).toBe(ps[25]!.segmentId);
+    // A deletion deferred past close is dropped: the segments stay.
+    const again = await openWal(fs, { maxSegmentSize: 200 });
+    const hold = again.wal.retain();
+    await again.wal.deleteSegmentsBefore(again.wal.currentPosition());
+    const before = again.wal.stats().segments;
+    await again.wal.close();
+    hold.release();
+    expect(again.wal.stats().segments).toBe(before);
+    expect(fs.listFiles().filter((f) => f.endsWith('.wal')).length).toBe(before);
+  });
+
   it('a caller awaiting appends in a tight loop does not starve timers: the event loop keeps turning', async () => {
     // Appends resolve through microtasks; without the WAL yielding once in a while, a loop like
     // this would never let a timer run (nor the { batchMs } fsync timer).
