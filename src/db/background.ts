@@ -171,7 +171,14 @@ export class BackgroundWorker {
         this.#jobs.set(id, { allocate, granted: [], resolve, reject });
         worker.ref();
         const msg: ToWorker = { type: 'job', id, job, fs: served };
-        worker.postMessage(msg, served ? [served.port] : []);
+        try {
+          worker.postMessage(msg, served ? [served.port] : []);
+        } catch (err) {
+          // Nothing was posted (a value that cannot be cloned): the job never started.
+          this.#jobs.delete(id);
+          if (this.#jobs.size === 0) worker.unref();
+          reject(err);
+        }
       });
     } finally {
       await stop?.();
