@@ -170,16 +170,22 @@ type Counter =
   | 'compactionBytesRead'
   | 'compactionBytesWritten';
 
+/** What {@link startMeasures} collected over a phase, before any statistics are computed. */
+interface Measures {
+  eld: LoopDelay;
+  gc: GcStats;
+  cpu: CpuCounters;
+  rss: number;
+  sediment: SedimentDelta | undefined;
+}
+
 /**
- * Measures one timed phase: event-loop delay, GC pauses, CPU, peak RSS and (sediment) its
- * counters, around `body`, which returns the operations done and the latencies.
+ * Starts measuring a phase: event-loop delay, GC pauses, CPU, peak RSS and (sediment, for
+ * writes) its counters. `stop()` does nothing heavy, so that measures of an enclosing run do not
+ * see it; percentiles are computed afterwards ({@link phaseResult}).
  */
-async function measured(
-  e: Engine,
-  body: () => Promise<{ ops: number; ms: number; lat: Float64Array | undefined; complete: boolean }>,
-  what: { workload: string; mode: string; latPer: 'op' | 'batch'; write: boolean },
-): Promise<PhaseResult> {
-  const sed = isSediment(e) ? e : undefined;
+function startMeasures(e: Engine, write: boolean): { stop(): Measures } {
+  const sed = write && isSediment(e) ? e : undefined;
   const before = sed?.stats();
   let maxL0 = 0;
   let maxFrozen = 0;
@@ -194,57 +200,92 @@ async function measured(
   const gc = gcMonitor();
   const eld = loopDelayMonitor();
   const cpu0 = readCpu();
-  const r = await body();
-  const cpu = cpuDelta(cpu0, readCpu());
-  const loop = eld.stop();
-  const gcs = gc.stop();
-  const peak = rss.stop();
-  clearInterval(watch);
-  let sediment: SedimentDelta | undefined;
-  if (sed && before && what.write) {
-    const after = sed.stats();
-    maxL0 = Math.max(maxL0, after.levels[0]?.tables ?? 0);
-    maxFrozen = Math.max(maxFrozen, after.frozenMemtables);
-    const d = (k: Counter): number => after[k] - before[k];
-    sediment = {
-      writeStalls: d('writeStalls'),
-      writeStallMs: d('writeStallMs'),
-      writeSlowdowns: d('writeSlowdowns'),
-      flushes: d('flushes'),
-      compactions: d('compactions'),
-      userBytes: d('userBytes'),
-      flushBytes: d('flushBytes'),
-      compactionBytesRead: d('compactionBytesRead'),
-      compactionBytesWritten: d('compactionBytesWritten'),
-      writeAmplification: d('userBytes') > 0 ? (d('flushBytes') + d('compactionBytesWritten')) / d('userBytes') : 0,
-      maxL0Tables: maxL0,
-      maxFrozenMemtables: maxFrozen,
-    };
-  }
   return {
-    workload: what.workload,
-    mode: what.mode,
-    ops: r.ops,
-    ms: r.ms,
-    opsPerSec: r.ops / (r.ms / 1000),
-    lat: r.lat ? percentiles(r.lat) : undefined,
-    latPer: what.latPer,
-    eld: loop,
-    gc: gcs,
-    cpu,
-    rss: peak,
-    sediment,
-    complete: r.complete,
+    stop() {
+      const cpu = cpuDelta(cpu0, readCpu());
+      const loop = eld.stop();
+      const gcs = gc.stop();
+      const peak = rss.stop();
+      clearInterval(watch);
+      let sediment: SedimentDelta | undefined;
+      if (sed && before) {
+        const after = sed.stats();
+        maxL0 = Math.max(maxL0, after.levels[0]?.tables ?? 0);
+        maxFrozen = Math.max(maxFrozen, after.frozenMemtables);
+        sediment = sedimentDelta((k) => after[k] - before[k], maxL0, maxFrozen);
+      }
+      return { eld: loop, gc: gcs, cpu, rss: peak, sediment };
+    },
   };
 }
 
-/** Writes entries [from, to) of `order` in batches, untimed. */
-async function loadUntimed(e: Engine, keys: Keys, values: Values, order: (i: number) => number, from: number, to: number, batch: number) {
+function sedimentDelta(d: (k: Counter) => number, maxL0Tables: number, maxFrozenMemtables: number): SedimentDelta {
+  return {
+    writeStalls: d('writeStalls'),
+    writeStallMs: d('writeStallMs'),
+    writeSlowdowns: d('writeSlowdowns'),
+    flushes: d('flushes'),
+    compactions: d('compactions'),
+    userBytes: d('userBytes'),
+    flushBytes: d('flushBytes'),
+    compactionBytesRead: d('compactionBytesRead'),
+    compactionBytesWritten: d('compactionBytesWritten'),
+    writeAmplification: d('userBytes') > 0 ? (d('flushBytes') + d('compactionBytesWritten')) / d('userBytes') : 0,
+    maxL0Tables,
+    maxFrozenMemtables,
+  };
+}
+
+interface Timed {
+  ops: number;
+  ms: number;
+  lat: Float64Array | undefined;
+  complete: boolean;
+}
+
+function phaseResult(t: Timed, m: Measures, what: { workload: string; mode: string; latPer: 'op' | 'batch' }): PhaseResult {
+  return {
+    workload: what.workload,
+    mode: what.mode,
+    ops: t.ops,
+    ms: t.ms,
+    opsPerSec: t.ops / (t.ms / 1000),
+    lat: t.lat ? percentiles(t.lat) : undefined,
+    latPer: what.latPer,
+    eld: m.eld,
+    gc: m.gc,
+    cpu: m.cpu,
+    rss: m.rss,
+    sediment: m.sediment,
+    complete: t.complete,
+  };
+}
+
+/** Measures one timed phase (see {@link startMeasures}) around `body`, which returns the operations done and the latencies. */
+async function measured(
+  e: Engine,
+  body: () => Promise<Timed>,
+  what: { workload: string; mode: string; latPer: 'op' | 'batch'; write: boolean },
+): Promise<PhaseResult> {
+  const m = startMeasures(e, what.write);
+  const t = await body();
+  return phaseResult(t, m.stop(), what);
+}
+
+/** Writes entries [from, to) of `order` (values of generation g) in batches, untimed. */
+async function loadUntimed(
+  e: Engine,
+  keys: Keys,
+  values: Values,
+  order: (i: number) => number,
+  range: { from: number; to: number; batch: number; g: number },
+) {
+  const { from, to, batch, g } = range;
   for (let at = from; at < to; at += batch) {
     const ops: [Buffer, Buffer][] = [];
     for (let i = at; i < Math.min(to, at + batch); i++) {
       const j = order(i);
-      ops.push([keys.key(j), values.value(j, 0)]);
+      ops.push([keys.key(j), values.value(j, g)]);
     }
     await e.bulk(ops);
   }
@@ -332,86 +373,56 @@ async function concurrent(e: Engine, spec: UnitSpec, r: UnitResult): Promise<voi
   const keys = new Keys();
   const values = new Values(spec.valueBytes);
   const mode = `${spec.inflight} in flight`;
-  const whole = { gc: gcMonitor(), eld: loopDelayMonitor(), rss: rssSampler(), cpu: readCpu() };
-  const lats: Float64Array[] = [];
+  // The two phases as one run (the figures the targets use) around the two phases' own measures;
+  // every percentile is computed once both have stopped, so that sorting a phase's latencies
+  // does not show up as event-loop delay of the whole run.
+  const whole = startMeasures(e, true);
+  const timed: [string, Timed, Measures][] = [];
   for (const [workload, seed, g] of [
     ['fillrandom', 1, 0],
     ['overwrite', 2, 1],
   ] as const) {
     const order = permutation(spec.n, seed);
     progress(spec, `${workload} (${mode})`);
-    const phase = await measured(
-      e,
-      async () => {
-        const run = await drive(spec.n, spec.inflight, spec.capMs, (i) => {
-          const j = order(i);
-          return e.put(keys.key(j), values.value(j, g));
-        });
-        lats.push(run.lat);
-        return { ops: run.ops, ms: run.ms, lat: run.lat, complete: run.ops >= spec.n };
-      },
-      { workload, mode, latPer: 'op', write: true },
-    );
-    r.phases.push(phase);
-    if (!phase.complete) {
-      r.notes.push(`${spec.label} ${workload}: ${phase.ops} puts timed (${spec.capMs / 1000} s cap), the rest written untimed in batches`);
-      await loadUntimed(e, keys, values, order, phase.ops, spec.n, 10_000);
+    const m = startMeasures(e, true);
+    const run = await drive(spec.n, spec.inflight, spec.capMs, (i) => {
+      const j = order(i);
+      return e.put(keys.key(j), values.value(j, g));
+    });
+    timed.push([workload, { ops: run.ops, ms: run.ms, lat: run.lat, complete: run.ops >= spec.n }, m.stop()]);
+    if (run.ops < spec.n) {
+      r.notes.push(`${spec.label} ${workload}: ${run.ops} puts timed (${spec.capMs / 1000} s cap), the rest written untimed in batches`);
+      await loadUntimed(e, keys, values, order, { from: run.ops, to: spec.n, batch: 10_000, g });
     }
   }
-  // Both phases as one run: the figures the targets use.
-  const [fill, over] = r.phases as [PhaseResult, PhaseResult];
-  const all = new Float64Array(lats.reduce((s, l) => s + l.length, 0));
+  const all = whole.stop();
+  for (const [workload, t, m] of timed) r.phases.push(phaseResult(t, m, { workload, mode, latPer: 'op' }));
+  const lat = new Float64Array(timed.reduce((n, [, t]) => n + t.ops, 0));
   let at = 0;
-  for (const l of lats) {
-    all.set(l, at);
-    at += l.length;
+  for (const [, t] of timed) {
+    lat.set(t.lat!, at);
+    at += t.ops;
   }
-  const ms = fill.ms + over.ms;
-  const sum = (k: Counter): number => (fill.sediment?.[k] ?? 0) + (over.sediment?.[k] ?? 0);
-  r.phases.push({
-    workload: 'fillrandom + overwrite',
-    mode,
-    ops: fill.ops + over.ops,
-    ms,
-    opsPerSec: (fill.ops + over.ops) / (ms / 1000),
-    lat: percentiles(all),
-    latPer: 'op',
-    eld: whole.eld.stop(),
-    gc: whole.gc.stop(),
-    cpu: cpuDelta(whole.cpu, readCpu()),
-    rss: whole.rss.stop(),
-    sediment:
-      fill.sediment && over.sediment
-        ? {
-            writeStalls: sum('writeStalls'),
-            writeStallMs: sum('writeStallMs'),
-            writeSlowdowns: sum('writeSlowdowns'),
-            flushes: sum('flushes'),
-            compactions: sum('compactions'),
-            userBytes: sum('userBytes'),
-            flushBytes: sum('flushBytes'),
-            compactionBytesRead: sum('compactionBytesRead'),
-            compactionBytesWritten: sum('compactionBytesWritten'),
-            writeAmplification: sum('userBytes') > 0 ? (sum('flushBytes') + sum('compactionBytesWritten')) / sum('userBytes') : 0,
-            maxL0Tables: Math.max(fill.sediment.maxL0Tables, over.sediment.maxL0Tables),
-            maxFrozenMemtables: Math.max(fill.sediment.maxFrozenMemtables, over.sediment.maxFrozenMemtables),
-          }
-        : undefined,
-    complete: fill.complete && over.complete,
-  });
-  if (isSediment(e)) {
+  r.phases.push(
+    phaseResult(
+      { ops: lat.length, ms: timed.reduce((ms, [, t]) => ms + t.ms, 0), lat, complete: timed.every(([, t]) => t.complete) },
+      all,
+      { workload: 'fillrandom + overwrite', mode, latPer: 'op' },
+    ),
+  );
+  if (isSediment(e) && all.sediment) {
     const s0 = e.stats();
     progress(spec, 'finishing owed compactions (untimed)');
     r.settleMs = await settle(e, r.notes);
     const s1 = e.stats();
-    const user = sum('userBytes');
+    const d = all.sediment;
     r.settledWriteAmplification =
-      user > 0
-        ? (sum('flushBytes') +
-            sum('compactionBytesWritten') +
+      d.userBytes > 0
+        ? (d.flushBytes +
+            d.compactionBytesWritten +
             (s1.flushBytes - s0.flushBytes) +
             (s1.compactionBytesWritten - s0.compactionBytesWritten)) /
-          user
+          d.userBytes
         : 0;
   }
   await verify(e, keys, values, spec.n, 1, 'after overwrite');
@@ -533,7 +544,7 @@ async function reads(e: Engine, spec: UnitSpec, r: UnitResult): Promise<void> {
   const keys = new Keys();
   const values = new Values(spec.valueBytes);
   progress(spec, `loading ${spec.n} entries in batches of ${spec.batch} (untimed)`);
-  await loadUntimed(e, keys, values, permutation(spec.n, 1), 0, spec.n, spec.batch);
+  await loadUntimed(e, keys, values, permutation(spec.n, 1), { from: 0, to: spec.n, batch: spec.batch, g: 0 });
   r.settleMs = await settle(e, r.notes);
   await verify(e, keys, values, spec.n, 0, 'after the load');
   r.phases.push(await randomReads(e, spec, keys, spec.n, { workload: 'readrandom', sync: false, miss: false, seed: 4 }));

@@ -1,7 +1,7 @@
 /**
- * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--n=1M] [--engines=...] [--only=...] [--src] [--json[=file]]`).
- * `npm run bench:db` builds the package first and measures sediment's build (dist/); `--src`
- * measures the TypeScript sources through tsx instead.
+ * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--quick] [--n=1M] [--big=10M] [--engines=...] [--only=...] [--src] [--json[=file]]`;
+ * `--help` lists every flag, bench/README.md explains them). `npm run bench:db` builds the package
+ * first and measures sediment's build (dist/); `--src` measures the TypeScript sources through tsx.
  *
  * sediment against classic-level (LevelDB) and lmdb, in the same run, on the same temp file
  * system, with the same keys and values, through the same driver:
@@ -29,7 +29,13 @@
  * - Ratios are sediment ÷ the other engine: above 1.00x sediment does more ops/s (or, for
  *   latencies, takes longer).
  *
- * Report (markdown) on stdout, progress on stderr.
+ * The families of issues #10 and #11 (concurrent, fillbatch, reads, load, load-1k) run one child
+ * process per engine (bench/db-units.ts, bench/db-child.ts) and add event-loop delay percentiles,
+ * GC pauses, peak RSS and sediment's counters; their report and the targets are in
+ * bench/db-report.ts.
+ *
+ * Report (markdown) on stdout, progress on stderr; the JSON, the report and a chart
+ * (bench/db-chart.ts) in bench/results/ (latest.json, latest.md, latest.svg, and a timestamped JSON).
  *
  * @module
  */
@@ -1156,20 +1162,17 @@ if (args.resultsDir) {
   const dir = args.resultsDir;
   fs.mkdirSync(dir, { recursive: true });
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const files = [path.join(dir, `${stamp}.json`), path.join(dir, 'latest.json')];
-  for (const f of files) fs.writeFileSync(f, jsonText);
-  fs.writeFileSync(path.join(dir, 'latest.md'), `${out.join('\n')}\n`);
-  // The repository's formatter checks JSON under bench/ (npm test): format the files as it would.
+  const json = [path.join(dir, `${stamp}.json`), path.join(dir, 'latest.json')];
+  for (const f of json) fs.writeFileSync(f, jsonText);
+  const md = path.join(dir, 'latest.md');
+  fs.writeFileSync(md, `${out.join('\n')}\n`);
+  // The repository's formatter checks JSON and markdown under bench/ (npm test runs biome check):
+  // format them as it would, so that a run's files can be committed as they are.
   try {
-    execFileSync(
-      process.execPath,
-      [fileURLToPath(new URL('../node_modules/@biomejs/biome/bin/biome', import.meta.url)), 'format', '--write', ...files],
-      {
-        stdio: 'ignore',
-      },
-    );
+    const biome = fileURLToPath(new URL('../node_modules/@biomejs/biome/bin/biome', import.meta.url));
+    execFileSync(process.execPath, [biome, 'format', '--write', ...json, md], { stdio: 'ignore' });
   } catch {
-    // no biome (or it refused): the JSON is still valid
+    // no biome, or the directory is outside the project: the files are valid as written
   }
   try {
     const title = `sediment DB benchmark, ${startedAt.toISOString()}${args.quick ? ' (--quick: small n, smoke test)' : ''}`;
@@ -1177,5 +1180,5 @@ if (args.resultsDir) {
   } catch (err) {
     progress(`the chart failed: ${String(err)}`);
   }
-  progress(`wrote ${files.join(', ')}, latest.md and latest.svg in ${dir}`);
+  progress(`wrote ${json.join(', ')}, latest.md and latest.svg`);
 }
