@@ -126,8 +126,9 @@ function concurrentSection(units: readonly UnitResult[], print: (s?: string) => 
   if (sed.length > 0) {
     print();
     print(
-      "sediment's db.stats() over each phase. Stalls: writes that waited for a flush or compaction (writeStalls, writeStallMs); slowdowns: writes delayed 1 ms " +
-        'because L0 passed its slowdown trigger. WA = (flushBytes + compactionBytesWritten) / userBytes over the phase; "WA settled" adds the compactions ' +
+      "sediment's db.stats() over each phase. Stalls: writes that waited to be admitted (writeStalls, writeStallMs: a hard stop for a flush or compaction, a 1 ms " +
+        "slowdown, or queued behind either; the time is every waiting writer's wait added up); slowdowns: writes delayed 1 ms because L0 passed its slowdown trigger. " +
+        'WA = (flushBytes + compactionBytesWritten) / userBytes over the phase; "WA settled" adds the compactions ' +
         'it still owed after the last put (finished untimed; "settle s"). Max L0 / frozen: most L0 tables and frozen memtables seen (stats() every 100 ms).',
     );
     print();
