@@ -66,6 +66,13 @@ export interface Engine {
   bulk(ops: readonly BulkOp[]): Promise<unknown>;
   /** Full forward scan; `onEntry` is called once per entry with its key and value lengths. */
   scan(onEntry: (keyLength: number, valueLength: number) => void): Promise<void>;
+  /**
+   * Full forward scan in chunks: `iterator().nextv(size)` until it returns `[]` (sediment,
+   * classic-level); undefined where the engine has no such call (lmdb: its getRange is synchronous).
+   */
+  scanNextv?(size: number, onEntry: (keyLength: number, valueLength: number) => void): Promise<void>;
+  /** A synchronous read (sediment's getSync; lmdb's get is already synchronous); undefined for classic-level. */
+  getSync?(key: Buffer): Buffer | undefined;
   close(): Promise<void>;
   /** Engine-specific state worth printing (levels, tables, pages), one line. */
   describe(): string;
@@ -76,19 +83,42 @@ export interface SedimentEngine extends Engine {
   stats(): DBStats;
 }
 
-export async function openEngine(name: EngineName, dir: string): Promise<Engine> {
+/** What a workload may change from the settings above. */
+export interface EngineOptions {
+  /**
+   * Write buffer: sediment's `memtableSize`, classic-level's `writeBufferSize`; lmdb has none
+   * (ignored). Undefined: the engine's default (64 MiB and 4 MiB).
+   */
+  writeBuffer?: number | undefined;
+}
+
+export async function openEngine(name: EngineName, dir: string, options: EngineOptions = {}): Promise<Engine> {
   switch (name) {
     case 'sediment':
-      return openSediment(dir);
+      return openSediment(dir, options);
     case 'classic-level':
-      return openClassic(dir);
+      return openClassic(dir, options);
     case 'lmdb':
       return openLmdbEngine(dir);
   }
 }
 
-export async function openSediment(dir: string): Promise<SedimentEngine> {
-  const db = await DB.open<Buffer, Buffer>(dir, { keyEncoding: 'binary', valueEncoding: 'binary' });
+/** The write-buffer size each engine uses when none is given. */
+export const DEFAULT_WRITE_BUFFER: Record<EngineName, number | undefined> = {
+  sediment: 64 * 1024 * 1024,
+  'classic-level': 4 * 1024 * 1024,
+  lmdb: undefined,
+};
+
+/** sediment's default block cache budget (`blockCacheSize`), for the peak-RSS budget. */
+export const SEDIMENT_BLOCK_CACHE = 64 * 1024 * 1024;
+
+export async function openSediment(dir: string, options: EngineOptions = {}): Promise<SedimentEngine> {
+  const db = await DB.open<Buffer, Buffer>(dir, {
+    keyEncoding: 'binary',
+    valueEncoding: 'binary',
+    ...(options.writeBuffer == null ? {} : { memtableSize: options.writeBuffer }),
+  });
   return {
     name: 'sediment',
     put: (k, v) => db.put(k, v),
@@ -99,6 +129,16 @@ export async function openSediment(dir: string): Promise<SedimentEngine> {
     async scan(onEntry) {
       for await (const [k, v] of db.iterator()) onEntry(k.length, v.length);
     },
+    async scanNextv(size, onEntry) {
+      const it = db.iterator();
+      try {
+        for (let chunk = await it.nextv(size); chunk.length > 0; chunk = await it.nextv(size))
+          for (const [k, v] of chunk) onEntry(k.length, v.length);
+      } finally {
+        await it.close();
+      }
+    },
+    getSync: (k) => db.getSync(k),
     close: () => db.close(),
     stats: () => db.stats(),
     describe() {
@@ -109,8 +149,12 @@ export async function openSediment(dir: string): Promise<SedimentEngine> {
   };
 }
 
-async function openClassic(dir: string): Promise<Engine> {
-  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+async function openClassic(dir: string, options: EngineOptions): Promise<Engine> {
+  const db = new ClassicLevel<Buffer, Buffer>(dir, {
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+    ...(options.writeBuffer == null ? {} : { writeBufferSize: options.writeBuffer }),
+  });
   await db.open();
   return {
     name: 'classic-level',
@@ -121,6 +165,15 @@ async function openClassic(dir: string): Promise<Engine> {
     bulk: (ops) => db.batch(ops.map(([key, value]) => (value ? { type: 'put' as const, key, value } : { type: 'del' as const, key }))),
     async scan(onEntry) {
       for await (const [k, v] of db.iterator()) onEntry(k.length, v.length);
+    },
+    async scanNextv(size, onEntry) {
+      const it = db.iterator();
+      try {
+        for (let chunk = await it.nextv(size); chunk.length > 0; chunk = await it.nextv(size))
+          for (const [k, v] of chunk) onEntry(k.length, v.length);
+      } finally {
+        await it.close();
+      }
     },
     close: () => db.close(),
     describe() {
@@ -148,6 +201,7 @@ async function openLmdbEngine(dir: string): Promise<Engine> {
       await db.flushed;
     },
     get: (k) => db.get(k),
+    getSync: (k) => db.get(k),
     del: (k) => db.remove(k),
     bulk: (ops) =>
       db.transaction(() => {

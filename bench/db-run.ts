@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import type { DBStats } from '../src/index.js';
 import { compactionNeeded } from './db-engines.js';
 
@@ -107,6 +107,109 @@ export function loopLagMonitor(): { stop(): LoopLag } {
       }
       // Values are in ns and include the 1 ms timer period itself.
       return { p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6, samples: h.count };
+    },
+  };
+}
+
+/** Event-loop delay over a run: perf_hooks.monitorEventLoopDelay percentiles, in ms. */
+export interface LoopDelay {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+}
+
+/**
+ * perf_hooks.monitorEventLoopDelay({ resolution: 1 }): Node records the interval between ticks
+ * of a 1 ms timer, so an idle loop reads about 1 ms and a loop blocked for 20 ms reads about 21.
+ * If the timer never fired, the loop never turned: every figure is the whole run.
+ */
+export function loopDelayMonitor(): { stop(): LoopDelay } {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  const t0 = now();
+  h.enable();
+  return {
+    stop() {
+      h.disable();
+      if (h.count === 0) {
+        const ms = now() - t0;
+        return { p50Ms: ms, p99Ms: ms, maxMs: ms, samples: 0 };
+      }
+      return { p50Ms: h.percentile(50) / 1e6, p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6, samples: h.count };
+    },
+  };
+}
+
+// --- garbage collection ----------------------------------------------------------------------
+
+/** Garbage-collection pauses of the main thread's heap during a run (PerformanceObserver 'gc'). */
+export interface GcStats {
+  /** Sum of the pauses, ms. */
+  totalMs: number;
+  /** totalMs / wall time of the run. */
+  share: number;
+  count: number;
+  /** Pauses of at least 2 ms and at least 5 ms. */
+  over2ms: number;
+  over5ms: number;
+  maxMs: number;
+  /** Pauses and their total by kind: minor (scavenge), major (mark-compact), incremental, weakcb. */
+  byKind: Record<string, { count: number; ms: number }>;
+}
+
+const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+
+/**
+ * Collects the 'gc' performance entries whose pause started during the run. Entries are
+ * delivered asynchronously; stop() takes the ones still buffered.
+ */
+export function gcMonitor(): { stop(): GcStats } {
+  const entries: PerformanceEntry[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) entries.push(e);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const t0 = now();
+  return {
+    stop() {
+      const t1 = now();
+      for (const e of obs.takeRecords()) entries.push(e);
+      obs.disconnect();
+      const s: GcStats = { totalMs: 0, share: 0, count: 0, over2ms: 0, over5ms: 0, maxMs: 0, byKind: {} };
+      for (const e of entries) {
+        if (e.startTime < t0 || e.startTime > t1) continue;
+        const d = e.duration;
+        s.totalMs += d;
+        s.count++;
+        if (d >= 2) s.over2ms++;
+        if (d >= 5) s.over5ms++;
+        s.maxMs = Math.max(s.maxMs, d);
+        const kind = GC_KINDS[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+        const k = s.byKind[kind] ?? { count: 0, ms: 0 };
+        s.byKind[kind] = k;
+        k.count++;
+        k.ms += d;
+      }
+      s.share = t1 > t0 ? s.totalMs / (t1 - t0) : 0;
+      return s;
+    },
+  };
+}
+
+// --- memory ----------------------------------------------------------------------------------
+
+/** Largest resident set size seen, sampled every `everyMs` (process.memoryUsage.rss()), in bytes. */
+export function rssSampler(everyMs = 100): { peek(): number; stop(): number } {
+  let max = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    max = Math.max(max, process.memoryUsage.rss());
+  }, everyMs);
+  return {
+    peek: () => Math.max(max, process.memoryUsage.rss()),
+    stop() {
+      clearInterval(timer);
+      max = Math.max(max, process.memoryUsage.rss());
+      return max;
     },
   };
 }

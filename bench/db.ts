@@ -1,7 +1,7 @@
 /**
- * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--n=1M] [--engines=...] [--only=...] [--src] [--json[=file]]`).
- * `npm run bench:db` builds the package first and measures sediment's build (dist/); `--src`
- * measures the TypeScript sources through tsx instead.
+ * The DB benchmark: `npm run bench:db` (`tsx bench/db.ts [--quick] [--n=1M] [--big=10M] [--engines=...] [--only=...] [--src] [--json[=file]]`;
+ * `--help` lists every flag, bench/README.md explains them). `npm run bench:db` builds the package
+ * first and measures sediment's build (dist/); `--src` measures the TypeScript sources through tsx.
  *
  * sediment against classic-level (LevelDB) and lmdb, in the same run, on the same temp file
  * system, with the same keys and values, through the same driver:
@@ -29,14 +29,24 @@
  * - Ratios are sediment ÷ the other engine: above 1.00x sediment does more ops/s (or, for
  *   latencies, takes longer).
  *
- * Report (markdown) on stdout, progress on stderr.
+ * The families of issues #10 and #11 (concurrent, fillbatch, reads, load, load-1k) run one child
+ * process per engine (bench/db-units.ts, bench/db-child.ts) and add event-loop delay percentiles,
+ * GC pauses, peak RSS and sediment's counters; their report and the targets are in
+ * bench/db-report.ts.
+ *
+ * Report (markdown) on stdout, progress on stderr; the JSON, the report and a chart
+ * (bench/db-chart.ts) in bench/results/ (latest.json, latest.md, latest.svg, and a timestamped JSON).
  *
  * @module
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chartData, renderChart } from './db-chart.js';
+import { targets, unitReport, type FillRandom1 } from './db-report.js';
+import { UNIT_FAMILIES, type UnitResult, type UnitSpec } from './db-units.js';
 import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng } from './lib.js';
 import {
   ENGINE_NAMES,
@@ -73,6 +83,18 @@ import {
 
 interface Args {
   n: number;
+  /** Entries of the big load (load family), and of the 1 KiB-value load (load-1k). */
+  big: number;
+  big1k: number;
+  /** Puts per batch: fillbatch, load, load-1k and the untimed loads of the reads family. */
+  batch: number;
+  /** Duration of each random-read phase of the reads and load families. */
+  readMs: number;
+  /** Upper bound of each write phase of the concurrent and fillbatch families, and of each load. */
+  longCapMs: number;
+  /** Where the JSON results and the chart go; undefined with --no-results. */
+  resultsDir: string | undefined;
+  quick: boolean;
   engines: EngineName[];
   only: Set<string> | undefined;
   json: string | undefined;
@@ -91,12 +113,21 @@ function count(s: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-const FAMILIES = ['seq', 'random', 'fillrandom-1', 'fillsync-1', 'fillsync-16'] as const;
-type Family = (typeof FAMILIES)[number];
+/** Families run in this process (the first benchmark's), then those run one child process per engine. */
+const MAIN_FAMILIES = ['seq', 'random', 'fillrandom-1', 'fillsync-1', 'fillsync-16'] as const;
+type Family = (typeof MAIN_FAMILIES)[number];
+const FAMILIES: readonly string[] = [...MAIN_FAMILIES, ...UNIT_FAMILIES];
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     n: 1_000_000,
+    big: 10_000_000,
+    big1k: 1_000_000,
+    batch: 1000,
+    readMs: 5000,
+    longCapMs: 600_000,
+    resultsDir: fileURLToPath(new URL('./results/', import.meta.url)),
+    quick: false,
     engines: [...ENGINE_NAMES],
     only: undefined,
     json: undefined,
@@ -105,9 +136,19 @@ function parseArgs(argv: readonly string[]): Args {
     writeCapMs: 15000,
     syncMs: 2500,
   };
+  const given = new Set<string>();
   for (const arg of argv) {
     const [k, v] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    given.add(k);
     if (k === '--n' && v) a.n = count(v);
+    else if (k === '--quick') a.quick = true;
+    else if (k === '--big' && v) a.big = count(v);
+    else if (k === '--big1k' && v) a.big1k = count(v);
+    else if (k === '--batch' && v) a.batch = count(v);
+    else if (k === '--read-ms' && v) a.readMs = count(v);
+    else if (k === '--long-cap-ms' && v) a.longCapMs = count(v);
+    else if (k === '--results' && v) a.resultsDir = path.resolve(v);
+    else if (k === '--no-results') a.resultsDir = undefined;
     else if (k === '--engines' && v)
       a.engines = v.split(',').map((e) => {
         if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new Error(`unknown engine ${e}`);
@@ -123,19 +164,38 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--write-cap-ms' && v) a.writeCapMs = count(v);
     else if (k === '--help' || k === '-h') {
       console.log(
-        'usage: tsx bench/db.ts [--n=1M] [--engines=sediment,classic-level,lmdb] [--only=' +
+        'usage: tsx bench/db.ts [--quick] [--n=1M] [--big=10M] [--big1k=1M] [--engines=sediment,classic-level,lmdb] [--only=' +
           FAMILIES.join(',') +
-          '] [--inflight=64] [--cap-ms=3000] [--write-cap-ms=15000] [--sync-ms=2500] [--src] [--json[=file]]',
+          '] [--inflight=64] [--batch=1000] [--cap-ms=3000] [--write-cap-ms=15000] [--sync-ms=2500] [--read-ms=5000] [--long-cap-ms=600000]' +
+          ' [--results=bench/results | --no-results] [--src] [--json[=file]]',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
   }
-  if (a.only) for (const f of a.only) if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f}`);
+  if (a.only) for (const f of a.only) if (!FAMILIES.includes(f)) throw new Error(`unknown family ${f}`);
+  if (a.quick) {
+    // Seconds per family: a smoke test of every code path, not figures to compare.
+    const quick: [string, () => void][] = [
+      ['--n', () => (a.n = 50_000)],
+      ['--big', () => (a.big = 200_000)],
+      ['--big1k', () => (a.big1k = 50_000)],
+      ['--cap-ms', () => (a.capMs = 1000)],
+      ['--write-cap-ms', () => (a.writeCapMs = 5000)],
+      ['--sync-ms', () => (a.syncMs = 1000)],
+      ['--read-ms', () => (a.readMs = 1000)],
+      ['--long-cap-ms', () => (a.longCapMs = 60_000)],
+    ];
+    for (const [flag, set] of quick) if (!given.has(flag)) set();
+  }
+  if (a.batch < 1) throw new Error('--batch must be at least 1');
   return a;
 }
 
 const args = parseArgs(process.argv.slice(2));
 const N = args.n;
+const runFamily = (f: string): boolean => !args.only || args.only.has(f);
+/** The in-process families' keys and orders are generated only if one of them runs. */
+const GEN = MAIN_FAMILIES.some(runFamily) ? N : 1;
 const KEY = 16;
 const VALUE = 100;
 const ENTRY = KEY + VALUE;
@@ -173,17 +233,17 @@ function valuePool(): Buffer {
   return b;
 }
 
-progress(`generating ${fmtInt(N)} keys, permutations and a value pool`);
-const hitKeys = keyBuffer(N, false);
-const missKeys = keyBuffer(N, true);
+if (GEN > 1) progress(`generating ${fmtInt(N)} keys, permutations and a value pool`);
+const hitKeys = keyBuffer(GEN, false);
+const missKeys = keyBuffer(GEN, true);
 const pool = valuePool();
-const permFill = permutation(N, 1);
-const permOverwrite = permutation(N, 2);
-const permDelete = permutation(N, 3);
+const permFill = permutation(GEN, 1);
+const permOverwrite = permutation(GEN, 2);
+const permDelete = permutation(GEN, 3);
 const readIdx = (() => {
   const r = rng(4);
-  const a = new Uint32Array(N);
-  for (let i = 0; i < N; i++) a[i] = r() % N;
+  const a = new Uint32Array(GEN);
+  for (let i = 0; i < GEN; i++) a[i] = r() % GEN;
   return a;
 })();
 
@@ -458,7 +518,7 @@ async function verify(engine: Engine, what: string, keys: Buffer[], expect: (i: 
   }
 }
 
-const SAMPLE = Math.min(N, 1000);
+const SAMPLE = Math.min(GEN, 1000);
 const sampleIdx = Array.from({ length: SAMPLE }, (_, i) => readIdx[i]!);
 
 // --- families --------------------------------------------------------------------------------
@@ -467,9 +527,11 @@ const W = args.inflight;
 const inflight = `${W} in flight`;
 let syncMsTotal = 0;
 
-async function withEngine(family: Family, name: EngineName, fn: (e: Engine, dir: string) => Promise<void>): Promise<void> {
-  // Write back what earlier engines left dirty in the page cache, so that it does not slow
-  // this engine's writes and syncs down.
+/**
+ * Writes back what earlier engines left dirty in the page cache, so that it does not slow the
+ * next engine's writes and syncs down.
+ */
+function syncDisk(): void {
   const ts = now();
   try {
     execFileSync('sync', { stdio: 'ignore' });
@@ -477,6 +539,10 @@ async function withEngine(family: Family, name: EngineName, fn: (e: Engine, dir:
     // no sync(1): carry on
   }
   syncMsTotal += now() - ts;
+}
+
+async function withEngine(family: Family, name: EngineName, fn: (e: Engine, dir: string) => Promise<void>): Promise<void> {
+  syncDisk();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-db-${family}-${name}-`));
   let engine: Engine | undefined;
   try {
@@ -630,6 +696,75 @@ async function familySync(name: EngineName, writers: 1 | 16): Promise<void> {
   });
 }
 
+// --- families in child processes ------------------------------------------------------------
+
+const MiB = 1024 * 1024;
+/** Puts per segment of a load's puts/s series: a million, or a tenth of a load under 2M; whole batches. */
+const segmentFor = (n: number): number => {
+  const s = n >= 2_000_000 ? 1_000_000 : n / 10;
+  return Math.max(1, Math.round(s / args.batch)) * args.batch;
+};
+
+/** The units of the selected child-process families, in run order. */
+function unitSpecs(): UnitSpec[] {
+  const specs: UnitSpec[] = [];
+  const base = {
+    n: N,
+    valueBytes: VALUE,
+    inflight: W,
+    batch: args.batch,
+    capMs: args.longCapMs,
+    readMs: args.readMs,
+    segment: segmentFor(N),
+    src: process.argv.includes('--src'),
+    writeBuffer: undefined,
+  };
+  const engines = args.engines;
+  if (runFamily('concurrent')) {
+    for (const mb of [64, 4])
+      for (const engine of engines.filter((e) => e !== 'lmdb'))
+        specs.push({ ...base, family: 'concurrent', engine, label: `${engine} ${mb} MiB`, writeBuffer: mb * MiB });
+    if (engines.includes('lmdb')) specs.push({ ...base, family: 'concurrent', engine: 'lmdb', label: 'lmdb' });
+  }
+  for (const family of ['fillbatch', 'reads'] as const)
+    if (runFamily(family)) for (const engine of engines) specs.push({ ...base, family, engine, label: engine });
+  if (runFamily('load'))
+    for (const engine of engines)
+      specs.push({ ...base, family: 'load', engine, label: engine, n: args.big, segment: segmentFor(args.big) });
+  if (runFamily('load-1k'))
+    for (const engine of engines)
+      specs.push({ ...base, family: 'load-1k', engine, label: engine, n: args.big1k, valueBytes: 1024, segment: segmentFor(args.big1k) });
+  return specs;
+}
+
+const CHILD = fileURLToPath(new URL('./db-child.ts', import.meta.url));
+
+/** Runs one unit in a child process (bench/db-child.ts) and returns its result; undefined (and a note) if it failed. */
+function runChild(spec: UnitSpec): UnitResult | undefined {
+  syncDisk();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `sediment-bench-db-${spec.family}-${spec.engine}-`));
+  const dir = path.join(work, 'db');
+  fs.mkdirSync(dir);
+  const specFile = path.join(work, 'spec.json');
+  const resultFile = path.join(work, 'result.json');
+  fs.writeFileSync(specFile, JSON.stringify(spec));
+  try {
+    // The child's stdout goes to our stderr: stdout holds only the report.
+    const r = spawnSync(process.execPath, [...process.execArgv, CHILD, specFile, dir, resultFile, ...(spec.src ? ['--src'] : [])], {
+      stdio: ['ignore', 2, 2],
+    });
+    if (r.status !== 0 || !fs.existsSync(resultFile)) {
+      notes.push(
+        `${spec.family} ${spec.label}: the child process failed (${r.error ? String(r.error) : `exit ${r.status ?? r.signal}`}); see stderr`,
+      );
+      return undefined;
+    }
+    return JSON.parse(fs.readFileSync(resultFile, 'utf8')) as UnitResult;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 // --- run -------------------------------------------------------------------------------------
 
 const startedAt = new Date();
@@ -637,12 +772,24 @@ const loadStart = loadAverage();
 const pressureStart = cpuPressure();
 const cpu0 = cpuSample();
 const t0 = now();
-const runFamily = (f: Family): boolean => !args.only || args.only.has(f);
-for (const name of args.engines) if (runFamily('seq')) await familySeq(name);
-for (const name of args.engines) if (runFamily('random')) await familyRandom(name);
-for (const name of args.engines) if (runFamily('fillrandom-1')) await familyFillRandom1(name);
-for (const name of args.engines) if (runFamily('fillsync-1')) await familySync(name, 1);
-for (const name of args.engines) if (runFamily('fillsync-16')) await familySync(name, 16);
+const familyMs: Record<string, number> = {};
+const timed = async (family: string, fn: () => Promise<void>): Promise<void> => {
+  const t = now();
+  await fn();
+  familyMs[family] = (familyMs[family] ?? 0) + (now() - t);
+};
+for (const name of args.engines) if (runFamily('seq')) await timed('seq', () => familySeq(name));
+for (const name of args.engines) if (runFamily('random')) await timed('random', () => familyRandom(name));
+for (const name of args.engines) if (runFamily('fillrandom-1')) await timed('fillrandom-1', () => familyFillRandom1(name));
+for (const name of args.engines) if (runFamily('fillsync-1')) await timed('fillsync-1', () => familySync(name, 1));
+for (const name of args.engines) if (runFamily('fillsync-16')) await timed('fillsync-16', () => familySync(name, 16));
+const units: UnitResult[] = [];
+for (const spec of unitSpecs()) {
+  const t = now();
+  const r = runChild(spec);
+  familyMs[spec.family] = (familyMs[spec.family] ?? 0) + (now() - t);
+  if (r) units.push(r);
+}
 const totalMs = now() - t0;
 const loadEnd = loadAverage();
 const pressureEnd = cpuPressure();
@@ -685,7 +832,21 @@ print(
         'time limits',
         `n-entry write phases: ${(args.writeCapMs / 1000).toFixed(0)} s timed, rest untimed; reads ${(args.capMs / 1000).toFixed(1)} s (1 at a time: ${(args.capMs / 2000).toFixed(1)} s); fillrandom 1 at a time ${(args.capMs / 1000).toFixed(1)} s; fillsync ${(args.syncMs / 1000).toFixed(1)} s`,
       ],
-      ['peak RSS', `${MBf(process.resourceUsage().maxRSS * 1024)} MB`],
+      ...(units.some((u) => u.spec.family === 'load' || u.spec.family === 'load-1k')
+        ? [
+            [
+              'big loads',
+              `load: ${fmtInt(args.big)} x ${VALUE} B values; load-1k: ${fmtInt(args.big1k)} x 1 KiB values; batches of ${fmtInt(args.batch)}`,
+            ],
+          ]
+        : []),
+      [
+        'time per family',
+        Object.entries(familyMs)
+          .map(([f, ms]) => `${f} ${(ms / 1000).toFixed(0)} s`)
+          .join(', '),
+      ],
+      ['peak RSS of this process', `${MBf(process.resourceUsage().maxRSS * 1024)} MB (the child-process families report their own)`],
     ],
   ),
 );
@@ -694,7 +855,7 @@ const load1 = Number(loadStart.split(' / ')[0]);
 const waitShare = (() => {
   let wait = 0;
   let wall = 0;
-  for (const r of results) {
+  for (const r of [...results, ...units.flatMap((u) => u.phases)]) {
     if (Number.isFinite(r.cpu.mainWaitMs)) {
       wait += r.cpu.mainWaitMs;
       wall += r.ms;
@@ -723,10 +884,15 @@ print(
 );
 print('- Latency: from the call to the promise settling (lmdb reads: the synchronous call), sampled for every operation, in microseconds.');
 print('- MB/s: user bytes (key + value for puts and read hits, key only for deletes and misses) per second, 10^6 B.');
+if (units.length > 0)
+  print(
+    `- ${[...new Set(units.map((u) => u.spec.family))].join(', ')}: each engine (and write buffer) in a child process of its own (bench/db-child.ts), ` +
+      "with the settings above except the concurrent family's write buffers; keys and values made on the fly (bench/db-data.ts).",
+  );
 print();
 
 const WORKLOADS = [...new Set(results.map((r) => r.workload))];
-print('## Workloads');
+if (WORKLOADS.length > 0) print('## Workloads');
 for (const w of WORKLOADS) {
   const rows = results.filter((r) => r.workload === w);
   const sed = rows.find((r) => r.engine === 'sediment');
@@ -771,29 +937,31 @@ for (const w of WORKLOADS) {
   );
 }
 
-print();
-print('## Summary (ops/s; ratio = sediment / other, above 1.00x sediment is faster)');
-print();
 const engines = args.engines;
-print(
-  mdTable(
-    [
-      'workload',
-      ...engines.map((e) => `${e} ops/s`),
-      ...engines.filter((e) => e !== 'sediment').map((e) => `sed/${e === 'classic-level' ? 'classic' : e}`),
-      ...engines.map((e) => `${e === 'classic-level' ? 'classic' : e} p99 us`),
-    ],
-    WORKLOADS.map((w) => {
-      const sed = find(w, 'sediment');
-      return [
-        w,
-        ...engines.map((e) => (find(w, e) ? fmtInt(find(w, e)!.opsPerSec) : '-')),
-        ...engines.filter((e) => e !== 'sediment').map((e) => ratio(sed?.opsPerSec, find(w, e)?.opsPerSec)),
-        ...engines.map((e) => us(find(w, e)?.lat.p99 ?? NaN)),
-      ];
-    }),
-  ),
-);
+if (WORKLOADS.length > 0) {
+  print();
+  print('## Summary (ops/s; ratio = sediment / other, above 1.00x sediment is faster)');
+  print();
+  print(
+    mdTable(
+      [
+        'workload',
+        ...engines.map((e) => `${e} ops/s`),
+        ...engines.filter((e) => e !== 'sediment').map((e) => `sed/${e === 'classic-level' ? 'classic' : e}`),
+        ...engines.map((e) => `${e === 'classic-level' ? 'classic' : e} p99 us`),
+      ],
+      WORKLOADS.map((w) => {
+        const sed = find(w, 'sediment');
+        return [
+          w,
+          ...engines.map((e) => (find(w, e) ? fmtInt(find(w, e)!.opsPerSec) : '-')),
+          ...engines.filter((e) => e !== 'sediment').map((e) => ratio(sed?.opsPerSec, find(w, e)?.opsPerSec)),
+          ...engines.map((e) => us(find(w, e)?.lat.p99 ?? NaN)),
+        ];
+      }),
+    ),
+  );
+}
 
 if (sizes.length > 0) {
   print();
@@ -939,6 +1107,12 @@ if (sedWrites.length > 0) {
   );
 }
 
+const fillrandom1: FillRandom1 | undefined = results.some((r) => r.family === 'fillrandom-1')
+  ? Object.fromEntries(results.filter((r) => r.family === 'fillrandom-1').map((r) => [r.engine, r.opsPerSec]))
+  : undefined;
+const goals = targets(units, fillrandom1);
+print(unitReport(units, fillrandom1, goals));
+
 if (notes.length > 0) {
   print();
   print('## Notes');
@@ -948,28 +1122,63 @@ if (notes.length > 0) {
 
 console.log(out.join('\n'));
 
+// --- JSON and chart --------------------------------------------------------------------------
+
+const jsonText = `${JSON.stringify(
+  {
+    startedAt,
+    argv: process.argv.slice(2),
+    machine: Object.fromEntries(machineInfo()),
+    loadStart,
+    loadEnd,
+    cpuShare: share,
+    totalMs,
+    familyMs,
+    n: N,
+    big: args.big,
+    big1k: args.big1k,
+    keyBytes: KEY,
+    valueBytes: VALUE,
+    inflight: W,
+    batch: args.batch,
+    quick: args.quick,
+    settings: Object.fromEntries(args.engines.map((e) => [e, ENGINE_SETTINGS[e]])),
+    targets: goals,
+    results,
+    sizes,
+    units,
+    notes,
+  },
+  null,
+  2,
+)}\n`;
+
 if (args.json) {
-  fs.writeFileSync(
-    args.json,
-    JSON.stringify(
-      {
-        startedAt,
-        machine: Object.fromEntries(machineInfo()),
-        loadStart,
-        loadEnd,
-        cpuShare: share,
-        n: N,
-        keyBytes: KEY,
-        valueBytes: VALUE,
-        inflight: W,
-        settings: Object.fromEntries(args.engines.map((e) => [e, ENGINE_SETTINGS[e]])),
-        results,
-        sizes,
-        notes,
-      },
-      null,
-      2,
-    ),
-  );
+  fs.writeFileSync(args.json, jsonText);
   progress(`wrote ${args.json}`);
+}
+
+if (args.resultsDir) {
+  const dir = args.resultsDir;
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const json = [path.join(dir, `${stamp}.json`), path.join(dir, 'latest.json')];
+  for (const f of json) fs.writeFileSync(f, jsonText);
+  const md = path.join(dir, 'latest.md');
+  fs.writeFileSync(md, `${out.join('\n')}\n`);
+  // The repository's formatter checks JSON and markdown under bench/ (npm test runs biome check):
+  // format them as it would, so that a run's files can be committed as they are.
+  try {
+    const biome = fileURLToPath(new URL('../node_modules/@biomejs/biome/bin/biome', import.meta.url));
+    execFileSync(process.execPath, [biome, 'format', '--write', ...json, md], { stdio: 'ignore' });
+  } catch {
+    // no biome, or the directory is outside the project: the files are valid as written
+  }
+  try {
+    const title = `sediment DB benchmark, ${startedAt.toISOString()}${args.quick ? ' (--quick: small n, smoke test)' : ''}`;
+    fs.writeFileSync(path.join(dir, 'latest.svg'), await renderChart(chartData(results, units, title)));
+  } catch (err) {
+    progress(`the chart failed: ${String(err)}`);
+  }
+  progress(`wrote ${json.join(', ')}, latest.md and latest.svg`);
 }
