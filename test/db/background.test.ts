@@ -45,6 +45,20 @@ async function expectAll(db: DB<string, string>): Promise<void> {
 
 const isTableWrite = (op: FsOp): boolean => op.kind === 'write' && op.path.endsWith('.sst');
 
+/** Kills the background worker at the first table write from now on; returns "has it?". */
+function killAtFirstTableWrite(set: (trap: Injector) => void, death: 'terminate' | 'uncaught error'): () => boolean {
+  let killed = false;
+  set((op) => {
+    if (!killed && isTableWrite(op)) {
+      killed = true;
+      if (death === 'terminate') void BackgroundWorker.shared().terminate();
+      else BackgroundWorker.shared().crash();
+    }
+    return undefined;
+  });
+  return () => killed;
+}
+
 let db: DB<string, string> | undefined;
 afterEach(async () => {
   await closeQuietly(db);
@@ -83,17 +97,9 @@ describe('background worker', () => {
       db = await DB.open<string, string>(DIR, { ...OPTIONS, fs, l0CompactionTrigger: 100 });
       for (let i = 0; i < KEYS; i++) await db.put(`k${String(i).padStart(4, '0')}`, value(i, 1));
       const started = BackgroundWorker.shared().started;
-      let killed = false;
-      set((op) => {
-        if (!killed && isTableWrite(op)) {
-          killed = true;
-          if (death === 'terminate') void BackgroundWorker.shared().terminate();
-          else BackgroundWorker.shared().crash();
-        }
-        return undefined;
-      });
+      const killed = killAtFirstTableWrite(set, death);
       await db.flush();
-      expect(killed).toBe(true);
+      expect(killed()).toBe(true);
       const s = db.stats();
       expect(s.flushes).toBeGreaterThanOrEqual(1);
       expect(s.background.workerDeaths).toBe(1);
@@ -112,17 +118,9 @@ describe('background worker', () => {
       db = await DB.open<string, string>(DIR, { ...OPTIONS, fs });
       await load(db);
       const started = BackgroundWorker.shared().started;
-      let killed = false;
-      set((op) => {
-        if (!killed && isTableWrite(op)) {
-          killed = true;
-          if (death === 'terminate') void BackgroundWorker.shared().terminate();
-          else BackgroundWorker.shared().crash();
-        }
-        return undefined;
-      });
+      const killed = killAtFirstTableWrite(set, death);
       await db.compact();
-      expect(killed).toBe(true);
+      expect(killed()).toBe(true);
       const s = db.stats();
       expect(s.background.workerDeaths).toBe(1);
       expect(s.backgroundError).toBeUndefined();

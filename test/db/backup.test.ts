@@ -216,12 +216,17 @@ describe('incremental backups', () => {
       await mem.mkdir(path.posix.dirname(to));
       mem.writeFileBytes(to, mem.readFileBytes(f));
     }
-    const copy = await openDb('/copy', { ...TINY, background: 'inline', fs: mem });
-    const a2 = await openDb('/a', { ...TINY, background: 'inline', fs: mem });
-    await fill(copy, 0, 200, 'C');
+    // The same steps in both (a memtable that holds every write, then one flush and one full
+    // compaction), so that their tables get the same numbers; values of other lengths, so that
+    // those tables differ in size.
+    const big = { ...TINY, memtableSize: 1 << 20, background: 'inline', fs: mem } as const;
+    const copy = await openDb('/copy', big);
+    const a2 = await openDb('/a', big);
+    for (let i = 0; i < 200; i++) await copy.put(`k${String(i).padStart(4, '0')}`, `C${i}`.padEnd(60, '.'));
     await copy.compact();
-    await fill(a2, 0, 200, 'D');
+    for (let i = 0; i < 200; i++) await a2.put(`k${String(i).padStart(4, '0')}`, `D${i}`.padEnd(40, '.'));
     await a2.compact();
+    expect(copy.stats().levels.map((l) => l.tables)).toEqual(a2.stats().levels.map((l) => l.tables));
     await a2.backup(BACKUPS);
     const err = await copy.backup(BACKUPS).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CorruptionError);
