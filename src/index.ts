@@ -17,6 +17,7 @@ export {
   Snapshot,
   type BatchOperation,
   type DBOptions,
+  type BackgroundMode,
   type TableCompression,
   type DBStats,
   type IteratorOptions,
