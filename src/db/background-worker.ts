@@ -40,9 +40,17 @@ async function fileNumber(id: number): Promise<number> {
   return job.numbers.shift()!;
 }
 
-/** The written tables, with keys copied out of whatever buffers they view (see the module comment of background.ts). */
+/**
+ * The written tables, with keys copied into buffers of their own: a key may view a larger buffer
+ * (posting it would clone all of it) or a memtable's shared arena (posting it would share the
+ * chunk, which the table's metadata would then keep alive). `Buffer#slice` is a view, hence the
+ * Uint8Array constructor.
+ */
 function detach(tables: WrittenTable[]): WrittenTable[] {
-  return tables.map((t) => ({ path: t.path, meta: { ...t.meta, smallest: t.meta.smallest.slice(), largest: t.meta.largest.slice() } }));
+  return tables.map((t) => ({
+    path: t.path,
+    meta: { ...t.meta, smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) },
+  }));
 }
 
 async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
