@@ -20,7 +20,7 @@ import type { ArenaChunks } from '../memtable/arena-format.js';
 import type { TableCompression } from '../sstable/format.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';
-import { LevelCursor, MergingCursor, type LevelTable } from './merge.js';
+import { findTable, LevelCursor, MergingCursor, type LevelTable } from './merge.js';
 import { Slicer, TableSink, type WrittenTable } from './table-sink.js';
 
 /** Where a job writes its tables, and how. */
@@ -37,7 +37,7 @@ export interface CompactionJob extends JobOutput {
   /** True when `inputs[0]` is L0, whose tables overlap (one cursor each). */
   overlappingFirst: boolean;
   /** Key ranges of the tables of each level below the output level, as the plan saw them. */
-  below: KeyRange[][];
+  below: { meta: KeyRange }[][];
   /** Target size of an output table. */
   tableFileSize: number;
   /** Now, in ms since the epoch: entries that expired at or before it are dead. */
@@ -71,17 +71,10 @@ export interface JobEnvironment {
 }
 
 /** True when a table of a level in `below` has a range that holds `key`. */
-export function mayExistBelow(below: readonly (readonly KeyRange[])[], key: Uint8Array): boolean {
-  for (const ranges of below) {
-    // Each level's ranges are sorted and disjoint: the first whose largest key is >= key.
-    let lo = 0;
-    let hi = ranges.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(ranges[mid]!.largest, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo < ranges.length && compareKeys(ranges[lo]!.smallest, key) <= 0) return true;
+export function mayExistBelow(below: readonly (readonly { meta: KeyRange }[])[], key: Uint8Array): boolean {
+  for (const tables of below) {
+    const i = findTable(tables, key);
+    if (i < tables.length && compareKeys(tables[i]!.meta.smallest, key) <= 0) return true;
   }
   return false;
 }

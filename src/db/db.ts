@@ -1000,7 +1000,9 @@ export class DB<K = string, V = unknown> {
       overlappingFirst: plan.level === 0,
       below: this.#versions.current.levels
         .slice(plan.outputLevel + 1)
-        .map((level) => level.map((t) => ({ smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) }))),
+        .map((level) =>
+          level.map((t) => ({ meta: { smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) } })),
+        ),
       now: this.#opts.clock(),
     };
     if (this.#opts.background === 'inline') {

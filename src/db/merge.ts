@@ -16,8 +16,11 @@ export interface LevelTable {
   readonly reader: TableReader;
 }
 
-/** Index of the first table whose largest key is >= `key` (tables sorted, non-overlapping). */
-export function findTable(tables: readonly LevelTable[], key: Uint8Array): number {
+/**
+ * Index of the first table whose largest key is >= `key` (tables sorted, non-overlapping). Takes
+ * anything with a table's key range: live tables, and the ranges a compaction job carries.
+ */
+export function findTable(tables: readonly { readonly meta: { readonly largest: Uint8Array } }[], key: Uint8Array): number {
   let lo = 0;
   let hi = tables.length;
   while (lo < hi) {

@@ -17,7 +17,7 @@ import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
 import { bloomHash } from '../sstable/bloom.js';
 import { lowerBound } from '../sstable/index-block.js';
 import type { TableMeta } from './manifest.js';
-import { findTable, LevelCursor, type LevelTable } from './merge.js';
+import { LevelCursor, type LevelTable } from './merge.js';
 
 /** Number of levels. */
 export const LEVELS = 7;
@@ -137,15 +137,5 @@ export class Version {
     let n = 0;
     for (const t of this.levels[l]!) n += t.meta.size;
     return n;
-  }
-
-  /** True when a level deeper than `level` has a table whose range holds `key`. */
-  keyMayExistBelow(level: number, key: Uint8Array): boolean {
-    for (let l = level + 1; l < this.levels.length; l++) {
-      const tables = this.levels[l]!;
-      const i = findTable(tables, key);
-      if (i < tables.length && compareKeys(tables[i]!.meta.smallest, key) <= 0) return true;
-    }
-    return false;
   }
 }
