@@ -60,7 +60,7 @@ async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
   const fs: FileSystem = remote ?? nodeFileSystem;
   try {
     const newFileNumber = (): Promise<number> => fileNumber(id);
-    const tables =
+    const result =
       job.kind === 'flush'
         ? await runFlushJob(sortedArenaEntries(job.arena), job, { fs, newFileNumber })
         : await runCompactionJob(job, {
@@ -69,7 +69,7 @@ async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
             releaseInput: (reader) => reader.close(),
             newFileNumber,
           });
-    post({ type: 'done', id, tables: detach(tables) });
+    post({ type: 'done', id, result: { tables: detach(result.tables), profile: result.profile } });
   } catch (err) {
     post({ type: 'failed', id, error: errorToWire(err) });
   } finally {

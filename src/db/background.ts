@@ -12,7 +12,7 @@
  *                        { type: 'numbers', id, numbers }     file numbers the job asked for
  *  worker -> DB thread   { type: 'ready' }                    loaded, takes jobs
  *                        { type: 'numbers', id, count }       "allocate me `count` file numbers"
- *                        { type: 'done', id, tables }         the synced output tables
+ *                        { type: 'done', id, result }         the synced output tables, and a profile
  *                        { type: 'failed', id, error }        a WireError; outputs already removed
  * ```
  * Keys in the returned metadata are copied into buffers of their own before posting: posting a
@@ -33,8 +33,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { serveFileSystem, syncChannel, type SyncChannel } from '../fs/remote.js';
 import type { FileSystem } from '../fs/types.js';
 import { errorFromWire, type WireError } from '../wire-error.js';
-import type { CompactionJob, FlushJob } from './compaction-job.js';
-import type { WrittenTable } from './table-sink.js';
+import type { CompactionJob, FlushJob, JobResult } from './compaction-job.js';
 
 /** Where background work runs: see the module comment. */
 export type BackgroundMode = 'worker' | 'inline';
@@ -52,7 +51,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'numbers'; id: number; count: number }
-  | { type: 'done'; id: number; tables: WrittenTable[] }
+  | { type: 'done'; id: number; result: JobResult }
   | { type: 'failed'; id: number; error: WireError };
 
 /** The background worker died while it ran a job. */
@@ -71,7 +70,7 @@ export class BackgroundWorkerError extends Error {
 interface RunningJob {
   allocate: (count: number) => number[];
   granted: number[];
-  resolve: (tables: WrittenTable[]) => void;
+  resolve: (result: JobResult) => void;
   reject: (err: Error) => void;
 }
 
@@ -146,7 +145,7 @@ export class BackgroundWorker {
     }
     this.#jobs.delete(msg.id);
     if (this.#jobs.size === 0) worker.unref();
-    if (msg.type === 'done') job.resolve(msg.tables);
+    if (msg.type === 'done') job.resolve(msg.result);
     else job.reject(errorFromWire(msg.error));
   }
 
@@ -154,7 +153,7 @@ export class BackgroundWorker {
    * Runs `job` in the worker. `fs` is the DB's file system when it is not the real disk: the
    * worker then does its I/O through it. `allocate(count)` grants `count` new table file numbers.
    */
-  async run(job: WorkerJob, fs: FileSystem | undefined, allocate: (count: number) => number[]): Promise<WrittenTable[]> {
+  async run(job: WorkerJob, fs: FileSystem | undefined, allocate: (count: number) => number[]): Promise<JobResult> {
     this.#worker ??= this.#start();
     const worker = this.#worker;
     const id = this.#nextId++;
@@ -167,7 +166,7 @@ export class BackgroundWorker {
       served = { port: channel.port2, sync };
     }
     try {
-      return await new Promise<WrittenTable[]>((resolve, reject) => {
+      return await new Promise<JobResult>((resolve, reject) => {
         this.#jobs.set(id, { allocate, granted: [], resolve, reject });
         worker.ref();
         const msg: ToWorker = { type: 'job', id, job, fs: served };

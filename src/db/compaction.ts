@@ -7,6 +7,10 @@
  * - Level n >= 1 has a size target, `levelBaseSize * levelMultiplier^(n-1)`. The level most over
  *   its target gives one table (taken round-robin through the key space) to merge with the
  *   tables it overlaps in level n+1.
+ * - A trivial move: inputs that overlap nothing in the output level (and little in the level
+ *   below it) change level in the manifest only, with no rewrite (LevelDB's `IsTrivialMove`).
+ * - An output table is cut once it overlaps more than `maxGrandparentOverlap` bytes of the level
+ *   below the output level (LevelDB's grandparent limit), so that compacting it later stays small.
  *
  * @module
  */
@@ -21,12 +25,28 @@ export interface CompactionPlan {
   level: number;
   outputLevel: number;
   reason: 'l0' | 'size' | 'manual';
+  /**
+   * Set when the inputs can move to the output level as they are: one source level only, whose
+   * tables overlap neither each other nor anything in the output level, and each overlaps at
+   * most `maxGrandparentOverlap` bytes of the level below the output level.
+   */
+  trivialMove?: true;
 }
 
 export interface CompactionSettings {
   l0CompactionTrigger: number;
   levelBaseSize: number;
   levelMultiplier: number;
+  /** Target size of a compaction's output table; the grandparent limit is a multiple of it. */
+  tableFileSize?: number;
+}
+
+/** Output tables overlap at most this many target-sizes of the grandparent level (LevelDB's 10). */
+export const GRANDPARENT_OVERLAP_FACTOR = 10;
+
+/** Bytes of the grandparent level one output table may overlap (0: no table size set, no limit). */
+export function maxGrandparentOverlap(s: CompactionSettings): number {
+  return s.tableFileSize === undefined ? 0 : GRANDPARENT_OVERLAP_FACTOR * s.tableFileSize;
 }
 
 /** Target bytes of level `l` (>= 1). */
@@ -34,7 +54,7 @@ export function levelTarget(l: number, s: CompactionSettings): number {
   return s.levelBaseSize * s.levelMultiplier ** (l - 1);
 }
 
-function overlapping(tables: readonly LiveTable[], smallest: Uint8Array, largest: Uint8Array): LiveTable[] {
+export function overlapping(tables: readonly LiveTable[], smallest: Uint8Array, largest: Uint8Array): LiveTable[] {
   return tables.filter((t) => compareKeys(t.meta.largest, smallest) >= 0 && compareKeys(t.meta.smallest, largest) <= 0);
 }
 
@@ -68,19 +88,74 @@ export function pickCompaction(v: Version, s: CompactionSettings, pointers: (Uin
     }
   }
   if (best < 0) return undefined;
+  let plan: CompactionPlan;
   if (best === 0) {
     const [lo, hi] = range(l0);
-    return { inputs: [[...l0], overlapping(v.levels[1]!, lo, hi)], level: 0, outputLevel: 1, reason: 'l0' };
+    plan = { inputs: [[...l0], overlapping(v.levels[1]!, lo, hi)], level: 0, outputLevel: 1, reason: 'l0' };
+  } else {
+    const tables = v.levels[best]!;
+    const after = pointers[best];
+    const pick = (after && tables.find((t) => compareKeys(t.meta.smallest, after) > 0)) || tables[0]!;
+    plan = {
+      inputs: [[pick], overlapping(v.levels[best + 1]!, pick.meta.smallest, pick.meta.largest)],
+      level: best,
+      outputLevel: best + 1,
+      reason: 'size',
+    };
   }
-  const tables = v.levels[best]!;
-  const after = pointers[best];
-  const pick = (after && tables.find((t) => compareKeys(t.meta.smallest, after) > 0)) || tables[0]!;
-  return {
-    inputs: [[pick], overlapping(v.levels[best + 1]!, pick.meta.smallest, pick.meta.largest)],
-    level: best,
-    outputLevel: best + 1,
-    reason: 'size',
-  };
+  if (isTrivialMove(v, plan, s)) plan.trivialMove = true;
+  return plan;
+}
+
+/** True when no two of `tables` overlap. */
+function disjoint(tables: readonly LiveTable[]): boolean {
+  const sorted = [...tables].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
+  for (let i = 1; i < sorted.length; i++) if (compareKeys(sorted[i - 1]!.meta.largest, sorted[i]!.meta.smallest) >= 0) return false;
+  return true;
+}
+
+/** Bytes of `tables` in `smallest..largest`. */
+function overlapBytes(tables: readonly LiveTable[], smallest: Uint8Array, largest: Uint8Array): number {
+  let n = 0;
+  for (const t of overlapping(tables, smallest, largest)) n += t.meta.size;
+  return n;
+}
+
+/**
+ * True when `plan`'s inputs can change level without a rewrite (see {@link CompactionPlan}).
+ * Tombstones and expired entries move along; a later compaction drops them.
+ */
+export function isTrivialMove(v: Version, plan: CompactionPlan, s: CompactionSettings): boolean {
+  if (plan.reason === 'manual' || plan.inputs.length !== 2 || plan.inputs[1]!.length > 0) return false;
+  const upper = plan.inputs[0]!;
+  if (upper.length === 0 || !disjoint(upper)) return false;
+  const grandparents = plan.outputLevel + 1 < LEVELS ? v.levels[plan.outputLevel + 1]! : [];
+  const max = maxGrandparentOverlap(s);
+  if (max === 0) return grandparents.length === 0;
+  return upper.every((t) => overlapBytes(grandparents, t.meta.smallest, t.meta.largest) <= max);
+}
+
+/** The tables of the level below `plan`'s output level that its key range overlaps, in key order. */
+export function grandparentsOf(v: Version, plan: CompactionPlan): LiveTable[] {
+  if (plan.outputLevel + 1 >= LEVELS) return [];
+  const upper = plan.inputs.flat();
+  if (upper.length === 0) return [];
+  const [lo, hi] = range(upper);
+  return overlapping(v.levels[plan.outputLevel + 1]!, lo, hi);
+}
+
+/**
+ * Compaction debt: per level, the bytes a compaction would have to move out of it to bring it
+ * back to its target. L0's target is a table count: all of L0 once it reaches
+ * `l0CompactionTrigger` tables, else nothing. The last level has no target.
+ */
+export function compactionDebt(v: Version, s: CompactionSettings): number[] {
+  return v.levels.map((_, l) => {
+    const bytes = v.levelBytes(l);
+    if (l === 0) return v.levels[0]!.length >= s.l0CompactionTrigger ? bytes : 0;
+    if (l === LEVELS - 1) return 0;
+    return Math.max(0, bytes - levelTarget(l, s));
+  });
 }
 
 /** Everything merged into the deepest level that holds data (at least L1). */

@@ -62,9 +62,16 @@ import {
 } from './backup.js';
 import type { CopySource } from './copy.js';
 import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
-import { type CompactionJob, runCompactionJob, runFlushJob } from './compaction-job.js';
-import { fullCompaction, pickCompaction, type CompactionPlan } from './compaction.js';
-import type { WrittenTable } from './table-sink.js';
+import { type CompactionJob, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
+import {
+  compactionDebt,
+  fullCompaction,
+  grandparentsOf,
+  levelTarget,
+  maxGrandparentOverlap,
+  pickCompaction,
+  type CompactionPlan,
+} from './compaction.js';
 import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
 import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
 import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
@@ -126,16 +133,43 @@ export interface ReadOptions {
 export interface DBStats {
   memtable: { bytes: number; entries: number };
   frozenMemtables: number;
-  levels: { tables: number; bytes: number }[];
+  /**
+   * Per level: tables, bytes, the level's size target (L1 and deeper but the last; L0's trigger is
+   * a table count) and its compaction debt: the bytes over the target (L0: all of it once it has
+   * `l0CompactionTrigger` tables).
+   */
+  levels: { tables: number; bytes: number; targetBytes: number | undefined; debtBytes: number }[];
   lastSequence: number;
   blockCache: BlockCacheStats;
-  /** Writes that had to wait (for a flush or compaction, or behind writes that did), and the total wait. */
+  /**
+   * Writes held while writes were stopped (too many frozen memtables, or L0 at
+   * `l0StopTrigger`), including those queued behind them; and the wall time during which writes
+   * were stopped (periods, not a sum over the waiting writes).
+   */
   writeStalls: number;
   writeStallMs: number;
-  /** Writes delayed 1 ms because L0 passed its slowdown trigger. */
+  /**
+   * Writes delayed by the slowdown (L0 at `l0SlowdownTrigger`: 1 ms per admitted write),
+   * including those queued behind a delayed one, and not stopped; and the wall time spent in
+   * those delays.
+   */
   writeSlowdowns: number;
+  writeSlowdownMs: number;
   flushes: number;
   compactions: number;
+  /** Compactions done by moving tables to the next level without a rewrite (counted in `compactions`). */
+  trivialMoves: number;
+  /** Compactions running now. */
+  compactionsRunning: number;
+  /** Sum of the levels' `debtBytes`. */
+  compactionDebtBytes: number;
+  /**
+   * Where compaction time went, summed over the compactions done (see `JobProfile`): wall ms per
+   * job, reading and merging inputs, encoding and writing outputs, finishing tables (fdatasync
+   * included), yielded to other work on the thread; and the L1 bytes L0->L1 compactions rewrote.
+   */
+  compactionTime: { jobMs: number; readMs: number; writeMs: number; finishMs: number; yieldedMs: number };
+  l0CompactionL1BytesRead: number;
   /** Bytes of keys and values written by users, and bytes written to tables by flushes and compactions. */
   userBytes: number;
   flushBytes: number;
@@ -236,12 +270,21 @@ export class DB<K = string, V = unknown> {
   #closing: Promise<void> | undefined;
   #workerJobs = 0;
   #workerDeaths = 0;
+  /** Since when writes are stopped (undefined: they are not); counts of stops and slowdowns begun. */
+  #stoppedSince: number | undefined;
+  #stopEpoch = 0;
+  #slowEpoch = 0;
+  #compactionsRunning = 0;
+  #compactionTime = { jobMs: 0, readMs: 0, writeMs: 0, finishMs: 0, yieldedMs: 0 };
   #stats = {
     writeStalls: 0,
     writeStallMs: 0,
     writeSlowdowns: 0,
+    writeSlowdownMs: 0,
     flushes: 0,
     compactions: 0,
+    trivialMoves: 0,
+    l0CompactionL1BytesRead: 0,
     userBytes: 0,
     flushBytes: 0,
     compactionBytesRead: 0,
@@ -464,7 +507,9 @@ export class DB<K = string, V = unknown> {
     // Writers that must wait queue up in call order, and a writer arriving while others wait
     // queues behind them: writes reach the WAL in the order they were called.
     if (this.#admissionQueue > 0 || this.#mustWait()) {
-      const t0 = performance.now();
+      const stopEpoch = this.#stopEpoch;
+      const slowEpoch = this.#slowEpoch;
+      const stoppedAtEntry = this.#stoppedSince !== undefined;
       this.#admissionQueue++;
       const mine = this.#admission.then(() => this.#admit());
       this.#admission = mine.catch(() => undefined);
@@ -472,14 +517,15 @@ export class DB<K = string, V = unknown> {
         await mine;
       } finally {
         this.#admissionQueue--;
-        // Every writer that waited counts, including those queued behind the one that met the stall.
-        const ms = performance.now() - t0;
-        this.#stats.writeStalls++;
-        this.#stats.writeStallMs += ms;
-        const meter = this.#opts.meter;
-        meter.counter('db.write_stalls', 1);
-        meter.counter('db.write_stall_ms', ms);
-        meter.event({ type: 'write-stall', durationMs: ms });
+        // A writer queued behind others counts for what held the queue while it waited: a stop
+        // (stalled), else a slowdown (slowed), else nothing (the queue drained at once).
+        if (stoppedAtEntry || this.#stopEpoch !== stopEpoch) {
+          this.#stats.writeStalls++;
+          this.#opts.meter.counter('db.write_stalls', 1);
+        } else if (this.#slowEpoch !== slowEpoch) {
+          this.#stats.writeSlowdowns++;
+          this.#opts.meter.counter('db.write_slowdowns', 1);
+        }
       }
     }
     this.#inflight++;
@@ -547,13 +593,29 @@ export class DB<K = string, V = unknown> {
     if (stopped()) {
       this.#scheduleFlush();
       this.#scheduleCompaction();
-      await this.#until(() => !stopped());
+      const t0 = performance.now();
+      this.#stoppedSince = t0;
+      this.#stopEpoch++;
+      try {
+        await this.#until(() => !stopped());
+      } finally {
+        this.#stoppedSince = undefined;
+        const ms = performance.now() - t0;
+        this.#stats.writeStallMs += ms;
+        const meter = this.#opts.meter;
+        meter.counter('db.write_stall_ms', ms);
+        meter.event({ type: 'write-stall', durationMs: ms });
+      }
       // Not #checkWritable: a write called before close() goes through while the DB closes.
       if (this.#bgError) throw this.#bgError;
     }
     if (this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
-      this.#stats.writeSlowdowns++;
+      this.#slowEpoch++;
+      const t0 = performance.now();
       await new Promise((r) => setTimeout(r, 1));
+      const ms = performance.now() - t0;
+      this.#stats.writeSlowdownMs += ms;
+      this.#opts.meter.counter('db.write_slowdown_ms', ms);
     }
   }
 
@@ -876,13 +938,23 @@ export class DB<K = string, V = unknown> {
   stats(): DBStats {
     const s = this.#stats;
     const written = s.flushBytes + s.compactionBytesWritten;
+    const v = this.#versions.current;
+    const debt = compactionDebt(v, this.#opts);
     return {
       memtable: { bytes: this.#mem.approximateBytes, entries: this.#mem.size },
       frozenMemtables: this.#imm.length,
-      levels: this.#versions.current.levels.map((level, l) => ({ tables: level.length, bytes: this.#versions.current.levelBytes(l) })),
+      levels: v.levels.map((level, l) => ({
+        tables: level.length,
+        bytes: v.levelBytes(l),
+        targetBytes: l === 0 || l === v.levels.length - 1 ? undefined : levelTarget(l, this.#opts),
+        debtBytes: debt[l]!,
+      })),
       lastSequence: this.#seq,
       blockCache: this.#cache.stats(),
       ...s,
+      compactionsRunning: this.#compactionsRunning,
+      compactionDebtBytes: debt.reduce((a, b) => a + b, 0),
+      compactionTime: { ...this.#compactionTime },
       writeAmplification: s.userBytes > 0 ? written / s.userBytes : 0,
       backgroundError: this.#bgError,
       background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
@@ -989,12 +1061,21 @@ export class DB<K = string, V = unknown> {
   }
 
   /** Runs a compaction's merge where the `background` option says. */
-  async #compactionJob(plan: CompactionPlan): Promise<WrittenTable[]> {
+  async #compactionJob(plan: CompactionPlan): Promise<JobResult> {
     const job: CompactionJob = {
       kind: 'compaction',
       dir: this.#dir,
       compression: this.#opts.compression,
       tableFileSize: this.#opts.tableFileSize,
+      grandparents:
+        plan.reason === 'manual'
+          ? []
+          : grandparentsOf(this.#versions.current, plan).map((t) => ({
+              smallest: new Uint8Array(t.meta.smallest),
+              largest: new Uint8Array(t.meta.largest),
+              size: t.meta.size,
+            })),
+      maxGrandparentOverlap: maxGrandparentOverlap(this.#opts),
       // Copies: posting a key that views a larger buffer (a decoded manifest) would clone it all.
       inputs: plan.inputs.map((tables) => tables.map((t) => detachedMeta(t.meta))),
       overlappingFirst: plan.level === 0,
@@ -1023,7 +1104,7 @@ export class DB<K = string, V = unknown> {
    * any manifest names) leaves files under the numbers it was granted: they are removed, and the
    * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
    */
-  async #inWorker(job: WorkerJob): Promise<WrittenTable[]> {
+  async #inWorker(job: WorkerJob): Promise<JobResult> {
     const worker = BackgroundWorker.shared();
     // With the real disk the worker opens the files itself; any other file system is served to it.
     const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
@@ -1050,7 +1131,7 @@ export class DB<K = string, V = unknown> {
     const t0 = performance.now();
     const f = this.#imm[this.#imm.length - 1]!;
     const output = { dir: this.#dir, compression: this.#opts.compression };
-    const written =
+    const { tables: written } =
       this.#opts.background === 'inline'
         ? await runFlushJob(f.table, output, { fs: this.#fs, newFileNumber: this.#versions.newFileNumber })
         : await this.#inWorker({ kind: 'flush', ...output, arena: f.table.arena() });
@@ -1085,28 +1166,82 @@ export class DB<K = string, V = unknown> {
 
   async #runCompaction(plan: CompactionPlan): Promise<void> {
     const t0 = performance.now();
-    const written = await this.#compactionJob(plan);
+    this.#compactionsRunning++;
+    try {
+      if (plan.trivialMove) await this.#moveTables(plan, t0);
+      else await this.#mergeTables(plan, t0);
+    } finally {
+      this.#compactionsRunning--;
+    }
+    const upper = plan.inputs[0]!;
+    if (plan.reason === 'size' && upper.length > 0) this.#versions.pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
+  }
+
+  /** A trivial move: the manifest moves the tables a level down; no table is read or written. */
+  async #moveTables(plan: CompactionPlan, t0: number): Promise<void> {
+    const tables = plan.inputs[0]!;
+    // The same readers: VersionSet.install never closes a table the current manifest names.
+    await this.#versions.install({
+      added: tables.map((table) => ({ level: plan.outputLevel, table })),
+      removed: new Set(tables.map((t) => t.meta.fileNumber)),
+    });
+    this.#stats.compactions++;
+    this.#stats.trivialMoves++;
+    const meter = this.#opts.meter;
+    const ms = performance.now() - t0;
+    meter.counter('db.compactions', 1);
+    meter.histogram('db.compaction_ms', ms);
+    meter.event({
+      type: 'compaction',
+      level: plan.level,
+      outputLevel: plan.outputLevel,
+      bytesRead: 0,
+      bytesWritten: 0,
+      durationMs: ms,
+      trivialMove: true,
+    });
+  }
+
+  async #mergeTables(plan: CompactionPlan, t0: number): Promise<void> {
+    const { tables: written, profile } = await this.#compactionJob(plan);
     const added = await this.#versions.openTables(written);
     const removed = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) removed.add(t.meta.fileNumber);
     // Applied at install time to the live version: a flush may have added L0 tables meanwhile.
     await this.#versions.install({ added: added.map((table) => ({ level: plan.outputLevel, table })), removed });
-    const upper = plan.inputs[0]!;
-    if (plan.reason === 'size' && upper.length > 0) this.#versions.pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
     let bytesRead = 0;
     let bytesWritten = 0;
     for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;
     for (const w of written) bytesWritten += w.meta.size;
+    let l1BytesRead = 0;
+    if (plan.reason === 'l0') for (const t of plan.inputs[1] ?? []) l1BytesRead += t.meta.size;
     this.#stats.compactions++;
     this.#stats.compactionBytesRead += bytesRead;
     this.#stats.compactionBytesWritten += bytesWritten;
+    this.#stats.l0CompactionL1BytesRead += l1BytesRead;
+    const time = this.#compactionTime;
+    time.jobMs += profile.totalMs;
+    time.readMs += profile.readMs;
+    time.writeMs += profile.writeMs;
+    time.finishMs += profile.finishMs;
+    time.yieldedMs += profile.yieldedMs;
     const meter = this.#opts.meter;
     const ms = performance.now() - t0;
     meter.counter('db.compactions', 1);
     meter.counter('db.compaction_read_bytes', bytesRead);
     meter.counter('db.compaction_written_bytes', bytesWritten);
     meter.histogram('db.compaction_ms', ms);
-    meter.event({ type: 'compaction', level: plan.level, outputLevel: plan.outputLevel, bytesRead, bytesWritten, durationMs: ms });
+    meter.event({
+      type: 'compaction',
+      level: plan.level,
+      outputLevel: plan.outputLevel,
+      bytesRead,
+      bytesWritten,
+      durationMs: ms,
+      inputTables: plan.inputs.map((tables) => tables.length),
+      outputTables: written.length,
+      profile,
+    });
   }
 
   // -- open --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { JobProfile } from './compaction-job.js';
 import { noopMeter, safeMeter, type Meter, type WalCounter, type WalEvent, type WalHistogram } from '../wal/meter.js';
 
 /** Counter names the DB increments. */
@@ -20,10 +21,14 @@ export type DBCounter =
   | 'db.compaction_read_bytes'
   /** Bytes of tables written by compactions. */
   | 'db.compaction_written_bytes'
-  /** Writes that waited for a flush or compaction (or behind writes that did). */
+  /** Writes held while writes were stopped for a flush or compaction (or queued behind them). */
   | 'db.write_stalls'
-  /** Milliseconds writes spent waiting, in all. */
+  /** Milliseconds during which writes were stopped (wall time, not a sum over the writers). */
   | 'db.write_stall_ms'
+  /** Writes delayed by the L0 slowdown (or queued behind one), and not stopped. */
+  | 'db.write_slowdowns'
+  /** Milliseconds spent in slowdown delays (wall time). */
+  | 'db.write_slowdown_ms'
   /** Errors that stopped background work (and writes). */
   | 'db.background_errors'
   /** Background workers that died while they ran one of this DB's jobs (the job ran again). */
@@ -39,7 +44,22 @@ export type DBHistogram =
 /** Notable things that happened to the DB. */
 export type DBEvent =
   | { type: 'flush'; tables: number; bytes: number; durationMs: number }
-  | { type: 'compaction'; level: number; outputLevel: number; bytesRead: number; bytesWritten: number; durationMs: number }
+  | {
+      type: 'compaction';
+      level: number;
+      outputLevel: number;
+      bytesRead: number;
+      bytesWritten: number;
+      durationMs: number;
+      /** A trivial move: the tables changed level without a rewrite. */
+      trivialMove?: true;
+      /** Input tables per input level, and output tables (a merge only). */
+      inputTables?: number[];
+      outputTables?: number;
+      /** Where the merge's time went (a merge only). */
+      profile?: JobProfile;
+    }
+  /** Writes were stopped for `durationMs` (one event per stop, however many writes it held). */
   | { type: 'write-stall'; durationMs: number }
   | { type: 'background-error'; error: Error };
 

@@ -36,10 +36,15 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 export class Slicer {
   #start = performance.now();
   #n = 0;
+  /** Milliseconds spent yielded: the share of the thread other work took meanwhile. */
+  yieldedMs = 0;
   async tick(): Promise<void> {
-    if ((++this.#n & 63) !== 0 || performance.now() - this.#start < SLICE_MS) return;
+    if ((++this.#n & 63) !== 0) return;
+    const now = performance.now();
+    if (now - this.#start < SLICE_MS) return;
     await yieldToLoop();
     this.#start = performance.now();
+    this.yieldedMs += this.#start - now;
   }
 }
 
@@ -51,6 +56,8 @@ export class TableSink {
   #number = 0;
   readonly written: WrittenTable[] = [];
   readonly #pending: TableWriter[] = [];
+  /** Milliseconds spent finishing tables: their last blocks, index, footer and fdatasync. */
+  finishMs = 0;
 
   constructor(target: TableSinkTarget, maxFileSize: number) {
     this.#target = target;
@@ -69,11 +76,23 @@ export class TableSink {
     if (this.#writer.fileSize >= this.#maxFileSize) await this.#cut();
   }
 
+  /** True while a table is open (an entry was added since the last cut). */
+  get open(): boolean {
+    return this.#writer !== undefined;
+  }
+
+  /** Ends the table being written (if any): the next entry starts a new one. */
+  cut(): Promise<void> {
+    return this.#cut();
+  }
+
   async #cut(): Promise<void> {
     const w = this.#writer;
     if (!w) return;
     this.#writer = undefined;
+    const t0 = performance.now();
     const p = await w.finish();
+    this.finishMs += performance.now() - t0;
     if (p.entryCount === 0 || !p.smallestKey || !p.largestKey) return;
     this.written.push({
       path: w.path,

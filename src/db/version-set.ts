@@ -178,7 +178,8 @@ export class VersionSet {
 
   /**
    * Applies `edit` to the current version: the manifest recording the result is durable before
-   * the new version is live. If the install fails, the added tables' readers are closed.
+   * the new version is live. If the install fails, the added tables' readers are closed (but for
+   * tables already live: a trivial move adds the tables it removes).
    */
   install(edit: VersionEdit): Promise<void> {
     const run = this.#installLock.then(async () => {
@@ -200,7 +201,8 @@ export class VersionSet {
     });
     this.#installLock = run.catch(() => undefined);
     return run.catch(async (err: unknown) => {
-      await this.closeTables(edit.added.map((a) => a.table));
+      // Not the tables a trivial move would have moved: they are still live where they were.
+      await this.closeTables(edit.added.map((a) => a.table).filter((t) => !this.#live.has(t.meta.fileNumber)));
       throw err;
     });
   }

@@ -52,13 +52,13 @@ export const FED_COUNTERS: readonly FedCounter[] = [
   },
   {
     name: 'write_stalls_total',
-    help: 'Writes that waited for a flush or compaction (or behind writes that did).',
+    help: 'Writes held while writes were stopped for a flush or compaction (or queued behind them).',
     from: 'db.write_stalls',
     scale: 1,
   },
   {
     name: 'write_stall_seconds_total',
-    help: 'Seconds writes spent waiting for flushes and compactions, in all.',
+    help: 'Seconds during which writes were stopped for flushes and compactions (wall time).',
     from: 'db.write_stall_ms',
     scale: 1 / 1000,
   },

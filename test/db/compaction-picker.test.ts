@@ -4,7 +4,18 @@
  * versions of fake tables (the picker reads only their metadata).
  */
 import { describe, expect, it } from 'vitest';
-import { fullCompaction, levelTarget, pickCompaction, type CompactionPlan, type CompactionSettings } from '../../src/db/compaction.js';
+import {
+  compactionDebt,
+  fullCompaction,
+  grandparentsOf,
+  isTrivialMove,
+  levelTarget,
+  maxGrandparentOverlap,
+  pickCompaction,
+  type CompactionPlan,
+  type CompactionSettings,
+} from '../../src/db/compaction.js';
+import { GrandparentLimit } from '../../src/db/compaction-job.js';
 import { LEVELS, Version, type LiveTable } from '../../src/db/version.js';
 import type { TableReader } from '../../src/sstable/table-reader.js';
 
@@ -77,14 +88,18 @@ describe('pickCompaction: the L0 trigger', () => {
     expect(plan.inputs[0]).not.toBe(v.levels[0]);
   });
 
-  it('with nothing in L1 to overlap, L0 goes down alone', () => {
+  it('with nothing in L1 to overlap, L0 goes down alone (disjoint L0 tables: a trivial move)', () => {
     const l0 = [table('a', 'b'), table('c', 'd'), table('e', 'f'), table('g', 'h'), table('i', 'j')];
     expect(numbers(pickCompaction(version(l0, [table('x', 'z')]), S, NONE))).toEqual({
       inputs: [ids(l0), []],
       level: 0,
       outputLevel: 1,
       reason: 'l0',
+      trivialMove: true,
     });
+    // Overlapping L0 tables must be merged: no move.
+    const overlapping = [table('a', 'c'), table('b', 'd'), table('e', 'f'), table('g', 'h')];
+    expect(pickCompaction(version(overlapping, [table('x', 'z')]), S, NONE)?.trivialMove).toBeUndefined();
   });
 
   it('one table short of the trigger it waits, even with L1 empty', () => {
@@ -205,5 +220,85 @@ describe('fullCompaction', () => {
       expect(tables).toEqual(v.levels[l]);
       expect(tables).not.toBe(v.levels[l]);
     });
+  });
+});
+
+describe('trivial moves', () => {
+  const T: CompactionSettings = { ...S, tableFileSize: 100 }; // grandparent limit: 1000 bytes
+
+  it('a table of a level over its target that overlaps nothing below moves; one that overlaps something does not', () => {
+    const lone = table('m', 'p', 2000);
+    expect(pickCompaction(version([], [lone], [table('a', 'l'), table('q', 'z')]), T, NONE)).toMatchObject({
+      level: 1,
+      outputLevel: 2,
+      trivialMove: true,
+    });
+    expect(pickCompaction(version([], [lone], [table('a', 'm')]), T, NONE)?.trivialMove).toBeUndefined();
+  });
+
+  it('not when the table overlaps more than the grandparent limit of the level below the output level', () => {
+    const src = table('b', 'y', 2000);
+    const gp = (size: number): LiveTable[] => [table('a', 'c', size), table('d', 'e', size)];
+    expect(pickCompaction(version([], [src], [], gp(500)), T, NONE)?.trivialMove).toBe(true); // 1000: at the limit
+    expect(pickCompaction(version([], [src], [], gp(501)), T, NONE)?.trivialMove).toBeUndefined();
+    // Without a table size (no limit) only an empty grandparent level allows it.
+    expect(pickCompaction(version([], [src], [], gp(1)), S, NONE)?.trivialMove).toBeUndefined();
+  });
+
+  it('never for a manual compaction, and never with output-level inputs', () => {
+    const v = version([table('a', 'b')]);
+    expect(isTrivialMove(v, fullCompaction(v)!, T)).toBe(false);
+    const t = table('a', 'b');
+    expect(isTrivialMove(v, { inputs: [[t], [table('a', 'a')]], level: 1, outputLevel: 2, reason: 'size' }, T)).toBe(false);
+    expect(isTrivialMove(v, { inputs: [[], []], level: 1, outputLevel: 2, reason: 'size' }, T)).toBe(false);
+  });
+
+  it('the grandparents of a plan are the tables of the level below the output that its range overlaps', () => {
+    const gps = [table('a', 'b'), table('c', 'f'), table('g', 'h'), table('x', 'z')];
+    const v = version([table('d', 'e'), table('c', 'g')], [], gps);
+    const plan = pickCompaction(v, { ...T, l0CompactionTrigger: 2 }, NONE)!;
+    expect(ids(grandparentsOf(v, plan))).toEqual(ids(gps.slice(1, 3)));
+    expect(
+      grandparentsOf(version([], [], [], [], [], [table('a', 'z')]), {
+        inputs: [[table('a', 'b')], []],
+        level: 6,
+        outputLevel: 6,
+        reason: 'size',
+      }),
+    ).toEqual([]);
+    expect(maxGrandparentOverlap(T)).toBe(1000);
+    expect(maxGrandparentOverlap(S)).toBe(0);
+  });
+});
+
+describe('GrandparentLimit (LevelDB ShouldStopBefore)', () => {
+  const gp = (smallest: string, largest: string, size: number) => ({ smallest: key(smallest), largest: key(largest), size });
+
+  it('cuts once the output has passed more than the limit of grandparent bytes, and starts counting again', () => {
+    const limit = new GrandparentLimit([gp('a', 'b', 60), gp('c', 'd', 60), gp('e', 'f', 60), gp('g', 'h', 60)], 100);
+    const cuts = ['a', 'b', 'c', 'd', 'd1', 'e', 'f1', 'g', 'h1', 'z'].map((k) => limit.shouldStopBefore(key(k)));
+    // 'c' passes a..b (60), 'd1' passes c..d (120 > 100: cut, reset), 'f1' passes e..f (60),
+    // 'h1' passes g..h (120: cut).
+    expect(cuts).toEqual([false, false, false, false, true, false, false, false, true, false]);
+  });
+
+  it('grandparents passed before the first key do not count', () => {
+    const limit = new GrandparentLimit([gp('a', 'b', 500), gp('c', 'd', 500)], 100);
+    expect(limit.shouldStopBefore(key('x'))).toBe(false);
+    expect(limit.shouldStopBefore(key('y'))).toBe(false);
+  });
+
+  it('no limit (0) never cuts', () => {
+    const limit = new GrandparentLimit([gp('a', 'b', 1e9)], 0);
+    expect(['a', 'c', 'z'].map((k) => limit.shouldStopBefore(key(k)))).toEqual([false, false, false]);
+  });
+});
+
+describe('compactionDebt', () => {
+  it('L0: all its bytes once at the trigger; deeper levels: bytes over their target; the last level: none', () => {
+    const l0 = [table('a', 'b', 10), table('a', 'b', 20), table('a', 'b', 30)];
+    expect(compactionDebt(version(l0), S)[0]).toBe(0);
+    const v = version([...l0, table('a', 'b', 40)], [table('a', 'b', 1500)], [table('a', 'b', 9000)], [], [], [], [table('a', 'z', 1e12)]);
+    expect(compactionDebt(v, S)).toEqual([100, 500, 0, 0, 0, 0, 0]);
   });
 });
