@@ -1173,8 +1173,12 @@ export class DB<K = string, V = unknown> {
     } finally {
       this.#compactionsRunning--;
     }
+  }
+
+  /** A size compaction moves its level's round-robin position (in the manifest it installs). */
+  #pointerEdit(plan: CompactionPlan): { compactPointer?: { level: number; key: Uint8Array } } {
     const upper = plan.inputs[0]!;
-    if (plan.reason === 'size' && upper.length > 0) this.#versions.pointers[plan.level] = upper[upper.length - 1]!.meta.largest;
+    return plan.reason === 'size' && upper.length > 0 ? { compactPointer: { level: plan.level, key: upper[upper.length - 1]!.meta.largest } } : {};
   }
 
   /** A trivial move: the manifest moves the tables a level down; no table is read or written. */
@@ -1184,6 +1188,7 @@ export class DB<K = string, V = unknown> {
     await this.#versions.install({
       added: tables.map((table) => ({ level: plan.outputLevel, table })),
       removed: new Set(tables.map((t) => t.meta.fileNumber)),
+      ...this.#pointerEdit(plan),
     });
     this.#stats.compactions++;
     this.#stats.trivialMoves++;
@@ -1208,7 +1213,7 @@ export class DB<K = string, V = unknown> {
     const removed = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) removed.add(t.meta.fileNumber);
     // Applied at install time to the live version: a flush may have added L0 tables meanwhile.
-    await this.#versions.install({ added: added.map((table) => ({ level: plan.outputLevel, table })), removed });
+    await this.#versions.install({ added: added.map((table) => ({ level: plan.outputLevel, table })), removed, ...this.#pointerEdit(plan) });
     let bytesRead = 0;
     let bytesWritten = 0;
     for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;

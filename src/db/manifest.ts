@@ -18,8 +18,10 @@
  *  +--------+--------+-----------+----------+----------------------+
  *  magic "SDMTMANI"; length = file size - 20; crc: masked CRC-32C of the payload.
  *  payload: a map { nextFileNumber, lastSeq, flushedThrough: { segmentId, offset } | nil,
- *  levels: [[{ fileNumber, size, smallest: bin, largest: bin, minSeq, maxSeq, entries }]] },
- *  written in this order; every number a non-negative integer below 2^53.
+ *  levels: [[{ fileNumber, size, smallest: bin, largest: bin, minSeq, maxSeq, entries }]],
+ *  compactPointers?: [bin | nil] },
+ *  written in this order (compactPointers only when a level has one); every number a
+ *  non-negative integer below 2^53.
  * ```
  * `CURRENT` is one line: `MANIFEST-<n> <crc of that name, 8 hex digits>\n`.
  *
@@ -63,6 +65,12 @@ export interface ManifestState {
   flushedThrough: Position | null;
   /** Tables per level; L0 newest first, other levels ordered by key. */
   levels: TableMeta[][];
+  /**
+   * Per level, the largest key last compacted out of it by a size compaction (LevelDB's
+   * compaction pointer): the next one starts after it, round robin. null or missing: from the
+   * start. A manifest written before this field existed has none.
+   */
+  compactPointers?: (Uint8Array | null)[];
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -86,6 +94,10 @@ export function encodeManifest(state: ManifestState): Buffer {
         entries: t.entries,
       })),
     ),
+    // Only when a level has one: a manifest without pointers keeps the bytes it always had.
+    ...(state.compactPointers?.some((p) => p)
+      ? { compactPointers: state.compactPointers.map((p) => (p ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : null)) }
+      : {}),
   });
   const out = Buffer.alloc(HEADER + payload.length);
   MAGIC.copy(out, 0);
@@ -130,6 +142,8 @@ function isManifestState(v: unknown): boolean {
   if (!isNat(s.nextFileNumber) || !isNat(s.lastSeq) || !Array.isArray(s.levels)) return false;
   const f = s.flushedThrough as Record<string, unknown> | null | undefined;
   if (f !== null && (typeof f !== 'object' || !isNat(f?.segmentId) || !isNat(f?.offset))) return false;
+  const pointers = s.compactPointers;
+  if (pointers !== undefined && (!Array.isArray(pointers) || !pointers.every((p) => p === null || p instanceof Uint8Array))) return false;
   return s.levels.every(
     (level) =>
       Array.isArray(level) &&

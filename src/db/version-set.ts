@@ -37,6 +37,8 @@ export interface VersionEdit<T extends { meta: TableMeta } = LiveTable> {
   lastSeq?: number;
   /** The WAL position the tables now cover: replay starts after it. */
   flushedThrough?: Position | null;
+  /** A size compaction's new round-robin position: the largest key it took out of `level`. */
+  compactPointer?: { level: number; key: Uint8Array };
 }
 
 /**
@@ -51,6 +53,13 @@ export function applyEdit<T extends { meta: TableMeta }>(levels: readonly (reado
     if (added.length === 0) continue;
     out[l] = l === 0 ? [...added, ...out[l]!] : [...out[l]!, ...added].sort((a, b) => compareKeys(a.meta.smallest, b.meta.smallest));
   }
+  return out;
+}
+
+/** `pointers` with level `level`'s set to `key` (a copy: the key may view a larger buffer). */
+function withPointer(pointers: readonly (Uint8Array | null)[] | undefined, p: { level: number; key: Uint8Array }): (Uint8Array | null)[] {
+  const out = Array.from({ length: Math.max(LEVELS, pointers?.length ?? 0) }, (_, l) => pointers?.[l] ?? null);
+  out[p.level] = new Uint8Array(p.key);
   return out;
 }
 
@@ -77,8 +86,6 @@ export class VersionSet {
   /** Obsolete tables being deleted: close waits for them. */
   readonly #deletions = new Set<Promise<void>>();
   #closed = false;
-  /** Per level, the largest key last compacted out of it: where the next size compaction starts. */
-  readonly pointers: (Uint8Array | undefined)[] = [];
 
   private constructor(fs: FileSystem, dir: string, cache: BlockCache, current: CurrentManifest) {
     this.#fs = fs;
@@ -152,6 +159,14 @@ export class VersionSet {
     return this.#state;
   }
 
+  /**
+   * Per level, the largest key last compacted out of it: where the next size compaction starts.
+   * Recorded in the manifest (`compactPointers`), so the round robin survives a restart.
+   */
+  get pointers(): (Uint8Array | undefined)[] {
+    return (this.#state.compactPointers ?? []).map((p) => p ?? undefined);
+  }
+
   /** Allocates a table file number. */
   readonly newFileNumber = (): number => this.#nextFileNumber++;
 
@@ -188,6 +203,7 @@ export class VersionSet {
         ...this.#state,
         ...(edit.lastSeq === undefined ? {} : { lastSeq: Math.max(this.#state.lastSeq, edit.lastSeq) }),
         ...(edit.flushedThrough === undefined ? {} : { flushedThrough: edit.flushedThrough }),
+        ...(edit.compactPointer === undefined ? {} : { compactPointers: withPointer(this.#state.compactPointers, edit.compactPointer) }),
         nextFileNumber: this.#nextFileNumber,
         levels: levels.map((level) => level.map((t) => t.meta)),
       };

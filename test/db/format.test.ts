@@ -120,6 +120,43 @@ describe('MANIFEST-<n> (version 1): golden bytes', () => {
     expect(decodeManifest(bytes, 'm')).toEqual(empty);
   });
 
+  it('compaction pointers: written after levels only when a level has one (nil for the others); an older manifest without them decodes', () => {
+    const withPointers: ManifestState = {
+      nextFileNumber: 1,
+      lastSeq: 0,
+      flushedThrough: null,
+      levels: [[]],
+      compactPointers: [null, Buffer.from('k')],
+    };
+    const bytes = encodeManifest(withPointers);
+    expect(hex(bytes)).toBe(
+      [
+        '53444d544d414e49',
+        '01000000', // still version 1: a reader ignores fields it does not know
+        '4a000000', // 74
+        'a1a95345',
+        'de0005',
+        `${str('nextFileNumber')}01`,
+        `${str('lastSeq')}00`,
+        `${str('flushedThrough')}c0`,
+        `${str('levels')}9190`,
+        `${str('compactPointers')}92c0c4016b`, // [nil, bin8 "k"]
+      ].join(''),
+    );
+    const decoded = decodeManifest(bytes, 'm');
+    expect(decoded.compactPointers?.map((p) => p && hex(p))).toEqual([null, ascii('k')]);
+    // All null (or none): the field is left out, and the bytes are those of a manifest without it.
+    const none = encodeManifest({ ...withPointers, compactPointers: [null, null] });
+    expect(hex(none)).toBe(hex(encodeManifest({ nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: [[]] })));
+    expect(decodeManifest(none, 'm').compactPointers).toBeUndefined();
+    // A pointer that is not bin nor nil is damage.
+    const bad = Buffer.from(bytes);
+    bad[bad.length - 3] = 0xc3; // true instead of bin8's tag
+    const payload = bad.subarray(20);
+    bad.writeUInt32LE(maskedCrcOf(payload), 16);
+    expect(() => decodeManifest(bad, 'MANIFEST-000002')).toThrow(CorruptionError);
+  });
+
   it('integers from 2^32 on are float64; the field order is fixed whatever order the object has', () => {
     const big: ManifestState = {
       levels: [],
