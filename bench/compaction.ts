@@ -176,6 +176,10 @@ const report = {
   levels: s.levels.map((l) => `${l.tables}/${MB(l.bytes)}`).join(' '),
   l0OverTriggerShare: samples ? +(overTrigger / samples).toFixed(2) : 0,
   l0OverTriggerNoCompactionShare: samples ? +(idleOverTrigger / samples).toFixed(2) : 0,
+  perLevel: [0, 1, 2, 3, 4, 5].map((l) => {
+    const js = jobs.slice(0, timedJobs).filter((j) => j.level === l);
+    return `L${l}: ${js.length} jobs, ${MB(js.reduce((a, j) => a + j.bytesRead, 0))} MB read, ${MB(js.reduce((a, j) => a + j.bytesWritten, 0))} MB written`;
+  }),
   compactionTime: {
     jobS: +(sum((p) => p.totalMs) / 1000).toFixed(1),
     readS: +(sum((p) => p.readMs) / 1000).toFixed(1),

@@ -228,15 +228,11 @@ async function openLmdbEngine(dir: string): Promise<Engine> {
 }
 
 /**
- * Sediment's compaction trigger, from its public stats and its default options (this benchmark
- * does not change them): L0 at `l0CompactionTrigger` (4) tables, or a level past its target
- * (L1 32 MiB, x10 per level). While this holds the compaction lane is busy (it loops while
- * `pickCompaction` finds work); it turns false when the last compaction installs.
+ * Whether sediment owes or runs a compaction, from its public stats: compaction debt (L0 at
+ * `l0CompactionTrigger` tables, or a level past its target) or a compaction running. While this
+ * holds the compaction lane is busy (it loops while `pickCompaction` finds work); it turns false
+ * when the last compaction installs.
  */
 export function compactionNeeded(s: DBStats): boolean {
-  if ((s.levels[0]?.tables ?? 0) >= 4) return true;
-  for (let l = 1; l < s.levels.length - 1; l++) {
-    if ((s.levels[l]?.bytes ?? 0) > 32 * 1024 * 1024 * 10 ** (l - 1)) return true;
-  }
-  return false;
+  return s.compactionDebtBytes > 0 || s.compactionsRunning > 0;
 }

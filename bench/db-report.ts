@@ -126,8 +126,9 @@ function concurrentSection(units: readonly UnitResult[], print: (s?: string) => 
   if (sed.length > 0) {
     print();
     print(
-      "sediment's db.stats() over each phase. Stalls: writes that waited to be admitted (writeStalls, writeStallMs: a hard stop for a flush or compaction, a 1 ms " +
-        "slowdown, or queued behind either; the time is every waiting writer's wait added up); slowdowns: writes delayed 1 ms because L0 passed its slowdown trigger. " +
+      "sediment's db.stats() over each phase. Stalls: writes held while writes were stopped (too many frozen memtables, or L0 at its stop trigger), " +
+        'including those queued behind them, and the wall time writes were stopped (writeStalls, writeStallMs); slowdowns: writes delayed by the L0 slowdown ' +
+        '(one 1 ms delay per group of waiting writes) and not stopped, and the wall time of those delays (writeSlowdowns, writeSlowdownMs). ' +
         'WA = (flushBytes + compactionBytesWritten) / userBytes over the phase; "WA settled" adds the compactions ' +
         'it still owed after the last put (finished untimed; "settle s"). Max L0 / frozen: most L0 tables and frozen memtables seen (stats() every 100 ms).',
     );
@@ -142,7 +143,7 @@ function concurrentSection(units: readonly UnitResult[], print: (s?: string) => 
           bufferLabel(u),
           p.workload,
           `${fmtInt(s.writeStalls)} (${fmtInt(s.writeStallMs)} ms)`,
-          fmtInt(s.writeSlowdowns),
+          `${fmtInt(s.writeSlowdowns)} (${fmtInt(s.writeSlowdownMs ?? 0)} ms)`,
           fmtInt(s.flushes),
           fmtInt(s.compactions),
           MBf(s.userBytes),

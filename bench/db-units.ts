@@ -66,6 +66,7 @@ export interface SedimentDelta {
   writeStalls: number;
   writeStallMs: number;
   writeSlowdowns: number;
+  writeSlowdownMs: number;
   flushes: number;
   compactions: number;
   userBytes: number;
@@ -163,6 +164,7 @@ type Counter =
   | 'writeStalls'
   | 'writeStallMs'
   | 'writeSlowdowns'
+  | 'writeSlowdownMs'
   | 'flushes'
   | 'compactions'
   | 'userBytes'
@@ -224,6 +226,7 @@ function sedimentDelta(d: (k: Counter) => number, maxL0Tables: number, maxFrozen
     writeStalls: d('writeStalls'),
     writeStallMs: d('writeStallMs'),
     writeSlowdowns: d('writeSlowdowns'),
+    writeSlowdownMs: d('writeSlowdownMs'),
     flushes: d('flushes'),
     compactions: d('compactions'),
     userBytes: d('userBytes'),

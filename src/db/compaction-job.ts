@@ -20,7 +20,7 @@ import type { ArenaChunks } from '../memtable/arena-format.js';
 import type { TableCompression } from '../sstable/format.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';
-import { findTable, LevelCursor, MergingCursor, type LevelTable } from './merge.js';
+import { findTable, HeapMergingCursor, LevelCursor, type LevelTable } from './merge.js';
 import { Slicer, TableSink, type WrittenTable } from './table-sink.js';
 
 /** Where a job writes its tables, and how. */
@@ -145,6 +145,38 @@ export interface JobEnvironment {
   newFileNumber(): number | Promise<number>;
 }
 
+/**
+ * Flushes running on this thread, and what compactions wait for while there are any: a flush
+ * goes first (RocksDB runs them in a pool of their own), since frozen memtables waiting for it
+ * stop every write, while a compaction that waits only lets L0 grow a little.
+ */
+let flushesRunning = 0;
+let flushesDone: { promise: Promise<void>; resolve: () => void } | undefined;
+
+function flushStarted(): void {
+  flushesRunning++;
+}
+
+function flushEnded(): void {
+  if (--flushesRunning > 0) return;
+  const done = flushesDone;
+  flushesDone = undefined;
+  done?.resolve();
+}
+
+/** Undefined, or a promise that resolves once no flush runs on this thread. */
+function flushesIdle(): Promise<void> | undefined {
+  if (flushesRunning === 0) return undefined;
+  if (!flushesDone) {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    flushesDone = { promise, resolve };
+  }
+  return flushesDone.promise;
+}
+
 /** True when a table of a level in `below` has a range that holds `key`. */
 export function mayExistBelow(below: readonly (readonly { meta: KeyRange }[])[], key: Uint8Array): boolean {
   for (const tables of below) {
@@ -177,8 +209,8 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
       else cursors.push(new LevelCursor(tables, false));
     }
     for (const c of cursors) c.seekToFirst();
-    const merge = new MergingCursor(cursors, false);
-    const slicer = new Slicer();
+    const merge = new HeapMergingCursor(cursors);
+    const slicer = new Slicer(flushesIdle);
     const limit = new GrandparentLimit(job.grandparents, job.maxGrandparentOverlap);
     let readMs = 0;
     let writeMs = 0;
@@ -250,6 +282,7 @@ export async function runFlushJob(
     { fs: env.fs, dir: output.dir, compression: output.compression, newFileNumber: () => env.newFileNumber() },
     Infinity,
   );
+  flushStarted();
   try {
     const slicer = new Slicer();
     let n = 0;
@@ -277,5 +310,7 @@ export async function runFlushJob(
   } catch (err) {
     await sink.abort();
     throw err;
+  } finally {
+    flushEnded();
   }
 }

@@ -263,6 +263,9 @@ export class DB<K = string, V = unknown> {
   #compactScheduled = false;
   #inflight = 0;
   #admission: Promise<void> = Promise.resolve();
+  /** Tickets of writers that queued for admission, and the last one a slowdown delay admitted. */
+  #admissionTicket = 0;
+  #slowGroupEnd = 0;
   /** WAL bytes behind the active memtable (approximate: frames of the records it received). */
   #walBytesSinceFreeze = 0;
   #admissionQueue = 0;
@@ -274,6 +277,8 @@ export class DB<K = string, V = unknown> {
   #stoppedSince: number | undefined;
   #stopEpoch = 0;
   #slowEpoch = 0;
+  /** True while a slowdown delay runs. */
+  #slowing = false;
   #compactionsRunning = 0;
   #compactionTime = { jobMs: 0, readMs: 0, writeMs: 0, finishMs: 0, yieldedMs: 0 };
   #stats = {
@@ -510,8 +515,10 @@ export class DB<K = string, V = unknown> {
       const stopEpoch = this.#stopEpoch;
       const slowEpoch = this.#slowEpoch;
       const stoppedAtEntry = this.#stoppedSince !== undefined;
+      const slowedAtEntry = this.#slowing;
       this.#admissionQueue++;
-      const mine = this.#admission.then(() => this.#admit());
+      const ticket = ++this.#admissionTicket;
+      const mine = this.#admission.then(() => this.#admit(ticket));
       this.#admission = mine.catch(() => undefined);
       try {
         await mine;
@@ -522,7 +529,7 @@ export class DB<K = string, V = unknown> {
         if (stoppedAtEntry || this.#stopEpoch !== stopEpoch) {
           this.#stats.writeStalls++;
           this.#opts.meter.counter('db.write_stalls', 1);
-        } else if (this.#slowEpoch !== slowEpoch) {
+        } else if (slowedAtEntry || this.#slowEpoch !== slowEpoch) {
           this.#stats.writeSlowdowns++;
           this.#opts.meter.counter('db.write_slowdowns', 1);
         }
@@ -587,7 +594,7 @@ export class DB<K = string, V = unknown> {
   }
 
   /** Write stalls: wait for flushes or compaction, LevelDB style (slow down, then stop). */
-  async #admit(): Promise<void> {
+  async #admit(ticket: number): Promise<void> {
     const stopped = (): boolean =>
       this.#imm.length >= this.#opts.maxFrozenMemtables || this.#versions.current.levels[0]!.length >= this.#opts.l0StopTrigger;
     if (stopped()) {
@@ -609,10 +616,16 @@ export class DB<K = string, V = unknown> {
       // Not #checkWritable: a write called before close() goes through while the DB closes.
       if (this.#bgError) throw this.#bgError;
     }
-    if (this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger) {
+    // The slowdown delays a group of writes, as LevelDB delays a write group once: one 1 ms
+    // delay admits every writer that queued before it ended. (Delaying each writer by 1 ms in
+    // turn would cap 64 concurrent writers at 1,000 writes/s.)
+    if (this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger && ticket > this.#slowGroupEnd) {
       this.#slowEpoch++;
+      this.#slowing = true;
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, 1));
+      this.#slowing = false;
+      this.#slowGroupEnd = this.#admissionTicket;
       const ms = performance.now() - t0;
       this.#stats.writeSlowdownMs += ms;
       this.#opts.meter.counter('db.write_slowdown_ms', ms);
@@ -1178,7 +1191,9 @@ export class DB<K = string, V = unknown> {
   /** A size compaction moves its level's round-robin position (in the manifest it installs). */
   #pointerEdit(plan: CompactionPlan): { compactPointer?: { level: number; key: Uint8Array } } {
     const upper = plan.inputs[0]!;
-    return plan.reason === 'size' && upper.length > 0 ? { compactPointer: { level: plan.level, key: upper[upper.length - 1]!.meta.largest } } : {};
+    return plan.reason === 'size' && upper.length > 0
+      ? { compactPointer: { level: plan.level, key: upper[upper.length - 1]!.meta.largest } }
+      : {};
   }
 
   /** A trivial move: the manifest moves the tables a level down; no table is read or written. */
@@ -1213,7 +1228,11 @@ export class DB<K = string, V = unknown> {
     const removed = new Set<number>();
     for (const tables of plan.inputs) for (const t of tables) removed.add(t.meta.fileNumber);
     // Applied at install time to the live version: a flush may have added L0 tables meanwhile.
-    await this.#versions.install({ added: added.map((table) => ({ level: plan.outputLevel, table })), removed, ...this.#pointerEdit(plan) });
+    await this.#versions.install({
+      added: added.map((table) => ({ level: plan.outputLevel, table })),
+      removed,
+      ...this.#pointerEdit(plan),
+    });
     let bytesRead = 0;
     let bytesWritten = 0;
     for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;

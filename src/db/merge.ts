@@ -165,3 +165,72 @@ export class MergingCursor {
     return best;
   }
 }
+
+/**
+ * A forward-only {@link MergingCursor} over a binary heap of its sources: O(log n) key
+ * comparisons per entry instead of two per source, for compactions, which merge every L0 table
+ * (a dozen or more when L0 is behind) with the level below. Same result: entries in key order,
+ * for each key only the newest source's entry (the earliest source wins a tie). The sources must
+ * be positioned (`seekToFirst`) before it is built; they are only moved forward.
+ */
+export class HeapMergingCursor {
+  readonly #sources: readonly EntryCursor[];
+  /** Source indexes, a min-heap by (current key, index). */
+  readonly #heap: number[] = [];
+  /** Each source's current key (undefined once it is exhausted). */
+  readonly #keys: (Uint8Array | undefined)[];
+
+  constructor(sources: readonly EntryCursor[]) {
+    this.#sources = sources;
+    this.#keys = sources.map((s) => s.current?.key);
+    for (let i = 0; i < sources.length; i++) if (this.#keys[i] !== undefined) this.#heap.push(i);
+    for (let i = (this.#heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+  }
+
+  /** The next entry, or undefined at the end. */
+  next(): Entry | undefined {
+    const heap = this.#heap;
+    if (heap.length === 0) return undefined;
+    const best = this.#sources[heap[0]!]!.current!;
+    this.#advanceTop();
+    // Older sources holding the same key move past it too: after the winner they are the
+    // smallest (key, index) pairs, so they come up to the top one by one.
+    while (heap.length > 0 && compareKeys(this.#keys[heap[0]!]!, best.key) === 0) this.#advanceTop();
+    return best;
+  }
+
+  /** Moves the top source forward and restores the heap (dropping the source at its end). */
+  #advanceTop(): void {
+    const heap = this.#heap;
+    const i = heap[0]!;
+    const key = this.#sources[i]!.next()?.key;
+    this.#keys[i] = key;
+    if (key === undefined) {
+      const last = heap.pop()!;
+      if (heap.length === 0) return;
+      heap[0] = last;
+    }
+    this.#siftDown(0);
+  }
+
+  #less(a: number, b: number): boolean {
+    const c = compareKeys(this.#keys[a]!, this.#keys[b]!);
+    return c < 0 || (c === 0 && a < b);
+  }
+
+  #siftDown(at: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const item = heap[at]!;
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && this.#less(heap[right]!, heap[left]!) ? right : left;
+      if (!this.#less(heap[child]!, item)) break;
+      heap[at] = heap[child]!;
+      at = child;
+    }
+    heap[at] = item;
+  }
+}

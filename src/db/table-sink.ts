@@ -36,13 +36,24 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 export class Slicer {
   #start = performance.now();
   #n = 0;
+  readonly #giveWay: (() => Promise<void> | undefined) | undefined;
   /** Milliseconds spent yielded: the share of the thread other work took meanwhile. */
   yieldedMs = 0;
+
+  /**
+   * `giveWay`, asked at each yield, returns a promise to wait for before going on (work of a
+   * higher priority running on the thread), or undefined.
+   */
+  constructor(giveWay?: () => Promise<void> | undefined) {
+    this.#giveWay = giveWay;
+  }
+
   async tick(): Promise<void> {
     if ((++this.#n & 63) !== 0) return;
     const now = performance.now();
     if (now - this.#start < SLICE_MS) return;
     await yieldToLoop();
+    for (let wait = this.#giveWay?.(); wait; wait = this.#giveWay?.()) await wait;
     this.#start = performance.now();
     this.yieldedMs += this.#start - now;
   }

@@ -26,7 +26,7 @@ import { closeQuietly, DIR, diskProblems, openOn, scan, seeded, TINY, withTimeou
 
 const MODES: BackgroundMode[] = ['inline', 'worker'];
 const keyOf = (i: number): string => `key${String(i).padStart(5, '0')}`;
-const valueOf = (i: number): string => `value-${i}-`.padEnd(40, String.fromCharCode(0x61 + (i % 26)));
+const valueFor = (i: number): string => `value-${i}-`.padEnd(40, String.fromCharCode(0x61 + (i % 26)));
 
 /** Waits until the DB owes no compaction and runs none. */
 async function quiesce(db: DB<string, string>): Promise<void> {
@@ -44,7 +44,7 @@ describe.each(MODES)('trivial moves (background %s)', (background) => {
   it('ascending keys: L0 tables move down without a rewrite, and every key reads back, also after reopening', async () => {
     const mem = new MemFileSystem();
     const { db } = await openOn<string, string>(mem, OPTIONS);
-    for (let i = 0; i < 400; i++) await db.put(keyOf(i), valueOf(i));
+    for (let i = 0; i < 400; i++) await db.put(keyOf(i), valueFor(i));
     await db.flush();
     await quiesce(db);
     const s = db.stats();
@@ -53,13 +53,13 @@ describe.each(MODES)('trivial moves (background %s)', (background) => {
     // were written but the flushes'.
     expect(s.compactionBytesWritten).toBe(0);
     expect(s.levels.slice(1).some((l) => l.tables > 0)).toBe(true);
-    const want = Array.from({ length: 400 }, (_, i) => [keyOf(i), valueOf(i)]);
+    const want = Array.from({ length: 400 }, (_, i) => [keyOf(i), valueFor(i)]);
     expect(await scan(db)).toEqual(want);
     await db.close();
     expect(await diskProblems(mem)).toEqual([]);
     const { db: again } = await openOn<string, string>(mem, OPTIONS);
     expect(await scan(again)).toEqual(want);
-    for (const i of [0, 137, 399]) expect(await again.get(keyOf(i))).toBe(valueOf(i));
+    for (const i of [0, 137, 399]) expect(await again.get(keyOf(i))).toBe(valueFor(i));
     await again.close();
   });
 
@@ -91,7 +91,7 @@ describe.each(MODES)('trivial moves (background %s)', (background) => {
             for (let i = 0; i < WRITES; i++) {
               const sync = i % 20 === 19;
               issued = i + 1;
-              await db.put(keyOf(i), valueOf(i), { sync });
+              await db.put(keyOf(i), valueFor(i), { sync });
               if (sync) synced = i;
             }
             await db.flush();
@@ -113,7 +113,7 @@ describe.each(MODES)('trivial moves (background %s)', (background) => {
         const { db: opened } = await openOn<string, string>(image.fs, OPTIONS);
         const got = await scan(opened);
         // A prefix of the writes (ascending keys, each awaited), with their exact values...
-        expect(got, image.label).toEqual(Array.from({ length: got.length }, (_, i) => [keyOf(i), valueOf(i)]));
+        expect(got, image.label).toEqual(Array.from({ length: got.length }, (_, i) => [keyOf(i), valueFor(i)]));
         // ...that holds every write acknowledged as synced, and none not yet issued.
         expect(got.length, image.label).toBeGreaterThanOrEqual(image.synced + 1);
         expect(got.length, image.label).toBeLessThanOrEqual(image.issued);
@@ -131,7 +131,7 @@ describe('compaction pointers', () => {
     const { db } = await openOn<string, string>(mem, options);
     // Random keys (overlapping tables: merges, not moves) until L1 has been compacted into L2.
     const rng = seeded(7);
-    for (let i = 0; i < 1500; i++) await db.put(keyOf(Math.floor(rng() * 3000)), valueOf(i));
+    for (let i = 0; i < 1500; i++) await db.put(keyOf(Math.floor(rng() * 3000)), valueFor(i));
     await db.flush();
     await quiesce(db);
     await db.close();
@@ -142,7 +142,7 @@ describe('compaction pointers', () => {
     expect(Buffer.from(pointers![1]!).toString()).toMatch(/^key\d{5}$/);
     // Reopened, the DB goes on from there (and keeps it in the manifests it installs).
     const { db: again } = await openOn<string, string>(mem, options);
-    for (let i = 0; i < 300; i++) await again.put(keyOf(Math.floor(rng() * 3000)), valueOf(i));
+    for (let i = 0; i < 300; i++) await again.put(keyOf(Math.floor(rng() * 3000)), valueFor(i));
     await again.flush();
     await quiesce(again);
     await again.close();
@@ -156,7 +156,13 @@ describe('a compaction job cuts its output at the grandparent-overlap limit', ()
     const mem = new MemFileSystem();
     await mem.mkdir(DIR);
     const enc = (s: string): Uint8Array => Buffer.from(s);
-    const entry = (i: number, seq: number): Entry => ({ key: enc(keyOf(i)), seq, kind: 'put', value: enc(valueOf(i)), expiresAt: undefined });
+    const entry = (i: number, seq: number): Entry => ({
+      key: enc(keyOf(i)),
+      seq,
+      kind: 'put',
+      value: enc(valueFor(i)),
+      expiresAt: undefined,
+    });
     // One input table with keys 0..999.
     const inputFile = path.join(DIR, tableFileName(1));
     const props = await writeTable(
@@ -206,7 +212,9 @@ describe('a compaction job cuts its output at the grandparent-overlap limit', ()
     let total = 0;
     for (const t of limited.tables) {
       total += t.meta.entries;
-      const overlapped = grandparents.filter((g) => compareKeys(g.largest, t.meta.smallest) >= 0 && compareKeys(g.smallest, t.meta.largest) <= 0);
+      const overlapped = grandparents.filter(
+        (g) => compareKeys(g.largest, t.meta.smallest) >= 0 && compareKeys(g.smallest, t.meta.largest) <= 0,
+      );
       expect(overlapped.length * 1000).toBeLessThanOrEqual(3000 + 2 * 1000);
     }
     expect(total).toBe(1000);
@@ -241,7 +249,7 @@ describe('write-stall statistics', () => {
     await Promise.all(
       Array.from({ length: 32 }, async (_, w) => {
         for (let i = 0; i < 40; i++) {
-          await db.put(`w${w}-${i}`, valueOf(i));
+          await db.put(`w${w}-${i}`, valueFor(i));
           n++;
         }
       }),

@@ -6,7 +6,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareKeys, type Entry, type EntryCursor } from '../../src/entry.js';
-import { findTable, LevelCursor, type LevelTable, MergingCursor } from '../../src/db/merge.js';
+import { findTable, HeapMergingCursor, LevelCursor, type LevelTable, MergingCursor } from '../../src/db/merge.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { TableReader } from '../../src/sstable/table-reader.js';
 import { writeTable } from '../../src/sstable/table-writer.js';
@@ -62,7 +62,7 @@ class ArrayCursor implements EntryCursor {
 }
 
 /** Drains a merging cursor. */
-function drainMerge(m: MergingCursor): PlainEntry[] {
+function drainMerge(m: { next(): Entry | undefined }): PlainEntry[] {
   const out: PlainEntry[] = [];
   for (let e = m.next(); e; e = m.next()) out.push(plain(e));
   return out;
@@ -287,6 +287,43 @@ describe('MergingCursor', () => {
       else from ? c.seek(from) : c.seekToFirst();
     }
     expect(drainMerge(new MergingCursor(cursors, reverse))).toEqual(expected.map(plain));
+  });
+});
+
+describe('HeapMergingCursor (forward, for compactions)', () => {
+  const newer = [put('a', 9), del('c', 8), put('e', 7)];
+  const older = [put('a', 3), put('b', 2), put('c', 1), put('d', 4), put('e', 1), put('f', 5)];
+  const heap = (...sources: Entry[][]): HeapMergingCursor => {
+    const cursors = sources.map((s) => new ArrayCursor(s));
+    for (const c of cursors) c.seekToFirst();
+    return new HeapMergingCursor(cursors);
+  };
+
+  it('yields each key once, from the newest source that has it; source order decides ties', () => {
+    expect(drainMerge(heap(newer, older))).toEqual(
+      [put('a', 9), put('b', 2), del('c', 8), put('d', 4), put('e', 7), put('f', 5)].map(plain),
+    );
+    expect(drainMerge(heap(older, newer))).toEqual(
+      [put('a', 3), put('b', 2), put('c', 1), put('d', 4), put('e', 1), put('f', 5)].map(plain),
+    );
+  });
+
+  it('no sources, empty and unpositioned sources give nothing, and keep giving nothing', () => {
+    expect(new HeapMergingCursor([]).next()).toBeUndefined();
+    const m = heap([], [], []);
+    expect(m.next()).toBeUndefined();
+    expect(m.next()).toBeUndefined();
+    expect(new HeapMergingCursor([new ArrayCursor(newer)]).next()).toBeUndefined();
+  });
+
+  test.prop([fc.array(fc.uniqueArray(fc.integer({ min: 0, max: 60 }), { maxLength: 30 }), { minLength: 0, maxLength: 20 })], {
+    numRuns: 300,
+  })('gives what MergingCursor gives, for any number of sources (the same key in many of them included)', (keySets) => {
+    const name = (n: number): string => `k${String(n).padStart(2, '0')}`;
+    const sources = keySets.map((ks, i) => [...ks].sort((x, y) => x - y).map((n) => put(name(n), i)));
+    const linear = sources.map((s) => new ArrayCursor(s));
+    for (const c of linear) c.seekToFirst();
+    expect(drainMerge(heap(...sources))).toEqual(drainMerge(new MergingCursor(linear, false)));
   });
 });
 
