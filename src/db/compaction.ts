@@ -5,8 +5,11 @@
  * - L0 holds flushed memtables, which overlap; once it has `l0CompactionTrigger` tables they are
  *   all merged with the L1 tables they overlap.
  * - Level n >= 1 has a size target, `levelBaseSize * levelMultiplier^(n-1)`. The level most over
- *   its target gives one table (taken round-robin through the key space) to merge with the
- *   tables it overlaps in level n+1.
+ *   its target gives a run of consecutive tables (taken round-robin through the key space) to
+ *   merge with the tables they overlap in level n+1: as many as its excess over the target (at
+ *   least one, at most {@link MAX_COMPACTION_FACTOR} table sizes), so that one job brings the
+ *   level back to its target. (One table per job left L1 at 3x its target in bench/compaction.ts:
+ *   L0, refilling meanwhile, won every pick, and each L0->L1 rewrote all of that L1.)
  * - A trivial move: inputs that overlap nothing in the output level (and little in the level
  *   below it) change level in the manifest only, with no rewrite (LevelDB's `IsTrivialMove`).
  * - An output table is cut once it overlaps more than `maxGrandparentOverlap` bytes of the level
@@ -43,6 +46,9 @@ export interface CompactionSettings {
 
 /** Output tables overlap at most this many target-sizes of the grandparent level (LevelDB's 10). */
 export const GRANDPARENT_OVERLAP_FACTOR = 10;
+
+/** A size compaction takes at most this many target table sizes from its level (RocksDB's max_compaction_bytes: 25). */
+export const MAX_COMPACTION_FACTOR = 25;
 
 /** Bytes of the grandparent level one output table may overlap (0: no table size set, no limit). */
 export function maxGrandparentOverlap(s: CompactionSettings): number {
@@ -95,9 +101,22 @@ export function pickCompaction(v: Version, s: CompactionSettings, pointers: (Uin
   } else {
     const tables = v.levels[best]!;
     const after = pointers[best];
-    const pick = (after && tables.find((t) => compareKeys(t.meta.smallest, after) > 0)) || tables[0]!;
+    let first = after ? tables.findIndex((t) => compareKeys(t.meta.smallest, after) > 0) : 0;
+    if (first < 0) first = 0;
+    const excess = v.levelBytes(best) - levelTarget(best, s);
+    const cap = s.tableFileSize === undefined ? Infinity : MAX_COMPACTION_FACTOR * s.tableFileSize;
+    const picked = [tables[first]!];
+    let bytes = tables[first]!.meta.size;
+    for (let i = first + 1; i < tables.length && bytes < excess; i++) {
+      const size = tables[i]!.meta.size;
+      if (bytes + size > cap) break;
+      picked.push(tables[i]!);
+      bytes += size;
+    }
+    const lo = picked[0]!.meta.smallest;
+    const hi = picked[picked.length - 1]!.meta.largest;
     plan = {
-      inputs: [[pick], overlapping(v.levels[best + 1]!, pick.meta.smallest, pick.meta.largest)],
+      inputs: [picked, overlapping(v.levels[best + 1]!, lo, hi)],
       level: best,
       outputLevel: best + 1,
       reason: 'size',

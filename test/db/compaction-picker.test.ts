@@ -10,6 +10,7 @@ import {
   grandparentsOf,
   isTrivialMove,
   levelTarget,
+  MAX_COMPACTION_FACTOR,
   maxGrandparentOverlap,
   pickCompaction,
   type CompactionPlan,
@@ -300,5 +301,34 @@ describe('compactionDebt', () => {
     expect(compactionDebt(version(l0), S)[0]).toBe(0);
     const v = version([...l0, table('a', 'b', 40)], [table('a', 'b', 1500)], [table('a', 'b', 9000)], [], [], [], [table('a', 'z', 1e12)]);
     expect(compactionDebt(v, S)).toEqual([100, 500, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('a size compaction takes its level back to its target in one job', () => {
+  // L1 target 1000: 6 tables of 400 bytes (2400) are 1400 over.
+  const l1 = [
+    table('a', 'b', 400),
+    table('c', 'd', 400),
+    table('e', 'f', 400),
+    table('g', 'h', 400),
+    table('i', 'j', 400),
+    table('k', 'l', 400),
+  ];
+  const l2 = [table('a', 'c1'), table('d1', 'g1'), table('h1', 'z')];
+  const v = version([], l1, l2);
+
+  it('consecutive tables from the round-robin position until their bytes cover the excess', () => {
+    expect(numbers(pickCompaction(v, S, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 4)), ids(l2.slice(0, 2))], level: 1, outputLevel: 2 });
+    const pointers: (Uint8Array | undefined)[] = [undefined, key('d')];
+    // From e..f on: the run stops at the level's end rather than wrap around.
+    expect(numbers(pickCompaction(v, S, pointers))).toMatchObject({ inputs: [ids(l1.slice(2)), ids(l2.slice(1))] });
+  });
+
+  it('at most MAX_COMPACTION_FACTOR table sizes, and always at least one table', () => {
+    expect(MAX_COMPACTION_FACTOR).toBe(25);
+    // tableFileSize 40: the cap is 1000 bytes, two tables.
+    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 40 }, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 2)), ids(l2.slice(0, 1))] });
+    // A cap below one table still takes one.
+    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 1 }, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 1)), ids(l2.slice(0, 1))] });
   });
 });
