@@ -8,9 +8,14 @@
  *
  * The merge keeps the newest version of each key and drops the rest. A tombstone, or an entry
  * whose expiry has passed, is dropped when no deeper level may hold the key; otherwise it is
- * written as a tombstone, so the older value below stays hidden. Both jobs run in slices
- * ({@link Slicer}), so that what shares their thread (the DB's reads and writes inline, the
- * worker's other job) goes on meanwhile.
+ * written as a tombstone, so the older value below stays hidden. The merge is a heap
+ * ({@link HeapMergingCursor}): L0 may hold a dozen tables or more when compaction is behind. An
+ * output table is cut at the target size, or earlier once it overlaps more than
+ * `maxGrandparentOverlap` bytes of the level below the output ({@link GrandparentLimit}).
+ *
+ * Both jobs run in slices ({@link Slicer}), so that what shares their thread (the DB's reads and
+ * writes inline, the worker's other jobs) goes on meanwhile; a compaction waits while a flush
+ * runs on its thread. Each job returns a {@link JobProfile}: where its time went.
  *
  * @module
  */
