@@ -318,7 +318,11 @@ describe('a size compaction takes its level back to its target in one job', () =
   const v = version([], l1, l2);
 
   it('consecutive tables from the round-robin position until their bytes cover the excess', () => {
-    expect(numbers(pickCompaction(v, S, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 4)), ids(l2.slice(0, 2))], level: 1, outputLevel: 2 });
+    expect(numbers(pickCompaction(v, S, NONE))).toMatchObject({
+      inputs: [ids(l1.slice(0, 4)), ids(l2.slice(0, 2))],
+      level: 1,
+      outputLevel: 2,
+    });
     const pointers: (Uint8Array | undefined)[] = [undefined, key('d')];
     // From e..f on: the run stops at the level's end rather than wrap around.
     expect(numbers(pickCompaction(v, S, pointers))).toMatchObject({ inputs: [ids(l1.slice(2)), ids(l2.slice(1))] });
@@ -327,8 +331,12 @@ describe('a size compaction takes its level back to its target in one job', () =
   it('at most MAX_COMPACTION_FACTOR table sizes, and always at least one table', () => {
     expect(MAX_COMPACTION_FACTOR).toBe(25);
     // tableFileSize 40: the cap is 1000 bytes, two tables.
-    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 40 }, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 2)), ids(l2.slice(0, 1))] });
+    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 40 }, NONE))).toMatchObject({
+      inputs: [ids(l1.slice(0, 2)), ids(l2.slice(0, 1))],
+    });
     // A cap below one table still takes one.
-    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 1 }, NONE))).toMatchObject({ inputs: [ids(l1.slice(0, 1)), ids(l2.slice(0, 1))] });
+    expect(numbers(pickCompaction(v, { ...S, tableFileSize: 1 }, NONE))).toMatchObject({
+      inputs: [ids(l1.slice(0, 1)), ids(l2.slice(0, 1))],
+    });
   });
 });
