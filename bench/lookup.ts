@@ -59,10 +59,15 @@ interface Args {
   only: Workload[];
   /** Time by the process's CPU time (user + system) instead of the wall clock. */
   cpu: boolean;
+  /**
+   * Leave sediment's DB as the load left it (memtable, L0 tables, owed compactions done but no
+   * full compaction): the state of a live DB, as `npm run bench:db -- --only=reads` reads it.
+   */
+  live: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false };
+  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false, live: false };
   for (const arg of argv) {
     const [name, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
     if (name === 'n') a.n = Number(value.replace(/k$/, '000'));
@@ -70,13 +75,14 @@ function parseArgs(argv: string[]): Args {
     else if (name === 'rounds') a.rounds = Number(value);
     else if (name === 'no-lmdb') a.lmdb = false;
     else if (name === 'cpu') a.cpu = true;
+    else if (name === 'live') a.live = true;
     else if (name === 'only') a.only = value.split(',') as Workload[];
     else if (name === 'impl') {
       const at = value.indexOf(':');
       a.impls.push({ label: value.slice(0, at), path: path.resolve(value.slice(at + 1)) });
     } else {
       console.error(
-        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--impl=label:path]...',
+        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--live] [--impl=label:path]...',
       );
       process.exit(2);
     }
@@ -151,6 +157,8 @@ interface DBModule {
       get(k: Buffer): Promise<Buffer | undefined>;
       iterator(): AsyncIterable<[Buffer, Buffer]> & { nextv(n: number): Promise<[Buffer, Buffer][]>; close(): Promise<void> };
       stats(): {
+        frozenMemtables: number;
+        memtable: { entries: number };
         levels: { tables: number; bytes: number }[];
         blockCache: { hits: number; misses: number; blocks: number; usedBytes: number };
       };
@@ -176,7 +184,15 @@ async function openSediment(label: string, modulePath: string): Promise<Engine> 
       ops.push({ type: 'put' as const, key: keyOf(fill[j]!, false), value: valueFor(fill[j]!) });
     await db.batch(ops);
   }
-  await db.compact();
+  if (!args.live) await db.compact();
+  else {
+    // The owed flushes and compactions, as bench:db's reads family waits for them.
+    for (let t = 0; t < 3000; t++) {
+      const s = db.stats();
+      if (s.frozenMemtables === 0 && s.levels[0]!.tables < 4) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
   // Steady state: every block in the cache before the clock starts.
   for (const k of hits) if (db.getSync(k) === undefined) throw new Error(`${label}: key ${k.toString('latin1')} missing`);
   return {
@@ -201,7 +217,7 @@ async function openSediment(label: string, modulePath: string): Promise<Engine> 
         .map((l, i) => (l.tables > 0 ? `L${i}: ${l.tables} tables, ${(l.bytes / 1e6).toFixed(1)} MB` : ''))
         .filter(Boolean);
       const c = s.blockCache;
-      return `${levels.join('; ')}; block cache: ${fmtInt(c.blocks)} blocks, ${(c.usedBytes / 1e6).toFixed(1)} MB, ${fmtInt(c.hits)} hits, ${fmtInt(c.misses)} misses`;
+      return `memtable: ${fmtInt(s.memtable.entries)} entries; ${levels.join('; ')}; block cache: ${fmtInt(c.blocks)} blocks, ${(c.usedBytes / 1e6).toFixed(1)} MB, ${fmtInt(c.hits)} hits, ${fmtInt(c.misses)} misses`;
     },
     close: () => db.close(),
   };
@@ -289,7 +305,7 @@ const engines: Engine[] = [];
 const t0 = now();
 for (const impl of args.impls) {
   engines.push(await openSediment(impl.label, impl.path));
-  console.error(`${impl.label}: ${fmtInt(N)} keys written and compacted (${((now() - t0) / 1000).toFixed(1)} s)`);
+  console.error(`${impl.label}: ${fmtInt(N)} keys written${args.live ? '' : ' and compacted'} (${((now() - t0) / 1000).toFixed(1)} s)`);
 }
 if (args.lmdb) engines.push(await openLmdbEngine());
 
