@@ -71,7 +71,7 @@ describe('memtable hash index', () => {
 
   it('grows past many doublings and still finds every key, and no absent one', () => {
     const m = new Memtable();
-    const n = 50_000;
+    const n = 20_000;
     for (let i = 0; i < n; i++) m.put({ key: bytes(`${String(i).padStart(16, '0')}`), seq: i, kind: 'put', value: bytes(`v${i}`) });
     // Every key overwritten once: replace, not add.
     for (let i = 0; i < n; i += 2) m.put({ key: bytes(`${String(i).padStart(16, '0')}`), seq: n + i, kind: 'put', value: bytes(`w${i}`) });
