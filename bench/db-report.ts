@@ -265,7 +265,7 @@ function readsSection(units: readonly UnitResult[], print: (s?: string) => void)
           `${us(p.lat?.p50)} / ${us(p.lat?.p99)} / ${us(p.lat?.max)}`,
           u.spec.engine === 'classic-level' ? '-' : ratio(p.opsPerSec, c?.opsPerSec),
           u.spec.engine === 'lmdb' ? '-' : ratio(p.opsPerSec, lm?.opsPerSec),
-          p.gc ? ms1(p.gc.maxMs) : '-',
+          p.gc ? `${ms1(p.gc.maxMs)} (${p.gc.over2ms}, ${fmtInt(p.gc.totalMs)} ms)` : '-',
           cpuCell(p),
         ]);
       }
@@ -281,7 +281,7 @@ function readsSection(units: readonly UnitResult[], print: (s?: string) => void)
         'p50 / p99 / max us',
         'vs classic-level',
         'vs lmdb',
-        'longest GC ms',
+        'longest GC ms (pauses >= 2 ms, GC total)',
         'CPU proc / wait',
       ],
       rows,
@@ -310,6 +310,9 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
   print();
   const cl = ls.find((u) => u.spec.engine === 'classic-level');
   const clLast = cl?.load?.segments.at(-1);
+  // The same engine-independent reads in the same run: 'readrandom after' of each peer.
+  const readAfter = (engine: string) =>
+    ls.find((u) => u.spec.engine === engine)?.phases.find((x) => x.workload.startsWith('readrandom after'));
   print(
     mdTable(
       [
@@ -328,6 +331,9 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
         'readrandom after ops/s',
         'p99 us',
         'vs reads',
+        'vs classic-level',
+        'vs lmdb',
+        'longest GC ms (pauses >= 2 ms)',
       ],
       ls.map((u) => {
         const L = u.load!;
@@ -352,6 +358,9 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
           rd ? fmtInt(rd.opsPerSec) : '-',
           us(rd?.lat?.p99),
           ratio(rd?.opsPerSec, ref?.opsPerSec),
+          u.spec.engine === 'classic-level' ? '-' : ratio(rd?.opsPerSec, readAfter('classic-level')?.opsPerSec),
+          u.spec.engine === 'lmdb' ? '-' : ratio(rd?.opsPerSec, readAfter('lmdb')?.opsPerSec),
+          rd?.gc ? `${ms1(rd.gc.maxMs)} (${rd.gc.over2ms})` : '-',
         ];
       }),
     ),

@@ -31,7 +31,11 @@
  * node --cpu-prof --import tsx bench/lookup.ts --only=getSync --no-lmdb --rounds=1 --ms=5000
  * ```
  *
- * Prints, per workload and engine, the median ops/s over the rounds with the range, and the
+ * `--live` skips the full compaction: the DB as a random load leaves it (memtable, L0 tables; the
+ * owed flushes and L0 compactions done), as bench:db's reads family reads it.
+ *
+ * Prints, per workload and engine, the median ops/s over the rounds with the range, the GC
+ * pauses of the timed runs (perf_hooks 'gc' entries, main thread), and the
  * ratio to lmdb and (with several `--impl`) to the first implementation: the median of the
  * per-round ratios, each taken between runs a second apart, which a change in the machine's load
  * moves less than the ops/s themselves.
@@ -41,6 +45,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import { fmtInt, mdTable, now } from './lib.js';
@@ -59,10 +64,15 @@ interface Args {
   only: Workload[];
   /** Time by the process's CPU time (user + system) instead of the wall clock. */
   cpu: boolean;
+  /**
+   * Leave sediment's DB as the load left it (memtable, L0 tables, owed compactions done but no
+   * full compaction): the state of a live DB, as `npm run bench:db -- --only=reads` reads it.
+   */
+  live: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false };
+  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false, live: false };
   for (const arg of argv) {
     const [name, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
     if (name === 'n') a.n = Number(value.replace(/k$/, '000'));
@@ -70,13 +80,14 @@ function parseArgs(argv: string[]): Args {
     else if (name === 'rounds') a.rounds = Number(value);
     else if (name === 'no-lmdb') a.lmdb = false;
     else if (name === 'cpu') a.cpu = true;
+    else if (name === 'live') a.live = true;
     else if (name === 'only') a.only = value.split(',') as Workload[];
     else if (name === 'impl') {
       const at = value.indexOf(':');
       a.impls.push({ label: value.slice(0, at), path: path.resolve(value.slice(at + 1)) });
     } else {
       console.error(
-        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--impl=label:path]...',
+        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--live] [--impl=label:path]...',
       );
       process.exit(2);
     }
@@ -151,6 +162,8 @@ interface DBModule {
       get(k: Buffer): Promise<Buffer | undefined>;
       iterator(): AsyncIterable<[Buffer, Buffer]> & { nextv(n: number): Promise<[Buffer, Buffer][]>; close(): Promise<void> };
       stats(): {
+        frozenMemtables: number;
+        memtable: { entries: number };
         levels: { tables: number; bytes: number }[];
         blockCache: { hits: number; misses: number; blocks: number; usedBytes: number };
       };
@@ -176,7 +189,15 @@ async function openSediment(label: string, modulePath: string): Promise<Engine> 
       ops.push({ type: 'put' as const, key: keyOf(fill[j]!, false), value: valueFor(fill[j]!) });
     await db.batch(ops);
   }
-  await db.compact();
+  if (!args.live) await db.compact();
+  else {
+    // The owed flushes and compactions, as bench:db's reads family waits for them.
+    for (let t = 0; t < 3000; t++) {
+      const s = db.stats();
+      if (s.frozenMemtables === 0 && s.levels[0]!.tables < 4) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
   // Steady state: every block in the cache before the clock starts.
   for (const k of hits) if (db.getSync(k) === undefined) throw new Error(`${label}: key ${k.toString('latin1')} missing`);
   return {
@@ -201,7 +222,7 @@ async function openSediment(label: string, modulePath: string): Promise<Engine> 
         .map((l, i) => (l.tables > 0 ? `L${i}: ${l.tables} tables, ${(l.bytes / 1e6).toFixed(1)} MB` : ''))
         .filter(Boolean);
       const c = s.blockCache;
-      return `${levels.join('; ')}; block cache: ${fmtInt(c.blocks)} blocks, ${(c.usedBytes / 1e6).toFixed(1)} MB, ${fmtInt(c.hits)} hits, ${fmtInt(c.misses)} misses`;
+      return `memtable: ${fmtInt(s.memtable.entries)} entries; ${levels.join('; ')}; block cache: ${fmtInt(c.blocks)} blocks, ${(c.usedBytes / 1e6).toFixed(1)} MB, ${fmtInt(c.hits)} hits, ${fmtInt(c.misses)} misses`;
     },
     close: () => db.close(),
   };
@@ -232,8 +253,31 @@ async function openLmdbEngine(): Promise<Engine> {
   };
 }
 
-/** Ops per second of `workload` on `e`, run for about `ms`. */
-async function measure(e: Engine, workload: Workload, ms: number): Promise<number> {
+/** GC pauses (perf_hooks 'gc' entries) seen during the timed runs, per workload and engine. */
+interface GcTally {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  over2ms: number;
+}
+const gcTallies = new Map<string, GcTally>();
+let gcTally: GcTally | undefined;
+const gcObserver = new PerformanceObserver((list) => {
+  if (gcTally === undefined) return;
+  for (const entry of list.getEntries()) {
+    gcTally.count++;
+    gcTally.totalMs += entry.duration;
+    gcTally.maxMs = Math.max(gcTally.maxMs, entry.duration);
+    if (entry.duration >= 2) gcTally.over2ms++;
+  }
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+
+/** Ops per second of `workload` on `e`, run for about `ms`; `gc` (when given) receives its GC pauses. */
+async function measure(e: Engine, workload: Workload, ms: number, gc?: GcTally): Promise<number> {
+  // Entries are delivered asynchronously: those of an earlier run arrive before this one starts.
+  await new Promise((resolve) => setImmediate(resolve));
+  gcTally = gc;
   const keys = workload === 'missSync' || workload === 'miss' ? misses : hits;
   const t0 = now();
   const cpu0 = process.cpuUsage();
@@ -273,6 +317,14 @@ async function measure(e: Engine, workload: Workload, ms: number): Promise<numbe
       break;
   }
   const cpu = process.cpuUsage(cpu0);
+  for (const entry of gcObserver.takeRecords()) {
+    if (gc === undefined) break;
+    gc.count++;
+    gc.totalMs += entry.duration;
+    gc.maxMs = Math.max(gc.maxMs, entry.duration);
+    if (entry.duration >= 2) gc.over2ms++;
+  }
+  gcTally = undefined;
   const elapsed = args.cpu ? (cpu.user + cpu.system) / 1000 : now() - t0;
   const expected = workload === 'missSync' || workload === 'miss' ? 0 : ops;
   if (found !== expected) throw new Error(`${e.label} ${workload}: found ${found} of ${ops}, expected ${expected}`);
@@ -289,7 +341,7 @@ const engines: Engine[] = [];
 const t0 = now();
 for (const impl of args.impls) {
   engines.push(await openSediment(impl.label, impl.path));
-  console.error(`${impl.label}: ${fmtInt(N)} keys written and compacted (${((now() - t0) / 1000).toFixed(1)} s)`);
+  console.error(`${impl.label}: ${fmtInt(N)} keys written${args.live ? '' : ' and compacted'} (${((now() - t0) / 1000).toFixed(1)} s)`);
 }
 if (args.lmdb) engines.push(await openLmdbEngine());
 
@@ -302,7 +354,8 @@ for (let r = 0; r < args.rounds; r++) {
     for (const e of engines) {
       const key = `${w}\t${e.label}`;
       if (!results.has(key)) results.set(key, []);
-      results.get(key)!.push(await measure(e, w, args.ms));
+      if (!gcTallies.has(key)) gcTallies.set(key, { count: 0, totalMs: 0, maxMs: 0, over2ms: 0 });
+      results.get(key)!.push(await measure(e, w, args.ms, gcTallies.get(key)));
     }
   }
   console.error(`round ${r + 1}/${args.rounds} done`);
@@ -317,7 +370,14 @@ for (const w of args.only) {
       const r = xs.map((x, i) => x / base[i]!);
       return `${median(r).toFixed(2)}x (${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)})`;
     };
-    const row = [w, e.label, fmtInt(median(xs)), `${fmtInt(Math.min(...xs))} - ${fmtInt(Math.max(...xs))}`];
+    const gc = gcTallies.get(`${w}\t${e.label}`)!;
+    const row = [
+      w,
+      e.label,
+      fmtInt(median(xs)),
+      `${fmtInt(Math.min(...xs))} - ${fmtInt(Math.max(...xs))}`,
+      `${gc.maxMs.toFixed(1)} / ${gc.over2ms} / ${gc.totalMs.toFixed(0)}`,
+    ];
     if (args.lmdb) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\tlmdb`)));
     if (args.impls.length > 1) row.push(e.label === 'lmdb' ? '' : ratio(results.get(`${w}\t${engines[0]!.label}`)));
     rows.push(row);
@@ -326,11 +386,12 @@ for (const w of args.only) {
 console.log(
   `${fmtInt(N)} keys of ${KEY} B, values of ${VALUE} B, ${args.rounds} rounds of ${args.ms} ms, ops per ${args.cpu ? 'CPU' : 'wall-clock'} second; node ${process.version}, load ${os.loadavg()[0]!.toFixed(2)}`,
 );
-const head = ['workload', 'engine', 'ops/s (median)', 'range'];
+const head = ['workload', 'engine', 'ops/s (median)', 'range', 'GC: longest ms / pauses >= 2 ms / total ms'];
 if (args.lmdb) head.push('vs lmdb');
 if (args.impls.length > 1) head.push(`vs ${engines[0]!.label}`);
 console.log(mdTable(head, rows));
 for (const e of engines) if (e.describe()) console.log(`${e.label}: ${e.describe()}`);
 
+gcObserver.disconnect();
 for (const e of engines) await e.close();
 for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });

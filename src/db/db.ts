@@ -34,8 +34,10 @@ import { ClosedError, CorruptionError, IoError, ReadOnlyError, errnoOf, ioStep }
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
-import type { Entry, EntryCursor } from '../entry.js';
+import type { EntryCursor } from '../entry.js';
+import { Found } from '../found.js';
 import { copyBytes } from '../util/bytes.js';
+import { keyHash } from '../util/hash.js';
 import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { FRAME_HEADER_SIZE } from '../wal/format.js';
@@ -72,7 +74,7 @@ import {
   pickCompaction,
   type CompactionPlan,
 } from './compaction.js';
-import { decodeKey, decodeValue, encodeKey, encodeValue, type JsonValue } from './encoding.js';
+import { decodeKey, decodeValue, decodeValueAt, encodeKey, encodeValue, type JsonValue } from './encoding.js';
 import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
 import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
@@ -241,6 +243,8 @@ export class DB<K = string, V = unknown> {
   /** Open snapshots and iterators: close releases them. */
   readonly #snapshots = new Set<Snapshot>();
   readonly #iterators = new Set<DBIterator<K, V>>();
+  /** Where each point lookup puts what it found (reads run one at a time, synchronously). */
+  readonly #found = new Found();
   /** What the directory's OPTIONS record (the largest key and value sizes ever allowed...). */
   #persisted!: PersistedOptions;
   /** What the meter's `track` returned: called at close. */
@@ -702,8 +706,10 @@ export class DB<K = string, V = unknown> {
    * 10 ms on a spinning disk) per block.
    */
   getSync(key: K | Uint8Array, options?: ReadOptions): V | undefined {
-    const entry = this.#liveEntry(key, options);
-    return entry === undefined ? undefined : (decodeValue(this.#opts.valueEncoding, entry.value, entry.key) as V);
+    const k = this.#liveEntry(key, options);
+    if (k === undefined) return undefined;
+    const f = this.#found;
+    return decodeValueAt(this.#opts.valueEncoding, f.bytes, f.start, f.end, k) as V;
   }
 
   /** Whether `key` holds a live value (not deleted, not expired), without decoding it. */
@@ -721,15 +727,21 @@ export class DB<K = string, V = unknown> {
     return keys.map((key) => this.getSync(key, options));
   }
 
-  /** The live entry (a put, not expired) for `key`, or undefined. The hot path of every read. */
-  #liveEntry(key: unknown, options: ReadOptions | undefined): Entry | undefined {
+  /**
+   * The hot path of every read: finds `key`'s newest entry into {@link #found} and returns the
+   * encoded key if it is a live value (a put, not expired), undefined otherwise. The key is hashed
+   * once, for the memtables' hash indexes and every table's bloom filter; nothing is allocated
+   * (the value stays where it was found until the caller decodes it, before any other lookup).
+   */
+  #liveEntry(key: unknown, options: ReadOptions | undefined): Uint8Array | undefined {
     const snap = this.#readView(options);
     const k = this.#key(key, this.#persisted.maxKeySize);
-    const e = snap ? snap.lookup(k) : this.#lookup(k);
-    if (e === undefined || e.kind === 'delete') return undefined;
+    const f = this.#found;
+    const hash = keyHash(k);
+    if (!(snap ? snap.find(k, hash, f) : this.#find(k, hash, f)) || f.kind === 'delete') return undefined;
     // The clock only when there is an expiry to judge.
-    if (e.expiresAt !== undefined && e.expiresAt <= (snap ? snap.now : this.#opts.clock())) return undefined;
-    return e;
+    if (f.expiresAt !== undefined && f.expiresAt <= (snap ? snap.now : this.#opts.clock())) return undefined;
+    return k;
   }
 
   /** Checks the DB and read options; the snapshot to read, if any. */
@@ -750,15 +762,11 @@ export class DB<K = string, V = unknown> {
     return snapshot;
   }
 
-  #lookup(k: Uint8Array): Entry | undefined {
-    // An empty memtable (after a flush) is not asked: its lookup converts the key to a string.
-    const e = this.#mem.size === 0 ? undefined : this.#mem.get(k);
-    if (e) return e;
-    for (const f of this.#imm) {
-      const x = f.table.get(k);
-      if (x) return x;
-    }
-    return this.#versions.current.get(k);
+  #find(k: Uint8Array, hash: number, out: Found): boolean {
+    // An empty memtable (after a flush) is not asked.
+    if (this.#mem.size !== 0 && this.#mem.find(k, hash, out)) return true;
+    for (const f of this.#imm) if (f.table.find(k, hash, out)) return true;
+    return this.#versions.current.find(k, hash, out);
   }
 
   /**

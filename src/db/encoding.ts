@@ -172,6 +172,23 @@ export function decodeValue(encoding: ValueEncoding, bytes: Uint8Array, key: Uin
 }
 
 /**
+ * {@link decodeValue} of the value `bytes[start..end)`: the read path's, which finds values as a
+ * range of a block or an arena chunk (`Found`). Under `binary` the copy is made straight from the
+ * range, with no view in between.
+ */
+export function decodeValueAt(encoding: ValueEncoding, bytes: Uint8Array, start: number, end: number, key: Uint8Array): unknown {
+  if (encoding === 'binary') {
+    const n = end - start;
+    const out = Buffer.allocUnsafe(n);
+    // A loop for a few bytes: cheaper than making the view that `set` needs.
+    if (n <= 32) for (let i = 0; i < n; i++) out[i] = bytes[start + i]!;
+    else out.set(bytes.subarray(start, end));
+    return out;
+  }
+  return decodeValue(encoding, bytes.subarray(start, end), key);
+}
+
+/**
  * What msgpackr returns is not always a value {@link encodeValue} could have written: for bytes
  * MessagePack does not define it returns a placeholder (0xc1, the "never used" byte, decodes to
  * msgpackr's `C1` object), a 64-bit integer past 2^53 decodes to a BigInt, ext type 0 to

@@ -12,6 +12,7 @@
  */
 import { ClosedError } from '../errors.js';
 import type { Entry, EntryCursor } from '../entry.js';
+import type { Found } from '../found.js';
 import type { FrozenMemtable } from '../memtable/memtable.js';
 import type { Version } from './version.js';
 
@@ -75,6 +76,17 @@ export class Snapshot {
       if (x) return x;
     }
     return this.#version.get(key);
+  }
+
+  /**
+   * @internal {@link lookup} for the DB's read path: `hash` is the key's `keyHash`; fills `out`
+   * (see `Found`). True if the view holds the key (a put or a tombstone).
+   */
+  find(key: Uint8Array, hash: number, out: Found): boolean {
+    this.#check();
+    if (this.#mem.find(key, hash, out)) return true;
+    for (const t of this.#imm) if (t.find(key, hash, out)) return true;
+    return this.#version.find(key, hash, out);
   }
 
   /** @internal Cursors over the view, newest data first, with their own pin on the tables. */

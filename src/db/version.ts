@@ -14,6 +14,7 @@
  * @module
  */
 import { compareKeys, type Entry, type EntryCursor } from '../entry.js';
+import type { Found } from '../found.js';
 import { bloomHash } from '../sstable/bloom.js';
 import { lowerBound } from '../sstable/index-block.js';
 import type { TableMeta } from './manifest.js';
@@ -112,6 +113,26 @@ export class Version {
       if (e) return e;
     }
     return undefined;
+  }
+
+  /**
+   * {@link get} for the DB's read path: `hash` is the key's `keyHash` (the lookup hashes once for
+   * the memtables and the tables), and `out` is filled (the value as a range of a block, see
+   * `Found`) instead of an entry being made. True if a table holds the key (a put or a tombstone).
+   */
+  find(key: Uint8Array, hash: number, out: Found): boolean {
+    const l0 = this.levels[0]!;
+    for (let i = 0; i < l0.length; i++) {
+      const t = l0[i]!;
+      if (compareKeys(key, t.meta.smallest) < 0 || compareKeys(key, t.meta.largest) > 0) continue;
+      if (t.reader.find(key, hash, out)) return true;
+    }
+    const ranges = this.#ranges;
+    for (let l = 1; l < ranges.length; l++) {
+      const t = ranges[l]!.find(key);
+      if (t?.reader.find(key, hash, out)) return true;
+    }
+    return false;
   }
 
   /**

@@ -48,6 +48,7 @@
  * @module
  */
 import { EMPTY_VALUE, type Entry } from '../entry.js';
+import type { Found } from '../found.js';
 
 /** Bytes before the key: key length, value length, seq and flags. */
 export const RECORD_HEADER_SIZE = 16;
@@ -159,6 +160,32 @@ export function decodeRecord(chunk: Uint8Array, offset: number, key?: Uint8Array
     value: vl === 0 ? EMPTY_VALUE : new Uint8Array(chunk.buffer, keyAt + kl, vl),
     expiresAt: (flags & FLAG_EXPIRES) === 0 ? undefined : readU56(chunk, offset + RECORD_HEADER_SIZE + kl + vl),
   };
+}
+
+/**
+ * Fills `out` with the record at `offset`: its kind, seq and expiry, and its value as the range
+ * `out.bytes[out.start..out.end)` of `chunk` (no view is made: see `Found`).
+ */
+export function recordInto(chunk: Uint8Array, offset: number, out: Found): void {
+  const kl = readU32(chunk, offset);
+  const vl = readU32(chunk, offset + 4);
+  const flags = chunk[offset + 15]!;
+  const start = offset + RECORD_HEADER_SIZE + kl;
+  out.kind = (flags & FLAG_DELETE) !== 0 ? 'delete' : 'put';
+  out.seq = readU56(chunk, offset + 8);
+  out.expiresAt = (flags & FLAG_EXPIRES) === 0 ? undefined : readU56(chunk, start + vl);
+  out.bytes = chunk;
+  out.start = start;
+  out.end = start + vl;
+}
+
+/** Whether the key of the record at `offset` has exactly the bytes of `key`. */
+export function recordKeyEquals(chunk: Uint8Array, offset: number, key: Uint8Array): boolean {
+  const n = key.length;
+  if (readU32(chunk, offset) !== n) return false;
+  const k = offset + RECORD_HEADER_SIZE;
+  for (let i = 0; i < n; i++) if (chunk[k + i] !== key[i]) return false;
+  return true;
 }
 
 /**

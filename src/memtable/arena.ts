@@ -30,6 +30,7 @@
  * @module
  */
 import type { Entry } from '../entry.js';
+import type { Found } from '../found.js';
 import {
   ADDRESS_STRIDE,
   compareRecordKeys,
@@ -38,6 +39,8 @@ import {
   entryRecordSize,
   keyPrefix,
   RECORD_HEADER_SIZE,
+  recordInto,
+  recordKeyEquals,
   recordSeq,
 } from './arena-format.js';
 
@@ -217,6 +220,20 @@ export class Arena {
     const address = this.#addresses[n]!;
     const c = Math.floor(address / ADDRESS_STRIDE);
     return decodeRecord(this.#chunks[c]!, address - c * ADDRESS_STRIDE, key);
+  }
+
+  /** Whether record `n`'s key has exactly the bytes of `key`. */
+  keyEquals(n: number, key: Uint8Array): boolean {
+    const address = this.#addresses[n]!;
+    const c = Math.floor(address / ADDRESS_STRIDE);
+    return recordKeyEquals(this.#chunks[c]!, address - c * ADDRESS_STRIDE, key);
+  }
+
+  /** Fills `out` with record `n` (its value as a range of its chunk, see `recordInto`). */
+  recordInto(n: number, out: Found): void {
+    const address = this.#addresses[n]!;
+    const c = Math.floor(address / ADDRESS_STRIDE);
+    recordInto(this.#chunks[c]!, address - c * ADDRESS_STRIDE, out);
   }
 
   /**

@@ -11,34 +11,19 @@
  *
  * @module
  */
+import { hash32, KEY_HASH_SEED, keyHash } from '../util/hash.js';
 import { corrupt } from './coding.js';
 import { BLOOM_SEED, MAX_BLOOM_PROBES, MIN_BLOOM_BYTES, type Where } from './format.js';
 
-/** LevelDB's `Hash(data, n, seed)`: 32-bit, murmur-like. */
-export function hash32(data: Uint8Array, seed: number): number {
-  const m = 0xc6a4a793;
-  const n = data.length;
-  let h = (seed ^ Math.imul(n, m)) >>> 0;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const w = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) >>> 0;
-    h = Math.imul((h + w) >>> 0, m) >>> 0;
-    h = (h ^ (h >>> 16)) >>> 0;
-  }
-  const rest = n - i;
-  if (rest > 0) {
-    if (rest === 3) h = (h + (data[i + 2]! << 16)) >>> 0;
-    if (rest >= 2) h = (h + (data[i + 1]! << 8)) >>> 0;
-    h = (h + data[i]!) >>> 0;
-    h = Math.imul(h, m) >>> 0;
-    h = (h ^ (h >>> 24)) >>> 0;
-  }
-  return h;
-}
+export { hash32 };
+
+// The filter's hash is the lookup's key hash (util/hash.ts): one hash per lookup serves the
+// memtable's hash index and every table's filter. The seed is part of the format: check they agree.
+if (KEY_HASH_SEED !== BLOOM_SEED) throw new Error('util/hash.ts KEY_HASH_SEED must equal BLOOM_SEED');
 
 /** The filter's hash of a key. */
 export function bloomHash(key: Uint8Array): number {
-  return hash32(key, BLOOM_SEED);
+  return keyHash(key);
 }
 
 /** Probes per key for `bitsPerKey` bits per key: `floor(bitsPerKey * ln 2)`, clamped to [1, 30]. */

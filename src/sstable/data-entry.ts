@@ -12,6 +12,7 @@
  */
 import type { Entry } from '../entry.js';
 import { EMPTY_VALUE } from '../entry.js';
+import type { Found } from '../found.js';
 import type { Block } from './block.js';
 import { copyBytes } from '../util/bytes.js';
 import { corrupt, getVarint53, pos as varintPos, putVarint } from './coding.js';
@@ -77,6 +78,40 @@ export function lookupEntry(block: Block, key: Uint8Array): Entry | undefined {
   const start = block.findValue(key);
   if (start < 0) return undefined;
   return decodeWith(block, key, start, block.valueEnd, false);
+}
+
+/**
+ * The DB's point lookup in a data block: like {@link lookupEntry}, but fills `out` (the value as
+ * the range `out.bytes[out.start..out.end)` of the block's bytes, see `Found`) instead of making
+ * an entry and a view. True if the block holds `key` (a put or a tombstone).
+ */
+export function findInto(block: Block, key: Uint8Array, out: Found): boolean {
+  const start = block.findValue(key);
+  if (start < 0) return false;
+  const end = block.valueEnd;
+  const data = block.data;
+  if (start >= end) throw corrupt(`entry value without flags at block offset ${start}`, block.where);
+  const flags = data[start]!;
+  if ((flags & ~KNOWN_ENTRY_FLAGS) !== 0) {
+    throw corrupt(`unknown entry flags 0x${flags.toString(16)} at block offset ${start}`, block.where);
+  }
+  const seq = getVarint53(data, start + 1, end);
+  if (seq < 0) throw corrupt(`bad sequence number at block offset ${start}`, block.where);
+  let at = varintPos;
+  let expiresAt: number | undefined;
+  if ((flags & EntryFlag.HAS_EXPIRY) !== 0) {
+    expiresAt = getVarint53(data, at, end);
+    if (expiresAt < 0) throw corrupt(`bad expiry at block offset ${start}`, block.where);
+    at = varintPos;
+  }
+  if ((flags & EntryFlag.TOMBSTONE) !== 0 && at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
+  out.kind = (flags & EntryFlag.TOMBSTONE) !== 0 ? 'delete' : 'put';
+  out.seq = seq;
+  out.expiresAt = expiresAt;
+  out.bytes = data;
+  out.start = at;
+  out.end = end;
+  return true;
 }
 
 /**

@@ -20,11 +20,12 @@ import { ClosedError, IoError } from '../errors.js';
 import { readFully } from '../fs/read.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { type CursorOptions, type Entry, checkKey, compareKeys, positionCursor } from '../entry.js';
+import type { Found } from '../found.js';
 import { Block } from './block.js';
 import { BlockCache, type KeptEntries, privateFileId } from './block-cache.js';
 import { BloomFilter } from './bloom.js';
 import { corrupt } from './coding.js';
-import { findEntry, lookupEntry } from './data-entry.js';
+import { findEntry, findInto, lookupEntry } from './data-entry.js';
 import { decodeFooter } from './footer.js';
 import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './format.js';
 import { TableIndex } from './index-block.js';
@@ -78,6 +79,9 @@ function readFullySync(handle: FileHandle, buf: Uint8Array, position: number): n
   }
   return done;
 }
+
+/** The synchronous block reads' buffer, shared by every reader (see `#dataBlock`); grows as needed. */
+let scratch = Buffer.allocUnsafeSlow(8192);
 
 /** An open table. See the module comment. */
 export class TableReader {
@@ -266,6 +270,22 @@ export class TableReader {
     return lookupEntry(this.#dataBlock(i, true), key);
   }
 
+  /**
+   * {@link lookup} filling `out` instead of making an entry (the value as a range of a block,
+   * possibly cached: see `Found`); true if the table holds `key` (a put or a tombstone). @internal
+   */
+  find(key: Uint8Array, hash: number, out: Found): boolean {
+    this.#checkOpen();
+    this.#gets++;
+    if (!this.#filter.mayContainHash(hash)) {
+      this.#filtered++;
+      return false;
+    }
+    const i = this.#index.find(key);
+    if (i >= this.#index.count) return false;
+    return findInto(this.#dataBlock(i, true), key, out);
+  }
+
   /** {@link get}, but a block that is not cached is read asynchronously. */
   async getAsync(key: Uint8Array): Promise<Entry | undefined> {
     const i = this.#locate(key);
@@ -301,18 +321,34 @@ export class TableReader {
     this.#checkOpen();
     const cached = this.#cached(i);
     if (cached !== undefined) return cached;
-    // Unpooled: a cached block must not pin a shared 8 KiB pool slab.
-    const stored = Buffer.allocUnsafeSlow(this.#index.size(i) + TRAILER_SIZE);
+    // Read into a scratch buffer shared by every reader (the read, the check and the copy or
+    // decompression below run synchronously, one block at a time): a compressed block, the
+    // usual kind, then costs the process one new buffer (its contents) instead of two.
+    const size = this.#index.size(i) + TRAILER_SIZE;
+    if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.length));
+    const stored = scratch.subarray(0, size);
     const n = readFullySync(this.#handle, stored, this.#index.offset(i));
     return this.#verifyBlock(i, stored, n, fillCache);
   }
 
+  /**
+   * Verifies data block `i` read into `stored` (`bytesRead` bytes of it) and caches it if asked.
+   * `stored` may be the shared scratch buffer: what is kept never points into it.
+   */
   #verifyBlock(i: number, stored: Uint8Array, bytesRead: number, fillCache: boolean): Block {
     this.#blockReads++;
     const offset = this.#index.offset(i);
     const where = { file: this.path, offset, length: stored.length };
     if (bytesRead !== stored.length) throw corrupt('table truncated: data block runs past the end of the file', where);
-    const block = new Block(unsealBlock(stored, where), where);
+    let contents = unsealBlock(stored, where);
+    if (contents.buffer === scratch.buffer) {
+      // An uncompressed block is a view of what was read: give it a buffer of its own, unpooled
+      // (a cached block must not pin a shared 8 KiB pool slab).
+      const own = Buffer.allocUnsafeSlow(contents.length);
+      own.set(contents);
+      contents = own;
+    }
+    const block = new Block(contents, where);
     if (fillCache && this.#cache !== undefined) {
       const entry = this.#cache.insert(this.#cacheId, offset, block);
       if (entry !== undefined) this.#cache.keep(entry, this.#entries, i);
