@@ -146,7 +146,8 @@ export class ChangeFeed<K, V> implements AsyncIterableIterator<Change<K, V>> {
       await checkFeedPosition(host as FeedHost<unknown, unknown>, start);
       await host.started(start);
     })();
-    this.#ready.catch(() => undefined);
+    // A feed that cannot start holds nothing (its error waits for the first next()).
+    this.#ready.catch(() => host.ended(hold));
     this.#gen = this.#run(start);
   }
 

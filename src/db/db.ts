@@ -31,6 +31,7 @@
  */
 import * as path from 'node:path';
 import {
+  ChangesExpiredError,
   ClosedError,
   CorruptionError,
   InvalidPositionError,
@@ -282,6 +283,8 @@ export class DB<K = string, V = unknown> {
   #holds = new Set<FeedHold & { slot: string | undefined }>();
   /** Slot updates (and the SLOTS file writes) run one at a time. */
   #slotLane: Promise<void> = Promise.resolve();
+  /** Writes of the SLOTS file, one at a time. */
+  #slotsFileLane: Promise<void> = Promise.resolve();
   /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
   #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Where a WAL segment deletion under way deletes up to: feeds cannot start before it. */
@@ -977,7 +980,7 @@ export class DB<K = string, V = unknown> {
       const before = new Map(this.#slots);
       if (change() === false) return;
       try {
-        await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+        await this.#persistSlots();
       } catch (err) {
         this.#slots = before;
         throw err;
@@ -985,6 +988,16 @@ export class DB<K = string, V = unknown> {
       await this.#collectWal();
     });
     this.#slotLane = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Writes `SLOTS` with the slots as they are when the write starts; writes run one at a time
+   * (a slot update and a flush dropping a slot may both write).
+   */
+  #persistSlots(): Promise<void> {
+    const run = this.#slotsFileLane.then(() => writeSlotsFile(this.#fs, this.#dir, new Map(this.#slots)));
+    this.#slotsFileLane = run.catch(() => undefined);
     return run;
   }
 
@@ -1045,11 +1058,11 @@ export class DB<K = string, V = unknown> {
     for (const h of this.#holds) {
       if (h.error || h.slot !== undefined) continue;
       const bytes = this.#retainedBytes(h.position);
-      if (bytes > max) h.error = new SlotDroppedError('(a feed without retain)', bytes, max);
+      if (bytes > max) h.error = new ChangesExpiredError(h.position, flushed);
     }
     // Durable before the segments the dropped slots held go: a crash must not bring back a slot
     // whose segments are gone.
-    if (dropped) await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+    if (dropped) await this.#persistSlots();
     let gc: Position = flushed;
     for (const p of this.#slots.values()) if (comparePositions(p, gc) < 0) gc = p;
     for (const h of this.#holds) if (!h.error && comparePositions(h.position, gc) < 0) gc = h.position;
@@ -1236,6 +1249,7 @@ export class DB<K = string, V = unknown> {
     this.#status = 'closing';
     this.#wakeFeeds(); // caught-up feeds end now
     await this.#slotLane;
+    await this.#slotsFileLane;
     // Writes called before close (also those a write stall holds), and flush()/compact() calls.
     await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);
