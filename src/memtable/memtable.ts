@@ -50,7 +50,7 @@
 import * as btree from 'sorted-btree';
 import { type CursorOptions, type Entry, type EntryCursor, checkKey, normalizeEntry, positionCursor, validateEntry } from '../entry.js';
 import type { Found } from '../found.js';
-import { keyHash } from '../util/hash.js';
+import { hash32, KEY_HASH_SEED, keyHash } from '../util/hash.js';
 import { Arena, type ArenaMark, PROBE } from './arena.js';
 import { HASH_INDEX_BYTES_PER_ENTRY, HashIndex } from './hash-index.js';
 
@@ -242,22 +242,44 @@ export class Memtable extends MemtableReader {
    * must be valid and in the shape {@link normalizeEntry} gives; its bytes are copied.
    */
   insertChecked(stored: Entry): boolean {
+    return this.#link(this.#arena.append(stored), stored.seq, keyHash(stored.key));
+  }
+
+  /**
+   * @internal {@link insertChecked} from bytes in a buffer (a DB write batch): the key is
+   * `src[keyAt, keyAt + keyLength)`, the value the `valueLength` bytes right after it (0 for a
+   * delete). Copied into the arena; no object is made per entry. The arguments must be valid.
+   */
+  insertFrom(
+    src: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueLength: number,
+    seq: number,
+    isDelete: boolean,
+    expiresAt: number | undefined,
+  ): boolean {
+    const hash = hash32(src, KEY_HASH_SEED, keyAt, keyAt + keyLength);
+    return this.#link(this.#arena.appendFrom(src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt), seq, hash);
+  }
+
+  /** Puts the record just appended (its key hashing to `hash`) into the tree and the hash index (see {@link insertChecked}). */
+  #link(record: number, seq: number, hash: number): boolean {
     const arena = this.#arena;
-    const record = arena.append(stored);
     // One descent for a new key (the common case); an existing key costs two more.
     if (!this.#tree.set(record, undefined, false)) {
       const old = this.#tree.getPairOrNextHigher(record, pair)![0];
-      if (arena.seq(old) > stored.seq) {
+      if (arena.seq(old) > seq) {
         arena.truncate(record);
         return false;
       }
       // sorted-btree's overwrite replaces the leaf's key as well as its value: the tree now holds
       // the new record. (An inner node may keep the old one as a separator: the same key.)
       this.#tree.set(record, undefined, true);
-      this.#index.replace(old, record, keyHash(stored.key));
-    } else this.#index.add(record, keyHash(stored.key));
-    if (stored.seq < this.#minSeq) this.#minSeq = stored.seq;
-    if (stored.seq > this.#maxSeq) this.#maxSeq = stored.seq;
+      this.#index.replace(old, record, hash);
+    } else this.#index.add(record, hash);
+    if (seq < this.#minSeq) this.#minSeq = seq;
+    if (seq > this.#maxSeq) this.#maxSeq = seq;
     return true;
   }
 

@@ -7,12 +7,12 @@
  * @module
  */
 
-/** LevelDB's `Hash(data, n, seed)`: 32-bit, murmur-like. */
-export function hash32(data: Uint8Array, seed: number): number {
+/** LevelDB's `Hash(data, n, seed)`: 32-bit, murmur-like; of `data[start, end)`. */
+export function hash32(data: Uint8Array, seed: number, start = 0, end = data.length): number {
   const m = 0xc6a4a793;
-  const n = data.length;
-  let h = (seed ^ Math.imul(n, m)) >>> 0;
-  let i = 0;
+  const n = end; // the loop runs to `end`; the length hashed is `end - start`
+  let h = (seed ^ Math.imul(end - start, m)) >>> 0;
+  let i = start;
   for (; i + 4 <= n; i += 4) {
     const w = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) >>> 0;
     h = Math.imul((h + w) >>> 0, m) >>> 0;
