@@ -325,6 +325,8 @@ export class DB<K = string, V = unknown> {
   #slotsFileLane: Promise<void> = Promise.resolve();
   /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
   #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Copies (checkpoint, backup) holding the WAL: GC waits for them (see #collectWal). */
+  #copies = 0;
   /** Where a WAL segment deletion under way deletes up to: feeds cannot start before it. */
   #gcTarget: Position | undefined;
   #status: 'open' | 'closing' | 'closed' = 'open';
@@ -1146,6 +1148,10 @@ export class DB<K = string, V = unknown> {
     // Durable before the segments the dropped slots held go: a crash must not bring back a slot
     // whose segments are gone.
     if (dropped) await this.#persistSlots();
+    // While a copy holds the WAL nothing is deleted; its release runs this again. (The WAL would
+    // defer the deletion itself, to the furthest position asked for meanwhile, which could be
+    // past what a feed started meanwhile needs.)
+    if (this.#copies > 0) return;
     let gc: Position = flushed;
     for (const p of this.#slots.values()) if (comparePositions(p, gc) < 0) gc = p;
     for (const h of this.#holds) if (!h.error && comparePositions(h.position, gc) < 0) gc = h.position;
@@ -1213,6 +1219,7 @@ export class DB<K = string, V = unknown> {
       if (this.#status !== 'open') throw new ClosedError('the database');
       const version = this.#versions.current.pin();
       const wal = this.#wal.retain();
+      this.#copies++;
       let held = true;
       source = {
         fs: this.#fs,
@@ -1227,6 +1234,9 @@ export class DB<K = string, V = unknown> {
           held = false;
           wal.release();
           version.unpin();
+          // The WAL GC the copy held back, computed now (a feed or slot made meanwhile may
+          // need segments a deletion asked for before it would have removed).
+          if (--this.#copies === 0 && this.#status === 'open') this.#collectWal().catch(() => undefined);
         },
       };
     } catch (err) {

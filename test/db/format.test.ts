@@ -268,6 +268,15 @@ describe('OPTIONS: golden bytes', () => {
     expect(decodeOptionsFile(Buffer.from(TEXT, 'latin1'), OPTIONS_FILE)).toEqual(P);
   });
 
+  it('format 2 (write batches in the WAL, what a new DB writes): exactly the example in FORMAT.md', () => {
+    const text =
+      'SDMTOPTS 1\n' +
+      '{"formatVersion":2,"keyEncoding":"utf8","valueEncoding":"msgpack","maxKeySize":65536,"maxValueSize":16777216}\n' +
+      'crc32c 62d9b276\n';
+    expect(encodeOptionsFile({ ...P, formatVersion: 2 }).toString('latin1')).toBe(text);
+    expect(decodeOptionsFile(Buffer.from(text, 'latin1'), OPTIONS_FILE)).toEqual({ ...P, formatVersion: 2 });
+  });
+
   it('the field order is fixed whatever order the object has', () => {
     const shuffled = {
       maxValueSize: 16777216,
