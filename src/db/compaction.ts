@@ -7,8 +7,8 @@
  * - Level n >= 1 has a size target, `levelBaseSize * levelMultiplier^(n-1)`. The level most over
  *   its target gives a run of consecutive tables (taken round-robin through the key space) to
  *   merge with the tables they overlap in level n+1: as many as its excess over the target (at
- *   least one, at most {@link MAX_COMPACTION_FACTOR} table sizes), so that one job brings the
- *   level back to its target. (One table per job left L1 at 3x its target in bench/compaction.ts:
+ *   least one, while the job reads at most {@link MAX_COMPACTION_FACTOR} table sizes), so that
+ *   one job brings the level back to its target. (One table per job left L1 at 3x its target in bench/compaction.ts:
  *   L0, refilling meanwhile, won every pick, and each L0->L1 rewrote all of that L1.)
  * - A trivial move: inputs that overlap nothing in the output level (and little in the level
  *   below it) change level in the manifest only, with no rewrite (LevelDB's `IsTrivialMove`).
@@ -47,7 +47,10 @@ export interface CompactionSettings {
 /** Output tables overlap at most this many target-sizes of the grandparent level (LevelDB's 10). */
 export const GRANDPARENT_OVERLAP_FACTOR = 10;
 
-/** A size compaction takes at most this many target table sizes from its level (RocksDB's max_compaction_bytes: 25). */
+/**
+ * A size compaction that takes several tables reads at most this many target table sizes, its
+ * tables and what they overlap in the next level together (RocksDB's max_compaction_bytes: 25).
+ */
 export const MAX_COMPACTION_FACTOR = 25;
 
 /** Bytes of the grandparent level one output table may overlap (0: no table size set, no limit). */
@@ -105,18 +108,20 @@ export function pickCompaction(v: Version, s: CompactionSettings, pointers: (Uin
     if (first < 0) first = 0;
     const excess = v.levelBytes(best) - levelTarget(best, s);
     const cap = s.tableFileSize === undefined ? Infinity : MAX_COMPACTION_FACTOR * s.tableFileSize;
+    const below = v.levels[best + 1]!;
     const picked = [tables[first]!];
     let bytes = tables[first]!.meta.size;
     for (let i = first + 1; i < tables.length && bytes < excess; i++) {
-      const size = tables[i]!.meta.size;
-      if (bytes + size > cap) break;
-      picked.push(tables[i]!);
-      bytes += size;
+      const t = tables[i]!;
+      // The cap counts what the job reads: these tables and what they overlap below.
+      if (bytes + t.meta.size + overlapBytes(below, picked[0]!.meta.smallest, t.meta.largest) > cap) break;
+      picked.push(t);
+      bytes += t.meta.size;
     }
     const lo = picked[0]!.meta.smallest;
     const hi = picked[picked.length - 1]!.meta.largest;
     plan = {
-      inputs: [picked, overlapping(v.levels[best + 1]!, lo, hi)],
+      inputs: [picked, overlapping(below, lo, hi)],
       level: best,
       outputLevel: best + 1,
       reason: 'size',

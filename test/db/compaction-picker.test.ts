@@ -334,6 +334,9 @@ describe('a size compaction takes its level back to its target in one job', () =
     expect(numbers(pickCompaction(v, { ...S, tableFileSize: 40 }, NONE))).toMatchObject({
       inputs: [ids(l1.slice(0, 2)), ids(l2.slice(0, 1))],
     });
+    // The cap counts the next level's tables too: with l2's first table at 500 bytes, 400 + 400 + 500 > 1000.
+    const heavy = version([], l1, [table('a', 'c1', 500), ...l2.slice(1)]);
+    expect((pickCompaction(heavy, { ...S, tableFileSize: 40 }, NONE)?.inputs[0] ?? []).length).toBe(1);
     // A cap below one table still takes one.
     expect(numbers(pickCompaction(v, { ...S, tableFileSize: 1 }, NONE))).toMatchObject({
       inputs: [ids(l1.slice(0, 1)), ids(l2.slice(0, 1))],
