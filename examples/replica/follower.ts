@@ -1,0 +1,217 @@
+/**
+ * A read replica: consumes the leader's stream (`leader.ts`) with a durable JetStream consumer,
+ * applies each message to its own sediment DB, and serves reads over HTTP (see `http.ts`).
+ *
+ * How it keeps its promises:
+ *
+ * - **Atomic and idempotent.** A message is one commit unit of the leader (a batch or a single
+ *   write). The follower applies it in one `db.batch` that also records what it applied (the
+ *   leader's last sequence number and feed position, under the key `m:applied`), so the data and
+ *   the bookmark can never disagree, even across a crash. A message whose sequence numbers are at
+ *   or below the bookmark was applied already (a redelivery, or a republish past JetStream's
+ *   duplicate window): it is acknowledged and skipped.
+ * - **No silent gap.** A unit must start right after the bookmark (`seq = applied + 1`); anything
+ *   else (a lost message, a stream purged or started after the leader's first writes) stops the
+ *   follower with an error naming both numbers, and the message is left unacknowledged.
+ * - **Acknowledged only once durable.** Messages are acknowledged to JetStream after a
+ *   `db.sync()` that covers them (one fdatasync for every message taken so far), so a power loss
+ *   on the follower cannot lose what JetStream was told is done.
+ * - **Reads** serve the follower's DB: they see every unit applied so far and never half of one,
+ *   and may lag the leader (replication is asynchronous). `GET /status` says how far it got.
+ *
+ * Keys live under `d:` in the follower's DB, the bookmark at `m:applied`.
+ *
+ * Run: npx tsx examples/replica/follower.ts --db <dir> [--nats 127.0.0.1:4222] [--name main]
+ *        [--durable follower-1] [--port 0]
+ * It prints `listening <port>` once its HTTP interface is up.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import {
+  AckPolicy,
+  type ConsumerInfo,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { type BatchOperation, DB } from '../../src/index.js';
+import type { Position } from '../../src/wal/position.js';
+import { keyOf, type Reply, serve } from './http.js';
+import { connectNats, ensureStream, jetstreamManager } from './nats.js';
+import { decodeUnit, messageId, streamNames, type WireUnit } from './protocol.js';
+
+const DATA = 'd:';
+const APPLIED_KEY = 'm:applied';
+/** Acknowledge at least every this many messages (and whenever the consumer has none pending). */
+const ACK_EVERY = 256;
+
+/** The bookmark stored with the data. */
+interface Applied {
+  /** The leader's sequence number of the last change applied (0: none). */
+  seq: number;
+  /** Where the leader's feed resumes after it. */
+  next: Position | null;
+  /** The JetStream stream sequence of the message that carried it. */
+  streamSeq: number;
+  /**
+   * How many changes this follower has applied, counted in the same batch as them: equal to
+   * `seq` unless a change was applied twice (or one was skipped), which the test checks.
+   */
+  changes: number;
+}
+
+/** A unit that does not follow the last one applied: something between them is missing. */
+export class ReplicaGapError extends Error {
+  override name = 'ReplicaGapError';
+}
+
+class Follower {
+  readonly #db: DB<string, string>;
+  #applied: Applied;
+  readonly status = { applied: 0, duplicates: 0, bookmark: null as Applied | null };
+
+  private constructor(db: DB<string, string>, applied: Applied) {
+    this.#db = db;
+    this.#applied = applied;
+    this.status.bookmark = applied;
+  }
+
+  static async open(dir: string): Promise<Follower> {
+    const db = await DB.open<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const raw = await db.get(APPLIED_KEY);
+    return new Follower(db, raw === undefined ? { seq: 0, next: null, streamSeq: 0, changes: 0 } : (JSON.parse(raw) as Applied));
+  }
+
+  get db(): DB<string, string> {
+    return this.#db;
+  }
+
+  /** Applies one message (or skips it as a duplicate). Throws {@link ReplicaGapError} on a gap. */
+  async apply(unit: WireUnit, streamSeq: number): Promise<void> {
+    const first = unit.changes[0]!.seq;
+    const last = unit.changes[unit.changes.length - 1]!.seq;
+    if (last <= this.#applied.seq) {
+      this.status.duplicates++;
+      return;
+    }
+    if (first !== this.#applied.seq + 1) {
+      throw new ReplicaGapError(
+        `message ${messageId(unit.position)} (stream seq ${streamSeq}) starts at leader seq ${first}, ` +
+          `but the last applied is ${this.#applied.seq}: changes ${this.#applied.seq + 1}..${first - 1} are missing ` +
+          '(re-seed this follower from a checkpoint of the leader)',
+      );
+    }
+    const now = Date.now();
+    const ops: BatchOperation<string, string>[] = unit.changes.map((c): BatchOperation<string, string> => {
+      if (c.type === 'del') return { type: 'del', key: DATA + c.key };
+      if (c.expiresAt === undefined) return { type: 'put', key: DATA + c.key, value: c.value! };
+      // The DB takes a TTL, not an absolute expiry: one already past is a delete (an older value
+      // of the key may be here). Clocks of the two machines differ by their skew.
+      const ttlMs = c.expiresAt - now;
+      return ttlMs > 0 ? { type: 'put', key: DATA + c.key, value: c.value!, ttlMs } : { type: 'del', key: DATA + c.key };
+    });
+    const applied: Applied = { seq: last, next: unit.next, streamSeq, changes: this.#applied.changes + unit.changes.length };
+    ops.push({ type: 'put', key: APPLIED_KEY, value: JSON.stringify(applied) });
+    await this.#db.batch(ops);
+    this.#applied = applied;
+    this.status.applied++;
+    this.status.bookmark = applied;
+  }
+
+  /** Consumes until the connection closes; rejects on a gap or a bad message. */
+  async consume(js: JetStreamClient, jsm: JetStreamManager, stream: string, durable: string): Promise<void> {
+    await ensureConsumer(jsm, stream, durable, this.#applied);
+    const consumer = await js.consumers.get(stream, durable);
+    const messages = await consumer.consume({ max_messages: ACK_EVERY });
+    const toAck: JsMsg[] = [];
+    for await (const m of messages) {
+      await this.apply(decodeUnit(m.data), m.seq);
+      toAck.push(m);
+      if (toAck.length >= ACK_EVERY || m.info.pending === 0) {
+        await this.#db.sync();
+        for (const a of toAck.splice(0)) a.ack();
+      }
+    }
+  }
+}
+
+/**
+ * The durable consumer, positioned by the follower's own bookmark. JetStream redelivers a message
+ * that a dead follower held unacknowledged only after `ack_wait`, and meanwhile delivers the
+ * messages after it: a restarted follower would see a unit from beyond its bookmark first. So
+ * when the consumer still has messages out (delivered, not acknowledged), it is re-created to
+ * start right after the last message applied (`streamSeq + 1`): the bookmark, stored with the
+ * data, is the truth, and the consumer is how far the server has delivered. (JetStream 2.9 has no
+ * call to move a consumer back; newer servers' consumer reset would do the same.)
+ */
+async function ensureConsumer(jsm: JetStreamManager, stream: string, durable: string, applied: Applied): Promise<void> {
+  let info: ConsumerInfo | undefined;
+  try {
+    info = await jsm.consumers.info(stream, durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  }
+  if (info && info.num_ack_pending === 0 && info.ack_floor.stream_seq >= applied.streamSeq) return;
+  if (info) await jsm.consumers.delete(stream, durable);
+  await jsm.consumers.add(stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: applied.streamSeq + 1,
+    ack_wait: nanos(30_000),
+    max_ack_pending: 4 * ACK_EVERY,
+  });
+}
+
+async function main(): Promise<void> {
+  const { values: o } = parseArgs({
+    options: {
+      db: { type: 'string' },
+      nats: { type: 'string', default: '127.0.0.1:4222' },
+      name: { type: 'string', default: 'main' },
+      durable: { type: 'string', default: 'follower-1' },
+      port: { type: 'string', default: '0' },
+    },
+  });
+  if (!o.db) throw new TypeError('--db <dir> is required');
+  const { stream, subject } = streamNames(o.name);
+  const follower = await Follower.open(o.db);
+  const db = follower.db;
+  const nc = await connectNats(o.nats, `sediment-follower-${o.durable}`);
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(jsm, stream, subject);
+  follower.consume(jetstream(nc), jsm, stream, o.durable).then(
+    () => console.error('follower: the consumer ended'),
+    (err: unknown) => {
+      console.error('follower: stopping:', err);
+      process.exit(1);
+    },
+  );
+
+  const handle = async (method: string, path: string): Promise<Reply> => {
+    const key = keyOf(path);
+    if (key !== undefined && method === 'GET') {
+      const v = await db.get(DATA + key);
+      return v === undefined ? { status: 404 } : { status: 200, body: v };
+    }
+    if (path === '/dump' && method === 'GET') {
+      const entries = await db.iterator({ gte: DATA, lt: 'd;' }).all();
+      return { status: 200, json: entries.map(([k, v]) => [k.slice(DATA.length), v]) };
+    }
+    if (path === '/status' && method === 'GET') return { status: 200, json: follower.status };
+    return { status: 404 };
+  };
+  const { port } = await serve(Number(o.port), handle);
+  console.log(`listening ${port}`);
+}
+
+main().catch((err: unknown) => {
+  console.error('follower:', err);
+  process.exit(1);
+});
