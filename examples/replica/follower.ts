@@ -49,7 +49,7 @@ import { decodeUnit, messageId, streamNames, type WireUnit } from './protocol.js
 const DATA = 'd:';
 const APPLIED_KEY = 'm:applied';
 /** Acknowledge at least every this many messages (and whenever the consumer has none pending). */
-const ACK_EVERY = 256;
+const ACK_EVERY = 64;
 
 /** The bookmark stored with the data. */
 interface Applied {
@@ -101,10 +101,13 @@ class Follower {
       return;
     }
     if (first !== this.#applied.seq + 1) {
+      const what =
+        first > this.#applied.seq
+          ? `changes ${this.#applied.seq + 1}..${first - 1} are missing (re-seed this follower from a checkpoint of the leader)`
+          : 'it overlaps what was applied (the leader cut its units differently)';
       throw new ReplicaGapError(
         `message ${messageId(unit.position)} (stream seq ${streamSeq}) starts at leader seq ${first}, ` +
-          `but the last applied is ${this.#applied.seq}: changes ${this.#applied.seq + 1}..${first - 1} are missing ` +
-          '(re-seed this follower from a checkpoint of the leader)',
+          `but the last applied is ${this.#applied.seq}: ${what}`,
       );
     }
     const now = Date.now();
@@ -128,7 +131,7 @@ class Follower {
   async consume(js: JetStreamClient, jsm: JetStreamManager, stream: string, durable: string): Promise<void> {
     await ensureConsumer(jsm, stream, durable, this.#applied);
     const consumer = await js.consumers.get(stream, durable);
-    const messages = await consumer.consume({ max_messages: ACK_EVERY });
+    const messages = await consumer.consume({ max_messages: 4 * ACK_EVERY });
     const toAck: JsMsg[] = [];
     for await (const m of messages) {
       await this.apply(decodeUnit(m.data), m.seq);
