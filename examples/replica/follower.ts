@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import {
   AckPolicy,
   type ConsumerInfo,
+  type ConsumerMessages,
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -127,21 +128,31 @@ class Follower {
     this.status.bookmark = applied;
   }
 
-  /** Consumes until the connection closes; rejects on a gap or a bad message. */
+  /** Consumes until {@link stop} or the connection closes; rejects on a gap or a bad message. */
   async consume(js: JetStreamClient, jsm: JetStreamManager, stream: string, durable: string): Promise<void> {
     await ensureConsumer(jsm, stream, durable, this.#applied);
     const consumer = await js.consumers.get(stream, durable);
     const messages = await consumer.consume({ max_messages: 4 * ACK_EVERY });
+    this.#messages = messages;
     const toAck: JsMsg[] = [];
+    const ackAll = async (): Promise<void> => {
+      await this.#db.sync();
+      for (const a of toAck.splice(0)) a.ack();
+    };
     for await (const m of messages) {
       await this.apply(decodeUnit(m.data), m.seq);
       toAck.push(m);
-      if (toAck.length >= ACK_EVERY || m.info.pending === 0) {
-        await this.#db.sync();
-        for (const a of toAck.splice(0)) a.ack();
-      }
+      if (toAck.length >= ACK_EVERY || m.info.pending === 0) await ackAll();
     }
+    await ackAll();
   }
+
+  /** Stops consuming after the message being applied; {@link consume} then resolves. */
+  async stop(): Promise<void> {
+    await this.#messages?.close();
+  }
+
+  #messages: ConsumerMessages | undefined;
 }
 
 /**
@@ -189,7 +200,7 @@ async function main(): Promise<void> {
   const nc = await connectNats(o.nats, `sediment-follower-${o.durable}`);
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, stream, subject);
-  follower.consume(jetstream(nc), jsm, stream, o.durable).then(
+  const consuming = follower.consume(jetstream(nc), jsm, stream, o.durable).then(
     () => console.error('follower: the consumer ended'),
     (err: unknown) => {
       console.error('follower: stopping:', err);
@@ -210,8 +221,20 @@ async function main(): Promise<void> {
     if (path === '/status' && method === 'GET') return { status: 200, json: follower.status };
     return { status: 404 };
   };
-  const { port } = await serve(Number(o.port), handle);
+  const { server, port } = await serve(Number(o.port), handle);
   console.log(`listening ${port}`);
+  // Ctrl-C / SIGTERM: finish the message in hand, acknowledge what is applied, close. (A SIGKILL
+  // loses nothing either: unacknowledged messages come again and are skipped if applied.)
+  const stop = async (): Promise<void> => {
+    server.close();
+    await follower.stop();
+    await consuming;
+    await db.close();
+    await nc.drain();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
 }
 
 main().catch((err: unknown) => {

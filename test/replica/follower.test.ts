@@ -139,6 +139,14 @@ describe.skipIf(!bin && !required)('replica follower', () => {
       expect(dump).toEqual([...model].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       expect(republished).toBeGreaterThan(0);
 
+      // A graceful stop (SIGTERM) acknowledges everything applied; the restart keeps its place.
+      f.child.kill('SIGTERM');
+      expect(await f.exited).toBe(0);
+      const info = await (await jetstreamManager(nc)).consumers.info(stream, 'f1');
+      expect(info.num_ack_pending).toBe(0);
+      f = startFollower(args);
+      expect((await status(f)).bookmark).toMatchObject({ seq, changes: seq });
+
       // A unit that skips a sequence number: the follower stops, naming the gap, applying nothing.
       await publish({
         v: 1,
