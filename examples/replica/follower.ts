@@ -104,7 +104,7 @@ class Follower {
     if (first !== this.#applied.seq + 1) {
       const what =
         first > this.#applied.seq
-          ? `changes ${this.#applied.seq + 1}..${first - 1} are missing (re-seed this follower from a checkpoint of the leader)`
+          ? `changes ${this.#applied.seq + 1}..${first - 1} are missing (this follower needs re-seeding from the leader's data)`
           : 'it overlaps what was applied (the leader cut its units differently)';
       throw new ReplicaGapError(
         `message ${messageId(unit.position)} (stream seq ${streamSeq}) starts at leader seq ${first}, ` +
