@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   AckPolicy,
@@ -42,18 +43,20 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { type BatchOperation, DB } from '../../src/index.js';
-import type { Position } from '../../src/wal/position.js';
+import { comparePositions, type Position } from '../../src/wal/position.js';
 import { keyOf, type Reply, serve } from './http.js';
 import { connectNats, ensureStream, jetstreamManager } from './nats.js';
 import { decodeUnit, messageId, streamNames, type WireUnit } from './protocol.js';
 
-const DATA = 'd:';
-const APPLIED_KEY = 'm:applied';
+/** Prefix of the replicated keys in the follower's DB. */
+export const DATA = 'd:';
+/** Key of the bookmark. */
+export const APPLIED_KEY = 'm:applied';
 /** Acknowledge at least every this many messages (and whenever the consumer has none pending). */
 const ACK_EVERY = 64;
 
 /** The bookmark stored with the data. */
-interface Applied {
+export interface Applied {
   /** The leader's sequence number of the last change applied (0: none). */
   seq: number;
   /** Where the leader's feed resumes after it. */
@@ -72,21 +75,39 @@ export class ReplicaGapError extends Error {
   override name = 'ReplicaGapError';
 }
 
-class Follower {
+/** A follower's DB and bookmark: applies units, and consumes them from JetStream. */
+export class Follower {
   readonly #db: DB<string, string>;
   #applied: Applied;
   readonly status = { applied: 0, duplicates: 0, bookmark: null as Applied | null };
 
-  private constructor(db: DB<string, string>, applied: Applied) {
+  readonly #clock: () => number;
+
+  private constructor(db: DB<string, string>, applied: Applied, clock: () => number) {
     this.#db = db;
+    this.#clock = clock;
     this.#applied = applied;
     this.status.bookmark = applied;
   }
 
-  static async open(dir: string): Promise<Follower> {
-    const db = await DB.open<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  static async open(dir: string, options: { clock?: () => number } = {}): Promise<Follower> {
+    const db = await DB.open<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8', ...options });
     const raw = await db.get(APPLIED_KEY);
-    return new Follower(db, raw === undefined ? { seq: 0, next: null, streamSeq: 0, changes: 0 } : (JSON.parse(raw) as Applied));
+    const applied: Applied = raw === undefined ? { seq: 0, next: null, streamSeq: 0, changes: 0 } : (JSON.parse(raw) as Applied);
+    return new Follower(db, applied, options.clock ?? Date.now);
+  }
+
+  /** What was applied last (the bookmark stored with the data). */
+  get applied(): Readonly<Applied> {
+    return this.#applied;
+  }
+
+  #foreign(unit: WireUnit, streamSeq: number): ReplicaGapError {
+    return new ReplicaGapError(
+      `message ${messageId(unit.position)} (stream seq ${streamSeq}) has leader seqs ${unit.changes[0]!.seq}..` +
+        `${unit.changes[unit.changes.length - 1]!.seq} but a position on the other side of the last applied ` +
+        `(seq ${this.#applied.seq}, resuming at ${messageId(this.#applied.next!)}): it comes from another leader DB`,
+    );
   }
 
   get db(): DB<string, string> {
@@ -97,10 +118,15 @@ class Follower {
   async apply(unit: WireUnit, streamSeq: number): Promise<void> {
     const first = unit.changes[0]!.seq;
     const last = unit.changes[unit.changes.length - 1]!.seq;
+    // Within one leader DB, positions grow with seqs: a unit must sit before the bookmark's
+    // position if its seqs say it was applied, and at or after it if they say it is new.
+    const after = this.#applied.next === null || comparePositions(unit.position, this.#applied.next) >= 0;
     if (last <= this.#applied.seq) {
+      if (after && this.#applied.next !== null) throw this.#foreign(unit, streamSeq);
       this.status.duplicates++;
       return;
     }
+    if (!after) throw this.#foreign(unit, streamSeq);
     if (first !== this.#applied.seq + 1) {
       const what =
         first > this.#applied.seq
@@ -111,7 +137,7 @@ class Follower {
           `but the last applied is ${this.#applied.seq}: ${what}`,
       );
     }
-    const now = Date.now();
+    const now = this.#clock();
     const ops: BatchOperation<string, string>[] = unit.changes.map((c): BatchOperation<string, string> => {
       if (c.type === 'del') return { type: 'del', key: DATA + c.key };
       if (c.expiresAt === undefined) return { type: 'put', key: DATA + c.key, value: c.value! };
@@ -237,7 +263,10 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stop());
 }
 
-main().catch((err: unknown) => {
-  console.error('follower:', err);
-  process.exit(1);
-});
+// Run as a program (not when a test imports the class).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err: unknown) => {
+    console.error('follower:', err);
+    process.exit(1);
+  });
+}
