@@ -14,12 +14,27 @@
  * | `IO`             | {@link IoError}            | the operating system failed a read, write or sync  |
  * | `DECODE`         | {@link DecodeError}        | a stored value does not decode in its encoding     |
  * | `READ_ONLY`      | {@link ReadOnlyError}      | a write was asked of a handle opened `readOnly`    |
+ * | `CHANGES_EXPIRED`| {@link ChangesExpiredError}| a change feed position is gone (its WAL segments deleted) |
+ * | `INVALID_POSITION`| {@link InvalidPositionError} | a change feed position is in the future or not at a record boundary |
+ * | `UNKNOWN_SLOT`   | {@link UnknownSlotError}   | `ackChanges`/`releaseChanges` of a retention slot that does not exist |
+ * | `SLOT_DROPPED`   | {@link SlotDroppedError}   | a retention slot held back more than `maxRetainedBytes` and was dropped |
  *
  * @module
  */
 
 /** The stable codes of {@link SedimentError}. */
-export type ErrorCode = 'CLOSED' | 'LOCKED' | 'CORRUPTION' | 'INVALID_CONFIG' | 'IO' | 'DECODE' | 'READ_ONLY';
+export type ErrorCode =
+  | 'CLOSED'
+  | 'LOCKED'
+  | 'CORRUPTION'
+  | 'INVALID_CONFIG'
+  | 'IO'
+  | 'DECODE'
+  | 'READ_ONLY'
+  | 'CHANGES_EXPIRED'
+  | 'INVALID_POSITION'
+  | 'UNKNOWN_SLOT'
+  | 'SLOT_DROPPED';
 
 /** Base class of every error with a stable `code`. */
 export abstract class SedimentError extends Error {
@@ -200,5 +215,75 @@ export class ReadOnlyError extends SedimentError {
     readonly op: string,
   ) {
     super(`${what} is open read-only: ${op} refused`);
+  }
+}
+
+/** A WAL position as the change feed names it. */
+interface FeedPosition {
+  readonly segmentId: number;
+  readonly offset: number;
+}
+
+function showPosition(p: FeedPosition): string {
+  return `{ segmentId: ${p.segmentId}, offset: ${p.offset} }`;
+}
+
+/**
+ * A change feed was asked to start at a position whose WAL segment is gone (deleted after a
+ * flush, no retention slot holding it), or one before the DB's WAL held write batches: the
+ * changes there cannot be replayed. Never a silent gap.
+ */
+export class ChangesExpiredError extends SedimentError {
+  readonly code = 'CHANGES_EXPIRED' as const;
+  constructor(
+    /** The position asked for. */
+    readonly position: FeedPosition,
+    /** The oldest position the feed can start at now. */
+    readonly oldest: FeedPosition,
+  ) {
+    super(`change feed position ${showPosition(position)} is gone (the WAL holds changes from ${showPosition(oldest)} on)`);
+  }
+}
+
+/**
+ * A change feed position (a `since`, or an `ackChanges` position) that is not one the feed
+ * gave: past the last write, not at a record boundary, or (for `ackChanges`) before the slot's
+ * current position.
+ */
+export class InvalidPositionError extends SedimentError {
+  readonly code = 'INVALID_POSITION' as const;
+  constructor(
+    readonly position: FeedPosition,
+    reason: string,
+  ) {
+    super(`invalid change feed position ${showPosition(position)}: ${reason}`);
+  }
+}
+
+/** `ackChanges` or `releaseChanges` named a retention slot that does not exist. */
+export class UnknownSlotError extends SedimentError {
+  readonly code = 'UNKNOWN_SLOT' as const;
+  constructor(readonly slot: string) {
+    super(`no change feed retention slot named ${JSON.stringify(slot)}`);
+  }
+}
+
+/**
+ * A retention slot held back more WAL than `maxRetainedBytes` and was dropped (durably): its
+ * consumer fell too far behind. Its feed ends with this error, and so do its `ackChanges`; a
+ * new `changes({ retain })` creates the slot afresh (from a position that still exists).
+ */
+export class SlotDroppedError extends SedimentError {
+  readonly code = 'SLOT_DROPPED' as const;
+  constructor(
+    readonly slot: string,
+    /** WAL bytes it held back when it was dropped. */
+    readonly retainedBytes: number,
+    /** The cap it passed. */
+    readonly maxRetainedBytes: number,
+  ) {
+    super(
+      `change feed retention slot ${JSON.stringify(slot)} was dropped: it held back ${retainedBytes} WAL bytes, over maxRetainedBytes (${maxRetainedBytes})`,
+    );
   }
 }

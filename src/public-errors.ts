@@ -14,6 +14,10 @@ export {
   IoError,
   DecodeError,
   ReadOnlyError,
+  ChangesExpiredError,
+  InvalidPositionError,
+  UnknownSlotError,
+  SlotDroppedError,
   type ErrorCode,
   type CorruptionDetails,
 } from './errors.js';

@@ -11,6 +11,11 @@ describe('public surface', () => {
     const names = Object.keys(root).sort();
     expect(names).toEqual(
       [
+        'ChangeFeed',
+        'ChangesExpiredError',
+        'InvalidPositionError',
+        'SlotDroppedError',
+        'UnknownSlotError',
         'ClosedError',
         'CorruptionError',
         'DB',

@@ -135,11 +135,11 @@ async function dumpWal(dir: string, o: RangeFlags & { wal?: boolean }, out: Out)
     const kept: string[] = [];
     let printed = 0;
     try {
-      for await (const { record, position } of db.wal.readFrom({ segmentId: 0, offset: 0 })) {
+      for await (const { record, position, seq } of db.wal.readFrom({ segmentId: 0, offset: 0 })) {
         if (printed >= limit) break;
         if (lo && Buffer.compare(record.key, lo) < 0) continue;
         if (hi && Buffer.compare(record.key, hi) >= 0) continue;
-        const line = toJson(walLine(record, position, flushed, enc.keyEncoding, enc.valueEncoding));
+        const line = toJson(walLine(record, position, seq, flushed, enc.keyEncoding, enc.valueEncoding));
         if (o.reverse) {
           kept.push(line);
           if (kept.length > limit) kept.shift();
@@ -171,12 +171,15 @@ interface WalRecordLike {
 function walLine(
   r: WalRecordLike,
   position: Position,
+  seq: number | undefined,
   flushed: Position | null,
   keyEncoding: 'utf8' | 'binary',
   valueEncoding: 'msgpack' | 'json' | 'utf8' | 'binary',
 ): object {
   const line: Record<string, unknown> = {
+    // The ops of one write (a batch) share its position; each has its own seq (none in a format 1 DB).
     position: { segmentId: position.segmentId, offset: position.offset },
+    ...(seq === undefined ? {} : { seq }),
     type: r.tombstone ? 'del' : 'put',
     key: keyOut(decodeKey(keyEncoding, r.key)),
   };

@@ -30,17 +30,40 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, CorruptionError, IoError, ReadOnlyError, errnoOf, ioStep } from '../errors.js';
+import {
+  ClosedError,
+  CorruptionError,
+  InvalidPositionError,
+  IoError,
+  ReadOnlyError,
+  SlotDroppedError,
+  UnknownSlotError,
+  errnoOf,
+  ioStep,
+} from '../errors.js';
+import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHold, type FeedHost } from './changes.js';
+import { checkSlotName, readSlotsFile, writeSlotsFile } from './slots.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import type { Entry, EntryCursor } from '../entry.js';
-import { copyBytes } from '../util/bytes.js';
 import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
-import { FRAME_HEADER_SIZE } from '../wal/format.js';
-import { comparePositions, type Position } from '../wal/position.js';
+import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE, segmentFileName } from '../wal/format.js';
+import { assertPosition, comparePositions, type Position } from '../wal/position.js';
 import { isExpiry, Record } from '../wal/record.js';
+import { MAX_RECORD_SIZE_LIMIT } from '../wal/options.js';
+import {
+  type BatchOp,
+  encodeWriteBatch,
+  batchCount,
+  batchSeq,
+  checkWriteBatch,
+  opSize,
+  setBatchSeq,
+  visitOps,
+  WRITE_BATCH_HEADER_SIZE,
+} from './write-batch.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
 import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
@@ -71,11 +94,20 @@ import { installManifest, readCurrentManifest, readSmallFile, type ManifestState
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import { checkPersistedOptions, openOptionsFile, readOptionsFile, writeOptionsFile, type PersistedOptions } from './options-file.js';
+import {
+  checkPersistedOptions,
+  DB_FORMAT_VERSION,
+  openOptionsFile,
+  readOptionsFile,
+  WRITE_BATCH_FORMAT,
+  writeOptionsFile,
+  type PersistedOptions,
+} from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { checkIteratorOptions, DBIterator, type IteratorOptions } from './iterator.js';
 
 export { DBIterator, type IteratorOptions } from './iterator.js';
+export { ChangeFeed, type Change, type ChangesOptions } from './changes.js';
 import { LEVELS } from './version.js';
 import { VersionSet } from './version-set.js';
 
@@ -153,6 +185,12 @@ export interface DBStats {
   wal: WalStats;
   /** What the WAL's recovery found when this DB was opened. */
   walRecovery: RecoveryInfo;
+  /**
+   * The change feed: its retention slots (name, acknowledged position, WAL bytes the slot holds
+   * back past what the flushes let go, approximated from segment sizes), the feeds open, and the
+   * slots dropped since open for passing `maxRetainedBytes`.
+   */
+  changes: { slots: { name: string; position: Position; retainedBytes: number }[]; feeds: number; slotsDropped: number };
 }
 
 interface Frozen {
@@ -162,10 +200,20 @@ interface Frozen {
   lastSeq: number;
 }
 
+/** A write validated and encoded, waiting for its seq (given at append time) and the WAL. */
 interface Pending {
-  kind: 'put' | 'delete';
-  record: Record;
+  /** The encoded write batch (see write-batch.ts), its seq still 0. */
+  batch: Buffer;
+  count: number;
+  /** Bytes of keys and values the caller wrote. */
+  userBytes: number;
 }
+
+/**
+ * Largest encoded write (one put, delete or `batch`) the DB accepts: it is one WAL record, whose
+ * payload is a flags byte and the batch. The WAL of a DB is opened with this record limit.
+ */
+export const MAX_WRITE_BYTES = MAX_RECORD_SIZE_LIMIT - 1;
 
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
 const READ_ONLY_ATTEMPTS = 5;
@@ -218,8 +266,26 @@ export class DB<K = string, V = unknown> {
   #imm: Frozen[] = [];
   /** The table set: current version, manifest, file numbers, readers. */
   #versions!: VersionSet;
+  /** Seq of the last write applied to the memtable. */
   #seq = 0;
+  /** Seq of the last write handed to the WAL (>= #seq: writes in flight). */
+  #nextSeq = 0;
   #lastPosition: Position | null = null;
+  /** End of the last WAL record applied to the memtable: how far change feeds read. */
+  #appliedEnd: Position = { segmentId: 0, offset: SEGMENT_HEADER_SIZE };
+  /** Retention slots: name to acknowledged position (what `SLOTS` holds). */
+  #slots = new Map<string, Position>();
+  /** Slots dropped for passing `maxRetainedBytes` since open: their acks fail with the error. */
+  #droppedSlots = new Map<string, SlotDroppedError>();
+  #slotsDropped = 0;
+  /** Open feeds' holds on the WAL (their read positions); `slot` for a retained feed. */
+  #holds = new Set<FeedHold & { slot: string | undefined }>();
+  /** Slot updates (and the SLOTS file writes) run one at a time. */
+  #slotLane: Promise<void> = Promise.resolve();
+  /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
+  #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Where a WAL segment deletion under way deletes up to: feeds cannot start before it. */
+  #gcTarget: Position | undefined;
   #status: 'open' | 'closing' | 'closed' = 'open';
   #bgError: Error | undefined;
   /** Flushes run one at a time in this lane, compactions in the other: a long compaction never holds up a flush. */
@@ -366,11 +432,11 @@ export class DB<K = string, V = unknown> {
     try {
       this.#checkWritable();
       checkWriteOptions(options, PUT_OPTIONS);
-      pending = this.#putRecord(key, value, options?.ttlMs);
+      pending = prepare([this.#putOp(key, value, options?.ttlMs)]);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#write([pending], options?.sync === true);
+    return this.#write(pending, options?.sync === true);
   }
 
   /** Deletes `key` (absent keys are fine). Resolves and rejects as {@link put}. */
@@ -379,11 +445,11 @@ export class DB<K = string, V = unknown> {
     try {
       this.#checkWritable();
       checkWriteOptions(options, WRITE_OPTIONS);
-      pending = { kind: 'delete', record: Record.delete(this.#key(key, this.#persisted.maxKeySize)) };
+      pending = prepare([this.#deleteOp(key)]);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#write([pending], options?.sync === true);
+    return this.#write(pending, options?.sync === true);
   }
 
   /**
@@ -391,7 +457,8 @@ export class DB<K = string, V = unknown> {
    * never see part of them. Every operation is validated before anything is written.
    */
   batch(operations: readonly BatchOperation<K | Uint8Array, PutValue<V>>[], options?: WriteOptions): Promise<void> {
-    const pending: Pending[] = [];
+    const ops: BatchOp[] = [];
+    let pending: Pending;
     try {
       this.#checkWritable();
       checkWriteOptions(options, WRITE_OPTIONS);
@@ -400,18 +467,19 @@ export class DB<K = string, V = unknown> {
         if (typeof op !== 'object' || op === null) throw new TypeError('a batch operation must be an object');
         if (op.type === 'put') {
           checkNames(op, PUT_OPERATION, 'batch put operation');
-          pending.push(this.#putRecord(op.key, op.value, op.ttlMs));
+          ops.push(this.#putOp(op.key, op.value, op.ttlMs));
         } else if (op.type === 'del') {
           checkNames(op, DEL_OPERATION, 'batch del operation');
-          pending.push({ kind: 'delete', record: Record.delete(this.#key(op.key, this.#persisted.maxKeySize)) });
+          ops.push(this.#deleteOp(op.key));
         } else {
           throw new TypeError(`batch operation type must be 'put' or 'del', got ${String((op as { type: unknown }).type)}`);
         }
       }
+      if (ops.length === 0) return Promise.resolve();
+      pending = prepare(ops);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (pending.length === 0) return Promise.resolve();
     return this.#write(pending, options?.sync === true);
   }
 
@@ -426,7 +494,11 @@ export class DB<K = string, V = unknown> {
     return k;
   }
 
-  #putRecord(key: unknown, value: unknown, ttlMs: unknown): Pending {
+  #deleteOp(key: unknown): BatchOp {
+    return { kind: 'delete', key: this.#key(key, this.#persisted.maxKeySize), value: EMPTY_BYTES, expiresAt: undefined };
+  }
+
+  #putOp(key: unknown, value: unknown, ttlMs: unknown): BatchOp {
     const k = this.#key(key);
     const v = encodeValue(this.#opts.valueEncoding, value);
     if (v.length > this.#opts.maxValueSize) {
@@ -444,11 +516,8 @@ export class DB<K = string, V = unknown> {
         );
       }
     }
-    // Record.put would copy key and value; bytes the encodings just produced are ours already,
-    // so only the caller's own Uint8Arrays are copied (the record must not change under us).
-    const ownKey = key instanceof Uint8Array ? copyBytes(k) : k;
-    const ownValue = value instanceof Uint8Array ? copyBytes(v) : v;
-    return { kind: 'put', record: Record.fromParts(ownKey, ownValue, false, expiresAt, 'none', ownValue) };
+    // No copy: the op is encoded into the batch before the call returns.
+    return { kind: 'put', key: k, value: v, expiresAt };
   }
 
   /** The clock's time, checked: a write must not derive an expiry from garbage. */
@@ -460,7 +529,7 @@ export class DB<K = string, V = unknown> {
     return t;
   }
 
-  async #write(pending: Pending[], sync: boolean): Promise<void> {
+  async #write(pending: Pending, sync: boolean): Promise<void> {
     // Writers that must wait queue up in call order, and a writer arriving while others wait
     // queues behind them: writes reach the WAL in the order they were called.
     if (this.#admissionQueue > 0 || this.#mustWait()) {
@@ -484,12 +553,15 @@ export class DB<K = string, V = unknown> {
     }
     this.#inflight++;
     try {
-      if (pending.length === 1) {
-        // The memtable update is the append promise's first reaction: that keeps WAL order.
-        await this.#wal.append(pending[0]!.record).then((pos) => this.#apply(pending, pos));
-      } else {
-        await this.#wal.appendBatch(pending.map((p) => p.record)).then((pos) => this.#apply(pending, pos[pos.length - 1]!));
-      }
+      // The seq is given here, synchronously with the append: appends reach the WAL in call
+      // order, so seqs grow in log order. (A write the WAL then refuses leaves a gap: the log
+      // has failed for good by then.)
+      const seq = this.#nextSeq + 1;
+      this.#nextSeq += pending.count;
+      setBatchSeq(pending.batch, seq);
+      const record = Record.opaqueOwned(pending.batch);
+      // The memtable update is the append promise's first reaction: that keeps WAL order.
+      await this.#wal.append(record).then((pos) => this.#apply(pending, seq, pos, record.payloadSize + FRAME_HEADER_SIZE));
       if (sync && this.#opts.fsync !== 'always') await this.#wal.sync();
     } finally {
       if (--this.#inflight === 0) this.#notify();
@@ -501,14 +573,16 @@ export class DB<K = string, V = unknown> {
    * the append, so this cannot fail; if it ever did, the memtable would no longer match the log,
    * so writes stop (loudly) instead of going on.
    */
-  #apply(pending: readonly Pending[], last: Position): void {
+  #apply(pending: Pending, seq: number, last: Position, frameBytes: number): void {
     try {
-      for (const p of pending) {
-        const r = p.record;
-        this.#mem.insertChecked({ key: r.key, seq: ++this.#seq, kind: p.kind, value: r.value, expiresAt: r.expiresAt });
-        this.#stats.userBytes += r.key.length + r.value.length;
-        this.#walBytesSinceFreeze += r.payloadSize + FRAME_HEADER_SIZE;
-      }
+      const mem = this.#mem;
+      const batch = pending.batch;
+      visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
+        mem.insertFrom(batch, keyAt, keyLength, valueLength, seq + i, kind === 'delete', expiresAt);
+      });
+      this.#seq = seq + pending.count - 1;
+      this.#stats.userBytes += pending.userBytes;
+      this.#walBytesSinceFreeze += frameBytes;
     } catch (err) {
       this.#setBackgroundError(
         new Error(
@@ -519,9 +593,19 @@ export class DB<K = string, V = unknown> {
       throw err;
     }
     this.#lastPosition = last;
+    this.#appliedEnd = { segmentId: last.segmentId, offset: last.offset + frameBytes };
+    this.#wakeFeeds();
     // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
     // behind the memtable too (RocksDB's max_total_wal_size), or it would never be collected.
     if (this.#mustFreeze()) this.#freeze();
+  }
+
+  /** Wakes change feeds waiting for writes. */
+  #wakeFeeds(): void {
+    const w = this.#writeWaiter;
+    if (w === undefined) return;
+    this.#writeWaiter = undefined;
+    w.resolve();
   }
 
   #mustFreeze(): boolean {
@@ -738,6 +822,245 @@ export class DB<K = string, V = unknown> {
     return it;
   }
 
+  // -- change feed -------------------------------------------------------------------------
+
+  /**
+   * The change feed: every write, in commit order, as an async iterable of {@link Change}s
+   * (`{ position, next, seq, type, key, value, expiresAt }`, keys and values decoded with the
+   * DB's encodings). It replays the WAL from `since`, then tails live writes, waiting (no timer,
+   * nothing that keeps the process alive) when caught up. The ops of a batch arrive as
+   * consecutive changes sharing the batch's `position`, never in part; seqs strictly increase
+   * and are the same across restarts. Resume with `changes({ since: change.next })`: `next` is
+   * the position after the write for a batch's last op, the batch's own position for the
+   * others (resuming there replays the batch: skip the seqs already seen). The consumer pulls:
+   * nothing is read ahead of `next()`.
+   *
+   * `since` omitted: from the slot's acknowledged position if `retain` names an existing slot,
+   * else from the oldest change the WAL still holds (segments are deleted after flushes unless a
+   * slot or an open feed holds them). A `since` whose segment is gone: `ChangesExpiredError`;
+   * past the last write or not at a record boundary: `InvalidPositionError` (from the first
+   * `next()`; nothing is created then). `retain: name` creates the slot at the start position
+   * if it does not exist (durably, before the first change), see {@link ackChanges}.
+   *
+   * Ends: `break` / `return()` ends it at once; the DB's `close()` ends it cleanly (`next()`
+   * resolves done); a slot dropped for passing `maxRetainedBytes` fails it with
+   * `SlotDroppedError`. An open feed holds back the deletion of the WAL from its read position
+   * on (up to `maxRetainedBytes`, past which it fails with `ChangesExpiredError`): end feeds
+   * you stop reading. On a read-only handle the feed ends once caught up (the handle sees no new
+   * writes) and `retain` is refused with `ReadOnlyError`. Throws `TypeError`/`RangeError` for
+   * bad options, `ClosedError` after close.
+   */
+  changes(options: ChangesOptions = {}): ChangeFeed<K, V> {
+    if (this.#status !== 'open') throw new ClosedError('the database');
+    if (typeof options !== 'object' || options === null) throw new TypeError('changes options must be an object');
+    checkNames(options, CHANGES_OPTIONS, 'changes option');
+    const { since, retain } = options;
+    if (since !== undefined) assertPosition(since, 'since');
+    if (retain !== undefined) {
+      checkSlotName(retain);
+      if (this.#opts.readOnly) throw new ReadOnlyError('the database', 'a retention slot');
+    }
+    const existing = retain === undefined ? undefined : this.#slots.get(retain);
+    const start: Position = since !== undefined ? { segmentId: since.segmentId, offset: since.offset } : (existing ?? this.#oldest());
+    const hold = { position: start, error: undefined as Error | undefined, slot: retain };
+    this.#holds.add(hold);
+    const { keyEncoding, valueEncoding } = this.#opts;
+    const host: FeedHost<K, V> = {
+      fs: this.#fs,
+      wal: this.#wal,
+      walDir: path.join(this.#dir, WAL_DIR),
+      readOnly: this.#opts.readOnly,
+      appliedEnd: () => this.#appliedEnd,
+      oldest: () => this.#oldest(),
+      isOpen: () => this.#status === 'open',
+      nextWrite: () => this.#nextWrite(),
+      started: async (at) => {
+        if (retain === undefined || this.#slots.has(retain)) return;
+        await this.#updateSlots(() => {
+          if (!this.#slots.has(retain)) this.#slots.set(retain, at);
+          this.#droppedSlots.delete(retain);
+        });
+      },
+      ended: (h) => {
+        this.#holds.delete(h as typeof hold);
+      },
+      decode: (op) => {
+        const key = decodeKey(keyEncoding, op.key) as K;
+        return { key, value: op.kind === 'delete' ? undefined : (decodeValue(valueEncoding, op.value, op.key) as V) };
+      },
+    };
+    return new ChangeFeed<K, V>(host, start, hold);
+  }
+
+  /**
+   * Acknowledges that the consumer of slot `name` has everything before `position` (a change's
+   * `next`): the slot moves there (durably), and WAL segments wholly before the lowest slot (and
+   * the flushed position) may go. Acknowledging the slot's current position again is a no-op.
+   * Rejects with `UnknownSlotError` for no such slot, `SlotDroppedError` if it was dropped for
+   * passing `maxRetainedBytes`, `InvalidPositionError` for a position before the slot's, past
+   * the last write or not at a record boundary (nothing changes then), `TypeError` for bad
+   * arguments, `ReadOnlyError` on a read-only handle, `ClosedError` after close.
+   */
+  async ackChanges(name: string, position: Position): Promise<void> {
+    this.#checkSlotOp('ackChanges');
+    checkSlotName(name);
+    assertPosition(position, 'position');
+    const pos = { segmentId: position.segmentId, offset: position.offset };
+    const current = this.#slotOf(name);
+    if (comparePositions(pos, current) < 0)
+      throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
+    if (comparePositions(pos, current) === 0) return;
+    await checkFeedPosition(this.#feedHost(), pos);
+    await this.#updateSlots(() => {
+      const current = this.#slotOf(name);
+      const c = comparePositions(pos, current);
+      if (c < 0) throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
+      if (c === 0) return false;
+      this.#slots.set(name, pos);
+      return true;
+    });
+  }
+
+  /**
+   * Drops retention slot `name` (durably): it holds nothing back any more. Rejects with
+   * `UnknownSlotError` for no such slot (a slot dropped for `maxRetainedBytes` is released
+   * quietly), `ReadOnlyError` on a read-only handle, `ClosedError` after close.
+   */
+  async releaseChanges(name: string): Promise<void> {
+    this.#checkSlotOp('releaseChanges');
+    checkSlotName(name);
+    await this.#updateSlots(() => {
+      if (this.#droppedSlots.delete(name)) return false;
+      if (!this.#slots.delete(name)) throw new UnknownSlotError(name);
+      return true;
+    });
+  }
+
+  #checkSlotOp(op: string): void {
+    if (this.#status !== 'open') throw new ClosedError('the database');
+    if (this.#opts.readOnly) throw new ReadOnlyError('the database', op);
+  }
+
+  #slotOf(name: string): Position {
+    const dropped = this.#droppedSlots.get(name);
+    if (dropped) throw dropped;
+    const p = this.#slots.get(name);
+    if (p === undefined) throw new UnknownSlotError(name);
+    return p;
+  }
+
+  /** A host for position checks outside a feed. */
+  #feedHost(): FeedHost<unknown, unknown> {
+    return {
+      fs: this.#fs,
+      wal: this.#wal,
+      walDir: path.join(this.#dir, WAL_DIR),
+      readOnly: this.#opts.readOnly,
+      appliedEnd: () => this.#appliedEnd,
+      oldest: () => this.#oldest(),
+      isOpen: () => this.#status === 'open',
+      nextWrite: () => this.#nextWrite(),
+      started: () => Promise.resolve(),
+      ended: () => undefined,
+      decode: () => ({ key: undefined, value: undefined }),
+    };
+  }
+
+  /**
+   * Runs `change` on the slots in the slot lane; if it returns true (or nothing), writes `SLOTS`
+   * (atomically, durably) and lets the WAL go up to the new lowest position. A throw changes
+   * nothing. A failed write puts the slots back as they were on disk.
+   */
+  #updateSlots(change: () => boolean | undefined): Promise<void> {
+    const run = this.#slotLane.then(async () => {
+      if (this.#status === 'closed') throw new ClosedError('the database');
+      const before = new Map(this.#slots);
+      if (change() === false) return;
+      try {
+        await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+      } catch (err) {
+        this.#slots = before;
+        throw err;
+      }
+      await this.#collectWal();
+    });
+    this.#slotLane = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The oldest position a feed can start at. */
+  #oldest(): Position {
+    const ids = this.#wal.stats();
+    let id = ids.oldestSegmentId;
+    if (this.#gcTarget && this.#gcTarget.segmentId > id) id = this.#gcTarget.segmentId;
+    return { segmentId: id, offset: SEGMENT_HEADER_SIZE };
+  }
+
+  /** Resolves at the next applied write, or at close. */
+  #nextWrite(): Promise<void> {
+    if (this.#status !== 'open') return Promise.resolve();
+    if (this.#writeWaiter === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#writeWaiter = { promise, resolve };
+    }
+    return this.#writeWaiter.promise;
+  }
+
+  /**
+   * WAL bytes that `p` holds back past the flushed position: 0 when `p` is at or after it. From
+   * positions and the segment size (sealed segments are at most that big), so an approximation.
+   */
+  #retainedBytes(p: Position): number {
+    const flushed = this.#versions.state.flushedThrough;
+    if (!flushed || comparePositions(p, flushed) >= 0) return 0;
+    return Math.max(0, (flushed.segmentId - p.segmentId) * this.#opts.walSegmentSize + flushed.offset - p.offset);
+  }
+
+  /**
+   * Deletes the WAL segments no one needs: wholly before the manifest's flushed position, the
+   * lowest slot and every open feed's read position. A slot or feed holding back more than
+   * `maxRetainedBytes` is dropped first (durably, loudly).
+   */
+  async #collectWal(): Promise<void> {
+    const flushed = this.#versions.state.flushedThrough;
+    if (!flushed || this.#opts.readOnly) return;
+    const max = this.#opts.maxRetainedBytes;
+    const meter = this.#opts.meter;
+    let dropped = false;
+    for (const [name, p] of [...this.#slots]) {
+      const bytes = this.#retainedBytes(p);
+      if (bytes <= max) continue;
+      const err = new SlotDroppedError(name, bytes, max);
+      this.#slots.delete(name);
+      this.#droppedSlots.set(name, err);
+      this.#slotsDropped++;
+      dropped = true;
+      for (const h of this.#holds) if (h.slot === name) h.error = err;
+      meter.counter('db.changes_slots_dropped', 1);
+      meter.event({ type: 'changes-slot-dropped', slot: name, retainedBytes: bytes, maxRetainedBytes: max });
+    }
+    for (const h of this.#holds) {
+      if (h.error || h.slot !== undefined) continue;
+      const bytes = this.#retainedBytes(h.position);
+      if (bytes > max) h.error = new SlotDroppedError('(a feed without retain)', bytes, max);
+    }
+    // Durable before the segments the dropped slots held go: a crash must not bring back a slot
+    // whose segments are gone.
+    if (dropped) await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+    let gc: Position = flushed;
+    for (const p of this.#slots.values()) if (comparePositions(p, gc) < 0) gc = p;
+    for (const h of this.#holds) if (!h.error && comparePositions(h.position, gc) < 0) gc = h.position;
+    this.#gcTarget = gc;
+    try {
+      await this.#wal.deleteSegmentsBefore(gc);
+    } finally {
+      if (this.#gcTarget === gc) this.#gcTarget = undefined;
+    }
+  }
+
   // -- copies ------------------------------------------------------------------------------
 
   /**
@@ -888,6 +1211,15 @@ export class DB<K = string, V = unknown> {
       background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
       wal: this.#wal.stats(),
       walRecovery: this.#walRecovery,
+      changes: {
+        slots: [...this.#slots].map(([name, position]) => ({
+          name,
+          position: { ...position },
+          retainedBytes: this.#retainedBytes(position),
+        })),
+        feeds: this.#holds.size,
+        slotsDropped: this.#slotsDropped,
+      },
     };
   }
 
@@ -902,6 +1234,8 @@ export class DB<K = string, V = unknown> {
 
   async #close(): Promise<void> {
     this.#status = 'closing';
+    this.#wakeFeeds(); // caught-up feeds end now
+    await this.#slotLane;
     // Writes called before close (also those a write stall holds), and flush()/compact() calls.
     await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);
@@ -910,6 +1244,7 @@ export class DB<K = string, V = unknown> {
 
   async #shutdown(): Promise<void> {
     this.#status = 'closed';
+    this.#wakeFeeds();
     let walError: unknown;
     if (this.#wal) await this.#wal.close().catch((err: unknown) => (walError = err));
     // Snapshots and iterators still open release their pins (an iterator's next() now rejects
@@ -1080,7 +1415,7 @@ export class DB<K = string, V = unknown> {
     meter.histogram('db.flush_ms', ms);
     meter.event({ type: 'flush', tables: written.length, bytes, durationMs: ms });
     // The manifest now covers everything up to f.lastPosition: older segments are garbage.
-    if (f.lastPosition) await this.#wal.deleteSegmentsBefore(f.lastPosition);
+    if (f.lastPosition) await this.#collectWal();
   }
 
   async #runCompaction(plan: CompactionPlan): Promise<void> {
@@ -1148,7 +1483,11 @@ export class DB<K = string, V = unknown> {
     // matter, and new records must land after it. The WAL was created before CURRENT, so it
     // must exist now: a missing one is corruption, not a new log.
     this.#persisted = persisted;
-    const flushed = state.flushedThrough ?? undefined;
+    // Retention slots keep WAL segments past the flushed position: the WAL deletes at open only
+    // what is before both.
+    this.#slots = await readSlotsFile(fs, dir);
+    let flushed = state.flushedThrough ?? undefined;
+    for (const p of this.#slots.values()) if (flushed !== undefined && comparePositions(p, flushed) < 0) flushed = p;
     const { wal, recovery } = await Wal.open({
       ...walOptionsOf(dir, this.#opts, flushed, persisted),
       createIfMissing: false,
@@ -1157,9 +1496,10 @@ export class DB<K = string, V = unknown> {
     });
     this.#wal = wal;
     if (legacy && !readOnly) await writeOptionsFile(fs, dir, persisted);
-    this.#walView = walView(wal);
+    this.#walView = walView(wal, path.join(dir, WAL_DIR));
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);
+    if (!readOnly && persisted.formatVersion < WRITE_BATCH_FORMAT) await this.#upgrade();
     if (!readOnly) this.#scheduleCompaction();
   }
 
@@ -1185,7 +1525,7 @@ export class DB<K = string, V = unknown> {
         dir: walDir,
         fs,
         readOnly: true,
-        maxRecordSize: this.#opts.maxKeySize + this.#opts.maxValueSize + 64,
+        maxRecordSize: MAX_WRITE_BYTES + 1,
       }).catch((err: unknown) => {
         if (err instanceof CorruptionError)
           throw new CorruptionError(
@@ -1217,19 +1557,54 @@ export class DB<K = string, V = unknown> {
     return persisted;
   }
 
-  /** Replays WAL records after `after` into the memtable, flushing as it fills. */
+  /**
+   * Replays WAL records after `after` into the memtable, flushing as it fills. A DB of format 2
+   * holds one write batch per record, with its seqs; one of format 1 (written before batches
+   * carried seqs) one op per record, whose seqs are counted on from the seq before it.
+   */
   async #replay(after: Position | null): Promise<void> {
     const from = after ?? { segmentId: 0, offset: 0 };
+    const walDir = path.join(this.#dir, WAL_DIR);
+    const floor = this.#seq;
+    let logSeq = 0;
     for await (const { record, position } of this.#wal.readFrom(from)) {
       if (after && comparePositions(position, after) <= 0) continue;
-      // A decoded record is valid (the codec checks every field): applying it cannot fail.
-      this.#mem.insertChecked({
-        key: record.key,
-        seq: ++this.#seq,
-        kind: record.tombstone ? 'delete' : 'put',
-        value: record.value,
-        expiresAt: record.expiresAt,
-      });
+      const damaged = (reason: string): CorruptionError =>
+        new CorruptionError(reason, {
+          file: path.join(walDir, segmentFileName(position.segmentId)),
+          offset: position.offset,
+          segmentId: position.segmentId,
+        });
+      // Either kind is read whatever OPTIONS says (a format 1 DB upgraded by this open, or one
+      // whose OPTIONS a 0.1.0-era tool removed): seqs stay increasing along the log either way.
+      if (record.opaque) {
+        const batch = record.value;
+        const problem = checkWriteBatch(batch);
+        if (problem !== undefined) throw damaged(problem);
+        const first = batchSeq(batch);
+        const last = first + batchCount(batch) - 1;
+        // Seqs only grow along the log; a gap is possible (a write the WAL failed under).
+        if (first <= logSeq) throw damaged(`write batch seq ${first} is not after the seq ${logSeq} before it`);
+        logSeq = last;
+        // Ops at or below the manifest's lastSeq are in the tables already (a repaired manifest
+        // does not know where the WAL was flushed through): the table holds them, or newer.
+        if (last > floor) {
+          const mem = this.#mem;
+          visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
+            if (first + i > floor) mem.insertFrom(batch, keyAt, keyLength, valueLength, first + i, kind === 'delete', expiresAt);
+          });
+          this.#seq = Math.max(this.#seq, last);
+        }
+      } else {
+        // A decoded record is valid (the codec checks every field): applying it cannot fail.
+        this.#mem.insertChecked({
+          key: record.key,
+          seq: ++this.#seq,
+          kind: record.tombstone ? 'delete' : 'put',
+          value: record.value,
+          expiresAt: record.expiresAt,
+        });
+      }
       this.#lastPosition = position;
       this.#walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
       if (this.#mustFreeze()) {
@@ -1241,6 +1616,26 @@ export class DB<K = string, V = unknown> {
       }
     }
     this.#lastPosition ??= after;
+    this.#nextSeq = this.#seq;
+    this.#appliedEnd = this.#wal.currentPosition();
+  }
+
+  /**
+   * Moves a DB of format 1 to format 2 (write batches with seqs in the WAL): the replayed
+   * single-op records are flushed into a table first, so that no replay ever needs them again,
+   * then `OPTIONS` records format 2 (atomically); only then does the DB take writes. A crash in
+   * between leaves format 1 with its records flushed: the next open upgrades again.
+   */
+  async #upgrade(): Promise<void> {
+    if (this.#mem.size > 0) {
+      this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
+      this.#mem = new Memtable();
+      this.#walBytesSinceFreeze = 0;
+    }
+    while (this.#imm.length > 0) await this.#flushOldest();
+    const upgraded = { ...this.#persisted, formatVersion: DB_FORMAT_VERSION };
+    await writeOptionsFile(this.#fs, this.#dir, upgraded);
+    this.#persisted = upgraded;
   }
 }
 
@@ -1256,7 +1651,9 @@ function walOptionsOf(
     fs: opts.fs,
     fsync: opts.fsync,
     maxSegmentSize: opts.walSegmentSize,
-    maxRecordSize: limits.maxKeySize + limits.maxValueSize + 64,
+    // One record per write (a batch), of any size up to the limit of one write; the WAL's record
+    // limit bounds what recovery trusts a frame's length to be, after its header checksum.
+    maxRecordSize: Math.max(MAX_WRITE_BYTES + 1, limits.maxKeySize + limits.maxValueSize + 64),
     recovery: opts.recovery,
     discardBefore,
     readOnly: opts.readOnly,
@@ -1264,7 +1661,22 @@ function walOptionsOf(
   };
 }
 
+const EMPTY_BYTES = new Uint8Array(0);
+
+/** Encodes validated ops as one write batch (seq still 0), refusing one over {@link MAX_WRITE_BYTES}. */
+function prepare(ops: readonly BatchOp[]): Pending {
+  let size = WRITE_BATCH_HEADER_SIZE;
+  let userBytes = 0;
+  for (const op of ops) {
+    size += opSize(op);
+    userBytes += op.key.length + op.value.length;
+  }
+  if (size > MAX_WRITE_BYTES) throw new RangeError(`write of ${size} bytes encoded is over the ${MAX_WRITE_BYTES}-byte limit of one write`);
+  return { batch: encodeWriteBatch(ops, 0, size), count: ops.length, userBytes };
+}
+
 const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
+const CHANGES_OPTIONS: ReadonlySet<string> = new Set(['since', 'retain']);
 const PUT_OPTIONS: ReadonlySet<string> = new Set(['sync', 'ttlMs']);
 const PUT_OPERATION: ReadonlySet<string> = new Set(['type', 'key', 'value', 'ttlMs']);
 const DEL_OPERATION: ReadonlySet<string> = new Set(['type', 'key']);

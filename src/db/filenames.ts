@@ -12,6 +12,8 @@
  *   OPTIONS.tmp        OPTIONS being replaced
  *   IDENTITY           the DB's id, made by its first backup (identity.ts)
  *   IDENTITY.tmp       IDENTITY being written
+ *   SLOTS              the change feed's retention slots (slots.ts)
+ *   SLOTS.tmp          SLOTS being replaced
  *   LOCK               a NodeFileSystem's lock off Linux: the holder's pid (src/fs/node.ts)
  *   LOCK-<16 hex>.sock a NodeFileSystem's lock socket on Linux, one per holder or dead holder
  *   wal/               the WAL: its segments, SEGMENTS and quarantine/ (src/wal/format.ts)
@@ -39,6 +41,10 @@ export const IDENTITY_FILE = 'IDENTITY';
 /** What `IDENTITY` is written as before it is renamed into place. */
 export const IDENTITY_TMP_FILE = 'IDENTITY.tmp';
 /** The WAL's directory. */
+/** The change feed's retention slots (slots.ts). */
+export const SLOTS_FILE = 'SLOTS';
+/** What `SLOTS` is written as before it is renamed over `SLOTS`. */
+export const SLOTS_TMP_FILE = 'SLOTS.tmp';
 export const WAL_DIR = 'wal';
 /** Where `DB.repair` moves damaged files (the WAL's salvage has its own, inside `wal/`). */
 export const QUARANTINE_DIR = 'quarantine';
@@ -54,6 +60,8 @@ export type FileType =
   | 'optionsTmp'
   | 'identity'
   | 'identityTmp'
+  | 'slots'
+  | 'slotsTmp'
   | 'lock'
   | 'lockSocket'
   | 'wal'
@@ -73,6 +81,8 @@ const FIXED = new Map<string, ParsedFileName>(
       [OPTIONS_TMP_FILE, 'optionsTmp'],
       [IDENTITY_FILE, 'identity'],
       [IDENTITY_TMP_FILE, 'identityTmp'],
+      [SLOTS_FILE, 'slots'],
+      [SLOTS_TMP_FILE, 'slotsTmp'],
       [LOCK_FILE, 'lock'],
       [WAL_DIR, 'wal'],
       [QUARANTINE_DIR, 'quarantine'],

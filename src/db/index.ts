@@ -17,7 +17,8 @@ export {
   type ValueOf,
   type WriteOptions,
 } from './db.js';
-export type { WalView } from './wal-view.js';
+export { ChangeFeed, type Change, type ChangesOptions } from './changes.js';
+export type { WalView, WalViewEntry } from './wal-view.js';
 export type { CheckpointInfo } from './checkpoint.js';
 export type {
   BackupDirOptions,

@@ -27,7 +27,9 @@ export type DBCounter =
   /** Errors that stopped background work (and writes). */
   | 'db.background_errors'
   /** Background workers that died while they ran one of this DB's jobs (the job ran again). */
-  | 'db.background_worker_deaths';
+  | 'db.background_worker_deaths'
+  /** Change feed retention slots dropped for holding back more than `maxRetainedBytes`. */
+  | 'db.changes_slots_dropped';
 
 /** Histogram names the DB observes. */
 export type DBHistogram =
@@ -41,7 +43,9 @@ export type DBEvent =
   | { type: 'flush'; tables: number; bytes: number; durationMs: number }
   | { type: 'compaction'; level: number; outputLevel: number; bytesRead: number; bytesWritten: number; durationMs: number }
   | { type: 'write-stall'; durationMs: number }
-  | { type: 'background-error'; error: Error };
+  | { type: 'background-error'; error: Error }
+  /** A change feed retention slot held back more WAL than `maxRetainedBytes` and was dropped. */
+  | { type: 'changes-slot-dropped'; slot: string; retainedBytes: number; maxRetainedBytes: number };
 
 /** Receives the DB's measurements and its WAL's. A WAL `Meter` is a `DBMeter` that ignores the DB's names. */
 export interface DBMeter {

@@ -58,8 +58,15 @@ import type { ResolvedDBOptions } from './options.js';
 
 /** Version of the file's layout (line 1). */
 export const OPTIONS_FILE_VERSION = 1;
-/** Generation of the DB's on-disk data format that this sediment reads and writes. */
-export const DB_FORMAT_VERSION = 1;
+/**
+ * Generation of the DB's on-disk data format that this sediment writes (it reads 1 and 2):
+ * 1: one WAL record per op, seqs counted at replay; 2: one WAL record per write, an opaque
+ * record holding a write batch with its seqs (src/db/write-batch.ts). A DB of format 1 is
+ * upgraded by its first writable open (see `DB`'s `#upgrade`); an older sediment refuses 2.
+ */
+export const DB_FORMAT_VERSION = 2;
+/** The first format whose WAL holds write batches. */
+export const WRITE_BATCH_FORMAT = 2;
 
 /**
  * The largest `maxKeySize` and `maxValueSize` sediment 0.1.0 accepted (its `DB.open` bounds, the
@@ -221,7 +228,8 @@ export function checkPersistedOptions(stored: PersistedOptions | undefined, reso
     // WAL, and WAL recovery drops a record over its limit at the tail as a torn write, for good.
     // So the high-water marks start at the largest limits 0.1.0 accepted: every record it could
     // have acknowledged is read back. New writes still obey the limits given.
-    return { ...persistedOptionsOf(resolved), maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
+    // Its WAL holds one record per op: format 1, until the open upgrades it.
+    return { ...persistedOptionsOf(resolved), formatVersion: 1, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
   }
   for (const name of ['keyEncoding', 'valueEncoding'] as const) {
     if (stored[name] !== resolved[name]) {

@@ -75,6 +75,13 @@ export interface DBOptions {
    * between its other work, for runtimes without workers. Durability is the same either way.
    */
   background?: BackgroundMode;
+  /**
+   * WAL bytes a change feed retention slot (`db.changes({ retain })`), or an open feed, may hold
+   * back past what flushes let go. Past it the slot is dropped (durably; a `changes-slot-dropped`
+   * meter event, `stats().changes.slotsDropped`) and its feed fails with `SlotDroppedError`:
+   * a stalled consumer must not fill the disk. Default 1 GiB.
+   */
+  maxRetainedBytes?: number;
 }
 
 export interface ResolvedDBOptions {
@@ -100,6 +107,7 @@ export interface ResolvedDBOptions {
   readOnly: boolean;
   meter: DBMeter;
   background: BackgroundMode;
+  maxRetainedBytes: number;
   /** The meter as given (for its optional `track`). */
   userMeter: DBMeter | undefined;
 }
@@ -128,6 +136,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof DBOptions>([
   'readOnly',
   'meter',
   'background',
+  'maxRetainedBytes',
 ]);
 
 const KiB = 1024;
@@ -203,6 +212,7 @@ export function resolveDBOptions(options: unknown): ResolvedDBOptions {
     readOnly: o.readOnly === true,
     meter: safeDBMeter(o.meter as DBMeter | undefined),
     background: oneOf(o, 'background', ['worker', 'inline'] as const, 'worker'),
+    maxRetainedBytes: int(o, 'maxRetainedBytes', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
     userMeter: o.meter as DBMeter | undefined,
   };
 }

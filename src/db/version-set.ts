@@ -108,7 +108,8 @@ export class VersionSet {
         (table !== undefined && !set.#live.has(table)) ||
         (parsed?.type === 'manifest' && parsed.number !== current.number) ||
         parsed?.type === 'currentTmp' ||
-        parsed?.type === 'optionsTmp';
+        parsed?.type === 'optionsTmp' ||
+        parsed?.type === 'slotsTmp';
       // A read-only open leaves them: they may be a live writer's work in progress.
       if (stale && !readOnly) {
         await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));

@@ -88,6 +88,7 @@ const SEDIMENT_OPTION_NAMES: Record<keyof SedimentOptions, true> = {
   tableFileSize: true,
   levelBaseSize: true,
   levelMultiplier: true,
+  maxRetainedBytes: true,
   l0CompactionTrigger: true,
   l0SlowdownTrigger: true,
   l0StopTrigger: true,

@@ -131,6 +131,46 @@ export function encodeRecord(target: Uint8Array, offset: number, entry: Entry): 
   return at - offset;
 }
 
+/**
+ * {@link encodeRecord} from bytes in a source buffer instead of an entry (no arrays made): the
+ * key is `src[keyAt, keyAt + kl)`, the value the `vl` bytes after it (`vl` 0 for a delete).
+ * Returns the record's size.
+ */
+export function encodeRecordFrom(
+  target: Uint8Array,
+  offset: number,
+  src: Uint8Array,
+  keyAt: number,
+  kl: number,
+  vl: number,
+  seq: number,
+  isDelete: boolean,
+  expiresAt: number | undefined,
+): number {
+  writeU32(target, offset, kl);
+  writeU32(target, offset + 4, vl);
+  writeU56(target, offset + 8, seq);
+  target[offset + 15] = (isDelete ? FLAG_DELETE : 0) | (expiresAt === undefined ? 0 : FLAG_EXPIRES);
+  const at = offset + RECORD_HEADER_SIZE;
+  const n = kl + vl;
+  // Key and value lie side by side in the source as in the record: one copy for both.
+  if (n <= 32) for (let i = 0; i < n; i++) target[at + i] = src[keyAt + i]!;
+  else target.set(src.subarray(keyAt, keyAt + n), at);
+  let end = at + n;
+  if (expiresAt !== undefined) {
+    writeU56(target, end, expiresAt);
+    target[end + 7] = 0;
+    end += EXPIRY_SIZE;
+  }
+  return end - offset;
+}
+
+/** {@link keyPrefix} of the `n` key bytes at `src[at..]`. */
+export function keyPrefixAt(src: Uint8Array, at: number, n: number): number {
+  if (n >= 4) return ((src[at]! << 24) | (src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!) >>> 0;
+  return ((n > 0 ? src[at]! << 24 : 0) | (n > 1 ? src[at + 1]! << 16 : 0) | (n > 2 ? src[at + 2]! << 8 : 0)) >>> 0;
+}
+
 /** The seq of the record at `offset`. */
 export function recordSeq(chunk: Uint8Array, offset: number): number {
   return readU56(chunk, offset + 8);

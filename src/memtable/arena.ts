@@ -35,8 +35,11 @@ import {
   compareRecordKeys,
   decodeRecord,
   encodeRecord,
+  encodeRecordFrom,
   entryRecordSize,
   keyPrefix,
+  keyPrefixAt,
+  recordSize,
   RECORD_HEADER_SIZE,
   recordSeq,
 } from './arena-format.js';
@@ -156,6 +159,36 @@ export class Arena {
     if (n === this.#addresses.length) this.#grow();
     this.#addresses[n] = c * ADDRESS_STRIDE + at;
     this.#prefixes[n] = keyPrefix(entry.key);
+    this.#count = n + 1;
+    return n;
+  }
+
+  /**
+   * Appends a record from bytes in `src` (see `encodeRecordFrom`: the key at `keyAt`, the value
+   * right after it) and returns its record number. The arguments must be valid.
+   */
+  appendFrom(
+    src: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueLength: number,
+    seq: number,
+    isDelete: boolean,
+    expiresAt: number | undefined,
+  ): number {
+    const size = recordSize(keyLength, valueLength, expiresAt !== undefined);
+    let c = this.#chunks.length - 1;
+    let at = c < 0 ? 0 : this.#ends[c]!;
+    if (c < 0 || this.#chunks[c]!.length - at < size) {
+      c = this.#newChunk(size);
+      at = 0;
+    }
+    encodeRecordFrom(this.#chunks[c]!, at, src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt);
+    this.#ends[c] = at + size;
+    const n = this.#count;
+    if (n === this.#addresses.length) this.#grow();
+    this.#addresses[n] = c * ADDRESS_STRIDE + at;
+    this.#prefixes[n] = keyPrefixAt(src, keyAt, keyLength);
     this.#count = n + 1;
     return n;
   }

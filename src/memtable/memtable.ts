@@ -199,12 +199,33 @@ export class Memtable extends MemtableReader {
    * must be valid and in the shape {@link normalizeEntry} gives; its bytes are copied.
    */
   insertChecked(stored: Entry): boolean {
+    return this.#index(this.#arena.append(stored), stored.seq);
+  }
+
+  /**
+   * @internal {@link insertChecked} from bytes in a buffer (a DB write batch): the key is
+   * `src[keyAt, keyAt + keyLength)`, the value the `valueLength` bytes right after it (0 for a
+   * delete). Copied into the arena; no object is made per entry. The arguments must be valid.
+   */
+  insertFrom(
+    src: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueLength: number,
+    seq: number,
+    isDelete: boolean,
+    expiresAt: number | undefined,
+  ): boolean {
+    return this.#index(this.#arena.appendFrom(src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt), seq);
+  }
+
+  /** Puts the record just appended into the tree (see {@link insertChecked}). */
+  #index(record: number, seq: number): boolean {
     const arena = this.#arena;
-    const record = arena.append(stored);
     // One descent for a new key (the common case); an existing key costs two more.
     if (!this.#tree.set(record, undefined, false)) {
       const old = this.#tree.getPairOrNextHigher(record, pair)![0];
-      if (arena.seq(old) > stored.seq) {
+      if (arena.seq(old) > seq) {
         arena.truncate(record);
         return false;
       }
@@ -212,8 +233,8 @@ export class Memtable extends MemtableReader {
       // the new record. (An inner node may keep the old one as a separator: the same key.)
       this.#tree.set(record, undefined, true);
     }
-    if (stored.seq < this.#minSeq) this.#minSeq = stored.seq;
-    if (stored.seq > this.#maxSeq) this.#maxSeq = stored.seq;
+    if (seq < this.#minSeq) this.#minSeq = seq;
+    if (seq > this.#maxSeq) this.#maxSeq = seq;
     return true;
   }
 

@@ -49,9 +49,22 @@
  *  | u8    | u32        | if flag bit 1   | if compressed       |     |       |
  *  +-------+------------+-----------------+---------------------+-----+-------+
  *  flags: bit 0 tombstone, bit 1 has expiry, bits 2-3 compression (0 none, 1 lz4, 2 zstd),
- *  bits 4-7 zero. expiresAt: ms since the Unix epoch, < 2^53. The value runs to the end of the
- *  payload (compressed when bits 2-3 say so; a tombstone's value is empty).
+ *  bit 4 opaque (below), bits 5-7 zero. expiresAt: ms since the Unix epoch, < 2^53. The value
+ *  runs to the end of the payload (compressed when bits 2-3 say so; a tombstone's value is empty).
  * ```
+ *
+ * Opaque record payload (an application's own bytes, e.g. a DB write batch, src/db/write-batch.ts):
+ * ```
+ *  0            1
+ *  +------------+---------------------------------------+
+ *  | flags 0x10 | application bytes (to the payload end) |
+ *  +------------+---------------------------------------+
+ * ```
+ * The flags byte is exactly 0x10 (no other bit set). The WAL checks the frame as any other and
+ * never looks inside the bytes. Bit 4 was reserved (zero) in every earlier version of this
+ * format, so code older than it refuses such a record as damage ('unknown record flags') instead
+ * of misreading it; the DB also bumps its own format version (OPTIONS `formatVersion` 2) so that
+ * an older sediment refuses the directory before it looks at the log.
  *
  * Zero bytes are never a valid frame (the header crc of zeros is not zero), which is what lets
  * recovery tell a zero-filled tail (preallocation, a crash) from data.
@@ -102,7 +115,12 @@ export const RecordFlag = {
   EXPIRES: 0x02,
   COMPRESSION_MASK: 0x0c,
   COMPRESSION_SHIFT: 2,
-  RESERVED_MASK: 0xf0,
+  /**
+   * The payload is opaque application bytes (see {@link Record.opaque}): the flags byte is
+   * exactly this bit, and the bytes after it are the application's, to the end of the payload.
+   */
+  OPAQUE: 0x10,
+  RESERVED_MASK: 0xe0,
 } as const;
 
 /** Compression codes stored in the record flags. */

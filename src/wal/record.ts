@@ -94,6 +94,11 @@ export class Record {
   readonly value: Uint8Array;
   /** True for a delete. */
   readonly tombstone: boolean;
+  /**
+   * True for an opaque record ({@link Record.opaque}): `value` holds the application's bytes,
+   * `key` is empty, and there is no expiry or tombstone.
+   */
+  readonly opaque: boolean;
   /** When the record expires, in ms since the Unix epoch; undefined if it never does. */
   readonly expiresAt: number | undefined;
   /** How the value is stored in the log. */
@@ -112,6 +117,7 @@ export class Record {
     expiresAt: number | undefined,
     compression: RecordCompression,
     stored: Uint8Array,
+    opaque = false,
   ) {
     // The payload holds an expiry below 2^53 (two u32 words, the high one < 2^21): refuse what
     // it cannot represent here, when the record is made, never when it is written or read back.
@@ -121,6 +127,7 @@ export class Record {
     this.key = key;
     this.value = value;
     this.tombstone = tombstone;
+    this.opaque = opaque;
     this.expiresAt = expiresAt;
     this.compression = compression;
     this.#stored = stored;
@@ -128,8 +135,8 @@ export class Record {
     let flags = CompressionCode[compression] << RecordFlag.COMPRESSION_SHIFT;
     if (tombstone) flags |= RecordFlag.TOMBSTONE;
     if (expiresAt !== undefined) flags |= RecordFlag.EXPIRES;
-    this.#flags = flags;
-    this.#headSize = RECORD_FIXED_SIZE + (expiresAt !== undefined ? 8 : 0) + (compression !== 'none' ? 4 : 0);
+    this.#flags = opaque ? RecordFlag.OPAQUE : flags;
+    this.#headSize = opaque ? 1 : RECORD_FIXED_SIZE + (expiresAt !== undefined ? 8 : 0) + (compression !== 'none' ? 4 : 0);
   }
 
   /**
@@ -159,6 +166,22 @@ export class Record {
     return new Record(toBytes('key', key), EMPTY, true, undefined, 'none', EMPTY);
   }
 
+  /**
+   * An opaque record: `bytes` (copied) stored as they are, for an application that keeps its own
+   * format in the log (the DB stores each write batch as one). Its payload is a flags byte and
+   * the bytes (see format.ts); `maxRecordSize` limits that payload. Throws `TypeError` for
+   * anything but a Uint8Array.
+   */
+  static opaque(bytes: Uint8Array): Record {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`opaque record bytes must be a Uint8Array, got ${describeType(bytes)}`);
+    return Record.opaqueOwned(copyBytes(bytes));
+  }
+
+  /** @internal {@link opaque} over bytes the caller hands over (no copy): they must not change. */
+  static opaqueOwned(bytes: Uint8Array): Record {
+    return new Record(EMPTY, bytes, false, undefined, 'none', bytes, true);
+  }
+
   /** True when the record has an expiry at or before `now` (ms since the epoch). */
   isExpired(now: number = Date.now()): boolean {
     return this.expiresAt !== undefined && this.expiresAt <= now;
@@ -181,6 +204,10 @@ export class Record {
   encodeInto(buf: Buffer, at: number): number {
     const key = this.key;
     buf[at] = this.#flags;
+    if (this.opaque) {
+      buf.set(this.#stored, at + 1);
+      return at + 1 + this.#stored.length;
+    }
     putU32(buf, at + 1, key.length);
     let p = at + RECORD_FIXED_SIZE;
     if (this.expiresAt !== undefined) {
@@ -257,9 +284,11 @@ export type DecodeResult = { ok: true; record: Record } | { ok: false; reason: s
  * Recovery uses it to validate every record cheaply.
  */
 export function checkPayload(payload: Uint8Array, maxValueSize: number): string | undefined {
-  if (payload.length < RECORD_FIXED_SIZE) return 'record shorter than its fixed fields';
+  if (payload.length === 0) return 'empty record';
   const flags = payload[0]!;
   if (flags & RecordFlag.RESERVED_MASK) return 'unknown record flags';
+  if (flags & RecordFlag.OPAQUE) return flags === RecordFlag.OPAQUE ? undefined : 'opaque record with other flags set';
+  if (payload.length < RECORD_FIXED_SIZE) return 'record shorter than its fixed fields';
   const code = (flags & RecordFlag.COMPRESSION_MASK) >>> RecordFlag.COMPRESSION_SHIFT;
   if (code >= CODE_TO_COMPRESSION.length) return 'unknown compression';
   const keyLength = u32(payload, 1);
@@ -290,6 +319,7 @@ export function decodeRecord(payload: Uint8Array, maxValueSize: number): DecodeR
   const problem = checkPayload(payload, maxValueSize);
   if (problem) return { ok: false, reason: problem };
   const flags = payload[0]!;
+  if (flags === RecordFlag.OPAQUE) return { ok: true, record: Record.opaqueOwned(copyBytes(payload, 1)) };
   const keyLength = u32(payload, 1);
   let p = RECORD_FIXED_SIZE;
   let expiresAt: number | undefined;

@@ -68,6 +68,7 @@ describe.concurrent('sediment', () => {
     expect(run).toMatchObject({ code: 0, stderr: '' });
     const lines = jsonLines(run) as {
       position: { segmentId: number; offset: number };
+      seq?: number;
       type: string;
       key: string;
       value?: unknown;
@@ -75,8 +76,10 @@ describe.concurrent('sediment', () => {
       flushed: boolean;
     }[];
     for (let i = 1; i < lines.length; i++) {
+      // The ops of one batch share its position; seqs grow by one along the log.
       const [a, b] = [lines[i - 1]!.position, lines[i]!.position];
-      expect(a.segmentId < b.segmentId || (a.segmentId === b.segmentId && a.offset < b.offset)).toBe(true);
+      expect(a.segmentId < b.segmentId || (a.segmentId === b.segmentId && a.offset <= b.offset)).toBe(true);
+      expect(lines[i]!.seq).toBe(lines[i - 1]!.seq! + 1);
     }
     const unflushed = lines.filter((l) => !l.flushed);
     expect(unflushed.map((l) => l.key)).toEqual([
@@ -89,6 +92,7 @@ describe.concurrent('sediment', () => {
     ]);
     expect(unflushed.find((l) => l.key === key('a', 3))).toEqual({
       position: expect.any(Object),
+      seq: expect.any(Number),
       type: 'del',
       key: key('a', 3),
       flushed: false,

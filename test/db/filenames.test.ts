@@ -58,6 +58,8 @@ describe('parseFileName', () => {
     expect(parseFileName('OPTIONS.tmp')).toEqual({ type: 'optionsTmp' });
     expect(parseFileName('IDENTITY')).toEqual({ type: 'identity' });
     expect(parseFileName('IDENTITY.tmp')).toEqual({ type: 'identityTmp' });
+    expect(parseFileName('SLOTS')).toEqual({ type: 'slots' });
+    expect(parseFileName('SLOTS.tmp')).toEqual({ type: 'slotsTmp' });
     expect(parseFileName('LOCK')).toEqual({ type: 'lock' });
     expect(parseFileName('LOCK-0123456789abcdef.sock')).toEqual({ type: 'lockSocket' });
     expect(parseFileName('wal')).toEqual({ type: 'wal' });

@@ -261,3 +261,54 @@ describe('OPTIONS: golden bytes', () => {
 function currentOf(name: string): string {
   return `${name} ${maskedCrcOf(Buffer.from(name, 'latin1')).toString(16).padStart(8, '0')}\n`;
 }
+
+// ---------------------------------------------------------------------------------------------
+
+import { encodeWriteBatch, decodeWriteBatch, setBatchSeq, WRITE_BATCH_TAG } from '../../src/db/write-batch.js';
+import { Record as WalRecord } from '../../src/wal/record.js';
+
+describe('the write batch (one WAL record per DB write, write-batch.ts)', () => {
+  const ops = [
+    { kind: 'put' as const, key: Buffer.from('ab'), value: Buffer.from('xyz'), expiresAt: undefined },
+    { kind: 'delete' as const, key: Buffer.from('c'), value: new Uint8Array(0), expiresAt: undefined },
+    { kind: 'put' as const, key: Buffer.from('d'), value: new Uint8Array(0), expiresAt: 0x1_0000_0002 },
+  ];
+  const GOLDEN = [
+    '01', // tag
+    '0700000001000000', // seq 2^32 + 7, u64 LE
+    '03000000', // 3 ops
+    `01 02000000 03000000 ${ascii('ab')}${ascii('xyz')}`, // put ab=xyz
+    `02 01000000 ${ascii('c')}`, // delete c
+    `81 01000000 00000000 0200000001000000 ${ascii('d')}`, // put d='' expiring at 2^32 + 2
+  ]
+    .join('')
+    .replaceAll(' ', '');
+
+  it('encodes to the documented bytes and decodes back', () => {
+    const bytes = encodeWriteBatch(ops, 0x1_0000_0007);
+    expect(hex(bytes)).toBe(GOLDEN);
+    expect(bytes[0]).toBe(WRITE_BATCH_TAG);
+    const d = decodeWriteBatch(bytes);
+    expect(d.ok).toBe(true);
+    if (!d.ok) return;
+    expect(d.batch.seq).toBe(0x1_0000_0007);
+    expect(d.batch.ops.map((o) => [o.kind, hex(o.key), hex(o.value), o.expiresAt])).toEqual(
+      ops.map((o) => [o.kind, hex(o.key), hex(o.value), o.expiresAt]),
+    );
+  });
+
+  it('the seq is patched in place at append time', () => {
+    const bytes = encodeWriteBatch(ops);
+    expect(hex(bytes.subarray(1, 9))).toBe('0000000000000000');
+    setBatchSeq(bytes, 0x1_0000_0007);
+    expect(hex(bytes)).toBe(GOLDEN);
+  });
+
+  it('as a WAL record: an opaque payload, flags byte 0x10 then the batch', () => {
+    const bytes = encodeWriteBatch(ops, 0x1_0000_0007);
+    const r = WalRecord.opaque(bytes);
+    const buf = Buffer.alloc(r.payloadSize);
+    expect(r.encodeInto(buf, 0)).toBe(1 + bytes.length);
+    expect(hex(buf)).toBe(`10${GOLDEN}`);
+  });
+});

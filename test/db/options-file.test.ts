@@ -296,6 +296,7 @@ describe('checkPersistedOptions', () => {
     // Nothing says which limits wrote its WAL: recovery must read every record 0.1.0 could have acknowledged.
     expect(checkPersistedOptions(undefined, resolved(B))).toEqual({
       ...B,
+      formatVersion: 1, // its WAL holds single-op records: the open upgrades it (db.ts #upgrade)
       maxKeySize: LEGACY_MAX_KEY_SIZE,
       maxValueSize: LEGACY_MAX_VALUE_SIZE,
     });
@@ -342,7 +343,7 @@ describe('openOptionsFile (what DB.open does)', () => {
 
   it('an existing DB without OPTIONS adopts the current encodings (and the largest limits 0.1.0 accepted) and writes them', async () => {
     const mem = await memWithDir();
-    const adopted = { ...B, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
+    const adopted = { ...B, formatVersion: 1, maxKeySize: LEGACY_MAX_KEY_SIZE, maxValueSize: LEGACY_MAX_VALUE_SIZE };
     expect(await openOptionsFile(mem, DIR, resolved(B), { fresh: false })).toEqual(adopted);
     expect(await readOptionsFile(mem.crashClone(), DIR)).toEqual(adopted);
   });
