@@ -58,13 +58,13 @@ export async function startNatsServer(bin: string, dir: string): Promise<NatsSer
   child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const portsFile = path.join(dir, `nats-server_${child.pid}.ports`);
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   let url: string | undefined;
   while (url === undefined) {
     if (child.exitCode !== null) throw new Error(`nats-server exited (${child.exitCode}) before listening:\n${log}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`nats-server did not write ${portsFile} within 15 s:\n${log}`);
+      throw new Error(`nats-server did not write ${portsFile} within 60 s:\n${log}`);
     }
     try {
       const ports = JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { nats: string[] };
@@ -75,7 +75,7 @@ export async function startNatsServer(bin: string, dir: string): Promise<NatsSer
   }
   // JetStream is ready once the server logs so (the client port may open a moment earlier).
   while (!log.includes('Server is ready')) {
-    if (Date.now() > deadline) throw new Error(`nats-server did not become ready within 15 s:\n${log}`);
+    if (Date.now() > deadline) throw new Error(`nats-server did not become ready within 60 s:\n${log}`);
     await sleep(20);
   }
   return {
