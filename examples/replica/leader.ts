@@ -37,7 +37,7 @@ import {
   jetstream,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { type Change, DB, type FsyncPolicy } from '../../src/index.js';
+import { type Change, type ChangeFeed, DB, type FsyncPolicy } from '../../src/index.js';
 import { comparePositions, type Position } from '../../src/wal/position.js';
 import { keyOf, type Reply, serve } from './http.js';
 import { connectNats, ensureStream, jetstreamManager } from './nats.js';
@@ -78,10 +78,12 @@ export class Publisher {
   }
 
   async #read(): Promise<void> {
+    if (this.#stopped) return;
     let unit: Change<string, string>[] = [];
     // No `since`: the slot's acknowledged position, or for a new slot the oldest change the WAL
     // holds (the DB's first write, for a DB that replicates from its start).
-    for await (const change of this.#db.changes({ retain: this.#slot })) {
+    this.#feed = this.#db.changes({ retain: this.#slot });
+    for await (const change of this.#feed) {
       unit.push(change);
       if (!endsUnit(change)) continue;
       this.#queue.push(toWire(unit));
@@ -90,6 +92,18 @@ export class Publisher {
       while (this.#queue.length >= MAX_QUEUED_UNITS) await new Promise<void>((r) => (this.#wakeReader = r));
     }
   }
+
+  /**
+   * Ends the feed; {@link run} then publishes what it has read and resolves. Call it before
+   * closing the DB (publishing needs the DB for its sync and slot acknowledgements).
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#feed?.return();
+  }
+
+  #feed: ChangeFeed<string, string> | undefined;
+  #stopped = false;
 
   async #send(done: () => boolean): Promise<void> {
     for (;;) {
@@ -205,12 +219,13 @@ async function main(): Promise<void> {
   };
   const { server, port } = await serve(Number(o.port), handle);
   console.log(`listening ${port}`);
-  // Ctrl-C / SIGTERM: stop taking writes, close the DB (which ends the feed), let the publisher
-  // send what it read, then leave. A SIGKILL instead loses nothing either: see the module comment.
+  // Ctrl-C / SIGTERM: stop taking writes, end the feed, let the publisher send what it read,
+  // close the DB, then leave. A SIGKILL instead loses nothing either: see the module comment.
   const stop = async (): Promise<void> => {
     server.close();
-    await db.close();
+    await publisher.stop();
     await publishing;
+    await db.close();
     await nc.drain();
     process.exit(0);
   };

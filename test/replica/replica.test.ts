@@ -241,7 +241,10 @@ describe.skipIf(!bin && !required)('read replica through NATS JetStream', () => 
     } finally {
       await nc.close();
     }
-    await kill(leader);
+    // A graceful stop (SIGTERM) ends the feed, publishes what was read, closes and exits 0.
+    const leaderExit = new Promise<number | null>((r) => leader.child.once('exit', (code) => r(code)));
+    leader.child.kill('SIGTERM');
+    expect(await leaderExit).toBe(0);
     await kill(follower);
 
     // A new DB under the same name would reuse positions and seqs the stream holds: refused.
