@@ -187,7 +187,8 @@ export class Follower {
  * messages after it: a restarted follower would see a unit from beyond its bookmark first. So
  * when the consumer still has messages out (delivered, not acknowledged), it is re-created to
  * start right after the last message applied (`streamSeq + 1`): the bookmark, stored with the
- * data, is the truth, and the consumer is how far the server has delivered. (JetStream 2.9 has no
+ * data, is the truth, and the consumer is how far the server has delivered. So is a follower
+ * whose DB was wiped (it starts again from the stream's first message). (JetStream 2.9 has no
  * call to move a consumer back; newer servers' consumer reset would do the same.)
  */
 async function ensureConsumer(jsm: JetStreamManager, stream: string, durable: string, applied: Applied): Promise<void> {
@@ -197,7 +198,16 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, durable: st
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
   }
-  if (info && info.num_ack_pending === 0 && info.ack_floor.stream_seq >= applied.streamSeq) return;
+  // Kept when nothing is out and it has delivered at least up to the bookmark (past it only by
+  // duplicates, acknowledged without a write). A fresh follower (nothing applied) keeps only a
+  // fresh consumer: one that acknowledged messages belongs to a follower DB since wiped.
+  const fresh = applied.seq === 0;
+  const keep =
+    info !== undefined &&
+    info.num_ack_pending === 0 &&
+    info.ack_floor.stream_seq >= applied.streamSeq &&
+    (!fresh || info.ack_floor.stream_seq === 0);
+  if (keep) return;
   if (info) await jsm.consumers.delete(stream, durable);
   await jsm.consumers.add(stream, {
     durable_name: durable,

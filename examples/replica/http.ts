@@ -34,7 +34,8 @@ export async function serve(port: number, handle: Handler): Promise<{ server: ht
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       handle(req.method ?? 'GET', url.pathname, url.searchParams, Buffer.concat(chunks).toString('utf8'))
         .catch((err: unknown): Reply => {
-          const status = err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError ? 400 : 500;
+          const status =
+            err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError || err instanceof URIError ? 400 : 500;
           return { status, body: `${(err as Error).name}: ${(err as Error).message}\n` };
         })
         .then((r) => {

@@ -10,6 +10,7 @@
  * Skipped with a warning without `nats-server`, failed when `SEDIMENT_REQUIRE_NATS=1`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -146,6 +147,18 @@ describe.skipIf(!bin && !required)('replica follower', () => {
       expect(info.num_ack_pending).toBe(0);
       f = startFollower(args);
       expect((await status(f)).bookmark).toMatchObject({ seq, changes: seq });
+
+      // A follower whose DB is gone, under the same durable name, starts again from the first
+      // message (the consumer's acknowledgements belong to the old DB) and reaches the same state.
+      f.child.kill('SIGTERM');
+      expect(await f.exited).toBe(0);
+      fs.rmSync(path.join(dir, 'follower'), { recursive: true, force: true });
+      f = startFollower(args);
+      const deadline2 = Date.now() + 90_000;
+      while ((await status(f)).bookmark.seq < seq && Date.now() < deadline2) await sleep(50);
+      expect((await status(f)).bookmark).toMatchObject({ seq, changes: seq });
+      const again = (await (await fetch(`http://127.0.0.1:${await f.port}/dump`)).json()) as [string, string][];
+      expect(again).toEqual(dump);
 
       // A unit that skips a sequence number: the follower stops, naming the gap, applying nothing.
       await publish({
