@@ -62,6 +62,13 @@ import { checkTable, type TableCheck } from '../sstable/table-check.js';
 import { FrameType, SEGMENT_HEADER_SIZE, parseSegmentFileName, segmentFileName } from '../wal/format.js';
 import { checkSegmentHeader } from '../wal/frame.js';
 import { decodeRecord, loadZstd } from '../wal/record.js';
+import { MAX_WRITE_BYTES } from '../db/db.js';
+import { checkWriteBatch } from '../db/write-batch.js';
+
+/** The record limit a DB's WAL is opened with (see db.ts `walOptionsOf`). */
+function dbWalRecordLimit(limits: { maxKeySize: number; maxValueSize: number }): number {
+  return Math.max(MAX_WRITE_BYTES + 1, limits.maxKeySize + limits.maxValueSize + 64);
+}
 import { type DamageShape, classifyDamage, findValidFrame, isZeroRange, sequenceProblem } from '../wal/damage.js';
 import { SegmentScanner } from '../wal/scanner.js';
 import {
@@ -176,7 +183,7 @@ class Verifier {
     this.#dir = dir;
     this.#report = { dir, ok: true, damaged: [], notes: [], checked: [] };
     const d = resolveDBOptions({});
-    this.#maxRecordSize = d.maxKeySize + d.maxValueSize + 64;
+    this.#maxRecordSize = dbWalRecordLimit(d);
   }
 
   #rel(file: string): string {
@@ -252,7 +259,7 @@ class Verifier {
         else this.#damage(file, undefined, 'missing');
         return undefined;
       }
-      this.#maxRecordSize = p.maxKeySize + p.maxValueSize + 64;
+      this.#maxRecordSize = dbWalRecordLimit(p);
       this.#ok(file, `format ${p.formatVersion}, keyEncoding ${p.keyEncoding}, valueEncoding ${p.valueEncoding}`);
       return p;
     } catch (err) {
@@ -568,7 +575,10 @@ class Verifier {
           break;
         }
         const decoded = decodeRecord(step.payload, this.#maxRecordSize);
-        const bad = decoded.ok ? sequenceProblem(step.type, unitStart >= 0) : decoded.reason;
+        // A DB write (an opaque record) must also be a well-formed write batch.
+        const bad = decoded.ok
+          ? (sequenceProblem(step.type, unitStart >= 0) ?? (decoded.record.opaque ? checkWriteBatch(decoded.record.value) : undefined))
+          : decoded.reason;
         if (bad !== undefined) {
           scan.damage = await classifyDamage(handle, step.offset, bad, false, step.end, size, this.#maxRecordSize);
           break;

@@ -115,7 +115,25 @@ export async function checkFeedPosition(host: FeedHost<unknown, unknown>, pos: P
   const file = path.join(host.walDir, segmentFileName(pos.segmentId));
   const size = await ioStep('stat', file, () => host.fs.stat(file)).then((s) => s.size);
   if (pos.offset === size || (pos.offset === SEGMENT_HEADER_SIZE && size <= SEGMENT_HEADER_SIZE)) return;
+  // A segment left with zeros past its last record (preallocation, a crash before its seal):
+  // its end is where its last record ends.
+  if (pos.offset < size && (await lastRecordEnd(host, pos.segmentId)) === pos.offset) return;
   throw new InvalidPositionError(pos, 'not at a record boundary');
+}
+
+/** Where the last record of segment `id` ends (the segment header's end if it has none). */
+async function lastRecordEnd(host: FeedHost<unknown, unknown>, id: number): Promise<number> {
+  let end = SEGMENT_HEADER_SIZE;
+  const reader = host.wal.readFrom({ segmentId: id, offset: SEGMENT_HEADER_SIZE });
+  try {
+    for await (const { record, position } of reader) {
+      if (position.segmentId !== id) break;
+      end = position.offset + FRAME_HEADER_SIZE + record.payloadSize;
+    }
+  } finally {
+    await reader.return(undefined);
+  }
+  return end;
 }
 
 /**
@@ -146,7 +164,8 @@ export class ChangeFeed<K, V> implements AsyncIterableIterator<Change<K, V>> {
       await checkFeedPosition(host as FeedHost<unknown, unknown>, start);
       await host.started(start);
     })();
-    this.#ready.catch(() => undefined);
+    // A feed that cannot start holds nothing (its error waits for the first next()).
+    this.#ready.catch(() => host.ended(hold));
     this.#gen = this.#run(start);
   }
 

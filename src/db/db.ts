@@ -31,6 +31,7 @@
  */
 import * as path from 'node:path';
 import {
+  ChangesExpiredError,
   ClosedError,
   CorruptionError,
   InvalidPositionError,
@@ -282,8 +283,12 @@ export class DB<K = string, V = unknown> {
   #holds = new Set<FeedHold & { slot: string | undefined }>();
   /** Slot updates (and the SLOTS file writes) run one at a time. */
   #slotLane: Promise<void> = Promise.resolve();
+  /** Writes of the SLOTS file, one at a time. */
+  #slotsFileLane: Promise<void> = Promise.resolve();
   /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
   #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Copies (checkpoint, backup) holding the WAL: GC waits for them (see #collectWal). */
+  #copies = 0;
   /** Where a WAL segment deletion under way deletes up to: feeds cannot start before it. */
   #gcTarget: Position | undefined;
   #status: 'open' | 'closing' | 'closed' = 'open';
@@ -977,7 +982,7 @@ export class DB<K = string, V = unknown> {
       const before = new Map(this.#slots);
       if (change() === false) return;
       try {
-        await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+        await this.#persistSlots();
       } catch (err) {
         this.#slots = before;
         throw err;
@@ -985,6 +990,16 @@ export class DB<K = string, V = unknown> {
       await this.#collectWal();
     });
     this.#slotLane = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Writes `SLOTS` with the slots as they are when the write starts; writes run one at a time
+   * (a slot update and a flush dropping a slot may both write).
+   */
+  #persistSlots(): Promise<void> {
+    const run = this.#slotsFileLane.then(() => writeSlotsFile(this.#fs, this.#dir, new Map(this.#slots)));
+    this.#slotsFileLane = run.catch(() => undefined);
     return run;
   }
 
@@ -1045,11 +1060,15 @@ export class DB<K = string, V = unknown> {
     for (const h of this.#holds) {
       if (h.error || h.slot !== undefined) continue;
       const bytes = this.#retainedBytes(h.position);
-      if (bytes > max) h.error = new SlotDroppedError('(a feed without retain)', bytes, max);
+      if (bytes > max) h.error = new ChangesExpiredError(h.position, flushed);
     }
     // Durable before the segments the dropped slots held go: a crash must not bring back a slot
     // whose segments are gone.
-    if (dropped) await writeSlotsFile(this.#fs, this.#dir, this.#slots);
+    if (dropped) await this.#persistSlots();
+    // While a copy holds the WAL nothing is deleted; its release runs this again. (The WAL would
+    // defer the deletion itself, to the furthest position asked for meanwhile, which could be
+    // past what a feed started meanwhile needs.)
+    if (this.#copies > 0) return;
     let gc: Position = flushed;
     for (const p of this.#slots.values()) if (comparePositions(p, gc) < 0) gc = p;
     for (const h of this.#holds) if (!h.error && comparePositions(h.position, gc) < 0) gc = h.position;
@@ -1117,6 +1136,7 @@ export class DB<K = string, V = unknown> {
       if (this.#status !== 'open') throw new ClosedError('the database');
       const version = this.#versions.current.pin();
       const wal = this.#wal.retain();
+      this.#copies++;
       let held = true;
       source = {
         fs: this.#fs,
@@ -1131,6 +1151,9 @@ export class DB<K = string, V = unknown> {
           held = false;
           wal.release();
           version.unpin();
+          // The WAL GC the copy held back, computed now (a feed or slot made meanwhile may
+          // need segments a deletion asked for before it would have removed).
+          if (--this.#copies === 0 && this.#status === 'open') this.#collectWal().catch(() => undefined);
         },
       };
     } catch (err) {
@@ -1236,6 +1259,7 @@ export class DB<K = string, V = unknown> {
     this.#status = 'closing';
     this.#wakeFeeds(); // caught-up feeds end now
     await this.#slotLane;
+    await this.#slotsFileLane;
     // Writes called before close (also those a write stall holds), and flush()/compact() calls.
     await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);

@@ -247,6 +247,24 @@ describe('retention slots', () => {
     await db.close();
   });
 
+  it("a checkpoint does not copy the slots: the copy opens with none, and its seqs are the source's", async () => {
+    const mem = new MemFileSystem();
+    const db = await open(mem, { walSegmentSize: 4096 });
+    const f = db.changes({ retain: 'r' });
+    await f.ready;
+    await f.return!();
+    for (let i = 0; i < 30; i++) await db.put(`k${i}`, 'v'.repeat(40));
+    await db.checkpoint('/copy');
+    await db.close();
+    expect(await mem.readdir('/copy')).not.toContain('SLOTS');
+    const copy = await DB.open<string, string>('/copy', { fs: mem, valueEncoding: 'utf8', background: 'inline' });
+    expect(copy.stats().changes.slots).toEqual([]);
+    expect(copy.stats().lastSequence).toBe(30);
+    await copy.put('after', 'x');
+    expect(copy.stats().lastSequence).toBe(31);
+    await copy.close();
+  });
+
   it('an open feed without a slot holds its segments while it reads', async () => {
     const mem = new MemFileSystem();
     const db = await open(mem, { walSegmentSize: 4096 });
@@ -289,7 +307,10 @@ describe('retention slots', () => {
     await db.close();
   });
 
-  it('the SLOTS file: golden bytes, and any damage is a CorruptionError naming it', () => {
+  it('the SLOTS file: golden bytes (docs/FORMAT.md), and any damage is a CorruptionError naming it', () => {
+    expect(encodeSlotsFile(new Map([['replica', { segmentId: 3, offset: 4096 }]])).toString('latin1')).toBe(
+      'SDMTSLOT 1\n{"slots":{"replica":{"segmentId":3,"offset":4096}}}\ncrc32c a196cbf6\n',
+    );
     const bytes = encodeSlotsFile(
       new Map([
         ['b', { segmentId: 3, offset: 4096 }],

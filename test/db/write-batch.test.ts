@@ -10,7 +10,7 @@ import { DB } from '../../src/db/index.js';
 import { decodeOptionsFile, encodeOptionsFile, readOptionsFile } from '../../src/db/options-file.js';
 import { type BatchOp, checkWriteBatch, decodeWriteBatch, encodeWriteBatch, WRITE_BATCH_HEADER_SIZE } from '../../src/db/write-batch.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
-import { Record } from '../../src/wal/record.js';
+import { checkPayload, Record } from '../../src/wal/record.js';
 import { Wal } from '../../src/wal/wal.js';
 import { DIR, walFiles } from './helpers/harness.js';
 
@@ -171,5 +171,30 @@ describe('one WAL record per write', () => {
     await db.put('still', new Uint8Array([1]));
     expect(db.stats().lastSequence).toBe(1);
     await db.close();
+  });
+});
+
+describe('the WAL opaque record that carries a batch', () => {
+  it('round-trips through a raw WAL, survives a reopen, and only the exact flags byte 0x10 is one', async () => {
+    const mem = new MemFileSystem();
+    const { wal } = await Wal.open({ dir: '/w', fs: mem, fsync: 'always' });
+    const bytes = new Uint8Array([1, 2, 3, 0, 255]);
+    const r = Record.opaque(bytes);
+    bytes[0] = 9; // copied: the record does not change
+    await wal.append(r);
+    await wal.append(Record.opaque(new Uint8Array(0)));
+    await wal.append(Record.put('k', 'v'));
+    await wal.close();
+    const { wal: again } = await Wal.open({ dir: '/w', fs: mem });
+    const got: string[] = [];
+    for await (const { record } of again.readFrom({ segmentId: 0, offset: 0 })) {
+      got.push(record.opaque ? `opaque ${Buffer.from(record.value).toString('hex')}` : `put ${Buffer.from(record.key).toString()}`);
+    }
+    expect(got).toEqual(['opaque 01020300ff', 'opaque ', 'put k']);
+    await again.close();
+    expect(checkPayload(Uint8Array.from([0x10, 1, 2]), 100)).toBeUndefined();
+    expect(checkPayload(Uint8Array.from([0x11, 1, 2]), 100)).toMatch(/opaque/);
+    expect(checkPayload(Uint8Array.from([0x20, 0, 0, 0, 0]), 100)).toMatch(/unknown record flags/);
+    expect(() => Record.opaque('x' as unknown as Uint8Array)).toThrow(TypeError);
   });
 });
