@@ -839,8 +839,9 @@ describe('read-only opens beside a writer that rotates faster than a scan', () =
       })();
       const problems: string[] = [];
       let opens = 0;
-      const until = Date.now() + 3000;
-      while (Date.now() < until) {
+      // Counted, not timed: at least 80 opens, and on until the writer has rotated and collected
+      // segments under them (600 records between deleteSegmentsBefore calls), however loaded the machine.
+      while (opens < 80 || n < 1800) {
         opens++;
         try {
           const { wal, recovery } = await Wal.open(walOptions(slowFs(mem), { readOnly: true, maxSegmentSize: segment }));
@@ -860,7 +861,6 @@ describe('read-only opens beside a writer that rotates faster than a scan', () =
       await work;
       await writer.close();
       console.log(`read-only beside a fast writer (${label}): ${opens} opens, ${n} records written, ${problems.length} problems`);
-      expect(opens).toBeGreaterThan(20);
       expect(problems.slice(0, 5)).toEqual([]);
     }, 60_000);
   }
