@@ -85,6 +85,37 @@ describe('memtable hash index', () => {
     }
   });
 
+  it('doubles incrementally: keys found, replaced and added while they move, and no put places them all', () => {
+    const arena = new Arena();
+    const index = new HashIndex();
+    const keys: Uint8Array[] = [];
+    const records: number[] = [];
+    const check = () => {
+      for (let i = 0; i < keys.length; i++) expect(index.find(keyHash(keys[i]!), keys[i]!, arena)).toBe(records[i]);
+      const absent = bytes('absent');
+      expect(index.find(keyHash(absent), absent, arena)).toBe(-1);
+    };
+    let sawMoving = false;
+    for (let i = 0; i < 3000; i++) {
+      const k = bytes(`key-${i}`);
+      keys.push(k);
+      const r = arena.append({ key: k, seq: i, kind: 'put', value: bytes('v') });
+      index.add(r, keyHash(k));
+      records.push(r);
+      if (index.moving) {
+        sawMoving = true;
+        // Replace a key (maybe not moved yet) while the move is under way.
+        const j = (i * 7919) % keys.length;
+        const r2 = arena.append({ key: keys[j]!, seq: 10_000 + i, kind: 'put', value: bytes('w') });
+        index.replace(records[j]!, r2, keyHash(keys[j]!));
+        records[j] = r2;
+        if (i % 97 === 0) check();
+      }
+    }
+    expect(sawMoving).toBe(true);
+    check();
+  });
+
   it('tells apart keys whose hashes collide, by their bytes', () => {
     // Every key under one hash: the whole table is one probe run.
     const arena = new Arena();
