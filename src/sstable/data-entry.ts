@@ -12,7 +12,7 @@
  */
 import type { Entry } from '../entry.js';
 import { EMPTY_VALUE } from '../entry.js';
-import type { Found } from '../found.js';
+import { Found } from '../found.js';
 import type { Block } from './block.js';
 import { copyBytes } from '../util/bytes.js';
 import { corrupt, getVarint53, pos as varintPos, putVarint } from './coding.js';
@@ -40,26 +40,14 @@ export function decodeEntry(block: Block, key: Uint8Array, start: number, end: n
   return decodeWith(block, key, start, end, true);
 }
 
+/** What {@link decodeWith} reads a head into (single-threaded, used between two statements). */
+const head = new Found();
+
 function decodeWith(block: Block, key: Uint8Array, start: number, end: number, copy: boolean): Entry {
+  const at = readHead(block, start, end, head);
+  const { seq, expiresAt } = head;
+  if (head.kind === 'delete') return { key, seq, kind: 'delete', value: EMPTY_VALUE, expiresAt };
   const data = block.data;
-  if (start >= end) throw corrupt(`entry value without flags at block offset ${start}`, block.where);
-  const flags = data[start]!;
-  if ((flags & ~KNOWN_ENTRY_FLAGS) !== 0) {
-    throw corrupt(`unknown entry flags 0x${flags.toString(16)} at block offset ${start}`, block.where);
-  }
-  const seq = getVarint53(data, start + 1, end);
-  if (seq < 0) throw corrupt(`bad sequence number at block offset ${start}`, block.where);
-  let at = varintPos;
-  let expiresAt: number | undefined;
-  if ((flags & EntryFlag.HAS_EXPIRY) !== 0) {
-    expiresAt = getVarint53(data, at, end);
-    if (expiresAt < 0) throw corrupt(`bad expiry at block offset ${start}`, block.where);
-    at = varintPos;
-  }
-  if ((flags & EntryFlag.TOMBSTONE) !== 0) {
-    if (at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
-    return { key, seq, kind: 'delete', value: EMPTY_VALUE, expiresAt };
-  }
   return { key, seq, kind: 'put', value: copy ? copyBytes(data, at, end) : data.subarray(at, end), expiresAt };
 }
 
@@ -89,6 +77,18 @@ export function findInto(block: Block, key: Uint8Array, out: Found): boolean {
   const start = block.findValue(key);
   if (start < 0) return false;
   const end = block.valueEnd;
+  out.start = readHead(block, start, end, out);
+  out.bytes = block.data;
+  out.end = end;
+  return true;
+}
+
+/**
+ * Reads the head (flags, seq, expiry) of the value at `block.data[start..end)` into `out`'s
+ * `kind`, `seq` and `expiresAt`, and returns where the user's value starts. Throws
+ * `CorruptionError` for a head this format never writes (and a tombstone with a value).
+ */
+function readHead(block: Block, start: number, end: number, out: Found): number {
   const data = block.data;
   if (start >= end) throw corrupt(`entry value without flags at block offset ${start}`, block.where);
   const flags = data[start]!;
@@ -104,14 +104,12 @@ export function findInto(block: Block, key: Uint8Array, out: Found): boolean {
     if (expiresAt < 0) throw corrupt(`bad expiry at block offset ${start}`, block.where);
     at = varintPos;
   }
-  if ((flags & EntryFlag.TOMBSTONE) !== 0 && at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
-  out.kind = (flags & EntryFlag.TOMBSTONE) !== 0 ? 'delete' : 'put';
+  const tombstone = (flags & EntryFlag.TOMBSTONE) !== 0;
+  if (tombstone && at !== end) throw corrupt(`tombstone with a value at block offset ${start}`, block.where);
+  out.kind = tombstone ? 'delete' : 'put';
   out.seq = seq;
   out.expiresAt = expiresAt;
-  out.bytes = data;
-  out.start = at;
-  out.end = end;
-  return true;
+  return at;
 }
 
 /**
