@@ -953,15 +953,7 @@ export class DB<K = string, V = unknown> {
     const hold = { position: start, error: undefined as Error | undefined, slot: retain };
     this.#holds.add(hold);
     const { keyEncoding, valueEncoding } = this.#opts;
-    const host: FeedHost<K, V> = {
-      fs: this.#fs,
-      wal: this.#wal,
-      walDir: path.join(this.#dir, WAL_DIR),
-      readOnly: this.#opts.readOnly,
-      appliedEnd: () => this.#appliedEnd,
-      oldest: () => this.#oldest(),
-      isOpen: () => this.#status === 'open',
-      nextWrite: () => this.#nextWrite(),
+    const host = this.#feedHost<K, V>({
       started: async (at) => {
         if (retain === undefined || this.#slots.has(retain)) return;
         await this.#updateSlots(() => {
@@ -976,7 +968,7 @@ export class DB<K = string, V = unknown> {
         const key = decodeKey(keyEncoding, op.key) as K;
         return { key, value: op.kind === 'delete' ? undefined : (decodeValue(valueEncoding, op.value, op.key) as V) };
       },
-    };
+    });
     return new ChangeFeed<K, V>(host, start, hold);
   }
 
@@ -998,7 +990,14 @@ export class DB<K = string, V = unknown> {
     if (comparePositions(pos, current) < 0)
       throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
     if (comparePositions(pos, current) === 0) return;
-    await checkFeedPosition(this.#feedHost(), pos);
+    await checkFeedPosition(
+      this.#feedHost<unknown, unknown>({
+        started: () => Promise.resolve(),
+        ended: () => undefined,
+        decode: () => ({ key: undefined, value: undefined }),
+      }),
+      pos,
+    );
     await this.#updateSlots(() => {
       const current = this.#slotOf(name);
       const c = comparePositions(pos, current);
@@ -1037,8 +1036,8 @@ export class DB<K = string, V = unknown> {
     return p;
   }
 
-  /** A host for position checks outside a feed. */
-  #feedHost(): FeedHost<unknown, unknown> {
+  /** What a feed (or a position check outside one) needs of this DB, with its own hooks. */
+  #feedHost<K2, V2>(hooks: Pick<FeedHost<K2, V2>, 'started' | 'ended' | 'decode'>): FeedHost<K2, V2> {
     return {
       fs: this.#fs,
       wal: this.#wal,
@@ -1048,9 +1047,7 @@ export class DB<K = string, V = unknown> {
       oldest: () => this.#oldest(),
       isOpen: () => this.#status === 'open',
       nextWrite: () => this.#nextWrite(),
-      started: () => Promise.resolve(),
-      ended: () => undefined,
-      decode: () => ({ key: undefined, value: undefined }),
+      ...hooks,
     };
   }
 
