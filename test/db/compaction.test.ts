@@ -28,10 +28,11 @@ const MODES: BackgroundMode[] = ['inline', 'worker'];
 const keyOf = (i: number): string => `key${String(i).padStart(5, '0')}`;
 const valueFor = (i: number): string => `value-${i}-`.padEnd(40, String.fromCharCode(0x61 + (i % 26)));
 
-/** Waits until the DB owes no compaction and runs none. */
+/** Waits until the DB owes no compaction and runs none; throws once background work has failed. */
 async function quiesce(db: DB<string, string>): Promise<void> {
   for (let i = 0; i < 2000; i++) {
     const s = db.stats();
+    if (s.backgroundError !== undefined) throw s.backgroundError;
     if (s.compactionsRunning === 0 && s.compactionDebtBytes === 0 && s.frozenMemtables === 0) return;
     await new Promise((r) => setTimeout(r, 5));
   }
