@@ -538,9 +538,7 @@ export class Wal {
   /** Counts a flush against this event-loop turn's budget; false once the turn has had its share. */
   #takeTurnBudget(): boolean {
     if (this.#flushesThisTurn === 0) setImmediate(this.#endTurn);
-    return (
-      ++this.#flushesThisTurn <= FLUSHES_PER_TURN && this.#recordsThisTurn < RECORDS_PER_TURN && this.#bytesThisTurn < BYTES_PER_TURN
-    );
+    return ++this.#flushesThisTurn <= FLUSHES_PER_TURN && this.#recordsThisTurn < RECORDS_PER_TURN && this.#bytesThisTurn < BYTES_PER_TURN;
   }
 
   /**
