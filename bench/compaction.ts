@@ -18,6 +18,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { JobProfile } from '../src/db/compaction-job.js';
 import { Keys, permutation, Values } from './db-data.js';
 
 const args = new Map(
@@ -41,16 +42,6 @@ const extra = args.has('options') ? (JSON.parse(args.get('options')!) as Record<
 const mod = (await import(args.has('dist') ? '../dist/index.js' : '../src/index.js')) as typeof import('../src/index.js');
 const { DB } = mod;
 
-interface Profile {
-  totalMs: number;
-  readMs: number;
-  writeMs: number;
-  finishMs: number;
-  yieldedMs: number;
-  entriesIn: number;
-  entriesOut: number;
-  grandparentCuts: number;
-}
 const jobs: {
   level: number;
   inputBytes: number;
@@ -58,7 +49,7 @@ const jobs: {
   bytesWritten: number;
   durationMs: number;
   inputTables?: number[];
-  profile?: Profile;
+  profile?: JobProfile;
 }[] = [];
 const meter = {
   counter: () => undefined,
@@ -145,7 +136,7 @@ await fs.rm(dir, { recursive: true, force: true });
 
 const MB = (b: number): string => (b / 1e6).toFixed(1);
 const puts = load ? n : 2 * n;
-const sum = (f: (p: Profile) => number, list = jobs.slice(0, timedJobs)): number =>
+const sum = (f: (p: JobProfile) => number, list = jobs.slice(0, timedJobs)): number =>
   list.reduce((a, j) => a + (j.profile ? f(j.profile) : 0), 0);
 const l0jobs = jobs.slice(0, timedJobs).filter((j) => j.level === 0 && j.profile);
 const report = {
