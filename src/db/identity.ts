@@ -16,11 +16,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
-import { CorruptionError, errnoOf, IoError, ioStep, ReadOnlyError } from '../errors.js';
+import { CorruptionError, errnoOf, IoError, ReadOnlyError } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { IDENTITY_FILE, IDENTITY_TMP_FILE } from './filenames.js';
-import { readSmallFile, writeNewFile } from './manifest.js';
+import { readSmallFile, replaceFile } from './manifest.js';
 
 const LINE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) ([0-9a-f]{8})\n$/;
 
@@ -63,10 +63,6 @@ export async function ensureIdentity(fs: FileSystem, dir: string, readOnly: bool
     throw new ReadOnlyError('the database', "a first backup (it records the DB's id in IDENTITY; back it up once from a writable handle)");
   }
   const id = randomUUID();
-  const tmp = path.join(dir, IDENTITY_TMP_FILE);
-  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, encodeIdentity(id)));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, IDENTITY_FILE)));
-  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  await replaceFile(fs, path.join(dir, IDENTITY_FILE), path.join(dir, IDENTITY_TMP_FILE), encodeIdentity(id));
   return id;
 }

@@ -201,6 +201,20 @@ export async function readSmallFile(fs: FileSystem, file: string, limit: number)
   }
 }
 
+/**
+ * Makes `file` hold `bytes`, atomically and durably: written whole under `tmp` (a leftover of an
+ * earlier attempt removed first) and fdatasynced, renamed over `file`, the directory synced. A
+ * crash leaves the old content or the new one (and perhaps `tmp`). Rejects with `IoError` naming
+ * the step that failed; the old file is intact unless only the directory sync failed.
+ */
+export async function replaceFile(fs: FileSystem, file: string, tmp: string, bytes: Uint8Array): Promise<void> {
+  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
+  await ioStep('write', tmp, () => writeNewFile(fs, tmp, bytes));
+  await ioStep('rename', tmp, () => fs.rename(tmp, file));
+  const dir = path.dirname(file);
+  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+}
+
 /** Creates `file` with `bytes`, durably (fdatasync); the directory entry is the caller's to sync. */
 export async function writeNewFile(fs: FileSystem, file: string, bytes: Uint8Array): Promise<void> {
   const handle = await fs.open(file, 'create');
@@ -259,11 +273,7 @@ export async function installManifest(
 ): Promise<void> {
   const file = path.join(dir, manifestFileName(number));
   await ioStep('write', file, () => writeNewFile(fs, file, encodeManifest(state)));
-  const tmp = path.join(dir, CURRENT_TMP_FILE);
-  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, encodeCurrent(number)));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, CURRENT_FILE)));
-  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  await replaceFile(fs, path.join(dir, CURRENT_FILE), path.join(dir, CURRENT_TMP_FILE), encodeCurrent(number));
   if (previous !== undefined && previous !== number) {
     const old = path.join(dir, manifestFileName(previous));
     await ioStep('unlink', old, () =>

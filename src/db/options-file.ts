@@ -47,13 +47,13 @@
  * @module
  */
 import * as path from 'node:path';
-import { CorruptionError, IoError, InvalidConfigError, errnoOf, ioStep } from '../errors.js';
+import { CorruptionError, IoError, InvalidConfigError, errnoOf } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { MAX_ENTRY_SIZE } from '../sstable/table-writer.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { KEY_ENCODINGS, VALUE_ENCODINGS, type KeyEncoding, type ValueEncoding } from './encoding.js';
 import { OPTIONS_FILE, OPTIONS_TMP_FILE } from './filenames.js';
-import { readSmallFile, writeNewFile } from './manifest.js';
+import { readSmallFile, replaceFile } from './manifest.js';
 import type { ResolvedDBOptions } from './options.js';
 
 /** Version of the file's layout (line 1). */
@@ -206,12 +206,7 @@ export async function readOptionsFile(fs: FileSystem, dir: string): Promise<Pers
  * if any, is then intact, unless only the final directory fsync failed).
  */
 export async function writeOptionsFile(fs: FileSystem, dir: string, p: PersistedOptions): Promise<void> {
-  const tmp = path.join(dir, OPTIONS_TMP_FILE);
-  const bytes = encodeOptionsFile(p);
-  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, bytes));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, OPTIONS_FILE)));
-  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  await replaceFile(fs, path.join(dir, OPTIONS_FILE), path.join(dir, OPTIONS_TMP_FILE), encodeOptionsFile(p));
 }
 
 /**

@@ -23,12 +23,12 @@
  * @module
  */
 import * as path from 'node:path';
-import { CorruptionError, errnoOf, IoError, ioStep } from '../errors.js';
+import { CorruptionError, errnoOf, IoError } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { maskedCrc32c } from '../util/crc32c.js';
 import type { Position } from '../wal/position.js';
 import { SLOTS_FILE, SLOTS_TMP_FILE } from './filenames.js';
-import { readSmallFile, writeNewFile } from './manifest.js';
+import { readSmallFile, replaceFile } from './manifest.js';
 
 /** Version of the file's layout (line 1). */
 export const SLOTS_FILE_VERSION = 1;
@@ -113,11 +113,7 @@ export async function readSlotsFile(fs: FileSystem, dir: string): Promise<Map<st
 
 /** Makes `slots` the content of `dir`'s `SLOTS` file, atomically and durably (see the module comment). */
 export async function writeSlotsFile(fs: FileSystem, dir: string, slots: Slots): Promise<void> {
-  const tmp = path.join(dir, SLOTS_TMP_FILE);
   const bytes = encodeSlotsFile(slots);
   if (bytes.length > MAX_SLOTS_FILE) throw new RangeError(`too many retention slots: the SLOTS file would take ${bytes.length} bytes`);
-  await ioStep('unlink', tmp, () => fs.unlink(tmp).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? undefined : Promise.reject(err))));
-  await ioStep('write', tmp, () => writeNewFile(fs, tmp, bytes));
-  await ioStep('rename', tmp, () => fs.rename(tmp, path.join(dir, SLOTS_FILE)));
-  await ioStep('syncDir', dir, () => fs.syncDir(dir));
+  await replaceFile(fs, path.join(dir, SLOTS_FILE), path.join(dir, SLOTS_TMP_FILE), bytes);
 }
