@@ -48,7 +48,15 @@ import type { Position } from '../wal/position.js';
 import { type Copied, type CopySource, TargetWriter, checkDirArg, copyFile, errnoError, neededSegments } from './copy.js';
 import { WAL_DIR, tableFileName } from './filenames.js';
 import { ensureIdentity } from './identity.js';
-import { decodeManifest, encodeManifest, readSmallFile, writeNewFile, type ManifestState, type TableMeta } from './manifest.js';
+import {
+  decodeManifest,
+  encodeManifest,
+  readSmallFile,
+  replaceFile,
+  writeNewFile,
+  type ManifestState,
+  type TableMeta,
+} from './manifest.js';
 import { decodeOptionsFile, encodeOptionsFile } from './options-file.js';
 
 const INDEX_MAGIC = 'SDMTBACKUP';
@@ -509,11 +517,7 @@ async function writeBackupFiles(
     // The commit point: the index, written whole under a temporary name, then renamed.
     const index: BackupIndex = { id, createdAt: Date.now(), dbId, lastSeq: source.state.lastSeq, walEnd: { ...end }, files };
     const name = path.join(dir, indexFileName(id));
-    const tmp = `${name}.tmp`;
-    await unlinkQuietly(fs, tmp);
-    await ioStep('write', tmp, () => writeNewFile(fs, tmp, encodeIndex(index)));
-    await ioStep('rename', tmp, () => fs.rename(tmp, name));
-    await ioStep('syncDir', dir, () => fs.syncDir(dir));
+    await replaceFile(fs, name, `${name}.tmp`, encodeIndex(index));
     return { ...summaryOf(index), filesCopied, bytesCopied, tablesShared, durationMs: performance.now() - t0 };
   } catch (err) {
     // The private files go now; tables copied stay for a later backup (or a prune).
