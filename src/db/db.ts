@@ -54,19 +54,21 @@ import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
 import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE, segmentFileName } from '../wal/format.js';
 import { assertPosition, comparePositions, type Position } from '../wal/position.js';
-import { isExpiry, Record } from '../wal/record.js';
-import { MAX_RECORD_SIZE_LIMIT } from '../wal/options.js';
+import { Record } from '../wal/record.js';
+import { batchCount, batchSeq, checkWriteBatch, setBatchSeq, visitOps } from './write-batch.js';
 import {
-  type BatchOp,
-  encodeWriteBatch,
-  batchCount,
-  batchSeq,
-  checkWriteBatch,
-  opSize,
-  setBatchSeq,
-  visitOps,
-  WRITE_BATCH_HEADER_SIZE,
-} from './write-batch.js';
+  batchOps,
+  checkedKey,
+  checkNames,
+  checkWriteOptions,
+  deleteOp,
+  MAX_WRITE_BYTES,
+  type Pending,
+  PUT_OPTIONS,
+  prepare,
+  putOp,
+  WRITE_OPTIONS,
+} from './write-input.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
 import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
@@ -98,7 +100,7 @@ import {
   pickCompaction,
   type CompactionPlan,
 } from './compaction.js';
-import { decodeKey, decodeValue, decodeValueAt, encodeKey, encodeValue, type JsonValue } from './encoding.js';
+import { decodeKey, decodeValue, decodeValueAt, encodeKey, type JsonValue } from './encoding.js';
 import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
 import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
@@ -115,6 +117,8 @@ import {
 } from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { checkIteratorOptions, DBIterator, type IteratorOptions } from './iterator.js';
+
+export { MAX_WRITE_BYTES } from './write-input.js';
 
 export { DBIterator, type IteratorOptions } from './iterator.js';
 export { ChangeFeed, type Change, type ChangesOptions } from './changes.js';
@@ -236,21 +240,6 @@ interface Frozen {
   lastPosition: Position | null;
   lastSeq: number;
 }
-
-/** A write validated and encoded, waiting for its seq (given at append time) and the WAL. */
-interface Pending {
-  /** The encoded write batch (see write-batch.ts), its seq still 0. */
-  batch: Buffer;
-  count: number;
-  /** Bytes of keys and values the caller wrote. */
-  userBytes: number;
-}
-
-/**
- * Largest encoded write (one put, delete or `batch`) the DB accepts: it is one WAL record, whose
- * payload is a flags byte and the batch. The WAL of a DB is opened with this record limit.
- */
-export const MAX_WRITE_BYTES = MAX_RECORD_SIZE_LIMIT - 1;
 
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
 const READ_ONLY_ATTEMPTS = 5;
@@ -489,7 +478,7 @@ export class DB<K = string, V = unknown> {
     try {
       this.#checkWritable();
       checkWriteOptions(options, PUT_OPTIONS);
-      pending = prepare([this.#putOp(key, value, options?.ttlMs)]);
+      pending = prepare([putOp(this.#opts, key, value, options?.ttlMs)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -502,7 +491,7 @@ export class DB<K = string, V = unknown> {
     try {
       this.#checkWritable();
       checkWriteOptions(options, WRITE_OPTIONS);
-      pending = prepare([this.#deleteOp(key)]);
+      pending = prepare([deleteOp(this.#opts, this.#persisted.maxKeySize, key)]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -514,76 +503,17 @@ export class DB<K = string, V = unknown> {
    * never see part of them. Every operation is validated before anything is written.
    */
   batch(operations: readonly BatchOperation<K | Uint8Array, PutValue<V>>[], options?: WriteOptions): Promise<void> {
-    const ops: BatchOp[] = [];
     let pending: Pending;
     try {
       this.#checkWritable();
       checkWriteOptions(options, WRITE_OPTIONS);
-      if (!Array.isArray(operations)) throw new TypeError('batch takes an array of operations');
-      for (const op of operations) {
-        if (typeof op !== 'object' || op === null) throw new TypeError('a batch operation must be an object');
-        if (op.type === 'put') {
-          checkNames(op, PUT_OPERATION, 'batch put operation');
-          ops.push(this.#putOp(op.key, op.value, op.ttlMs));
-        } else if (op.type === 'del') {
-          checkNames(op, DEL_OPERATION, 'batch del operation');
-          ops.push(this.#deleteOp(op.key));
-        } else {
-          throw new TypeError(`batch operation type must be 'put' or 'del', got ${String((op as { type: unknown }).type)}`);
-        }
-      }
+      const ops = batchOps(this.#opts, this.#persisted.maxKeySize, operations);
       if (ops.length === 0) return Promise.resolve();
       pending = prepare(ops);
     } catch (err) {
       return Promise.reject(err);
     }
     return this.#write(pending, options?.sync === true);
-  }
-
-  /**
-   * Encodes a key and checks its size against `limit`: a put's key against `maxKeySize`; a
-   * delete's against the largest `maxKeySize` this DB was ever opened with (a key stored then
-   * can still be deleted); a read's not at all.
-   */
-  #key(key: unknown, limit: number = this.#opts.maxKeySize): Uint8Array {
-    const k = encodeKey(this.#opts.keyEncoding, key);
-    if (k.length > limit) throw new RangeError(`key of ${k.length} bytes is over maxKeySize (${limit})`);
-    return k;
-  }
-
-  #deleteOp(key: unknown): BatchOp {
-    return { kind: 'delete', key: this.#key(key, this.#persisted.maxKeySize), value: EMPTY_BYTES, expiresAt: undefined };
-  }
-
-  #putOp(key: unknown, value: unknown, ttlMs: unknown): BatchOp {
-    const k = this.#key(key);
-    const v = encodeValue(this.#opts.valueEncoding, value);
-    if (v.length > this.#opts.maxValueSize) {
-      throw new RangeError(`value of ${v.length} bytes is over maxValueSize (${this.#opts.maxValueSize})`);
-    }
-    let expiresAt: number | undefined;
-    if (ttlMs !== undefined) {
-      if (typeof ttlMs !== 'number') throw new TypeError('ttlMs must be a number');
-      if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive finite number, got ${ttlMs}`);
-      expiresAt = Math.ceil(this.#now() + ttlMs);
-      // Checked here, before the WAL append: the record codec holds expiries below 2^53 only.
-      if (!isExpiry(expiresAt)) {
-        throw new RangeError(
-          `ttlMs ${ttlMs} puts the expiry past 2^53 - 1 ms since the epoch; leave ttlMs out for a key that never expires`,
-        );
-      }
-    }
-    // No copy: the op is encoded into the batch before the call returns.
-    return { kind: 'put', key: k, value: v, expiresAt };
-  }
-
-  /** The clock's time, checked: a write must not derive an expiry from garbage. */
-  #now(): number {
-    const t: unknown = this.#opts.clock();
-    if (typeof t !== 'number') throw new TypeError(`the clock option must return a number of ms since the epoch, got ${typeof t}`);
-    if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER))
-      throw new RangeError(`the clock option returned ${t}, not a time in ms since the epoch below 2^53`);
-    return t;
   }
 
   async #write(pending: Pending, sync: boolean): Promise<void> {
@@ -824,7 +754,7 @@ export class DB<K = string, V = unknown> {
    */
   #liveEntry(key: unknown, options: ReadOptions | undefined): Uint8Array | undefined {
     const snap = this.#readView(options);
-    const k = this.#key(key, this.#persisted.maxKeySize);
+    const k = checkedKey(this.#opts, key, this.#persisted.maxKeySize);
     const f = this.#found;
     const hash = keyHash(k);
     if (!(snap ? snap.find(k, hash, f) : this.#find(k, hash, f)) || f.kind === 'delete') return undefined;
@@ -1849,37 +1779,4 @@ function walOptionsOf(
   };
 }
 
-const EMPTY_BYTES = new Uint8Array(0);
-
-/** Encodes validated ops as one write batch (seq still 0), refusing one over {@link MAX_WRITE_BYTES}. */
-function prepare(ops: readonly BatchOp[]): Pending {
-  let size = WRITE_BATCH_HEADER_SIZE;
-  let userBytes = 0;
-  for (const op of ops) {
-    size += opSize(op);
-    userBytes += op.key.length + op.value.length;
-  }
-  if (size > MAX_WRITE_BYTES) throw new RangeError(`write of ${size} bytes encoded is over the ${MAX_WRITE_BYTES}-byte limit of one write`);
-  return { batch: encodeWriteBatch(ops, 0, size), count: ops.length, userBytes };
-}
-
-const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
 const CHANGES_OPTIONS: ReadonlySet<string> = new Set(['since', 'retain']);
-const PUT_OPTIONS: ReadonlySet<string> = new Set(['sync', 'ttlMs']);
-const PUT_OPERATION: ReadonlySet<string> = new Set(['type', 'key', 'value', 'ttlMs']);
-const DEL_OPERATION: ReadonlySet<string> = new Set(['type', 'key']);
-
-/** Refuses names `known` does not hold: a misspelt option (`ttl`, `synch`) must not be ignored. */
-function checkNames(o: object, known: ReadonlySet<string>, what: string): void {
-  for (const name of Object.keys(o)) {
-    if (!known.has(name)) throw new TypeError(`unknown ${what} field '${name}' (known: ${[...known].join(', ')})`);
-  }
-}
-
-function checkWriteOptions(options: unknown, known: ReadonlySet<string>): void {
-  if (options === undefined) return;
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  checkNames(options, known, 'write option');
-  const sync = (options as { sync?: unknown }).sync;
-  if (sync !== undefined && typeof sync !== 'boolean') throw new TypeError('sync must be a boolean');
-}
