@@ -31,19 +31,18 @@
  */
 import * as path from 'node:path';
 import {
-  ChangesExpiredError,
   ClosedError,
   CorruptionError,
   InvalidPositionError,
   IoError,
   ReadOnlyError,
-  SlotDroppedError,
   UnknownSlotError,
   errnoOf,
   ioStep,
 } from '../errors.js';
-import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHold, type FeedHost } from './changes.js';
-import { checkSlotName, readSlotsFile, writeSlotsFile } from './slots.js';
+import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHost } from './changes.js';
+import { checkSlotName, readSlotsFile } from './slots.js';
+import { WalRetention } from './wal-retention.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
@@ -301,23 +300,10 @@ export class DB<K = string, V = unknown> {
   #lastPosition: Position | null = null;
   /** End of the last WAL record applied to the memtable: how far change feeds read. */
   #appliedEnd: Position = { segmentId: 0, offset: SEGMENT_HEADER_SIZE };
-  /** Retention slots: name to acknowledged position (what `SLOTS` holds). */
-  #slots = new Map<string, Position>();
-  /** Slots dropped for passing `maxRetainedBytes` since open: their acks fail with the error. */
-  #droppedSlots = new Map<string, SlotDroppedError>();
-  #slotsDropped = 0;
-  /** Open feeds' holds on the WAL (their read positions); `slot` for a retained feed. */
-  #holds = new Set<FeedHold & { slot: string | undefined }>();
-  /** Slot updates (and the SLOTS file writes) run one at a time. */
-  #slotLane: Promise<void> = Promise.resolve();
-  /** Writes of the SLOTS file, one at a time. */
-  #slotsFileLane: Promise<void> = Promise.resolve();
+  /** Retention slots, feeds' and copies' holds on the WAL, and its garbage collection. */
+  readonly #retention: WalRetention;
   /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
   #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
-  /** Copies (checkpoint, backup) holding the WAL: GC waits for them (see #collectWal). */
-  #copies = 0;
-  /** Where a WAL segment deletion under way deletes up to: feeds cannot start before it. */
-  #gcTarget: Position | undefined;
   #status: 'open' | 'closing' | 'closed' = 'open';
   #bgError: Error | undefined;
   /** Flushes run one at a time in this lane, compactions in the other: a long compaction never holds up a flush. */
@@ -366,6 +352,14 @@ export class DB<K = string, V = unknown> {
     this.#fs = opts.fs;
     this.#lock = lock;
     this.#cache = new BlockCache(opts.blockCacheSize);
+    this.#retention = new WalRetention({
+      fs: this.#fs,
+      dir,
+      opts,
+      wal: () => this.#wal,
+      flushedThrough: () => this.#versions.state.flushedThrough,
+      isClosed: () => this.#status === 'closed',
+    });
   }
 
   /**
@@ -878,21 +872,22 @@ export class DB<K = string, V = unknown> {
       checkSlotName(retain);
       if (this.#opts.readOnly) throw new ReadOnlyError('the database', 'a retention slot');
     }
-    const existing = retain === undefined ? undefined : this.#slots.get(retain);
-    const start: Position = since !== undefined ? { segmentId: since.segmentId, offset: since.offset } : (existing ?? this.#oldest());
+    const existing = retain === undefined ? undefined : this.#retention.slots.get(retain);
+    const start: Position =
+      since !== undefined ? { segmentId: since.segmentId, offset: since.offset } : (existing ?? this.#retention.oldest());
     const hold = { position: start, error: undefined as Error | undefined, slot: retain };
-    this.#holds.add(hold);
+    this.#retention.holds.add(hold);
     const { keyEncoding, valueEncoding } = this.#opts;
     const host = this.#feedHost<K, V>({
       started: async (at) => {
-        if (retain === undefined || this.#slots.has(retain)) return;
-        await this.#updateSlots(() => {
-          if (!this.#slots.has(retain)) this.#slots.set(retain, at);
-          this.#droppedSlots.delete(retain);
+        if (retain === undefined || this.#retention.slots.has(retain)) return;
+        await this.#retention.updateSlots(() => {
+          if (!this.#retention.slots.has(retain)) this.#retention.slots.set(retain, at);
+          this.#retention.droppedSlots.delete(retain);
         });
       },
       ended: (h) => {
-        this.#holds.delete(h as typeof hold);
+        this.#retention.holds.delete(h as typeof hold);
       },
       decode: (op) => {
         const key = decodeKey(keyEncoding, op.key) as K;
@@ -916,7 +911,7 @@ export class DB<K = string, V = unknown> {
     checkSlotName(name);
     assertPosition(position, 'position');
     const pos = { segmentId: position.segmentId, offset: position.offset };
-    const current = this.#slotOf(name);
+    const current = this.#retention.slotOf(name);
     if (comparePositions(pos, current) < 0)
       throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
     if (comparePositions(pos, current) === 0) return;
@@ -928,12 +923,12 @@ export class DB<K = string, V = unknown> {
       }),
       pos,
     );
-    await this.#updateSlots(() => {
-      const current = this.#slotOf(name);
+    await this.#retention.updateSlots(() => {
+      const current = this.#retention.slotOf(name);
       const c = comparePositions(pos, current);
       if (c < 0) throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
       if (c === 0) return false;
-      this.#slots.set(name, pos);
+      this.#retention.slots.set(name, pos);
       return true;
     });
   }
@@ -946,9 +941,9 @@ export class DB<K = string, V = unknown> {
   async releaseChanges(name: string): Promise<void> {
     this.#checkSlotOp('releaseChanges');
     checkSlotName(name);
-    await this.#updateSlots(() => {
-      if (this.#droppedSlots.delete(name)) return false;
-      if (!this.#slots.delete(name)) throw new UnknownSlotError(name);
+    await this.#retention.updateSlots(() => {
+      if (this.#retention.droppedSlots.delete(name)) return false;
+      if (!this.#retention.slots.delete(name)) throw new UnknownSlotError(name);
       return true;
     });
   }
@@ -956,14 +951,6 @@ export class DB<K = string, V = unknown> {
   #checkSlotOp(op: string): void {
     if (this.#status !== 'open') throw new ClosedError('the database');
     if (this.#opts.readOnly) throw new ReadOnlyError('the database', op);
-  }
-
-  #slotOf(name: string): Position {
-    const dropped = this.#droppedSlots.get(name);
-    if (dropped) throw dropped;
-    const p = this.#slots.get(name);
-    if (p === undefined) throw new UnknownSlotError(name);
-    return p;
   }
 
   /** What a feed (or a position check outside one) needs of this DB, with its own hooks. */
@@ -974,51 +961,11 @@ export class DB<K = string, V = unknown> {
       walDir: path.join(this.#dir, WAL_DIR),
       readOnly: this.#opts.readOnly,
       appliedEnd: () => this.#appliedEnd,
-      oldest: () => this.#oldest(),
+      oldest: () => this.#retention.oldest(),
       isOpen: () => this.#status === 'open',
       nextWrite: () => this.#nextWrite(),
       ...hooks,
     };
-  }
-
-  /**
-   * Runs `change` on the slots in the slot lane; if it returns true (or nothing), writes `SLOTS`
-   * (atomically, durably) and lets the WAL go up to the new lowest position. A throw changes
-   * nothing. A failed write puts the slots back as they were on disk.
-   */
-  #updateSlots(change: () => boolean | undefined): Promise<void> {
-    const run = this.#slotLane.then(async () => {
-      if (this.#status === 'closed') throw new ClosedError('the database');
-      const before = new Map(this.#slots);
-      if (change() === false) return;
-      try {
-        await this.#persistSlots();
-      } catch (err) {
-        this.#slots = before;
-        throw err;
-      }
-      await this.#collectWal();
-    });
-    this.#slotLane = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * Writes `SLOTS` with the slots as they are when the write starts; writes run one at a time
-   * (a slot update and a flush dropping a slot may both write).
-   */
-  #persistSlots(): Promise<void> {
-    const run = this.#slotsFileLane.then(() => writeSlotsFile(this.#fs, this.#dir, new Map(this.#slots)));
-    this.#slotsFileLane = run.catch(() => undefined);
-    return run;
-  }
-
-  /** The oldest position a feed can start at. */
-  #oldest(): Position {
-    const ids = this.#wal.stats();
-    let id = ids.oldestSegmentId;
-    if (this.#gcTarget && this.#gcTarget.segmentId > id) id = this.#gcTarget.segmentId;
-    return { segmentId: id, offset: SEGMENT_HEADER_SIZE };
   }
 
   /** Resolves at the next applied write, or at close. */
@@ -1032,62 +979,6 @@ export class DB<K = string, V = unknown> {
       this.#writeWaiter = { promise, resolve };
     }
     return this.#writeWaiter.promise;
-  }
-
-  /**
-   * WAL bytes that `p` holds back past the flushed position: 0 when `p` is at or after it. From
-   * positions and the segment size (sealed segments are at most that big), so an approximation.
-   */
-  #retainedBytes(p: Position): number {
-    const flushed = this.#versions.state.flushedThrough;
-    if (!flushed || comparePositions(p, flushed) >= 0) return 0;
-    return Math.max(0, (flushed.segmentId - p.segmentId) * this.#opts.walSegmentSize + flushed.offset - p.offset);
-  }
-
-  /**
-   * Deletes the WAL segments no one needs: wholly before the manifest's flushed position, the
-   * lowest slot and every open feed's read position. A slot or feed holding back more than
-   * `maxRetainedBytes` is dropped first (durably, loudly).
-   */
-  async #collectWal(): Promise<void> {
-    const flushed = this.#versions.state.flushedThrough;
-    if (!flushed || this.#opts.readOnly) return;
-    const max = this.#opts.maxRetainedBytes;
-    const meter = this.#opts.meter;
-    let dropped = false;
-    for (const [name, p] of [...this.#slots]) {
-      const bytes = this.#retainedBytes(p);
-      if (bytes <= max) continue;
-      const err = new SlotDroppedError(name, bytes, max);
-      this.#slots.delete(name);
-      this.#droppedSlots.set(name, err);
-      this.#slotsDropped++;
-      dropped = true;
-      for (const h of this.#holds) if (h.slot === name) h.error = err;
-      meter.counter('db.changes_slots_dropped', 1);
-      meter.event({ type: 'changes-slot-dropped', slot: name, retainedBytes: bytes, maxRetainedBytes: max });
-    }
-    for (const h of this.#holds) {
-      if (h.error || h.slot !== undefined) continue;
-      const bytes = this.#retainedBytes(h.position);
-      if (bytes > max) h.error = new ChangesExpiredError(h.position, flushed);
-    }
-    // Durable before the segments the dropped slots held go: a crash must not bring back a slot
-    // whose segments are gone.
-    if (dropped) await this.#persistSlots();
-    // While a copy holds the WAL nothing is deleted; its release runs this again. (The WAL would
-    // defer the deletion itself, to the furthest position asked for meanwhile, which could be
-    // past what a feed started meanwhile needs.)
-    if (this.#copies > 0) return;
-    let gc: Position = flushed;
-    for (const p of this.#slots.values()) if (comparePositions(p, gc) < 0) gc = p;
-    for (const h of this.#holds) if (!h.error && comparePositions(h.position, gc) < 0) gc = h.position;
-    this.#gcTarget = gc;
-    try {
-      await this.#wal.deleteSegmentsBefore(gc);
-    } finally {
-      if (this.#gcTarget === gc) this.#gcTarget = undefined;
-    }
   }
 
   // -- copies ------------------------------------------------------------------------------
@@ -1146,7 +1037,7 @@ export class DB<K = string, V = unknown> {
       if (this.#status !== 'open') throw new ClosedError('the database');
       const version = this.#versions.current.pin();
       const wal = this.#wal.retain();
-      this.#copies++;
+      this.#retention.copies++;
       let held = true;
       source = {
         fs: this.#fs,
@@ -1163,7 +1054,7 @@ export class DB<K = string, V = unknown> {
           version.unpin();
           // The WAL GC the copy held back, computed now (a feed or slot made meanwhile may
           // need segments a deletion asked for before it would have removed).
-          if (--this.#copies === 0 && this.#status === 'open') this.#collectWal().catch(() => undefined);
+          if (--this.#retention.copies === 0 && this.#status === 'open') this.#retention.collectWal().catch(() => undefined);
         },
       };
     } catch (err) {
@@ -1255,13 +1146,13 @@ export class DB<K = string, V = unknown> {
       wal: this.#wal.stats(),
       walRecovery: this.#walRecovery,
       changes: {
-        slots: [...this.#slots].map(([name, position]) => ({
+        slots: [...this.#retention.slots].map(([name, position]) => ({
           name,
           position: { ...position },
-          retainedBytes: this.#retainedBytes(position),
+          retainedBytes: this.#retention.retainedBytes(position),
         })),
-        feeds: this.#holds.size,
-        slotsDropped: this.#slotsDropped,
+        feeds: this.#retention.holds.size,
+        slotsDropped: this.#retention.slotsDropped,
       },
     };
   }
@@ -1278,8 +1169,8 @@ export class DB<K = string, V = unknown> {
   async #close(): Promise<void> {
     this.#status = 'closing';
     this.#wakeFeeds(); // caught-up feeds end now
-    await this.#slotLane;
-    await this.#slotsFileLane;
+    await this.#retention.slotLane;
+    await this.#retention.slotsFileLane;
     // Writes called before close (also those a write stall holds), and flush()/compact() calls.
     await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
     await Promise.all([this.#flushLane, this.#compactLane]);
@@ -1468,7 +1359,7 @@ export class DB<K = string, V = unknown> {
     meter.histogram('db.flush_ms', ms);
     meter.event({ type: 'flush', tables: written.length, bytes, durationMs: ms });
     // The manifest now covers everything up to f.lastPosition: older segments are garbage.
-    if (f.lastPosition) await this.#collectWal();
+    if (f.lastPosition) await this.#retention.collectWal();
   }
 
   async #runCompaction(plan: CompactionPlan): Promise<void> {
@@ -1603,9 +1494,9 @@ export class DB<K = string, V = unknown> {
     this.#persisted = persisted;
     // Retention slots keep WAL segments past the flushed position: the WAL deletes at open only
     // what is before both.
-    this.#slots = await readSlotsFile(fs, dir);
+    this.#retention.slots = await readSlotsFile(fs, dir);
     let flushed = state.flushedThrough ?? undefined;
-    for (const p of this.#slots.values()) if (flushed !== undefined && comparePositions(p, flushed) < 0) flushed = p;
+    for (const p of this.#retention.slots.values()) if (flushed !== undefined && comparePositions(p, flushed) < 0) flushed = p;
     const { wal, recovery } = await Wal.open({
       ...walOptionsOf(dir, this.#opts, flushed, persisted),
       createIfMissing: false,
