@@ -43,18 +43,18 @@ import {
 import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHost } from './changes.js';
 import { checkSlotName, readSlotsFile } from './slots.js';
 import { WalRetention } from './wal-retention.js';
+import { Writer } from './writer.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import type { EntryCursor } from '../entry.js';
 import { Found } from '../found.js';
 import { keyHash } from '../util/hash.js';
-import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
+import { Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
-import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE, segmentFileName } from '../wal/format.js';
+import { FRAME_HEADER_SIZE, segmentFileName } from '../wal/format.js';
 import { assertPosition, comparePositions, type Position } from '../wal/position.js';
-import { Record } from '../wal/record.js';
-import { batchCount, batchSeq, checkWriteBatch, setBatchSeq, visitOps } from './write-batch.js';
+import { batchCount, batchSeq, checkWriteBatch, visitOps } from './write-batch.js';
 import {
   batchOps,
   checkedKey,
@@ -233,13 +233,6 @@ export interface DBStats {
   changes: { slots: { name: string; position: Position; retainedBytes: number }[]; feeds: number; slotsDropped: number };
 }
 
-interface Frozen {
-  table: FrozenMemtable;
-  /** Position of the last WAL record the memtable holds. */
-  lastPosition: Position | null;
-  lastSeq: number;
-}
-
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
 const READ_ONLY_ATTEMPTS = 5;
 /** A read-only handle's stand-in for the directory lock it does not take. */
@@ -288,22 +281,12 @@ export class DB<K = string, V = unknown> {
   #untrack: (() => void) | undefined;
   /** Calls of flush() and compact() still running: close waits for them. */
   #maintenance = 0;
-  #mem = new Memtable();
-  /** Frozen memtables waiting for flush, newest first. */
-  #imm: Frozen[] = [];
+  /** The write path and the memtables it fills. */
+  readonly #writer: Writer;
   /** The table set: current version, manifest, file numbers, readers. */
   #versions!: VersionSet;
-  /** Seq of the last write applied to the memtable. */
-  #seq = 0;
-  /** Seq of the last write handed to the WAL (>= #seq: writes in flight). */
-  #nextSeq = 0;
-  #lastPosition: Position | null = null;
-  /** End of the last WAL record applied to the memtable: how far change feeds read. */
-  #appliedEnd: Position = { segmentId: 0, offset: SEGMENT_HEADER_SIZE };
   /** Retention slots, feeds' and copies' holds on the WAL, and its garbage collection. */
   readonly #retention: WalRetention;
-  /** Resolved at the next applied write (or close): what caught-up feeds wait on. */
-  #writeWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
   #status: 'open' | 'closing' | 'closed' = 'open';
   #bgError: Error | undefined;
   /** Flushes run one at a time in this lane, compactions in the other: a long compaction never holds up a flush. */
@@ -311,36 +294,17 @@ export class DB<K = string, V = unknown> {
   #compactLane: Promise<void> = Promise.resolve();
   #flushScheduled = false;
   #compactScheduled = false;
-  #inflight = 0;
-  #admission: Promise<void> = Promise.resolve();
-  /** Tickets of writers that queued for admission, and the last one a slowdown delay admitted. */
-  #admissionTicket = 0;
-  #slowGroupEnd = 0;
-  /** WAL bytes behind the active memtable (approximate: frames of the records it received). */
-  #walBytesSinceFreeze = 0;
-  #admissionQueue = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
   #workerJobs = 0;
   #workerDeaths = 0;
-  /** Since when writes are stopped (undefined: they are not); counts of stops and slowdowns begun. */
-  #stoppedSince: number | undefined;
-  #stopEpoch = 0;
-  #slowEpoch = 0;
-  /** True while a slowdown delay runs. */
-  #slowing = false;
   #compactionsRunning = 0;
   #compactionTime = { jobMs: 0, readMs: 0, writeMs: 0, finishMs: 0, yieldedMs: 0 };
   #stats = {
-    writeStalls: 0,
-    writeStallMs: 0,
-    writeSlowdowns: 0,
-    writeSlowdownMs: 0,
     flushes: 0,
     compactions: 0,
     trivialMoves: 0,
     l0CompactionL1BytesRead: 0,
-    userBytes: 0,
     flushBytes: 0,
     compactionBytesRead: 0,
     compactionBytesWritten: 0,
@@ -352,6 +316,18 @@ export class DB<K = string, V = unknown> {
     this.#fs = opts.fs;
     this.#lock = lock;
     this.#cache = new BlockCache(opts.blockCacheSize);
+    this.#writer = new Writer({
+      opts,
+      wal: () => this.#wal,
+      l0Tables: () => this.#versions.current.levels[0]!.length,
+      isOpen: () => this.#status === 'open',
+      scheduleFlush: () => this.#scheduleFlush(),
+      scheduleCompaction: () => this.#scheduleCompaction(),
+      until: (ready) => this.#until(ready),
+      notify: () => this.#notify(),
+      backgroundError: () => this.#bgError,
+      setBackgroundError: (err) => this.#setBackgroundError(err),
+    });
     this.#retention = new WalRetention({
       fs: this.#fs,
       dir,
@@ -476,7 +452,7 @@ export class DB<K = string, V = unknown> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#write(pending, options?.sync === true);
+    return this.#writer.write(pending, options?.sync === true);
   }
 
   /** Deletes `key` (absent keys are fine). Resolves and rejects as {@link put}. */
@@ -489,7 +465,7 @@ export class DB<K = string, V = unknown> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#write(pending, options?.sync === true);
+    return this.#writer.write(pending, options?.sync === true);
   }
 
   /**
@@ -507,146 +483,7 @@ export class DB<K = string, V = unknown> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#write(pending, options?.sync === true);
-  }
-
-  async #write(pending: Pending, sync: boolean): Promise<void> {
-    // Writers that must wait queue up in call order, and a writer arriving while others wait
-    // queues behind them: writes reach the WAL in the order they were called.
-    if (this.#admissionQueue > 0 || this.#mustWait()) {
-      const stopEpoch = this.#stopEpoch;
-      const slowEpoch = this.#slowEpoch;
-      const stoppedAtEntry = this.#stoppedSince !== undefined;
-      const slowedAtEntry = this.#slowing;
-      this.#admissionQueue++;
-      const ticket = ++this.#admissionTicket;
-      const mine = this.#admission.then(() => this.#admit(ticket));
-      this.#admission = mine.catch(() => undefined);
-      try {
-        await mine;
-      } finally {
-        this.#admissionQueue--;
-        // A writer queued behind others counts for what held the queue while it waited: a stop
-        // (stalled), else a slowdown (slowed), else nothing (the queue drained at once).
-        if (stoppedAtEntry || this.#stopEpoch !== stopEpoch) {
-          this.#stats.writeStalls++;
-          this.#opts.meter.counter('db.write_stalls', 1);
-        } else if (slowedAtEntry || this.#slowEpoch !== slowEpoch) {
-          this.#stats.writeSlowdowns++;
-          this.#opts.meter.counter('db.write_slowdowns', 1);
-        }
-      }
-    }
-    this.#inflight++;
-    try {
-      // The seq is given here, synchronously with the append: appends reach the WAL in call
-      // order, so seqs grow in log order. (A write the WAL then refuses leaves a gap: the log
-      // has failed for good by then.)
-      const seq = this.#nextSeq + 1;
-      this.#nextSeq += pending.count;
-      setBatchSeq(pending.batch, seq);
-      const record = Record.opaqueOwned(pending.batch);
-      // The memtable update is the append promise's first reaction: that keeps WAL order.
-      await this.#wal.append(record).then((pos) => this.#apply(pending, seq, pos, record.payloadSize + FRAME_HEADER_SIZE));
-      if (sync && this.#opts.fsync !== 'always') await this.#wal.sync();
-    } finally {
-      if (--this.#inflight === 0) this.#notify();
-    }
-  }
-
-  /**
-   * Applies logged records to the memtable. Everything that could refuse them was decided before
-   * the append, so this cannot fail; if it ever did, the memtable would no longer match the log,
-   * so writes stop (loudly) instead of going on.
-   */
-  #apply(pending: Pending, seq: number, last: Position, frameBytes: number): void {
-    try {
-      const mem = this.#mem;
-      const batch = pending.batch;
-      visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
-        mem.insertFrom(batch, keyAt, keyLength, valueLength, seq + i, kind === 'delete', expiresAt);
-      });
-      this.#seq = seq + pending.count - 1;
-      this.#stats.userBytes += pending.userBytes;
-      this.#walBytesSinceFreeze += frameBytes;
-    } catch (err) {
-      this.#setBackgroundError(
-        new Error(
-          'internal error: a logged write could not be applied to the memtable; writes are stopped, reopen to recover it from the WAL',
-          { cause: err },
-        ),
-      );
-      throw err;
-    }
-    this.#lastPosition = last;
-    this.#appliedEnd = { segmentId: last.segmentId, offset: last.offset + frameBytes };
-    this.#wakeFeeds();
-    // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
-    // behind the memtable too (RocksDB's max_total_wal_size), or it would never be collected.
-    if (this.#mustFreeze()) this.#freeze();
-  }
-
-  /** Wakes change feeds waiting for writes. */
-  #wakeFeeds(): void {
-    const w = this.#writeWaiter;
-    if (w === undefined) return;
-    this.#writeWaiter = undefined;
-    w.resolve();
-  }
-
-  #mustFreeze(): boolean {
-    return this.#mem.approximateBytes >= this.#opts.memtableSize || this.#walBytesSinceFreeze >= 4 * this.#opts.memtableSize;
-  }
-
-  #freeze(): void {
-    if (this.#mem.size === 0) return;
-    this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
-    this.#mem = new Memtable();
-    this.#walBytesSinceFreeze = 0;
-    this.#scheduleFlush();
-  }
-
-  #mustWait(): boolean {
-    return this.#imm.length >= this.#opts.maxFrozenMemtables || this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger;
-  }
-
-  /** Write stalls: wait for flushes or compaction, LevelDB style (slow down, then stop). */
-  async #admit(ticket: number): Promise<void> {
-    const stopped = (): boolean =>
-      this.#imm.length >= this.#opts.maxFrozenMemtables || this.#versions.current.levels[0]!.length >= this.#opts.l0StopTrigger;
-    if (stopped()) {
-      this.#scheduleFlush();
-      this.#scheduleCompaction();
-      const t0 = performance.now();
-      this.#stoppedSince = t0;
-      this.#stopEpoch++;
-      try {
-        await this.#until(() => !stopped());
-      } finally {
-        this.#stoppedSince = undefined;
-        const ms = performance.now() - t0;
-        this.#stats.writeStallMs += ms;
-        const meter = this.#opts.meter;
-        meter.counter('db.write_stall_ms', ms);
-        meter.event({ type: 'write-stall', durationMs: ms });
-      }
-      // Not #checkWritable: a write called before close() goes through while the DB closes.
-      if (this.#bgError) throw this.#bgError;
-    }
-    // The slowdown delays a group of writes, as LevelDB delays a write group once: one 1 ms
-    // delay admits every writer that queued before it ended. (Delaying each writer by 1 ms in
-    // turn would cap 64 concurrent writers at 1,000 writes/s.)
-    if (this.#versions.current.levels[0]!.length >= this.#opts.l0SlowdownTrigger && ticket > this.#slowGroupEnd) {
-      this.#slowEpoch++;
-      this.#slowing = true;
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, 1));
-      this.#slowing = false;
-      this.#slowGroupEnd = this.#admissionTicket;
-      const ms = performance.now() - t0;
-      this.#stats.writeSlowdownMs += ms;
-      this.#opts.meter.counter('db.write_slowdown_ms', ms);
-    }
+    return this.#writer.write(pending, options?.sync === true);
   }
 
   /** Resolves when `ready()` holds, or rejects once the DB cannot get there (closed, failed). */
@@ -695,8 +532,8 @@ export class DB<K = string, V = unknown> {
     if (this.#status === 'closed') throw new ClosedError('the database');
     const snap = new Snapshot(
       this,
-      this.#mem.freeze(),
-      this.#imm.map((f) => f.table),
+      this.#writer.mem.freeze(),
+      this.#writer.imm.map((f) => f.table),
       this.#versions.current.pin(),
       this.#opts.clock(),
       (s) => this.#snapshots.delete(s),
@@ -776,9 +613,10 @@ export class DB<K = string, V = unknown> {
   }
 
   #find(k: Uint8Array, hash: number, out: Found): boolean {
+    const w = this.#writer;
     // An empty memtable (after a flush) is not asked.
-    if (this.#mem.size !== 0 && this.#mem.find(k, hash, out)) return true;
-    for (const f of this.#imm) if (f.table.find(k, hash, out)) return true;
+    if (w.mem.size !== 0 && w.mem.find(k, hash, out)) return true;
+    for (const f of w.imm) if (f.table.find(k, hash, out)) return true;
     return this.#versions.current.find(k, hash, out);
   }
 
@@ -807,7 +645,7 @@ export class DB<K = string, V = unknown> {
     } else {
       const version = this.#versions.current.pin();
       view = {
-        cursors: [this.#mem.freeze().iterator(), ...this.#imm.map((f) => f.table.iterator()), ...version.cursors(true)],
+        cursors: [this.#writer.mem.freeze().iterator(), ...this.#writer.imm.map((f) => f.table.iterator()), ...version.cursors(true)],
         release: () => version.unpin(),
       };
       now = this.#opts.clock();
@@ -960,25 +798,12 @@ export class DB<K = string, V = unknown> {
       wal: this.#wal,
       walDir: path.join(this.#dir, WAL_DIR),
       readOnly: this.#opts.readOnly,
-      appliedEnd: () => this.#appliedEnd,
+      appliedEnd: () => this.#writer.appliedEnd,
       oldest: () => this.#retention.oldest(),
       isOpen: () => this.#status === 'open',
-      nextWrite: () => this.#nextWrite(),
+      nextWrite: () => this.#writer.nextWrite(),
       ...hooks,
     };
-  }
-
-  /** Resolves at the next applied write, or at close. */
-  #nextWrite(): Promise<void> {
-    if (this.#status !== 'open') return Promise.resolve();
-    if (this.#writeWaiter === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => {
-        resolve = r;
-      });
-      this.#writeWaiter = { promise, resolve };
-    }
-    return this.#writeWaiter.promise;
   }
 
   // -- copies ------------------------------------------------------------------------------
@@ -1114,33 +939,45 @@ export class DB<K = string, V = unknown> {
 
   async #flushAll(): Promise<void> {
     // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
-    this.#freeze();
+    this.#writer.freeze();
     this.#scheduleFlush();
-    await this.#until(() => this.#imm.length === 0);
+    await this.#until(() => this.#writer.imm.length === 0);
   }
 
   /** Counters and state; see {@link DBStats}. */
   stats(): DBStats {
     const s = this.#stats;
+    const w = this.#writer.stats;
     const written = s.flushBytes + s.compactionBytesWritten;
     const v = this.#versions.current;
     const debt = compactionDebt(v, this.#opts);
     return {
-      memtable: { bytes: this.#mem.approximateBytes, entries: this.#mem.size },
-      frozenMemtables: this.#imm.length,
+      memtable: { bytes: this.#writer.mem.approximateBytes, entries: this.#writer.mem.size },
+      frozenMemtables: this.#writer.imm.length,
       levels: v.levels.map((level, l) => ({
         tables: level.length,
         bytes: v.levelBytes(l),
         targetBytes: l === 0 || l === v.levels.length - 1 ? undefined : levelTarget(l, this.#opts),
         debtBytes: debt[l]!,
       })),
-      lastSequence: this.#seq,
+      lastSequence: this.#writer.seq,
       blockCache: this.#cache.stats(),
-      ...s,
+      writeStalls: w.writeStalls,
+      writeStallMs: w.writeStallMs,
+      writeSlowdowns: w.writeSlowdowns,
+      writeSlowdownMs: w.writeSlowdownMs,
+      flushes: s.flushes,
+      compactions: s.compactions,
+      trivialMoves: s.trivialMoves,
+      l0CompactionL1BytesRead: s.l0CompactionL1BytesRead,
+      userBytes: w.userBytes,
+      flushBytes: s.flushBytes,
+      compactionBytesRead: s.compactionBytesRead,
+      compactionBytesWritten: s.compactionBytesWritten,
       compactionsRunning: this.#compactionsRunning,
       compactionDebtBytes: debt.reduce((a, b) => a + b, 0),
       compactionTime: { ...this.#compactionTime },
-      writeAmplification: s.userBytes > 0 ? written / s.userBytes : 0,
+      writeAmplification: w.userBytes > 0 ? written / w.userBytes : 0,
       backgroundError: this.#bgError,
       background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
       wal: this.#wal.stats(),
@@ -1168,18 +1005,20 @@ export class DB<K = string, V = unknown> {
 
   async #close(): Promise<void> {
     this.#status = 'closing';
-    this.#wakeFeeds(); // caught-up feeds end now
+    this.#writer.wakeFeeds(); // caught-up feeds end now
     await this.#retention.slotLane;
     await this.#retention.slotsFileLane;
     // Writes called before close (also those a write stall holds), and flush()/compact() calls.
-    await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
+    await this.#until(() => this.#writer.inflight === 0 && this.#maintenance === 0 && this.#writer.admissionQueue === 0).catch(
+      () => undefined,
+    );
     await Promise.all([this.#flushLane, this.#compactLane]);
     await this.#shutdown();
   }
 
   async #shutdown(): Promise<void> {
     this.#status = 'closed';
-    this.#wakeFeeds();
+    this.#writer.wakeFeeds();
     let walError: unknown;
     if (this.#wal) await this.#wal.close().catch((err: unknown) => (walError = err));
     // Snapshots and iterators still open release their pins (an iterator's next() now rejects
@@ -1226,7 +1065,11 @@ export class DB<K = string, V = unknown> {
       this.#flushScheduled = false;
       // While closing, only for a flush() or compact(), or writes waiting for a flush, called
       // before close(): close waits for those.
-      while (this.#imm.length > 0 && (this.#status === 'open' || this.#maintenance > 0 || this.#admissionQueue > 0) && !this.#bgError) {
+      while (
+        this.#writer.imm.length > 0 &&
+        (this.#status === 'open' || this.#maintenance > 0 || this.#writer.admissionQueue > 0) &&
+        !this.#bgError
+      ) {
         await this.#flushOldest();
         this.#notify();
         this.#scheduleCompaction();
@@ -1240,7 +1083,7 @@ export class DB<K = string, V = unknown> {
     void this.#inLane('compact', async () => {
       this.#compactScheduled = false;
       // While closing, only for writes called before close() that wait for a compaction.
-      while ((this.#status === 'open' || this.#admissionQueue > 0) && !this.#bgError) {
+      while ((this.#status === 'open' || this.#writer.admissionQueue > 0) && !this.#bgError) {
         const plan = pickCompaction(this.#versions.current, this.#opts, this.#versions.pointers);
         if (!plan) return;
         await this.#runCompaction(plan);
@@ -1327,7 +1170,7 @@ export class DB<K = string, V = unknown> {
   /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
   async #flushOldest(): Promise<void> {
     const t0 = performance.now();
-    const f = this.#imm[this.#imm.length - 1]!;
+    const f = this.#writer.imm[this.#writer.imm.length - 1]!;
     const output = { dir: this.#dir, compression: this.#opts.compression };
     const { tables: written } =
       this.#opts.background === 'inline'
@@ -1347,7 +1190,7 @@ export class DB<K = string, V = unknown> {
       lastSeq: f.lastSeq,
       ...(f.lastPosition ? { flushedThrough: f.lastPosition } : {}),
     });
-    this.#imm.pop();
+    this.#writer.imm.pop();
     this.#stats.flushes++;
     let bytes = 0;
     for (const w of written) bytes += w.meta.size;
@@ -1486,7 +1329,7 @@ export class DB<K = string, V = unknown> {
     }
     this.#versions = await VersionSet.open(fs, dir, this.#cache, current, readOnly);
     const state = this.#versions.state;
-    this.#seq = state.lastSeq;
+    this.#writer.seq = state.lastSeq;
 
     // Records through the flushed position are in the tables: damage among them does not
     // matter, and new records must land after it. The WAL was created before CURRENT, so it
@@ -1574,7 +1417,7 @@ export class DB<K = string, V = unknown> {
   async #replay(after: Position | null): Promise<void> {
     const from = after ?? { segmentId: 0, offset: 0 };
     const walDir = path.join(this.#dir, WAL_DIR);
-    const floor = this.#seq;
+    const floor = this.#writer.seq;
     let logSeq = 0;
     for await (const { record, position } of this.#wal.readFrom(from)) {
       if (after && comparePositions(position, after) <= 0) continue;
@@ -1598,35 +1441,35 @@ export class DB<K = string, V = unknown> {
         // Ops at or below the manifest's lastSeq are in the tables already (a repaired manifest
         // does not know where the WAL was flushed through): the table holds them, or newer.
         if (last > floor) {
-          const mem = this.#mem;
+          const mem = this.#writer.mem;
           visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
             if (first + i > floor) mem.insertFrom(batch, keyAt, keyLength, valueLength, first + i, kind === 'delete', expiresAt);
           });
-          this.#seq = Math.max(this.#seq, last);
+          this.#writer.seq = Math.max(this.#writer.seq, last);
         }
       } else {
         // A decoded record is valid (the codec checks every field): applying it cannot fail.
-        this.#mem.insertChecked({
+        this.#writer.mem.insertChecked({
           key: record.key,
-          seq: ++this.#seq,
+          seq: ++this.#writer.seq,
           kind: record.tombstone ? 'delete' : 'put',
           value: record.value,
           expiresAt: record.expiresAt,
         });
       }
-      this.#lastPosition = position;
-      this.#walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
-      if (this.#mustFreeze()) {
-        this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: position, lastSeq: this.#seq });
-        this.#mem = new Memtable();
-        this.#walBytesSinceFreeze = 0;
+      this.#writer.lastPosition = position;
+      this.#writer.walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
+      if (this.#writer.mustFreeze()) {
+        this.#writer.imm.unshift({ table: this.#writer.mem.freeze(), lastPosition: position, lastSeq: this.#writer.seq });
+        this.#writer.mem = new Memtable();
+        this.#writer.walBytesSinceFreeze = 0;
         // A read-only handle keeps what it replayed in memory: it writes no table.
         if (!this.#opts.readOnly) await this.#flushOldest();
       }
     }
-    this.#lastPosition ??= after;
-    this.#nextSeq = this.#seq;
-    this.#appliedEnd = this.#wal.currentPosition();
+    this.#writer.lastPosition ??= after;
+    this.#writer.nextSeq = this.#writer.seq;
+    this.#writer.appliedEnd = this.#wal.currentPosition();
   }
 
   /**
@@ -1636,12 +1479,12 @@ export class DB<K = string, V = unknown> {
    * between leaves format 1 with its records flushed: the next open upgrades again.
    */
   async #upgrade(): Promise<void> {
-    if (this.#mem.size > 0) {
-      this.#imm.unshift({ table: this.#mem.freeze(), lastPosition: this.#lastPosition, lastSeq: this.#seq });
-      this.#mem = new Memtable();
-      this.#walBytesSinceFreeze = 0;
+    if (this.#writer.mem.size > 0) {
+      this.#writer.imm.unshift({ table: this.#writer.mem.freeze(), lastPosition: this.#writer.lastPosition, lastSeq: this.#writer.seq });
+      this.#writer.mem = new Memtable();
+      this.#writer.walBytesSinceFreeze = 0;
     }
-    while (this.#imm.length > 0) await this.#flushOldest();
+    while (this.#writer.imm.length > 0) await this.#flushOldest();
     const upgraded = { ...this.#persisted, formatVersion: DB_FORMAT_VERSION };
     await writeOptionsFile(this.#fs, this.#dir, upgraded);
     this.#persisted = upgraded;
