@@ -44,8 +44,8 @@ import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type F
 import { checkSlotName, readSlotsFile } from './slots.js';
 import { WalRetention } from './wal-retention.js';
 import { Writer } from './writer.js';
+import { Scheduler } from './scheduler.js';
 import { claimDirectory } from '../fs/durable-dir.js';
-import { nodeFileSystem } from '../fs/node.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import type { EntryCursor } from '../entry.js';
 import { Found } from '../found.js';
@@ -88,20 +88,11 @@ import {
   writeBackup,
 } from './backup.js';
 import type { CopySource } from './copy.js';
-import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
-import { type CompactionJob, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
-import {
-  compactionDebt,
-  fullCompaction,
-  grandparentsOf,
-  levelTarget,
-  maxGrandparentOverlap,
-  pickCompaction,
-  type CompactionPlan,
-} from './compaction.js';
+import { BackgroundWorker } from './background.js';
+import { compactionDebt, fullCompaction, levelTarget } from './compaction.js';
 import { decodeKey, decodeValue, decodeValueAt, encodeKey, type JsonValue } from './encoding.js';
-import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
-import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
+import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName } from './filenames.js';
+import { installManifest, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
@@ -247,14 +238,6 @@ async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<B
     throw err;
   }
 }
-/** Runs of a background job on a worker that keeps dying before the DB gives up (a background error). */
-const WORKER_ATTEMPTS = 3;
-
-/** `meta` with its keys in buffers of their own (see `background.ts`). */
-function detachedMeta(meta: TableMeta): TableMeta {
-  return { ...meta, smallest: new Uint8Array(meta.smallest), largest: new Uint8Array(meta.largest) };
-}
-
 /**
  * An embedded, durable, sorted key-value store. Open with {@link DB.open}.
  *
@@ -289,26 +272,10 @@ export class DB<K = string, V = unknown> {
   readonly #retention: WalRetention;
   #status: 'open' | 'closing' | 'closed' = 'open';
   #bgError: Error | undefined;
-  /** Flushes run one at a time in this lane, compactions in the other: a long compaction never holds up a flush. */
-  #flushLane: Promise<void> = Promise.resolve();
-  #compactLane: Promise<void> = Promise.resolve();
-  #flushScheduled = false;
-  #compactScheduled = false;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
-  #workerJobs = 0;
-  #workerDeaths = 0;
-  #compactionsRunning = 0;
-  #compactionTime = { jobMs: 0, readMs: 0, writeMs: 0, finishMs: 0, yieldedMs: 0 };
-  #stats = {
-    flushes: 0,
-    compactions: 0,
-    trivialMoves: 0,
-    l0CompactionL1BytesRead: 0,
-    flushBytes: 0,
-    compactionBytesRead: 0,
-    compactionBytesWritten: 0,
-  };
+  /** Flushes and compactions: scheduling, running, installing their results. */
+  readonly #scheduler: Scheduler;
 
   private constructor(dir: string, opts: ResolvedDBOptions, lock: DirectoryLock) {
     this.#dir = dir;
@@ -321,12 +288,26 @@ export class DB<K = string, V = unknown> {
       wal: () => this.#wal,
       l0Tables: () => this.#versions.current.levels[0]!.length,
       isOpen: () => this.#status === 'open',
-      scheduleFlush: () => this.#scheduleFlush(),
-      scheduleCompaction: () => this.#scheduleCompaction(),
+      scheduleFlush: () => this.#scheduler.scheduleFlush(),
+      scheduleCompaction: () => this.#scheduler.scheduleCompaction(),
       until: (ready) => this.#until(ready),
       notify: () => this.#notify(),
       backgroundError: () => this.#bgError,
       setBackgroundError: (err) => this.#setBackgroundError(err),
+    });
+    this.#scheduler = new Scheduler({
+      fs: this.#fs,
+      dir,
+      opts,
+      writer: this.#writer,
+      versions: () => this.#versions,
+      wal: () => this.#wal,
+      status: () => this.#status,
+      maintenanceCalls: () => this.#maintenance,
+      backgroundError: () => this.#bgError,
+      setBackgroundError: (err) => this.#setBackgroundError(err),
+      notify: () => this.#notify(),
+      collectWal: () => this.#retention.collectWal(),
     });
     this.#retention = new WalRetention({
       fs: this.#fs,
@@ -918,9 +899,9 @@ export class DB<K = string, V = unknown> {
     this.#checkWritable();
     await this.#maintain(async () => {
       await this.#flushAll();
-      await this.#inLane('compact', async () => {
+      await this.#scheduler.inLane('compact', async () => {
         const plan = fullCompaction(this.#versions.current);
-        if (plan) await this.#runCompaction(plan);
+        if (plan) await this.#scheduler.runCompaction(plan);
       });
       if (this.#bgError) throw this.#bgError;
     });
@@ -940,13 +921,13 @@ export class DB<K = string, V = unknown> {
   async #flushAll(): Promise<void> {
     // Writes already resolved are in the memtable; freeze it and wait for the queue to drain.
     this.#writer.freeze();
-    this.#scheduleFlush();
+    this.#scheduler.scheduleFlush();
     await this.#until(() => this.#writer.imm.length === 0);
   }
 
   /** Counters and state; see {@link DBStats}. */
   stats(): DBStats {
-    const s = this.#stats;
+    const s = this.#scheduler.stats;
     const w = this.#writer.stats;
     const written = s.flushBytes + s.compactionBytesWritten;
     const v = this.#versions.current;
@@ -974,12 +955,12 @@ export class DB<K = string, V = unknown> {
       flushBytes: s.flushBytes,
       compactionBytesRead: s.compactionBytesRead,
       compactionBytesWritten: s.compactionBytesWritten,
-      compactionsRunning: this.#compactionsRunning,
+      compactionsRunning: this.#scheduler.compactionsRunning,
       compactionDebtBytes: debt.reduce((a, b) => a + b, 0),
-      compactionTime: { ...this.#compactionTime },
+      compactionTime: { ...this.#scheduler.compactionTime },
       writeAmplification: w.userBytes > 0 ? written / w.userBytes : 0,
       backgroundError: this.#bgError,
-      background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
+      background: { mode: this.#opts.background, workerJobs: this.#scheduler.workerJobs, workerDeaths: this.#scheduler.workerDeaths },
       wal: this.#wal.stats(),
       walRecovery: this.#walRecovery,
       changes: {
@@ -1012,7 +993,7 @@ export class DB<K = string, V = unknown> {
     await this.#until(() => this.#writer.inflight === 0 && this.#maintenance === 0 && this.#writer.admissionQueue === 0).catch(
       () => undefined,
     );
-    await Promise.all([this.#flushLane, this.#compactLane]);
+    await Promise.all([this.#scheduler.flushLane, this.#scheduler.compactLane]);
     await this.#shutdown();
   }
 
@@ -1040,58 +1021,6 @@ export class DB<K = string, V = unknown> {
 
   // -- background work ---------------------------------------------------------------------
 
-  /** Runs `job` after the jobs queued before it in the same lane. */
-  #inLane(lane: 'flush' | 'compact', job: () => Promise<void>): Promise<void> {
-    const prev = lane === 'flush' ? this.#flushLane : this.#compactLane;
-    const run = prev.then(async () => {
-      if (this.#bgError || this.#status === 'closed') return;
-      try {
-        await job();
-      } catch (err) {
-        this.#setBackgroundError(err);
-      } finally {
-        this.#notify();
-      }
-    });
-    if (lane === 'flush') this.#flushLane = run;
-    else this.#compactLane = run;
-    return run;
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    void this.#inLane('flush', async () => {
-      this.#flushScheduled = false;
-      // While closing, only for a flush() or compact(), or writes waiting for a flush, called
-      // before close(): close waits for those.
-      while (
-        this.#writer.imm.length > 0 &&
-        (this.#status === 'open' || this.#maintenance > 0 || this.#writer.admissionQueue > 0) &&
-        !this.#bgError
-      ) {
-        await this.#flushOldest();
-        this.#notify();
-        this.#scheduleCompaction();
-      }
-    });
-  }
-
-  #scheduleCompaction(): void {
-    if (this.#compactScheduled) return;
-    this.#compactScheduled = true;
-    void this.#inLane('compact', async () => {
-      this.#compactScheduled = false;
-      // While closing, only for writes called before close() that wait for a compaction.
-      while ((this.#status === 'open' || this.#writer.admissionQueue > 0) && !this.#bgError) {
-        const plan = pickCompaction(this.#versions.current, this.#opts, this.#versions.pointers);
-        if (!plan) return;
-        await this.#runCompaction(plan);
-        this.#notify();
-      }
-    });
-  }
-
   #setBackgroundError(err: unknown): void {
     if (!this.#bgError) {
       this.#bgError = err instanceof Error ? err : new Error(String(err));
@@ -1099,201 +1028,6 @@ export class DB<K = string, V = unknown> {
       this.#opts.meter.event({ type: 'background-error', error: this.#bgError });
     }
     this.#notify();
-  }
-
-  /** Runs a compaction's merge where the `background` option says. */
-  async #compactionJob(plan: CompactionPlan): Promise<JobResult> {
-    const job: CompactionJob = {
-      kind: 'compaction',
-      dir: this.#dir,
-      compression: this.#opts.compression,
-      tableFileSize: this.#opts.tableFileSize,
-      grandparents:
-        plan.reason === 'manual'
-          ? []
-          : grandparentsOf(this.#versions.current, plan).map((t) => ({
-              smallest: new Uint8Array(t.meta.smallest),
-              largest: new Uint8Array(t.meta.largest),
-              size: t.meta.size,
-            })),
-      maxGrandparentOverlap: maxGrandparentOverlap(this.#opts),
-      // Copies: posting a key that views a larger buffer (a decoded manifest) would clone it all.
-      inputs: plan.inputs.map((tables) => tables.map((t) => detachedMeta(t.meta))),
-      overlappingFirst: plan.level === 0,
-      below: this.#versions.current.levels
-        .slice(plan.outputLevel + 1)
-        .map((level) =>
-          level.map((t) => ({ meta: { smallest: new Uint8Array(t.meta.smallest), largest: new Uint8Array(t.meta.largest) } })),
-        ),
-      now: this.#opts.clock(),
-    };
-    if (this.#opts.background === 'inline') {
-      // The live readers (and their block cache) serve as the inputs.
-      const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
-      return runCompactionJob(job, {
-        fs: this.#fs,
-        openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
-        releaseInput: () => Promise.resolve(),
-        newFileNumber: this.#versions.newFileNumber,
-      });
-    }
-    return this.#inWorker(job);
-  }
-
-  /**
-   * Runs `job` in the process's background worker. A worker that dies mid-job (it wrote nothing
-   * any manifest names) leaves files under the numbers it was granted: they are removed, and the
-   * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
-   */
-  async #inWorker(job: WorkerJob): Promise<JobResult> {
-    const worker = BackgroundWorker.shared();
-    // With the real disk the worker opens the files itself; any other file system is served to it.
-    const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
-    const allocate = (count: number): number[] => Array.from({ length: count }, this.#versions.newFileNumber);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.#workerJobs++;
-        return await worker.run(job, fs, allocate);
-      } catch (err) {
-        if (!(err instanceof BackgroundWorkerError)) throw err;
-        this.#workerDeaths++;
-        this.#opts.meter.counter('db.background_worker_deaths', 1);
-        for (const n of err.fileNumbers) {
-          const file = path.join(this.#dir, tableFileName(n));
-          await this.#fs.unlink(file).catch(() => undefined); // what stays is removed at the next open
-        }
-        if (attempt >= WORKER_ATTEMPTS) throw err;
-      }
-    }
-  }
-
-  /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
-  async #flushOldest(): Promise<void> {
-    const t0 = performance.now();
-    const f = this.#writer.imm[this.#writer.imm.length - 1]!;
-    const output = { dir: this.#dir, compression: this.#opts.compression };
-    const { tables: written } =
-      this.#opts.background === 'inline'
-        ? await runFlushJob(f.table, output, { fs: this.#fs, newFileNumber: this.#versions.newFileNumber })
-        : await this.#inWorker({ kind: 'flush', ...output, arena: f.table.arena() });
-    const added = await this.#versions.openTables(written);
-    // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
-    // position durably first, or after a power loss new records could land at or before it and
-    // be skipped by every replay.
-    await this.#wal.sync().catch(async (err: unknown) => {
-      await this.#versions.closeTables(added);
-      throw err;
-    });
-    await this.#versions.install({
-      added: added.map((table) => ({ level: 0, table })),
-      removed: new Set(),
-      lastSeq: f.lastSeq,
-      ...(f.lastPosition ? { flushedThrough: f.lastPosition } : {}),
-    });
-    this.#writer.imm.pop();
-    this.#stats.flushes++;
-    let bytes = 0;
-    for (const w of written) bytes += w.meta.size;
-    this.#stats.flushBytes += bytes;
-    const meter = this.#opts.meter;
-    const ms = performance.now() - t0;
-    meter.counter('db.flushes', 1);
-    meter.counter('db.flush_bytes', bytes);
-    meter.histogram('db.flush_ms', ms);
-    meter.event({ type: 'flush', tables: written.length, bytes, durationMs: ms });
-    // The manifest now covers everything up to f.lastPosition: older segments are garbage.
-    if (f.lastPosition) await this.#retention.collectWal();
-  }
-
-  async #runCompaction(plan: CompactionPlan): Promise<void> {
-    const t0 = performance.now();
-    this.#compactionsRunning++;
-    try {
-      if (plan.trivialMove) await this.#moveTables(plan, t0);
-      else await this.#mergeTables(plan, t0);
-    } finally {
-      this.#compactionsRunning--;
-    }
-  }
-
-  /** A size compaction moves its level's round-robin position (in the manifest it installs). */
-  #pointerEdit(plan: CompactionPlan): { compactPointer?: { level: number; key: Uint8Array } } {
-    const upper = plan.inputs[0]!;
-    return plan.reason === 'size' && upper.length > 0
-      ? { compactPointer: { level: plan.level, key: upper[upper.length - 1]!.meta.largest } }
-      : {};
-  }
-
-  /** A trivial move: the manifest moves the tables a level down; no table is read or written. */
-  async #moveTables(plan: CompactionPlan, t0: number): Promise<void> {
-    const tables = plan.inputs[0]!;
-    // The same readers: VersionSet.install never closes a table the current manifest names.
-    await this.#versions.install({
-      added: tables.map((table) => ({ level: plan.outputLevel, table })),
-      removed: new Set(tables.map((t) => t.meta.fileNumber)),
-      ...this.#pointerEdit(plan),
-    });
-    this.#stats.compactions++;
-    this.#stats.trivialMoves++;
-    const meter = this.#opts.meter;
-    const ms = performance.now() - t0;
-    meter.counter('db.compactions', 1);
-    meter.histogram('db.compaction_ms', ms);
-    meter.event({
-      type: 'compaction',
-      level: plan.level,
-      outputLevel: plan.outputLevel,
-      bytesRead: 0,
-      bytesWritten: 0,
-      durationMs: ms,
-      trivialMove: true,
-    });
-  }
-
-  async #mergeTables(plan: CompactionPlan, t0: number): Promise<void> {
-    const { tables: written, profile } = await this.#compactionJob(plan);
-    const added = await this.#versions.openTables(written);
-    const removed = new Set<number>();
-    for (const tables of plan.inputs) for (const t of tables) removed.add(t.meta.fileNumber);
-    // Applied at install time to the live version: a flush may have added L0 tables meanwhile.
-    await this.#versions.install({
-      added: added.map((table) => ({ level: plan.outputLevel, table })),
-      removed,
-      ...this.#pointerEdit(plan),
-    });
-    let bytesRead = 0;
-    let bytesWritten = 0;
-    for (const tables of plan.inputs) for (const t of tables) bytesRead += t.meta.size;
-    for (const w of written) bytesWritten += w.meta.size;
-    let l1BytesRead = 0;
-    if (plan.reason === 'l0') for (const t of plan.inputs[1] ?? []) l1BytesRead += t.meta.size;
-    this.#stats.compactions++;
-    this.#stats.compactionBytesRead += bytesRead;
-    this.#stats.compactionBytesWritten += bytesWritten;
-    this.#stats.l0CompactionL1BytesRead += l1BytesRead;
-    const time = this.#compactionTime;
-    time.jobMs += profile.totalMs;
-    time.readMs += profile.readMs;
-    time.writeMs += profile.writeMs;
-    time.finishMs += profile.finishMs;
-    time.yieldedMs += profile.yieldedMs;
-    const meter = this.#opts.meter;
-    const ms = performance.now() - t0;
-    meter.counter('db.compactions', 1);
-    meter.counter('db.compaction_read_bytes', bytesRead);
-    meter.counter('db.compaction_written_bytes', bytesWritten);
-    meter.histogram('db.compaction_ms', ms);
-    meter.event({
-      type: 'compaction',
-      level: plan.level,
-      outputLevel: plan.outputLevel,
-      bytesRead,
-      bytesWritten,
-      durationMs: ms,
-      inputTables: plan.inputs.map((tables) => tables.length),
-      outputTables: written.length,
-      profile,
-    });
   }
 
   // -- open --------------------------------------------------------------------------------
@@ -1352,7 +1086,7 @@ export class DB<K = string, V = unknown> {
     this.#walRecovery = recovery;
     await this.#replay(state.flushedThrough);
     if (!readOnly && persisted.formatVersion < WRITE_BATCH_FORMAT) await this.#upgrade();
-    if (!readOnly) this.#scheduleCompaction();
+    if (!readOnly) this.#scheduler.scheduleCompaction();
   }
 
   /**
@@ -1464,7 +1198,7 @@ export class DB<K = string, V = unknown> {
         this.#writer.mem = new Memtable();
         this.#writer.walBytesSinceFreeze = 0;
         // A read-only handle keeps what it replayed in memory: it writes no table.
-        if (!this.#opts.readOnly) await this.#flushOldest();
+        if (!this.#opts.readOnly) await this.#scheduler.flushOldest();
       }
     }
     this.#writer.lastPosition ??= after;
@@ -1484,7 +1218,7 @@ export class DB<K = string, V = unknown> {
       this.#writer.mem = new Memtable();
       this.#writer.walBytesSinceFreeze = 0;
     }
-    while (this.#writer.imm.length > 0) await this.#flushOldest();
+    while (this.#writer.imm.length > 0) await this.#scheduler.flushOldest();
     const upgraded = { ...this.#persisted, formatVersion: DB_FORMAT_VERSION };
     await writeOptionsFile(this.#fs, this.#dir, upgraded);
     this.#persisted = upgraded;
