@@ -30,38 +30,26 @@
  * @module
  */
 import * as path from 'node:path';
-import {
-  ClosedError,
-  CorruptionError,
-  InvalidPositionError,
-  IoError,
-  ReadOnlyError,
-  UnknownSlotError,
-  errnoOf,
-  ioStep,
-} from '../errors.js';
+import { ClosedError, InvalidPositionError, ReadOnlyError, UnknownSlotError } from '../errors.js';
 import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHost } from './changes.js';
 import { checkSlotName, readSlotsFile } from './slots.js';
 import { WalRetention } from './wal-retention.js';
 import { Writer } from './writer.js';
 import { Scheduler } from './scheduler.js';
+import { loadOrCreate, readSmallFileOrUndefined, type ReplayHost, replayWal, upgradeFormat, walOptionsOf } from './recovery.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import type { EntryCursor } from '../entry.js';
 import { Found } from '../found.js';
 import { keyHash } from '../util/hash.js';
-import { Memtable } from '../memtable/memtable.js';
 import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
-import { FRAME_HEADER_SIZE, segmentFileName } from '../wal/format.js';
 import { assertPosition, comparePositions, type Position } from '../wal/position.js';
-import { batchCount, batchSeq, checkWriteBatch, visitOps } from './write-batch.js';
 import {
   batchOps,
   checkedKey,
   checkNames,
   checkWriteOptions,
   deleteOp,
-  MAX_WRITE_BYTES,
   type Pending,
   PUT_OPTIONS,
   prepare,
@@ -69,8 +57,7 @@ import {
   WRITE_OPTIONS,
 } from './write-input.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
-import type { Meter } from '../wal/meter.js';
-import { resolveWalOptions, type WalOptions } from '../wal/options.js';
+import { resolveWalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
 import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
@@ -91,20 +78,11 @@ import type { CopySource } from './copy.js';
 import { BackgroundWorker } from './background.js';
 import { compactionDebt, fullCompaction, levelTarget } from './compaction.js';
 import { decodeKey, decodeValue, decodeValueAt, encodeKey, type JsonValue } from './encoding.js';
-import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName } from './filenames.js';
-import { installManifest, readCurrentManifest, readSmallFile, type ManifestState } from './manifest.js';
+import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR } from './filenames.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
 import { resolveDBOptions, type DBOptions, type ResolvedDBOptions } from './options.js';
-import {
-  checkPersistedOptions,
-  DB_FORMAT_VERSION,
-  openOptionsFile,
-  readOptionsFile,
-  WRITE_BATCH_FORMAT,
-  writeOptionsFile,
-  type PersistedOptions,
-} from './options-file.js';
+import { WRITE_BATCH_FORMAT, writeOptionsFile, type PersistedOptions } from './options-file.js';
 import { Snapshot } from './snapshot.js';
 import { checkIteratorOptions, DBIterator, type IteratorOptions } from './iterator.js';
 
@@ -112,7 +90,6 @@ export { MAX_WRITE_BYTES } from './write-input.js';
 
 export { DBIterator, type IteratorOptions } from './iterator.js';
 export { ChangeFeed, type Change, type ChangesOptions } from './changes.js';
-import { LEVELS } from './version.js';
 import { VersionSet } from './version-set.js';
 
 /** The key type a DB opened with options `O` returns: a Buffer under `keyEncoding: 'binary'`, else a string. */
@@ -229,15 +206,6 @@ const READ_ONLY_ATTEMPTS = 5;
 /** A read-only handle's stand-in for the directory lock it does not take. */
 const NO_LOCK: DirectoryLock = { release: () => Promise.resolve() };
 
-/** The bytes of a small file, or undefined if it does not exist. */
-async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<Buffer | undefined> {
-  try {
-    return await readSmallFile(fs, file, 4096);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
 /**
  * An embedded, durable, sorted key-value store. Open with {@link DB.open}.
  *
@@ -1036,31 +1004,7 @@ export class DB<K = string, V = unknown> {
     const fs = this.#fs;
     const dir = this.#dir;
     const readOnly = this.#opts.readOnly;
-    let current = await readCurrentManifest(fs, dir);
-    let persisted: PersistedOptions;
-    // A DB made by sediment 0.1.0: no OPTIONS, and a WAL without its state file.
-    let legacy = false;
-    if (current) {
-      // An existing DB: its OPTIONS are checked before anything on disk changes (a mismatch is an
-      // InvalidConfigError with nothing written). A 0.1.0 DB adopts the options given; they are
-      // recorded only once its WAL is adopted (below), so that a crash in between leaves a DB
-      // that is still recognised as 0.1.0's.
-      const stored = await readOptionsFile(fs, dir);
-      legacy = stored === undefined;
-      persisted =
-        readOnly || legacy ? checkPersistedOptions(stored, this.#opts) : await openOptionsFile(fs, dir, this.#opts, { fresh: false });
-    } else {
-      if (readOnly) {
-        const file = path.join(dir, CURRENT_FILE);
-        throw new IoError(
-          'open',
-          file,
-          Object.assign(new Error(`no database in ${dir} (no CURRENT), and a read-only open creates nothing`), { code: 'ENOENT' }),
-        );
-      }
-      persisted = await this.#create();
-      current = (await readCurrentManifest(fs, dir))!;
-    }
+    const { current, persisted, legacy } = await loadOrCreate(fs, dir, this.#opts);
     this.#versions = await VersionSet.open(fs, dir, this.#cache, current, readOnly);
     const state = this.#versions.state;
     this.#writer.seq = state.lastSeq;
@@ -1084,167 +1028,22 @@ export class DB<K = string, V = unknown> {
     if (legacy && !readOnly) await writeOptionsFile(fs, dir, persisted);
     this.#walView = walView(wal, path.join(dir, WAL_DIR));
     this.#walRecovery = recovery;
-    await this.#replay(state.flushedThrough);
-    if (!readOnly && persisted.formatVersion < WRITE_BATCH_FORMAT) await this.#upgrade();
+    await replayWal(this.#replayHost(), state.flushedThrough);
+    if (!readOnly && persisted.formatVersion < WRITE_BATCH_FORMAT) this.#persisted = await upgradeFormat(this.#replayHost(), persisted);
     if (!readOnly) this.#scheduler.scheduleCompaction();
   }
 
-  /**
-   * Creates a new DB's files, in this order: OPTIONS, the WAL, then CURRENT naming the first
-   * manifest. A committed DB (one with CURRENT) therefore always has its OPTIONS and its WAL,
-   * and either missing later is corruption. A first open that died before CURRENT existed
-   * committed nothing: what it left is garbage, unless it holds data.
-   */
-  async #create(): Promise<PersistedOptions> {
-    const fs = this.#fs;
-    const dir = this.#dir;
-    const names = await ioStep('readdir', dir, () => fs.readdir(dir));
-    if (names.some((n) => parseFileName(n)?.type === 'table')) {
-      throw new CorruptionError('CURRENT is missing but the directory holds tables', { file: path.join(dir, CURRENT_FILE), offset: 0 });
-    }
-    if (names.includes(WAL_DIR)) {
-      // Records are appended only after CURRENT exists: a WAL with records and no CURRENT means
-      // CURRENT was lost, not a first open that died. Looked at read-only, so that this refusal
-      // too leaves the directory as it was.
-      const walDir = path.join(dir, WAL_DIR);
-      const probe = await Wal.open({
-        dir: walDir,
-        fs,
-        readOnly: true,
-        maxRecordSize: MAX_WRITE_BYTES + 1,
-      }).catch((err: unknown) => {
-        if (err instanceof CorruptionError)
-          throw new CorruptionError(
-            `CURRENT is missing and the WAL is damaged (${err.reason})`,
-            { file: path.join(dir, CURRENT_FILE), offset: 0 },
-            { cause: err },
-          );
-        throw err;
-      });
-      await probe.wal.close();
-      if (probe.recovery.validRecords > 0) {
-        throw new CorruptionError(`CURRENT is missing but the WAL holds ${probe.recovery.validRecords} records`, {
-          file: path.join(dir, CURRENT_FILE),
-          offset: 0,
-        });
-      }
-    }
-    for (const name of names) {
-      const type = parseFileName(name)?.type;
-      if (type === 'manifest' || type === 'currentTmp') {
-        await ioStep('unlink', path.join(dir, name), () => fs.unlink(path.join(dir, name)));
-      }
-    }
-    const persisted = await openOptionsFile(fs, dir, this.#opts, { fresh: true });
-    const { wal } = await Wal.open({ ...walOptionsOf(dir, this.#opts, undefined, persisted), createIfMissing: true });
-    await wal.close();
-    const state: ManifestState = { nextFileNumber: 1, lastSeq: 0, flushedThrough: null, levels: Array.from({ length: LEVELS }, () => []) };
-    await installManifest(fs, dir, 1, state, undefined);
-    return persisted;
+  /** What the WAL's replay (and a format upgrade) needs of this DB, once the WAL is open. */
+  #replayHost(): ReplayHost {
+    return {
+      fs: this.#fs,
+      dir: this.#dir,
+      readOnly: this.#opts.readOnly,
+      wal: this.#wal,
+      writer: this.#writer,
+      flushOldest: () => this.#scheduler.flushOldest(),
+    };
   }
-
-  /**
-   * Replays WAL records after `after` into the memtable, flushing as it fills. A DB of format 2
-   * holds one write batch per record, with its seqs; one of format 1 (written before batches
-   * carried seqs) one op per record, whose seqs are counted on from the seq before it.
-   */
-  async #replay(after: Position | null): Promise<void> {
-    const from = after ?? { segmentId: 0, offset: 0 };
-    const walDir = path.join(this.#dir, WAL_DIR);
-    const floor = this.#writer.seq;
-    let logSeq = 0;
-    for await (const { record, position } of this.#wal.readFrom(from)) {
-      if (after && comparePositions(position, after) <= 0) continue;
-      const damaged = (reason: string): CorruptionError =>
-        new CorruptionError(reason, {
-          file: path.join(walDir, segmentFileName(position.segmentId)),
-          offset: position.offset,
-          segmentId: position.segmentId,
-        });
-      // Either kind is read whatever OPTIONS says (a format 1 DB upgraded by this open, or one
-      // whose OPTIONS a 0.1.0-era tool removed): seqs stay increasing along the log either way.
-      if (record.opaque) {
-        const batch = record.value;
-        const problem = checkWriteBatch(batch);
-        if (problem !== undefined) throw damaged(problem);
-        const first = batchSeq(batch);
-        const last = first + batchCount(batch) - 1;
-        // Seqs only grow along the log; a gap is possible (a write the WAL failed under).
-        if (first <= logSeq) throw damaged(`write batch seq ${first} is not after the seq ${logSeq} before it`);
-        logSeq = last;
-        // Ops at or below the manifest's lastSeq are in the tables already (a repaired manifest
-        // does not know where the WAL was flushed through): the table holds them, or newer.
-        if (last > floor) {
-          const mem = this.#writer.mem;
-          visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
-            if (first + i > floor) mem.insertFrom(batch, keyAt, keyLength, valueLength, first + i, kind === 'delete', expiresAt);
-          });
-          this.#writer.seq = Math.max(this.#writer.seq, last);
-        }
-      } else {
-        // A decoded record is valid (the codec checks every field): applying it cannot fail.
-        this.#writer.mem.insertChecked({
-          key: record.key,
-          seq: ++this.#writer.seq,
-          kind: record.tombstone ? 'delete' : 'put',
-          value: record.value,
-          expiresAt: record.expiresAt,
-        });
-      }
-      this.#writer.lastPosition = position;
-      this.#writer.walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
-      if (this.#writer.mustFreeze()) {
-        this.#writer.imm.unshift({ table: this.#writer.mem.freeze(), lastPosition: position, lastSeq: this.#writer.seq });
-        this.#writer.mem = new Memtable();
-        this.#writer.walBytesSinceFreeze = 0;
-        // A read-only handle keeps what it replayed in memory: it writes no table.
-        if (!this.#opts.readOnly) await this.#scheduler.flushOldest();
-      }
-    }
-    this.#writer.lastPosition ??= after;
-    this.#writer.nextSeq = this.#writer.seq;
-    this.#writer.appliedEnd = this.#wal.currentPosition();
-  }
-
-  /**
-   * Moves a DB of format 1 to format 2 (write batches with seqs in the WAL): the replayed
-   * single-op records are flushed into a table first, so that no replay ever needs them again,
-   * then `OPTIONS` records format 2 (atomically); only then does the DB take writes. A crash in
-   * between leaves format 1 with its records flushed: the next open upgrades again.
-   */
-  async #upgrade(): Promise<void> {
-    if (this.#writer.mem.size > 0) {
-      this.#writer.imm.unshift({ table: this.#writer.mem.freeze(), lastPosition: this.#writer.lastPosition, lastSeq: this.#writer.seq });
-      this.#writer.mem = new Memtable();
-      this.#writer.walBytesSinceFreeze = 0;
-    }
-    while (this.#writer.imm.length > 0) await this.#scheduler.flushOldest();
-    const upgraded = { ...this.#persisted, formatVersion: DB_FORMAT_VERSION };
-    await writeOptionsFile(this.#fs, this.#dir, upgraded);
-    this.#persisted = upgraded;
-  }
-}
-
-/** The WAL's options for a DB in `dir`. */
-function walOptionsOf(
-  dir: string,
-  opts: ResolvedDBOptions,
-  discardBefore: Position | undefined,
-  limits: { maxKeySize: number; maxValueSize: number } = opts,
-): WalOptions {
-  return {
-    dir: path.join(dir, WAL_DIR),
-    fs: opts.fs,
-    fsync: opts.fsync,
-    maxSegmentSize: opts.walSegmentSize,
-    // One record per write (a batch), of any size up to the limit of one write; the WAL's record
-    // limit bounds what recovery trusts a frame's length to be, after its header checksum.
-    maxRecordSize: Math.max(MAX_WRITE_BYTES + 1, limits.maxKeySize + limits.maxValueSize + 64),
-    recovery: opts.recovery,
-    discardBefore,
-    readOnly: opts.readOnly,
-    meter: opts.meter as Meter,
-  };
 }
 
 const CHANGES_OPTIONS: ReadonlySet<string> = new Set(['since', 'retain']);
