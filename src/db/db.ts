@@ -36,13 +36,14 @@ import { checkSlotName, readSlotsFile } from './slots.js';
 import { WalRetention } from './wal-retention.js';
 import { Writer } from './writer.js';
 import { Scheduler } from './scheduler.js';
+import { collectStats, type DBStats } from './stats.js';
 import { loadOrCreate, readSmallFileOrUndefined, type ReplayHost, replayWal, upgradeFormat, walOptionsOf } from './recovery.js';
 import { claimDirectory } from '../fs/durable-dir.js';
 import type { DirectoryLock, FileSystem } from '../fs/types.js';
 import type { EntryCursor } from '../entry.js';
 import { Found } from '../found.js';
 import { keyHash } from '../util/hash.js';
-import { BlockCache, type BlockCacheStats } from '../sstable/block-cache.js';
+import { BlockCache } from '../sstable/block-cache.js';
 import { assertPosition, comparePositions, type Position } from '../wal/position.js';
 import {
   batchOps,
@@ -58,7 +59,7 @@ import {
 } from './write-input.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
 import { resolveWalOptions } from '../wal/options.js';
-import { Wal, type WalStats } from '../wal/wal.js';
+import { Wal } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
 import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
 import {
@@ -76,7 +77,7 @@ import {
 } from './backup.js';
 import type { CopySource } from './copy.js';
 import { BackgroundWorker } from './background.js';
-import { compactionDebt, fullCompaction, levelTarget } from './compaction.js';
+import { fullCompaction } from './compaction.js';
 import { decodeKey, decodeValue, decodeValueAt, encodeKey, type JsonValue } from './encoding.js';
 import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR } from './filenames.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
@@ -87,6 +88,7 @@ import { Snapshot } from './snapshot.js';
 import { checkIteratorOptions, DBIterator, type IteratorOptions } from './iterator.js';
 
 export { MAX_WRITE_BYTES } from './write-input.js';
+export type { DBStats } from './stats.js';
 
 export { DBIterator, type IteratorOptions } from './iterator.js';
 export { ChangeFeed, type Change, type ChangesOptions } from './changes.js';
@@ -133,72 +135,6 @@ export type BatchOperation<K, V> = { type: 'put'; key: K; value: V; ttlMs?: numb
 export interface ReadOptions {
   /** Read this snapshot (from `db.snapshot()`) instead of the DB's current state. */
   snapshot?: Snapshot;
-}
-
-/** What `db.stats()` returns. */
-export interface DBStats {
-  memtable: { bytes: number; entries: number };
-  frozenMemtables: number;
-  /**
-   * Per level: tables, bytes, the level's size target (L1 and deeper but the last; L0's trigger is
-   * a table count) and its compaction debt: the bytes over the target (L0: all of it once it has
-   * `l0CompactionTrigger` tables).
-   */
-  levels: { tables: number; bytes: number; targetBytes: number | undefined; debtBytes: number }[];
-  lastSequence: number;
-  blockCache: BlockCacheStats;
-  /**
-   * Writes held while writes were stopped (too many frozen memtables, or L0 at
-   * `l0StopTrigger`), including those queued behind them; and the wall time during which writes
-   * were stopped (periods, not a sum over the waiting writes).
-   */
-  writeStalls: number;
-  writeStallMs: number;
-  /**
-   * Writes delayed by the slowdown (L0 at `l0SlowdownTrigger`: 1 ms per admitted write),
-   * including those queued behind a delayed one, and not stopped; and the wall time spent in
-   * those delays.
-   */
-  writeSlowdowns: number;
-  writeSlowdownMs: number;
-  flushes: number;
-  compactions: number;
-  /** Compactions done by moving tables to the next level without a rewrite (counted in `compactions`). */
-  trivialMoves: number;
-  /** Compactions running now. */
-  compactionsRunning: number;
-  /** Sum of the levels' `debtBytes`. */
-  compactionDebtBytes: number;
-  /**
-   * Where compaction time went, summed over the compactions done (see `JobProfile`): wall ms per
-   * job, reading and merging inputs, encoding and writing outputs, finishing tables (fdatasync
-   * included), yielded to other work on the thread; and the L1 bytes L0->L1 compactions rewrote.
-   */
-  compactionTime: { jobMs: number; readMs: number; writeMs: number; finishMs: number; yieldedMs: number };
-  l0CompactionL1BytesRead: number;
-  /** Bytes of keys and values written by users, and bytes written to tables by flushes and compactions. */
-  userBytes: number;
-  flushBytes: number;
-  compactionBytesRead: number;
-  compactionBytesWritten: number;
-  /** Table bytes written per user byte. */
-  writeAmplification: number;
-  /** The error that stopped background work (and writes), if any. */
-  backgroundError: Error | undefined;
-  /**
-   * Where flushes and compactions run (the `background` option), how many of this DB's jobs the
-   * background worker ran, and how many times it died while running one (the job then ran again).
-   */
-  background: { mode: 'worker' | 'inline'; workerJobs: number; workerDeaths: number };
-  wal: WalStats;
-  /** What the WAL's recovery found when this DB was opened. */
-  walRecovery: RecoveryInfo;
-  /**
-   * The change feed: its retention slots (name, acknowledged position, WAL bytes the slot holds
-   * back past what the flushes let go, approximated from segment sizes), the feeds open, and the
-   * slots dropped since open for passing `maxRetainedBytes`.
-   */
-  changes: { slots: { name: string; position: Position; retainedBytes: number }[]; feeds: number; slotsDropped: number };
 }
 
 /** Opens a read-only handle tries before giving up on a directory whose writer keeps moving it. */
@@ -895,52 +831,17 @@ export class DB<K = string, V = unknown> {
 
   /** Counters and state; see {@link DBStats}. */
   stats(): DBStats {
-    const s = this.#scheduler.stats;
-    const w = this.#writer.stats;
-    const written = s.flushBytes + s.compactionBytesWritten;
-    const v = this.#versions.current;
-    const debt = compactionDebt(v, this.#opts);
-    return {
-      memtable: { bytes: this.#writer.mem.approximateBytes, entries: this.#writer.mem.size },
-      frozenMemtables: this.#writer.imm.length,
-      levels: v.levels.map((level, l) => ({
-        tables: level.length,
-        bytes: v.levelBytes(l),
-        targetBytes: l === 0 || l === v.levels.length - 1 ? undefined : levelTarget(l, this.#opts),
-        debtBytes: debt[l]!,
-      })),
-      lastSequence: this.#writer.seq,
-      blockCache: this.#cache.stats(),
-      writeStalls: w.writeStalls,
-      writeStallMs: w.writeStallMs,
-      writeSlowdowns: w.writeSlowdowns,
-      writeSlowdownMs: w.writeSlowdownMs,
-      flushes: s.flushes,
-      compactions: s.compactions,
-      trivialMoves: s.trivialMoves,
-      l0CompactionL1BytesRead: s.l0CompactionL1BytesRead,
-      userBytes: w.userBytes,
-      flushBytes: s.flushBytes,
-      compactionBytesRead: s.compactionBytesRead,
-      compactionBytesWritten: s.compactionBytesWritten,
-      compactionsRunning: this.#scheduler.compactionsRunning,
-      compactionDebtBytes: debt.reduce((a, b) => a + b, 0),
-      compactionTime: { ...this.#scheduler.compactionTime },
-      writeAmplification: w.userBytes > 0 ? written / w.userBytes : 0,
-      backgroundError: this.#bgError,
-      background: { mode: this.#opts.background, workerJobs: this.#scheduler.workerJobs, workerDeaths: this.#scheduler.workerDeaths },
-      wal: this.#wal.stats(),
+    return collectStats({
+      opts: this.#opts,
+      version: this.#versions.current,
+      cache: this.#cache,
+      wal: this.#wal,
       walRecovery: this.#walRecovery,
-      changes: {
-        slots: [...this.#retention.slots].map(([name, position]) => ({
-          name,
-          position: { ...position },
-          retainedBytes: this.#retention.retainedBytes(position),
-        })),
-        feeds: this.#retention.holds.size,
-        slotsDropped: this.#retention.slotsDropped,
-      },
-    };
+      writer: this.#writer,
+      scheduler: this.#scheduler,
+      retention: this.#retention,
+      backgroundError: this.#bgError,
+    });
   }
 
   /**
