@@ -1,21 +1,23 @@
 /**
  * The database: put/get/delete, atomic batches and range iterators over the WAL, memtables and
- * leveled SSTables.
+ * leveled SSTables. This file is the public facade: the `DB` class, its contract (TSDoc on each
+ * method), the reads, and the wiring of the parts at open and close. The parts:
  *
- * Write path. A write is validated and encoded (nothing is written if that fails), appended to
- * the WAL (a batch as one atomic WAL batch), and applied to the memtable in the WAL promise's
- * first reaction. The WAL resolves appends in append order, so memtables receive writes in WAL
- * order: a memtable always holds a prefix of what the WAL holds after the previous flush, and the
- * position of its last record says exactly which WAL records it covers.
- *
- * Flush. Past `memtableSize` the memtable is frozen (an O(1) copy-on-write view) and a new one
- * takes writes. The background job writes the frozen memtable as an L0 table (synced, directory
- * synced), installs a manifest that lists it and records the WAL position it covers through, and
- * only then drops the frozen memtable and deletes the WAL segments wholly before that position.
- *
- * Restart. `DB.open` reads the manifest, deletes files no manifest names (leftovers of an
- * interrupted flush or compaction), opens the tables, and replays the WAL records after the
- * manifest's position into a fresh memtable.
+ * - write-input.ts: a write's keys, values, TTLs and options, checked and encoded as one write
+ *   batch before anything is written.
+ * - writer.ts: the write path. Admission (stops and slowdowns), the WAL append (a write is one
+ *   WAL record), the memtable update as the append promise's first reaction (so memtables hold
+ *   WAL prefixes), and the freeze of a full memtable. It owns the memtables.
+ * - scheduler.ts: flushes and compactions in two lanes, inline or in the background worker,
+ *   and the install of their results. A flush writes the oldest frozen memtable as an L0 table,
+ *   installs a manifest recording the WAL position it covers through, and only then drops the
+ *   memtable and lets the WAL before it go.
+ * - wal-retention.ts: what of the WAL stays (retention slots, open change feeds, copies under
+ *   way) and the deletion of the rest; it hosts the change feeds.
+ * - recovery.ts: open-time recovery. `DB.open` reads the manifest (version-set.ts deletes files
+ *   no manifest names: leftovers of an interrupted flush or compaction), opens the tables, and
+ *   replays the WAL records after the manifest's position into a fresh memtable.
+ * - stats.ts: `db.stats()`.
  *
  * Reads. `get` looks in the memtable, the frozen memtables newest first, then the tables (L0
  * newest first, then each level). An iterator pins a snapshot at creation: a frozen view of the
@@ -30,8 +32,8 @@
  * @module
  */
 import * as path from 'node:path';
-import { ClosedError, InvalidPositionError, ReadOnlyError, UnknownSlotError } from '../errors.js';
-import { type Change, ChangeFeed, type ChangesOptions, checkFeedPosition, type FeedHost } from './changes.js';
+import { ClosedError, ReadOnlyError } from '../errors.js';
+import type { Change, ChangeFeed, ChangesOptions } from './changes.js';
 import { checkSlotName, readSlotsFile } from './slots.js';
 import { WalRetention } from './wal-retention.js';
 import { Writer } from './writer.js';
@@ -219,7 +221,10 @@ export class DB<K = string, V = unknown> {
       opts,
       wal: () => this.#wal,
       flushedThrough: () => this.#versions.state.flushedThrough,
+      isOpen: () => this.#status === 'open',
       isClosed: () => this.#status === 'closed',
+      appliedEnd: () => this.#writer.appliedEnd,
+      nextWrite: () => this.#writer.nextWrite(),
     });
   }
 
@@ -595,29 +600,11 @@ export class DB<K = string, V = unknown> {
       checkSlotName(retain);
       if (this.#opts.readOnly) throw new ReadOnlyError('the database', 'a retention slot');
     }
-    const existing = retain === undefined ? undefined : this.#retention.slots.get(retain);
-    const start: Position =
-      since !== undefined ? { segmentId: since.segmentId, offset: since.offset } : (existing ?? this.#retention.oldest());
-    const hold = { position: start, error: undefined as Error | undefined, slot: retain };
-    this.#retention.holds.add(hold);
     const { keyEncoding, valueEncoding } = this.#opts;
-    const host = this.#feedHost<K, V>({
-      started: async (at) => {
-        if (retain === undefined || this.#retention.slots.has(retain)) return;
-        await this.#retention.updateSlots(() => {
-          if (!this.#retention.slots.has(retain)) this.#retention.slots.set(retain, at);
-          this.#retention.droppedSlots.delete(retain);
-        });
-      },
-      ended: (h) => {
-        this.#retention.holds.delete(h as typeof hold);
-      },
-      decode: (op) => {
-        const key = decodeKey(keyEncoding, op.key) as K;
-        return { key, value: op.kind === 'delete' ? undefined : (decodeValue(valueEncoding, op.value, op.key) as V) };
-      },
+    return this.#retention.openFeed<K, V>(since, retain, (op) => {
+      const key = decodeKey(keyEncoding, op.key) as K;
+      return { key, value: op.kind === 'delete' ? undefined : (decodeValue(valueEncoding, op.value, op.key) as V) };
     });
-    return new ChangeFeed<K, V>(host, start, hold);
   }
 
   /**
@@ -631,29 +618,7 @@ export class DB<K = string, V = unknown> {
    */
   async ackChanges(name: string, position: Position): Promise<void> {
     this.#checkSlotOp('ackChanges');
-    checkSlotName(name);
-    assertPosition(position, 'position');
-    const pos = { segmentId: position.segmentId, offset: position.offset };
-    const current = this.#retention.slotOf(name);
-    if (comparePositions(pos, current) < 0)
-      throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
-    if (comparePositions(pos, current) === 0) return;
-    await checkFeedPosition(
-      this.#feedHost<unknown, unknown>({
-        started: () => Promise.resolve(),
-        ended: () => undefined,
-        decode: () => ({ key: undefined, value: undefined }),
-      }),
-      pos,
-    );
-    await this.#retention.updateSlots(() => {
-      const current = this.#retention.slotOf(name);
-      const c = comparePositions(pos, current);
-      if (c < 0) throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
-      if (c === 0) return false;
-      this.#retention.slots.set(name, pos);
-      return true;
-    });
+    await this.#retention.acknowledge(name, position);
   }
 
   /**
@@ -663,32 +628,12 @@ export class DB<K = string, V = unknown> {
    */
   async releaseChanges(name: string): Promise<void> {
     this.#checkSlotOp('releaseChanges');
-    checkSlotName(name);
-    await this.#retention.updateSlots(() => {
-      if (this.#retention.droppedSlots.delete(name)) return false;
-      if (!this.#retention.slots.delete(name)) throw new UnknownSlotError(name);
-      return true;
-    });
+    await this.#retention.release(name);
   }
 
   #checkSlotOp(op: string): void {
     if (this.#status !== 'open') throw new ClosedError('the database');
     if (this.#opts.readOnly) throw new ReadOnlyError('the database', op);
-  }
-
-  /** What a feed (or a position check outside one) needs of this DB, with its own hooks. */
-  #feedHost<K2, V2>(hooks: Pick<FeedHost<K2, V2>, 'started' | 'ended' | 'decode'>): FeedHost<K2, V2> {
-    return {
-      fs: this.#fs,
-      wal: this.#wal,
-      walDir: path.join(this.#dir, WAL_DIR),
-      readOnly: this.#opts.readOnly,
-      appliedEnd: () => this.#writer.appliedEnd,
-      oldest: () => this.#retention.oldest(),
-      isOpen: () => this.#status === 'open',
-      nextWrite: () => this.#writer.nextWrite(),
-      ...hooks,
-    };
   }
 
   // -- copies ------------------------------------------------------------------------------

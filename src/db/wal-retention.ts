@@ -3,7 +3,9 @@
  * obsolete files for the log): the change feed's retention slots (`SLOTS`, slots.ts), the read
  * positions of open feeds, and the copies (checkpoint, backup) under way hold WAL segments that
  * the flushes have made garbage. The DB asks for a collection after each flush and slot update;
- * this decides what goes.
+ * this decides what goes. It also hosts the change feeds (changes.ts) the DB opens, whose holds
+ * it keeps, and the slot operations (`ackChanges`, `releaseChanges`) once the DB has checked
+ * that it is open and writable.
  *
  * Rules. A segment is deleted once it is wholly before the manifest's flushed position, the
  * lowest slot and every open feed's read position. A slot or feed holding back more than
@@ -14,14 +16,16 @@
  *
  * @module
  */
-import { ChangesExpiredError, ClosedError, SlotDroppedError, UnknownSlotError } from '../errors.js';
+import * as path from 'node:path';
+import { ChangesExpiredError, ClosedError, InvalidPositionError, SlotDroppedError, UnknownSlotError } from '../errors.js';
 import type { FileSystem } from '../fs/types.js';
 import { SEGMENT_HEADER_SIZE } from '../wal/format.js';
-import { comparePositions, type Position } from '../wal/position.js';
+import { assertPosition, comparePositions, type Position } from '../wal/position.js';
 import type { Wal } from '../wal/wal.js';
-import type { FeedHold } from './changes.js';
+import { ChangeFeed, checkFeedPosition, type FeedHold, type FeedHost } from './changes.js';
+import { WAL_DIR } from './filenames.js';
 import type { ResolvedDBOptions } from './options.js';
-import { writeSlotsFile } from './slots.js';
+import { checkSlotName, writeSlotsFile } from './slots.js';
 
 /** What the WAL's retention needs of its DB. */
 export interface RetentionHost {
@@ -32,13 +36,18 @@ export interface RetentionHost {
   wal(): Wal;
   /** The manifest's flushed position: the WAL before it is in the tables. */
   flushedThrough(): Position | null;
+  isOpen(): boolean;
   isClosed(): boolean;
+  /** End of the last write applied to the memtable: feeds read up to here. */
+  appliedEnd(): Position;
+  /** Resolves at the DB's next applied write, or when it closes. */
+  nextWrite(): Promise<void>;
 }
 
 /** An open feed's hold on the WAL (its read position); `slot` for a retained feed. */
 export type RetentionHold = FeedHold & { slot: string | undefined };
 
-/** The retention slots, the feeds' and copies' holds on the WAL, and the WAL's garbage collection. */
+/** The retention slots, the feeds (and their holds on the WAL), the copies' holds, and the WAL's garbage collection. */
 export class WalRetention {
   readonly #host: RetentionHost;
   /** Retention slots: name to acknowledged position (what `SLOTS` holds). */
@@ -69,6 +78,85 @@ export class WalRetention {
   /** Settles once the `SLOTS` writes begun so far are done. */
   get slotsFileLane(): Promise<void> {
     return this.#slotsFileLane;
+  }
+
+  /**
+   * A change feed (see `DB.changes`, which checks the options) from `since`, else from slot
+   * `retain`'s position if it exists, else from the oldest change the WAL holds. Its hold keeps
+   * the WAL from its read position on; a `retain` slot that does not exist yet is created
+   * (durably) at the start position when the feed starts.
+   */
+  openFeed<K, V>(since: Position | undefined, retain: string | undefined, decode: FeedHost<K, V>['decode']): ChangeFeed<K, V> {
+    const existing = retain === undefined ? undefined : this.slots.get(retain);
+    const start: Position = since !== undefined ? { segmentId: since.segmentId, offset: since.offset } : (existing ?? this.oldest());
+    const hold = { position: start, error: undefined as Error | undefined, slot: retain };
+    this.holds.add(hold);
+    const host = this.#feedHost<K, V>({
+      started: async (at) => {
+        if (retain === undefined || this.slots.has(retain)) return;
+        await this.updateSlots(() => {
+          if (!this.slots.has(retain)) this.slots.set(retain, at);
+          this.droppedSlots.delete(retain);
+        });
+      },
+      ended: (h) => {
+        this.holds.delete(h as typeof hold);
+      },
+      decode,
+    });
+    return new ChangeFeed<K, V>(host, start, hold);
+  }
+
+  /** Moves slot `name` to `position` (see `DB.ackChanges`, which checks the DB is open and writable). */
+  async acknowledge(name: string, position: Position): Promise<void> {
+    checkSlotName(name);
+    assertPosition(position, 'position');
+    const pos = { segmentId: position.segmentId, offset: position.offset };
+    const current = this.slotOf(name);
+    if (comparePositions(pos, current) < 0)
+      throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
+    if (comparePositions(pos, current) === 0) return;
+    await checkFeedPosition(
+      this.#feedHost<unknown, unknown>({
+        started: () => Promise.resolve(),
+        ended: () => undefined,
+        decode: () => ({ key: undefined, value: undefined }),
+      }),
+      pos,
+    );
+    await this.updateSlots(() => {
+      const current = this.slotOf(name);
+      const c = comparePositions(pos, current);
+      if (c < 0) throw new InvalidPositionError(pos, `before the slot's position (${current.segmentId}/${current.offset})`);
+      if (c === 0) return false;
+      this.slots.set(name, pos);
+      return true;
+    });
+  }
+
+  /** Drops slot `name` (see `DB.releaseChanges`, which checks the DB is open and writable). */
+  async release(name: string): Promise<void> {
+    checkSlotName(name);
+    await this.updateSlots(() => {
+      if (this.droppedSlots.delete(name)) return false;
+      if (!this.slots.delete(name)) throw new UnknownSlotError(name);
+      return true;
+    });
+  }
+
+  /** What a feed (or a position check outside one) needs of this DB, with its own hooks. */
+  #feedHost<K2, V2>(hooks: Pick<FeedHost<K2, V2>, 'started' | 'ended' | 'decode'>): FeedHost<K2, V2> {
+    return {
+      fs: this.#host.fs,
+      wal: this.#host.wal(),
+      walDir: path.join(this.#host.dir, WAL_DIR),
+      readOnly: this.#host.opts.readOnly,
+      appliedEnd: () => this.#host.appliedEnd(),
+      oldest: () => this.oldest(),
+      isOpen: () => this.#host.isOpen(),
+      nextWrite: () => this.#host.nextWrite(),
+      ...hooks,
+    };
   }
 
   /** Slot `name`'s position; throws the error it was dropped with, or `UnknownSlotError`. */
