@@ -65,7 +65,7 @@ import { decodeRecord, loadZstd } from '../wal/record.js';
 import { MAX_WRITE_BYTES } from '../db/db.js';
 import { checkWriteBatch } from '../db/write-batch.js';
 
-/** The record limit a DB's WAL is opened with (see db.ts `walOptionsOf`). */
+/** The record limit a DB's WAL is opened with (see recovery.ts `walOptionsOf`). */
 function dbWalRecordLimit(limits: { maxKeySize: number; maxValueSize: number }): number {
   return Math.max(MAX_WRITE_BYTES + 1, limits.maxKeySize + limits.maxValueSize + 64);
 }

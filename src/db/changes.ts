@@ -1,7 +1,7 @@
 /**
  * The change feed, `db.changes()`: the DB's WAL read as a stream of changes, replayed from a
  * position and then tailing live writes. See `DB.changes` for the contract; this file holds
- * the feed itself, the DB holds the retention slots and the WAL's garbage collection.
+ * the feed itself, wal-retention.ts the retention slots and the WAL's garbage collection.
  *
  * Positions. A change's `position` is its write's WAL record (every DB write is one record, a
  * write batch: write-batch.ts), so the ops of one batch share it. `next` is where to resume
