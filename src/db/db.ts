@@ -87,8 +87,8 @@ import {
   writeBackup,
 } from './backup.js';
 import type { CopySource } from './copy.js';
-import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
-import { type CompactionJob, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
+import { BackgroundJobs, type BackgroundStats, BackgroundWorker } from './background.js';
+import { type CompactionJob, JobCancelledError, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
 import {
   compactionDebt,
   fullCompaction,
@@ -99,7 +99,7 @@ import {
   type CompactionPlan,
 } from './compaction.js';
 import { decodeKey, decodeValue, decodeValueAt, encodeKey, encodeValue, type JsonValue } from './encoding.js';
-import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName, tableFileName } from './filenames.js';
+import { CURRENT_FILE, OPTIONS_FILE, WAL_DIR, parseFileName } from './filenames.js';
 import { installManifest, readCurrentManifest, readSmallFile, type ManifestState, type TableMeta } from './manifest.js';
 import { repairDB, type RepairOptions, type RepairReport } from './repair.js';
 import type { DBMeter } from './meter.js';
@@ -215,10 +215,12 @@ export interface DBStats {
   /** The error that stopped background work (and writes), if any. */
   backgroundError: Error | undefined;
   /**
-   * Where flushes and compactions run (the `background` option), how many of this DB's jobs the
-   * background worker ran, and how many times it died while running one (the job then ran again).
+   * Where flushes and compactions run (the `background` option, or `'inline'` with a
+   * `fallbackReason` when the worker could not start), how many of this DB's jobs the background
+   * worker ran, how many times it died while running one (the job then ran again), and how many
+   * jobs `close()` cancelled.
    */
-  background: { mode: 'worker' | 'inline'; workerJobs: number; workerDeaths: number };
+  background: BackgroundStats;
   wal: WalStats;
   /** What the WAL's recovery found when this DB was opened. */
   walRecovery: RecoveryInfo;
@@ -266,9 +268,6 @@ async function readSmallFileOrUndefined(fs: FileSystem, file: string): Promise<B
     throw err;
   }
 }
-/** Runs of a background job on a worker that keeps dying before the DB gives up (a background error). */
-const WORKER_ATTEMPTS = 3;
-
 /** `meta` with its keys in buffers of their own (see `background.ts`). */
 function detachedMeta(meta: TableMeta): TableMeta {
   return { ...meta, smallest: new Uint8Array(meta.smallest), largest: new Uint8Array(meta.largest) };
@@ -346,8 +345,8 @@ export class DB<K = string, V = unknown> {
   #admissionQueue = 0;
   #waiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
-  #workerJobs = 0;
-  #workerDeaths = 0;
+  /** Where flushes and compactions run; close() cancels them. */
+  readonly #background: BackgroundJobs;
   /** Since when writes are stopped (undefined: they are not); counts of stops and slowdowns begun. */
   #stoppedSince: number | undefined;
   #stopEpoch = 0;
@@ -377,6 +376,13 @@ export class DB<K = string, V = unknown> {
     this.#fs = opts.fs;
     this.#lock = lock;
     this.#cache = new BlockCache(opts.blockCacheSize);
+    this.#background = new BackgroundJobs(opts.background, {
+      dir,
+      fs: opts.fs,
+      served: opts.fs !== nodeFileSystem,
+      newFileNumber: () => this.#versions.newFileNumber(),
+      meter: opts.meter,
+    });
   }
 
   /**
@@ -737,7 +743,7 @@ export class DB<K = string, V = unknown> {
           reject(this.#bgError);
           return;
         }
-        if (this.#status === 'closed') {
+        if (this.#status === 'closed' || this.#background.cancelled) {
           reject(new ClosedError('the database'));
           return;
         }
@@ -1272,11 +1278,14 @@ export class DB<K = string, V = unknown> {
     this.#checkWritable();
     await this.#maintain(async () => {
       await this.#flushAll();
+      let done = false;
       await this.#inLane('compact', async () => {
         const plan = fullCompaction(this.#versions.current);
         if (plan) await this.#runCompaction(plan);
+        done = true;
       });
       if (this.#bgError) throw this.#bgError;
+      if (!done) throw new ClosedError('the database'); // close() cancelled it
     });
   }
 
@@ -1321,7 +1330,7 @@ export class DB<K = string, V = unknown> {
       compactionTime: { ...this.#compactionTime },
       writeAmplification: s.userBytes > 0 ? written / s.userBytes : 0,
       backgroundError: this.#bgError,
-      background: { mode: this.#opts.background, workerJobs: this.#workerJobs, workerDeaths: this.#workerDeaths },
+      background: this.#background.stats(),
       wal: this.#wal.stats(),
       walRecovery: this.#walRecovery,
       changes: {
@@ -1337,8 +1346,11 @@ export class DB<K = string, V = unknown> {
   }
 
   /**
-   * Waits for writes in flight and the running flush or compaction, closes the WAL (which syncs)
-   * and the tables, and releases the lock. Later calls reject with `ClosedError`. Idempotent.
+   * Waits for writes in flight (also those a write stall holds), cancels the running flush or
+   * compaction (it installs nothing; the WAL still holds what a cancelled flush was writing), closes
+   * the WAL (which syncs) and the tables, and releases the lock. A `flush()` or `compact()` still
+   * running rejects with `ClosedError`; a `checkpoint()` or `backup()` is waited for. Later calls
+   * reject with `ClosedError`. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -1350,8 +1362,13 @@ export class DB<K = string, V = unknown> {
     this.#wakeFeeds(); // caught-up feeds end now
     await this.#slotLane;
     await this.#slotsFileLane;
-    // Writes called before close (also those a write stall holds), and flush()/compact() calls.
-    await this.#until(() => this.#inflight === 0 && this.#maintenance === 0 && this.#admissionQueue === 0).catch(() => undefined);
+    // Writes called before close (also those a write stall holds: flushes go on for them).
+    await this.#until(() => this.#inflight === 0 && this.#admissionQueue === 0).catch(() => undefined);
+    // Housekeeping is not waited for: the running jobs stop and remove their outputs. flush() and
+    // compact() calls reject (ClosedError); copies (checkpoint, backup) are waited for.
+    this.#background.cancel();
+    this.#notify();
+    while (this.#maintenance > 0) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     await Promise.all([this.#flushLane, this.#compactLane]);
     await this.#shutdown();
   }
@@ -1388,7 +1405,7 @@ export class DB<K = string, V = unknown> {
       try {
         await job();
       } catch (err) {
-        this.#setBackgroundError(err);
+        if (!(err instanceof JobCancelledError)) this.#setBackgroundError(err);
       } finally {
         this.#notify();
       }
@@ -1463,44 +1480,20 @@ export class DB<K = string, V = unknown> {
         ),
       now: this.#opts.clock(),
     };
-    if (this.#opts.background === 'inline') {
-      // The live readers (and their block cache) serve as the inputs.
-      const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
-      return runCompactionJob(job, {
-        fs: this.#fs,
-        openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
-        releaseInput: () => Promise.resolve(),
-        newFileNumber: this.#versions.newFileNumber,
-      });
-    }
-    return this.#inWorker(job);
-  }
-
-  /**
-   * Runs `job` in the process's background worker. A worker that dies mid-job (it wrote nothing
-   * any manifest names) leaves files under the numbers it was granted: they are removed, and the
-   * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
-   */
-  async #inWorker(job: WorkerJob): Promise<JobResult> {
-    const worker = BackgroundWorker.shared();
-    // With the real disk the worker opens the files itself; any other file system is served to it.
-    const fs = this.#fs === nodeFileSystem ? undefined : this.#fs;
-    const allocate = (count: number): number[] => Array.from({ length: count }, this.#versions.newFileNumber);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.#workerJobs++;
-        return await worker.run(job, fs, allocate);
-      } catch (err) {
-        if (!(err instanceof BackgroundWorkerError)) throw err;
-        this.#workerDeaths++;
-        this.#opts.meter.counter('db.background_worker_deaths', 1);
-        for (const n of err.fileNumbers) {
-          const file = path.join(this.#dir, tableFileName(n));
-          await this.#fs.unlink(file).catch(() => undefined); // what stays is removed at the next open
-        }
-        if (attempt >= WORKER_ATTEMPTS) throw err;
-      }
-    }
+    return this.#background.run(
+      () => job,
+      (signal) => {
+        // Inline, the live readers (and their block cache) serve as the inputs.
+        const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
+        return runCompactionJob(job, {
+          fs: this.#fs,
+          openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
+          releaseInput: () => Promise.resolve(),
+          newFileNumber: this.#versions.newFileNumber,
+          signal,
+        });
+      },
+    );
   }
 
   /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
@@ -1508,10 +1501,10 @@ export class DB<K = string, V = unknown> {
     const t0 = performance.now();
     const f = this.#imm[this.#imm.length - 1]!;
     const output = { dir: this.#dir, compression: this.#opts.compression };
-    const { tables: written } =
-      this.#opts.background === 'inline'
-        ? await runFlushJob(f.table, output, { fs: this.#fs, newFileNumber: this.#versions.newFileNumber })
-        : await this.#inWorker({ kind: 'flush', ...output, arena: f.table.arena() });
+    const { tables: written } = await this.#background.run(
+      () => ({ kind: 'flush', ...output, arena: f.table.arena() }),
+      (signal) => runFlushJob(f.table, output, { fs: this.#fs, newFileNumber: this.#versions.newFileNumber, signal }),
+    );
     const added = await this.#versions.openTables(written);
     // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
     // position durably first, or after a power loss new records could land at or before it and
