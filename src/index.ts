@@ -18,6 +18,7 @@ export {
   type BatchOperation,
   type DBOptions,
   type BackgroundMode,
+  type BackgroundStats,
   type TableCompression,
   type DBStats,
   type IteratorOptions,

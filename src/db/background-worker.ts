@@ -6,6 +6,13 @@
  * The worker opens the files itself: with the real disk through its own `NodeFileSystem`, with a
  * file system of the DB's caller through a {@link RemoteFileSystem} served by the DB's thread.
  *
+ * A `cancel` message aborts its job's signal: the job stops at its next slice, removes its
+ * outputs, and the worker answers `cancelled`.
+ *
+ * The descriptors this thread opens through `node:fs` are its own: Node closes every one a worker
+ * left open when the worker ends, by `terminate()` or by an uncaught error (the "unmanaged fds"
+ * Node tracks per worker), so a killed worker leaks none (`background.test.ts` counts them).
+ *
  * @module
  */
 import { type MessagePort, parentPort } from 'node:worker_threads';
@@ -16,7 +23,7 @@ import { sortedArenaEntries } from '../memtable/arena-format.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { errorToWire } from '../wire-error.js';
 import type { FromWorker, ToWorker } from './background.js';
-import { runCompactionJob, runFlushJob } from './compaction-job.js';
+import { JobCancelledError, runCompactionJob, runFlushJob } from './compaction-job.js';
 import { tableFileName } from './filenames.js';
 import * as path from 'node:path';
 import type { WrittenTable } from './table-sink.js';
@@ -24,8 +31,8 @@ import type { WrittenTable } from './table-sink.js';
 const port: MessagePort | null = parentPort;
 if (!port) throw new Error('background-worker.js runs as a worker thread');
 
-/** Per running job: file numbers the DB granted and not yet used, and a pending request. */
-const jobs = new Map<number, { numbers: number[]; waiting: ((n: number[]) => void) | undefined }>();
+/** Per running job: file numbers the DB granted and not yet used, a pending request, its cancel. */
+const jobs = new Map<number, { numbers: number[]; waiting: ((n: number[]) => void) | undefined; cancel: AbortController }>();
 
 const post = (m: FromWorker): void => port.postMessage(m);
 
@@ -55,23 +62,27 @@ function detach(tables: WrittenTable[]): WrittenTable[] {
 
 async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
   const { id, job } = msg;
-  jobs.set(id, { numbers: [], waiting: undefined });
+  const cancel = new AbortController();
+  jobs.set(id, { numbers: [], waiting: undefined, cancel });
+  const signal = cancel.signal;
   const remote = msg.fs ? new RemoteFileSystem(msg.fs.port, msg.fs.sync) : undefined;
   const fs: FileSystem = remote ?? nodeFileSystem;
   try {
     const newFileNumber = (): Promise<number> => fileNumber(id);
     const result =
       job.kind === 'flush'
-        ? await runFlushJob(sortedArenaEntries(job.arena), job, { fs, newFileNumber })
+        ? await runFlushJob(sortedArenaEntries(job.arena), job, { fs, newFileNumber, signal })
         : await runCompactionJob(job, {
             fs,
             openInput: (meta) => TableReader.open(fs, path.join(job.dir, tableFileName(meta.fileNumber))),
             releaseInput: (reader) => reader.close(),
             newFileNumber,
+            signal,
           });
     post({ type: 'done', id, result: { tables: detach(result.tables), profile: result.profile } });
   } catch (err) {
-    post({ type: 'failed', id, error: errorToWire(err) });
+    if (err instanceof JobCancelledError) post({ type: 'cancelled', id });
+    else post({ type: 'failed', id, error: errorToWire(err) });
   } finally {
     jobs.delete(id);
     remote?.close();
@@ -87,6 +98,8 @@ port.on('message', (msg: ToWorker) => {
       job.waiting = undefined;
       resolve(msg.numbers);
     }
+  } else if (msg.type === 'cancel') {
+    jobs.get(msg.id)?.cancel.abort(new JobCancelledError());
   } else if (msg.type === 'crash') {
     // For the tests: an uncaught error, as a bug in the worker would throw.
     setImmediate(() => {

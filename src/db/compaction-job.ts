@@ -17,6 +17,11 @@
  * writes inline, the worker's other jobs) goes on meanwhile; a compaction waits while a flush
  * runs on its thread. Each job returns a {@link JobProfile}: where its time went.
  *
+ * A job can be cancelled (`close()` does not wait for housekeeping): its environment's `signal`,
+ * checked at each slice, at the start and between tables. A cancelled job closes its inputs,
+ * removes every output file it created and rejects with {@link JobCancelledError}. That is safe
+ * at any point: no manifest names a job's outputs until the DB installs them.
+ *
  * @module
  */
 import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
@@ -27,6 +32,14 @@ import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';
 import { findTable, HeapMergingCursor, LevelCursor, type LevelTable } from './merge.js';
 import { Slicer, TableSink, type WrittenTable } from './table-sink.js';
+
+/** A job stopped because it was cancelled: it removed its outputs; nothing was installed. */
+export class JobCancelledError extends Error {
+  constructor() {
+    super('the background job was cancelled (the database is closing)');
+    this.name = 'JobCancelledError';
+  }
+}
 
 /** Where a job writes its tables, and how. */
 export interface JobOutput {
@@ -148,6 +161,8 @@ export interface JobEnvironment {
   releaseInput(reader: TableReader): Promise<void>;
   /** Allocates an output table's file number. */
   newFileNumber(): number | Promise<number>;
+  /** Cancels the job (its reason, a {@link JobCancelledError}, is what the job rejects with). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -200,10 +215,12 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
     job.tableFileSize,
   );
   try {
+    env.signal?.throwIfAborted();
     const cursors: EntryCursor[] = [];
     for (let l = 0; l < job.inputs.length; l++) {
       const tables: LevelTable[] = [];
       for (const meta of job.inputs[l]!) {
+        env.signal?.throwIfAborted();
         const reader = await env.openInput(meta);
         readers.push(reader);
         tables.push({ meta, reader });
@@ -215,7 +232,7 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
     }
     for (const c of cursors) c.seekToFirst();
     const merge = new HeapMergingCursor(cursors);
-    const slicer = new Slicer(flushesIdle);
+    const slicer = new Slicer(flushesIdle, env.signal);
     const limit = new GrandparentLimit(job.grandparents, job.maxGrandparentOverlap);
     let readMs = 0;
     let writeMs = 0;
@@ -241,6 +258,7 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
         if (limit.shouldStopBefore(out.key) && sink.open) {
           await sink.cut();
           grandparentCuts++;
+          env.signal?.throwIfAborted();
         }
         const finished = sink.finishMs;
         const w0 = sampled ? performance.now() : 0;
@@ -280,7 +298,7 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
 export async function runFlushJob(
   entries: Iterable<Entry>,
   output: JobOutput,
-  env: Pick<JobEnvironment, 'fs' | 'newFileNumber'>,
+  env: Pick<JobEnvironment, 'fs' | 'newFileNumber' | 'signal'>,
 ): Promise<JobResult> {
   const t0 = performance.now();
   const sink = new TableSink(
@@ -289,7 +307,8 @@ export async function runFlushJob(
   );
   flushStarted();
   try {
-    const slicer = new Slicer();
+    env.signal?.throwIfAborted();
+    const slicer = new Slicer(undefined, env.signal);
     let n = 0;
     for (const e of entries) {
       await sink.add(e);

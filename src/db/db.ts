@@ -388,7 +388,7 @@ export class DB<K = string, V = unknown> {
           reject(this.#bgError);
           return;
         }
-        if (this.#status === 'closed') {
+        if (this.#status === 'closed' || this.#scheduler.background.cancelled) {
           reject(new ClosedError('the database'));
           return;
         }
@@ -748,11 +748,14 @@ export class DB<K = string, V = unknown> {
     this.#checkWritable();
     await this.#maintain(async () => {
       await this.#flushAll();
+      let done = false;
       await this.#scheduler.inLane('compact', async () => {
         const plan = fullCompaction(this.#versions.current);
         if (plan) await this.#scheduler.runCompaction(plan);
+        done = true;
       });
       if (this.#bgError) throw this.#bgError;
+      if (!done) throw new ClosedError('the database'); // close() cancelled it
     });
   }
 
@@ -790,8 +793,11 @@ export class DB<K = string, V = unknown> {
   }
 
   /**
-   * Waits for writes in flight and the running flush or compaction, closes the WAL (which syncs)
-   * and the tables, and releases the lock. Later calls reject with `ClosedError`. Idempotent.
+   * Waits for writes in flight (also those a write stall holds), cancels the running flush or
+   * compaction (it installs nothing; the WAL still holds what a cancelled flush was writing), closes
+   * the WAL (which syncs) and the tables, and releases the lock. A `flush()` or `compact()` still
+   * running rejects with `ClosedError`; a `checkpoint()` or `backup()` is waited for. Later calls
+   * reject with `ClosedError`. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -803,10 +809,13 @@ export class DB<K = string, V = unknown> {
     this.#writer.wakeFeeds(); // caught-up feeds end now
     await this.#retention.slotLane;
     await this.#retention.slotsFileLane;
-    // Writes called before close (also those a write stall holds), and flush()/compact() calls.
-    await this.#until(() => this.#writer.inflight === 0 && this.#maintenance === 0 && this.#writer.admissionQueue === 0).catch(
-      () => undefined,
-    );
+    // Writes called before close (also those a write stall holds: flushes go on for them).
+    await this.#until(() => this.#writer.inflight === 0 && this.#writer.admissionQueue === 0).catch(() => undefined);
+    // Housekeeping is not waited for: the running jobs stop and remove their outputs. flush() and
+    // compact() calls reject (ClosedError); copies (checkpoint, backup) are waited for.
+    this.#scheduler.background.cancel();
+    this.#notify();
+    while (this.#maintenance > 0) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     await Promise.all([this.#scheduler.flushLane, this.#scheduler.compactLane]);
     await this.#shutdown();
   }

@@ -30,7 +30,7 @@ export type {
   RestoreOptions,
 } from './backup.js';
 export type { DBOptions } from './options.js';
-export type { BackgroundMode } from './background.js';
+export type { BackgroundMode, BackgroundStats } from './background.js';
 export type { TableCompression } from '../sstable/format.js';
 export type { KeyEncoding, ValueEncoding, MsgpackValue, JsonValue } from './encoding.js';
 export type { RepairOptions, RepairReport, DamagedTable, MissingTable, KeyRange } from './repair.js';

@@ -81,6 +81,9 @@ export interface DBOptions {
    * admits writes, serves reads and installs results; it costs a second core while background
    * work runs. `'inline'`: on the application's thread, in slices of a few milliseconds
    * between its other work, for runtimes without workers. Durability is the same either way.
+   * If the worker cannot start (a bundle without `background-worker.js`, a resource limit), the
+   * DB runs inline instead, emits one process warning (`SEDIMENT_BACKGROUND_INLINE`) and says so
+   * in `stats().background` (`mode: 'inline'`, `fallbackReason`).
    */
   background?: BackgroundMode;
   /**

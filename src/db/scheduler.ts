@@ -11,26 +11,21 @@
  * position, and only then is the frozen memtable dropped and the WAL before it collected.
  *
  * Errors. A failed job stops background work and writes (the DB's background error) and deletes
- * nothing still needed; a worker that dies mid-job has its files removed and the job runs again,
- * up to {@link WORKER_ATTEMPTS} times.
+ * nothing still needed; a worker that dies mid-job has its files removed and the job runs again
+ * (background.ts). A job that `close()` cancels installs nothing and is not an error.
  *
  * @module
  */
-import * as path from 'node:path';
 import { nodeFileSystem } from '../fs/node.js';
 import type { FileSystem } from '../fs/types.js';
 import type { Wal } from '../wal/wal.js';
-import { BackgroundWorker, BackgroundWorkerError, type WorkerJob } from './background.js';
-import { type CompactionJob, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
+import { BackgroundJobs } from './background.js';
+import { type CompactionJob, JobCancelledError, type JobResult, runCompactionJob, runFlushJob } from './compaction-job.js';
 import { type CompactionPlan, grandparentsOf, maxGrandparentOverlap, pickCompaction } from './compaction.js';
-import { tableFileName } from './filenames.js';
 import type { TableMeta } from './manifest.js';
 import type { ResolvedDBOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
 import type { Writer } from './writer.js';
-
-/** Runs of a background job on a worker that keeps dying before the DB gives up (a background error). */
-const WORKER_ATTEMPTS = 3;
 
 /** `meta` with its keys in buffers of their own (see `background.ts`). */
 function detachedMeta(meta: TableMeta): TableMeta {
@@ -67,9 +62,8 @@ export class Scheduler {
   #compactLane: Promise<void> = Promise.resolve();
   #flushScheduled = false;
   #compactScheduled = false;
-  /** Jobs the background worker ran, and times it died while running one. */
-  workerJobs = 0;
-  workerDeaths = 0;
+  /** Where the jobs run (inline or in the worker); close() cancels them. */
+  readonly background: BackgroundJobs;
   /** Compactions running now. */
   compactionsRunning = 0;
   /** Where compaction time went, summed over the compactions done (see `DBStats`). */
@@ -87,6 +81,13 @@ export class Scheduler {
 
   constructor(host: SchedulerHost) {
     this.#host = host;
+    this.background = new BackgroundJobs(host.opts.background, {
+      dir: host.dir,
+      fs: host.fs,
+      served: host.fs !== nodeFileSystem,
+      newFileNumber: () => host.versions().newFileNumber(),
+      meter: host.opts.meter,
+    });
   }
 
   /** Settles once the flushes queued so far are done (close waits for it). */
@@ -107,7 +108,7 @@ export class Scheduler {
       try {
         await job();
       } catch (err) {
-        this.#host.setBackgroundError(err);
+        if (!(err instanceof JobCancelledError)) this.#host.setBackgroundError(err);
       } finally {
         this.#host.notify();
       }
@@ -180,44 +181,20 @@ export class Scheduler {
         ),
       now: this.#host.opts.clock(),
     };
-    if (this.#host.opts.background === 'inline') {
-      // The live readers (and their block cache) serve as the inputs.
-      const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
-      return runCompactionJob(job, {
-        fs: this.#host.fs,
-        openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
-        releaseInput: () => Promise.resolve(),
-        newFileNumber: this.#host.versions().newFileNumber,
-      });
-    }
-    return this.#inWorker(job);
-  }
-
-  /**
-   * Runs `job` in the process's background worker. A worker that dies mid-job (it wrote nothing
-   * any manifest names) leaves files under the numbers it was granted: they are removed, and the
-   * job runs again on a new worker, up to {@link WORKER_ATTEMPTS} times in all.
-   */
-  async #inWorker(job: WorkerJob): Promise<JobResult> {
-    const worker = BackgroundWorker.shared();
-    // With the real disk the worker opens the files itself; any other file system is served to it.
-    const fs = this.#host.fs === nodeFileSystem ? undefined : this.#host.fs;
-    const allocate = (count: number): number[] => Array.from({ length: count }, this.#host.versions().newFileNumber);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.workerJobs++;
-        return await worker.run(job, fs, allocate);
-      } catch (err) {
-        if (!(err instanceof BackgroundWorkerError)) throw err;
-        this.workerDeaths++;
-        this.#host.opts.meter.counter('db.background_worker_deaths', 1);
-        for (const n of err.fileNumbers) {
-          const file = path.join(this.#host.dir, tableFileName(n));
-          await this.#host.fs.unlink(file).catch(() => undefined); // what stays is removed at the next open
-        }
-        if (attempt >= WORKER_ATTEMPTS) throw err;
-      }
-    }
+    return this.background.run(
+      () => job,
+      (signal) => {
+        // Inline, the live readers (and their block cache) serve as the inputs.
+        const readers = new Map(plan.inputs.flat().map((t) => [t.meta.fileNumber, t.reader]));
+        return runCompactionJob(job, {
+          fs: this.#host.fs,
+          openInput: (meta) => Promise.resolve(readers.get(meta.fileNumber)!),
+          releaseInput: () => Promise.resolve(),
+          newFileNumber: this.#host.versions().newFileNumber,
+          signal,
+        });
+      },
+    );
   }
 
   /** Writes the oldest frozen memtable as an L0 table and records it in the manifest. */
@@ -225,10 +202,10 @@ export class Scheduler {
     const t0 = performance.now();
     const f = this.#host.writer.imm[this.#host.writer.imm.length - 1]!;
     const output = { dir: this.#host.dir, compression: this.#host.opts.compression };
-    const { tables: written } =
-      this.#host.opts.background === 'inline'
-        ? await runFlushJob(f.table, output, { fs: this.#host.fs, newFileNumber: this.#host.versions().newFileNumber })
-        : await this.#inWorker({ kind: 'flush', ...output, arena: f.table.arena() });
+    const { tables: written } = await this.background.run(
+      () => ({ kind: 'flush', ...output, arena: f.table.arena() }),
+      (signal) => runFlushJob(f.table, output, { fs: this.#host.fs, newFileNumber: this.#host.versions().newFileNumber, signal }),
+    );
     const added = await this.#host.versions().openTables(written);
     // The manifest will say "the WAL is flushed through f.lastPosition": the WAL must hold that
     // position durably first, or after a power loss new records could land at or before it and

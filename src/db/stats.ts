@@ -10,6 +10,7 @@ import type { BlockCache, BlockCacheStats } from '../sstable/block-cache.js';
 import type { Position } from '../wal/position.js';
 import type { RecoveryInfo } from '../wal/recovery.js';
 import type { Wal, WalStats } from '../wal/wal.js';
+import type { BackgroundStats } from './background.js';
 import { compactionDebt, levelTarget } from './compaction.js';
 import type { ResolvedDBOptions } from './options.js';
 import type { Scheduler } from './scheduler.js';
@@ -68,10 +69,12 @@ export interface DBStats {
   /** The error that stopped background work (and writes), if any. */
   backgroundError: Error | undefined;
   /**
-   * Where flushes and compactions run (the `background` option), how many of this DB's jobs the
-   * background worker ran, and how many times it died while running one (the job then ran again).
+   * Where flushes and compactions run (the `background` option, or `'inline'` with a
+   * `fallbackReason` when the worker could not start), how many of this DB's jobs the background
+   * worker ran, how many times it died while running one (the job then ran again), and how many
+   * jobs `close()` cancelled.
    */
-  background: { mode: 'worker' | 'inline'; workerJobs: number; workerDeaths: number };
+  background: BackgroundStats;
   wal: WalStats;
   /** What the WAL's recovery found when this DB was opened. */
   walRecovery: RecoveryInfo;
@@ -92,7 +95,7 @@ export interface StatsParts {
   readonly wal: Wal;
   readonly walRecovery: RecoveryInfo;
   readonly writer: Pick<Writer, 'mem' | 'imm' | 'seq' | 'stats'>;
-  readonly scheduler: Pick<Scheduler, 'stats' | 'compactionsRunning' | 'compactionTime' | 'workerJobs' | 'workerDeaths'>;
+  readonly scheduler: Pick<Scheduler, 'stats' | 'compactionsRunning' | 'compactionTime' | 'background'>;
   readonly retention: Pick<WalRetention, 'slots' | 'holds' | 'slotsDropped' | 'retainedBytes'>;
   readonly backgroundError: Error | undefined;
 }
@@ -132,7 +135,7 @@ export function collectStats(p: StatsParts): DBStats {
     compactionTime: { ...p.scheduler.compactionTime },
     writeAmplification: w.userBytes > 0 ? written / w.userBytes : 0,
     backgroundError: p.backgroundError,
-    background: { mode: p.opts.background, workerJobs: p.scheduler.workerJobs, workerDeaths: p.scheduler.workerDeaths },
+    background: p.scheduler.background.stats(),
     wal: p.wal.stats(),
     walRecovery: p.walRecovery,
     changes: {

@@ -2,12 +2,15 @@
  * The background worker: flushes and compactions run in a worker thread that does its I/O through the DB's
  * file system (served to it) or the real disk (opened by itself); a worker that dies mid-job
  * (terminate(), an uncaught error) never leaves a lost or half-installed table, and the job runs
- * again on a new worker; I/O errors inside the worker become the DB's background error, typed as
- * they would be inline.
+ * again on a new worker, and its file descriptors are closed with it; I/O errors inside the
+ * worker become the DB's background error, typed as they would be inline; a worker that cannot
+ * start makes the DB run its jobs inline, and say so.
  */
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackgroundWorker } from '../../src/db/background.js';
 import { DB } from '../../src/db/db.js';
@@ -41,6 +44,20 @@ async function expectAll(db: DB<string, string>): Promise<void> {
   let n = 0;
   for await (const [,] of db.iterator()) n++;
   expect(n).toBe(KEYS);
+}
+
+/** The process's open file descriptors on files in `dir` (all threads share them). */
+function fdsIn(dir: string): string[] {
+  const open: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) open.push(target);
+    } catch {
+      // closed meanwhile (the readdir's own descriptor, another thread's)
+    }
+  }
+  return open;
 }
 
 const isTableWrite = (op: FsOp): boolean => op.kind === 'write' && op.path.endsWith('.sst');
@@ -271,6 +288,79 @@ describe('background worker', () => {
       await fsp.rm(dir, { recursive: true, force: true });
     }
   });
+
+  it.runIf(fs.existsSync('/proc/self/fd'))('a worker killed mid-compaction on the real disk leaves no file descriptor open', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sediment-fd-'));
+    try {
+      const opts = { ...OPTIONS, tableFileSize: 64 * 1024, memtableSize: 256 * 1024 } as const;
+      db = await DB.open<string, string>(dir, opts);
+      for (let round = 0; round < 2; round++) {
+        await Promise.all(Array.from({ length: 10_000 }, (_, i) => db!.put(`k${String(i).padStart(6, '0')}`, value(i, round))));
+        await db.flush();
+      }
+      const tables = (): number => fdsIn(dir).filter((f) => f.endsWith('.sst')).length;
+      const dbOwn = tables(); // the DB thread's table readers
+      let settled = false;
+      const compaction = db.compact().finally(() => (settled = true));
+      // The worker opens the inputs itself: wait until it holds some, then kill it.
+      while (!settled && (tables() <= dbOwn || BackgroundWorker.shared().running === 0)) await new Promise((r) => setImmediate(r));
+      expect(settled).toBe(false);
+      await BackgroundWorker.shared().terminate();
+      await compaction;
+      expect(db.stats().background.workerDeaths).toBeGreaterThanOrEqual(1);
+      await db.close();
+      db = undefined;
+      // Node closes what a worker opened through node:fs when it ends: nothing is left open.
+      expect(fdsIn(dir)).toEqual([]);
+    } finally {
+      await closeQuietly(db);
+      db = undefined;
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  const unstartable = {
+    'the constructor throws': () => {
+      throw new Error('no worker threads in this runtime');
+    },
+    'background-worker.js is missing (a bundle)': () => new Worker(new URL('file:///nonexistent/sediment/background-worker.js')),
+  };
+  for (const [why, spawn] of Object.entries(unstartable)) {
+    it(`a worker that cannot start (${why}): the DB runs its jobs inline, warns once, and says so in stats()`, async () => {
+      const warnings: Error[] = [];
+      const onWarning = (w: Error): void => {
+        if ((w as { code?: string }).code === 'SEDIMENT_BACKGROUND_INLINE') warnings.push(w);
+      };
+      process.on('warning', onWarning);
+      const previous = BackgroundWorker.replaceShared(new BackgroundWorker(spawn));
+      try {
+        const mem = new MemFileSystem();
+        db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+        await load(db);
+        await db.compact();
+        await expectAll(db);
+        const s = db.stats();
+        expect(s.backgroundError).toBeUndefined();
+        expect(s.background).toMatchObject({ mode: 'inline', workerJobs: 0, workerDeaths: 0 });
+        expect(s.background.fallbackReason).toMatch(/could not|nonexistent|no worker threads/);
+        expect(s.levels[0]!.tables).toBe(0);
+        await db.close();
+        // A second DB of the process: inline at once, no second warning.
+        db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
+        await db.put('x', 'y');
+        await db.flush();
+        expect(db.stats().background.mode).toBe('inline');
+        await db.close();
+        db = undefined;
+        await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]!.message).toMatch(/inline/);
+      } finally {
+        BackgroundWorker.replaceShared(previous);
+        process.off('warning', onWarning);
+      }
+    });
+  }
 
   it('refuses an unknown background mode before touching the disk', async () => {
     const mem = new MemFileSystem();
