@@ -72,6 +72,7 @@ import type { Meter } from '../wal/meter.js';
 import { resolveWalOptions, type WalOptions } from '../wal/options.js';
 import { Wal, type WalStats } from '../wal/wal.js';
 import { walView, type WalView } from './wal-view.js';
+import { PreparedWrite, type WriteTarget } from './prepared-write.js';
 import { type CheckpointInfo, writeCheckpoint } from './checkpoint.js';
 import {
   type BackupDirOptions,
@@ -238,13 +239,8 @@ interface Frozen {
 }
 
 /** A write validated and encoded, waiting for its seq (given at append time) and the WAL. */
-interface Pending {
-  /** The encoded write batch (see write-batch.ts), its seq still 0. */
-  batch: Buffer;
-  count: number;
-  /** Bytes of keys and values the caller wrote. */
-  userBytes: number;
-}
+/** A write prepared for the WAL: its encoded batch (its seq still 0), count and user bytes. */
+type Pending = PreparedWrite;
 
 /**
  * Largest encoded write (one put, delete or `batch`) the DB accepts: it is one WAL record, whose
@@ -586,7 +582,50 @@ export class DB<K = string, V = unknown> {
     return t;
   }
 
-  async #write(pending: Pending, sync: boolean): Promise<void> {
+  /**
+   * The common case, a write that neither waits for admission nor syncs, is no async function:
+   * its promise is the WAL append's, and the WAL tells the write where its record went
+   * ({@link #writeTarget}). 64 concurrent puts allocated 2.4 kB per put with the async
+   * function and the append's reaction.
+   */
+  #write(pending: Pending, sync: boolean): Promise<void> {
+    if (!sync && this.#admissionQueue === 0 && !this.#mustWait()) return this.#append(pending);
+    return this.#writeWaiting(pending, sync);
+  }
+
+  /**
+   * Hands a write to the WAL, in flight until its append settles. The seq is given here,
+   * synchronously with the append: appends reach the WAL in call order, so seqs grow in log
+   * order. (A write the WAL then refuses leaves a gap: the log has failed for good by then.)
+   * The memtable update runs as the WAL settles the append, in log order.
+   */
+  #append(pending: Pending): Promise<void> {
+    this.#inflight++;
+    const seq = this.#nextSeq + 1;
+    this.#nextSeq += pending.count;
+    setBatchSeq(pending.batch, seq);
+    const record = Record.opaqueOwned(pending.batch);
+    pending.seq = seq;
+    pending.frameBytes = record.payloadSize + FRAME_HEADER_SIZE;
+    pending.target = this.#writeTarget;
+    return this.#wal.appendWith(record, pending);
+  }
+
+  /** What the WAL's settling of an append does: apply it, and count it out of the writes in flight. */
+  readonly #writeTarget: WriteTarget = {
+    applied: (pending, segmentId, offset) => {
+      try {
+        this.#apply(pending, pending.seq, { segmentId, offset }, pending.frameBytes);
+      } finally {
+        if (--this.#inflight === 0) this.#notify();
+      }
+    },
+    failed: () => {
+      if (--this.#inflight === 0) this.#notify();
+    },
+  };
+
+  async #writeWaiting(pending: Pending, sync: boolean): Promise<void> {
     // Writers that must wait queue up in call order, and a writer arriving while others wait
     // queues behind them: writes reach the WAL in the order they were called.
     if (this.#admissionQueue > 0 || this.#mustWait()) {
@@ -613,17 +652,10 @@ export class DB<K = string, V = unknown> {
         }
       }
     }
+    // In flight until the sync too (close waits for it).
     this.#inflight++;
     try {
-      // The seq is given here, synchronously with the append: appends reach the WAL in call
-      // order, so seqs grow in log order. (A write the WAL then refuses leaves a gap: the log
-      // has failed for good by then.)
-      const seq = this.#nextSeq + 1;
-      this.#nextSeq += pending.count;
-      setBatchSeq(pending.batch, seq);
-      const record = Record.opaqueOwned(pending.batch);
-      // The memtable update is the append promise's first reaction: that keeps WAL order.
-      await this.#wal.append(record).then((pos) => this.#apply(pending, seq, pos, record.payloadSize + FRAME_HEADER_SIZE));
+      await this.#append(pending);
       if (sync && this.#opts.fsync !== 'always') await this.#wal.sync();
     } finally {
       if (--this.#inflight === 0) this.#notify();
@@ -1860,7 +1892,7 @@ function prepare(ops: readonly BatchOp[]): Pending {
     userBytes += op.key.length + op.value.length;
   }
   if (size > MAX_WRITE_BYTES) throw new RangeError(`write of ${size} bytes encoded is over the ${MAX_WRITE_BYTES}-byte limit of one write`);
-  return { batch: encodeWriteBatch(ops, 0, size), count: ops.length, userBytes };
+  return new PreparedWrite(encodeWriteBatch(ops, 0, size), ops.length, userBytes);
 }
 
 const WRITE_OPTIONS: ReadonlySet<string> = new Set(['sync']);
