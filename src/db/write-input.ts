@@ -11,6 +11,7 @@ import { isExpiry } from '../wal/record.js';
 import { MAX_RECORD_SIZE_LIMIT } from '../wal/options.js';
 import { encodeKey, encodeValue } from './encoding.js';
 import type { ResolvedDBOptions } from './options.js';
+import { PreparedWrite } from './prepared-write.js';
 import { type BatchOp, encodeWriteBatch, opSize, WRITE_BATCH_HEADER_SIZE } from './write-batch.js';
 
 /**
@@ -20,13 +21,7 @@ import { type BatchOp, encodeWriteBatch, opSize, WRITE_BATCH_HEADER_SIZE } from 
 export const MAX_WRITE_BYTES = MAX_RECORD_SIZE_LIMIT - 1;
 
 /** A write validated and encoded, waiting for its seq (given at append time) and the WAL. */
-export interface Pending {
-  /** The encoded write batch (see write-batch.ts), its seq still 0. */
-  batch: Buffer;
-  count: number;
-  /** Bytes of keys and values the caller wrote. */
-  userBytes: number;
-}
+export type Pending = PreparedWrite;
 
 /** What a key, value or TTL is checked against: the DB's encodings, limits and clock. */
 export type WriteLimits = Pick<ResolvedDBOptions, 'keyEncoding' | 'valueEncoding' | 'maxKeySize' | 'maxValueSize' | 'clock'>;
@@ -111,7 +106,7 @@ export function prepare(ops: readonly BatchOp[]): Pending {
     userBytes += op.key.length + op.value.length;
   }
   if (size > MAX_WRITE_BYTES) throw new RangeError(`write of ${size} bytes encoded is over the ${MAX_WRITE_BYTES}-byte limit of one write`);
-  return { batch: encodeWriteBatch(ops, 0, size), count: ops.length, userBytes };
+  return new PreparedWrite(encodeWriteBatch(ops, 0, size), ops.length, userBytes);
 }
 
 /** The option names of `delete` and `batch`, of `put`, and of a batch's operations. */

@@ -4,10 +4,10 @@
  * their flush.
  *
  * Order. A write, validated and encoded beforehand (write-input.ts), gets its seq synchronously
- * with its WAL append, so seqs grow in log order; the memtable update is the append promise's
- * first reaction, so memtables receive writes in WAL order: a memtable always holds a prefix of
- * what the WAL holds after the previous flush, and the position of its last record says exactly
- * which WAL records it covers.
+ * with its WAL append, so seqs grow in log order; the memtable update runs as the WAL settles the
+ * append (`Wal.appendWith`, prepared-write.ts), in log order, so memtables receive writes in WAL
+ * order: a memtable always holds a prefix of what the WAL holds after the previous flush, and the
+ * position of its last record says exactly which WAL records it covers.
  *
  * Admission. Writers that must wait (too many frozen memtables, or L0 at a trigger) queue up in
  * call order, and a writer arriving while others wait queues behind them: writes reach the WAL
@@ -27,6 +27,7 @@ import type { Wal } from '../wal/wal.js';
 import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import type { ResolvedDBOptions } from './options.js';
 import { setBatchSeq, visitOps } from './write-batch.js';
+import type { WriteTarget } from './prepared-write.js';
 import type { Pending } from './write-input.js';
 
 /** A frozen memtable waiting for its flush. */
@@ -98,8 +99,50 @@ export class Writer {
    * Admits `pending`, appends it to the WAL with its seq and applies it to the memtable; with
    * `sync` (and the fsync policy not `'always'`), then syncs the WAL. Rejects with the WAL's
    * error, or with the error that stopped writes while it waited for admission.
+   *
+   * The common case, a write that neither waits for admission nor syncs, is no async function:
+   * its promise is the WAL append's, and the WAL tells the write where its record went
+   * ({@link #target}). 64 concurrent puts allocated 2.4 kB per put with the async function and
+   * the append's reaction, 1.8 kB without.
    */
-  async write(pending: Pending, sync: boolean): Promise<void> {
+  write(pending: Pending, sync: boolean): Promise<void> {
+    if (!sync && this.admissionQueue === 0 && !this.#mustWait()) return this.#append(pending);
+    return this.#writeWaiting(pending, sync);
+  }
+
+  /**
+   * Hands a write to the WAL, in flight until its append settles. The seq is given here,
+   * synchronously with the append: appends reach the WAL in call order, so seqs grow in log
+   * order. (A write the WAL then refuses leaves a gap: the log has failed for good by then.)
+   * The memtable update runs as the WAL settles the append, in log order.
+   */
+  #append(pending: Pending): Promise<void> {
+    this.inflight++;
+    const seq = this.nextSeq + 1;
+    this.nextSeq += pending.count;
+    setBatchSeq(pending.batch, seq);
+    const record = Record.opaqueOwned(pending.batch);
+    pending.seq = seq;
+    pending.frameBytes = record.payloadSize + FRAME_HEADER_SIZE;
+    pending.target = this.#target;
+    return this.#host.wal().appendWith(record, pending);
+  }
+
+  /** What the WAL's settling of an append does: apply it, and count it out of the writes in flight. */
+  readonly #target: WriteTarget = {
+    applied: (pending, segmentId, offset) => {
+      try {
+        this.#apply(pending, pending.seq, { segmentId, offset }, pending.frameBytes);
+      } finally {
+        if (--this.inflight === 0) this.#host.notify();
+      }
+    },
+    failed: () => {
+      if (--this.inflight === 0) this.#host.notify();
+    },
+  };
+
+  async #writeWaiting(pending: Pending, sync: boolean): Promise<void> {
     // Writers that must wait queue up in call order, and a writer arriving while others wait
     // queues behind them: writes reach the WAL in the order they were called.
     if (this.admissionQueue > 0 || this.#mustWait()) {
@@ -126,19 +169,11 @@ export class Writer {
         }
       }
     }
+    // In flight until the sync too (close waits for it).
     this.inflight++;
     try {
-      // The seq is given here, synchronously with the append: appends reach the WAL in call
-      // order, so seqs grow in log order. (A write the WAL then refuses leaves a gap: the log
-      // has failed for good by then.)
-      const seq = this.nextSeq + 1;
-      this.nextSeq += pending.count;
-      setBatchSeq(pending.batch, seq);
-      const record = Record.opaqueOwned(pending.batch);
-      const wal = this.#host.wal();
-      // The memtable update is the append promise's first reaction: that keeps WAL order.
-      await wal.append(record).then((pos) => this.#apply(pending, seq, pos, record.payloadSize + FRAME_HEADER_SIZE));
-      if (sync && this.#host.opts.fsync !== 'always') await wal.sync();
+      await this.#append(pending);
+      if (sync && this.#host.opts.fsync !== 'always') await this.#host.wal().sync();
     } finally {
       if (--this.inflight === 0) this.#host.notify();
     }

@@ -106,15 +106,38 @@ export interface WalStats {
 }
 
 /**
- * Queued work for the flush: one record (`append`), records written as one atomic unit
- * (`appendBatch`), or none (a `flush()` barrier).
+ * @internal What {@link Wal.appendWith} tells about its record, instead of resolving with a
+ * position: the DB applies each write to its memtable as its record is written, through one
+ * object per write (no position, closure or promise reaction of its own).
+ */
+export interface AppendSink {
+  /**
+   * The record's bytes are written (and, under `'always'`, synced) at `offset` of segment
+   * `segmentId`: called in append order, right before the append resolves. If it throws, the
+   * append rejects with what it threw.
+   */
+  written(segmentId: number, offset: number): void;
+  /** The append rejects with `err`, refused or failed (the sink was not told `written`). */
+  failed(err: Error): void;
+}
+
+/**
+ * Queued work for the flush: one record (`append`, `appendWith`), records written as one atomic
+ * unit (`appendBatch`), or none (a `flush()` barrier).
  */
 interface Pending {
   records: Record | readonly Record[];
   /** Encoded size of the frames. */
   bytes: number;
-  /** What the flush that wrote it settles it with: a Position for one record, else an array. */
+  /**
+   * What the flush that wrote it settles it with: a Position for one record, else an array
+   * (with a sink: `segmentId` and `offset` instead).
+   */
   result: Position | Position[] | undefined;
+  /** `appendWith`'s sink, told where the record went before the promise resolves. */
+  sink: AppendSink | undefined;
+  segmentId: number;
+  offset: number;
   /**
    * The caller's own promise resolve (no wrapper closure per append): it takes `result`. Typed
    * `never` so that either kind of resolve fits; {@link settleAll} is the one place that calls it.
@@ -354,7 +377,32 @@ export class Wal {
     const bytes = FRAME_HEADER_SIZE + record.payloadSize;
     if (this.#mayWriteAlone(bytes)) return this.#writeAlone(record, bytes);
     return new Promise<Position>((resolve, reject) => {
-      this.#enqueue({ records: record, bytes, result: undefined, resolve, reject });
+      this.#enqueue({ records: record, bytes, result: undefined, sink: undefined, segmentId: 0, offset: 0, resolve, reject });
+    });
+  }
+
+  /**
+   * @internal {@link append}, for a caller that wants to act on each record as it is written,
+   * in log order (the DB applies it to its memtable): `sink.written` is called with the record's
+   * position right before the promise resolves (with nothing), `sink.failed` before it rejects,
+   * refusals (as {@link append}'s) included: the sink is told exactly once either way.
+   */
+  appendWith(record: Record, sink: AppendSink): Promise<void> {
+    const refused =
+      record instanceof Record
+        ? (this.#refuseWrite('append') ?? this.#refuseSize(record))
+        : new TypeError('append takes a Record (Record.put or Record.delete)');
+    if (refused) {
+      sink.failed(refused);
+      return Promise.reject(refused);
+    }
+    const bytes = FRAME_HEADER_SIZE + record.payloadSize;
+    if (this.#mayWriteAlone(bytes)) {
+      const item: Pending = { records: record, bytes, result: undefined, sink, segmentId: 0, offset: 0, resolve: noop, reject: noop };
+      return this.#writeAloneTo(item);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({ records: record, bytes, result: undefined, sink, segmentId: 0, offset: 0, resolve, reject });
     });
   }
 
@@ -378,7 +426,7 @@ export class Wal {
     if (refused) return Promise.reject(refused);
     if (records.length === 0) return Promise.resolve([]);
     return new Promise<Position[]>((resolve, reject) => {
-      this.#enqueue({ records: records.slice(), bytes, result: undefined, resolve, reject });
+      this.#enqueue({ records: records.slice(), bytes, result: undefined, sink: undefined, segmentId: 0, offset: 0, resolve, reject });
     });
   }
 
@@ -387,7 +435,16 @@ export class Wal {
     const refused = this.#refuseWrite('flush');
     if (refused) return Promise.reject(refused);
     return new Promise<void>((resolve, reject) =>
-      this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject }),
+      this.#enqueue({
+        records: [],
+        bytes: 0,
+        result: undefined,
+        sink: undefined,
+        segmentId: 0,
+        offset: 0,
+        resolve: () => resolve(),
+        reject,
+      }),
     );
   }
 
@@ -567,6 +624,28 @@ export class Wal {
 
   /** Writes one record at once (see {@link #mayWriteAlone}); resolves as a flush would have. */
   #writeAlone(record: Record, bytes: number): Promise<Position> {
+    const start = this.#writeOne(record, bytes);
+    if (start < 0) return Promise.reject(this.#failure);
+    return Promise.resolve({ segmentId: this.#active.id, offset: start });
+  }
+
+  /** {@link #writeAlone} for an `appendWith` (its sink told as settleAll would). */
+  #writeAloneTo(item: Pending): Promise<void> {
+    const start = this.#writeOne(item.records as Record, item.bytes);
+    if (start < 0) {
+      item.sink!.failed(this.#failure!);
+      return Promise.reject(this.#failure);
+    }
+    try {
+      item.sink!.written(this.#active.id, start);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return RESOLVED;
+  }
+
+  /** Writes `record` (`bytes` as a frame) at once; returns where it starts, or -1 if the write failed (the log has failed). */
+  #writeOne(record: Record, bytes: number): number {
     this.#wroteAlone = true;
     void RESOLVED.then(this.#clearWroteAlone);
     this.#recordsThisTurn++;
@@ -575,10 +654,10 @@ export class Wal {
     if (bytes > this.#buf.length) this.#growBuffer(0, bytes);
     const length = encodeFrame(this.#buf, 0, FrameType.FULL, record);
     this.#bytesThisTurn += length;
-    if (!this.#write(seg, length, 1, 0, NOTHING)) return Promise.reject(this.#failure);
+    if (!this.#write(seg, length, 1, 0, NOTHING)) return -1;
     this.#afterWrite(seg, length);
     this.#maybePreallocate();
-    return Promise.resolve({ segmentId: seg.id, offset: start });
+    return start;
   }
 
   /** Writes every queued record in one write(2), up to a rotation point. Synchronous. */
@@ -605,7 +684,11 @@ export class Wal {
       if (length + item.bytes > this.#buf.length) this.#growBuffer(length, length + item.bytes);
       const unit = item.records;
       if (unit instanceof Record) {
-        item.result = { segmentId: seg.id, offset: here };
+        if (item.sink === undefined) item.result = { segmentId: seg.id, offset: here };
+        else {
+          item.segmentId = seg.id;
+          item.offset = here;
+        }
         length = encodeFrame(this.#buf, length, FrameType.FULL, unit);
         records++;
         continue;
@@ -631,7 +714,7 @@ export class Wal {
       seg.syncTo(seg.end).then(
         () => settleAll(written),
         (err: Error) => {
-          for (const item of written) item.reject(err);
+          for (const item of written) rejectItem(item, err);
         },
       );
     } else {
@@ -746,7 +829,7 @@ export class Wal {
     const items = this.#queue;
     this.#queue = [];
     const err = this.#failure ?? new ClosedError('the WAL');
-    for (const item of items) item.reject(err);
+    for (const item of items) rejectItem(item, err);
   }
 
   /** Has the active segment keep zeros ahead of the writer (see ActiveSegment.preallocate). */
@@ -787,7 +870,7 @@ export class Wal {
 
   /** Fails the log for good: rejects `items`, everything queued and every sync waiter. */
   #fail(err: Error, items: readonly Pending[]): void {
-    for (const item of items) item.reject(this.#failure ?? err);
+    for (const item of items) rejectItem(item, this.#failure ?? err);
     if (this.#failure) return;
     this.#failure = err;
     if (this.#timer) clearTimeout(this.#timer);
@@ -803,7 +886,16 @@ export class Wal {
       const drained =
         this.#queue.length > 0
           ? new Promise<void>((resolve) =>
-              this.#enqueue({ records: [], bytes: 0, result: undefined, resolve: () => resolve(), reject: () => resolve() }),
+              this.#enqueue({
+                records: [],
+                bytes: 0,
+                result: undefined,
+                sink: undefined,
+                segmentId: 0,
+                offset: 0,
+                resolve: () => resolve(),
+                reject: () => resolve(),
+              }),
             )
           : undefined;
       this.#status = 'closing';
@@ -883,8 +975,28 @@ async function writeOpenState(fs: FileSystem, dir: string, rec: RecoveryResult, 
 
 const NO_LOCK: DirectoryLock = { release: async () => undefined };
 
-/** Resolves each item with its result. */
+/** Resolves each item with its result, telling its sink first (a sink that throws rejects its item). */
 function settleAll(items: readonly Pending[]): void {
-  // An item's result is what its promise expects (see Pending.resolve).
-  for (let i = 0; i < items.length; i++) items[i]!.resolve(items[i]!.result as never);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    const sink = item.sink;
+    if (sink !== undefined) {
+      try {
+        sink.written(item.segmentId, item.offset);
+      } catch (err) {
+        item.reject(err as Error);
+        continue;
+      }
+    }
+    // An item's result is what its promise expects (see Pending.resolve).
+    item.resolve(item.result as never);
+  }
 }
+
+/** Rejects an item, telling its sink first. */
+function rejectItem(item: Pending, err: Error): void {
+  item.sink?.failed(err);
+  item.reject(err);
+}
+
+function noop(): void {}

@@ -235,6 +235,37 @@ describe('Memtable', () => {
     expect(n).toBe(500);
   });
 
+  it('orders keys sharing a long prefix, and keeps order when a key sharing less of it arrives late', () => {
+    const m = new Memtable();
+    const key = (s: string) => Buffer.from(s, 'latin1');
+    const want: string[] = [];
+    // 2000 zero-padded decimals: they share their first 12 bytes.
+    for (let i = 0; i < 2000; i++) {
+      const k = String((i * 7919) % 2000).padStart(16, '0');
+      m.put({ key: key(k), kind: 'put', seq: i + 1, value: key('v') });
+      want.push(k);
+    }
+    const view = m.freeze();
+    // Each shares less: the arena reads every record's bytes again, for the view's tree too.
+    for (const k of ['00000000001', '0000', '', '1', '0000000000000000\x00']) {
+      m.put({ key: key(k), kind: 'put', seq: 10_000 + want.length, value: key('v') });
+      want.push(k);
+    }
+    want.sort((a, b) => compareKeys(key(a), key(b)));
+    const strings = (entries: Iterable<Entry>) => [...entries].map((e) => Buffer.from(e.key).toString('latin1'));
+    expect(strings(m.freeze())).toEqual(want);
+    expect(strings(view)).toEqual(want.filter((k) => k.length === 16));
+    // Seeks from keys before, inside and after the shared prefix.
+    for (const probe of ['', '/', '0', '000000000000', '0000000000001000', '0000000000001000\x00', '00000000000019999', '2']) {
+      const from = want.filter((k) => compareKeys(key(k), key(probe)) >= 0);
+      expect(strings(m.iterator({ start: key(probe) }))).toEqual(from);
+      const to = want.filter((k) => compareKeys(key(k), key(probe)) <= 0).reverse();
+      expect(strings(m.iterator({ start: key(probe), reverse: true }))).toEqual(to);
+    }
+    for (const k of want) expect(m.get(key(k))?.seq).toBeGreaterThan(0);
+    expect(m.get(key('00000000000019999'))).toBeUndefined();
+  });
+
   it('handles an empty memtable', () => {
     const m = new Memtable();
     expect([...m.iterator()]).toEqual([]);
@@ -256,43 +287,76 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: keyArb.map((probe) => ({ op: 'check' as const, probe })) },
 );
 
+/**
+ * Keys that mostly share a long prefix (as zero-padded numbers do), with now and then one that
+ * shares less of it, or sorts before or after all of it: the comparator skips the prefix every
+ * key in the memtable shares, and such a key lowers it while entries are there.
+ */
+const prefixedKeyArb: fc.Arbitrary<Uint8Array> = fc
+  .tuple(
+    fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom('key:0000000', 'key:0000001') },
+      { weight: 1, arbitrary: fc.constantFrom('', 'key:', 'key:00', 'a', 'z', 'key:0000000\x00') },
+    ),
+    fc.uint8Array({ maxLength: 10 }),
+  )
+  .map(([prefix, tail]) => Uint8Array.from([...Buffer.from(prefix, 'latin1'), ...tail]));
+
+function opsOf(key: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Op> {
+  return fc.oneof(
+    {
+      weight: 8,
+      arbitrary: fc.tuple(key, bodyArb).map(([k, b]) => ({ op: 'put' as const, key: k, body: makeEntry(k, b) })),
+    },
+    { weight: 1, arbitrary: fc.constant({ op: 'freeze' as const }) },
+    { weight: 2, arbitrary: key.map((probe) => ({ op: 'check' as const, probe })) },
+  );
+}
+
 describe('Memtable model', () => {
   test.prop([fc.array(opArb, { maxLength: 120 })], { numRuns: 150 })(
     'matches a sorted array under overwrites, deletes, seeks and frozen views',
-    (ops) => {
-      const m = new Memtable();
-      const model = new Map<string, Entry>();
-      const sorted = (): Entry[] => [...model.values()].sort((a, b) => compareKeys(a.key, b.key));
-      const views: { view: ReturnType<Memtable['freeze']>; entries: Entry[] }[] = [];
-      for (const op of ops) {
-        if (op.op === 'put') {
-          const old = model.get(hex(op.key));
-          const applies = old === undefined || old.seq <= op.body.seq;
-          expect(m.put(op.body)).toBe(applies);
-          if (applies) model.set(hex(op.key), op.body);
-        } else if (op.op === 'freeze') {
-          views.push({ view: m.freeze(), entries: sorted() });
-        } else {
-          const entries = sorted();
-          expect(drain(m.iterator({ start: op.probe }))).toEqual(forwardFrom(entries, op.probe).map(plain));
-          expect(drain(m.iterator({ start: op.probe, reverse: true }))).toEqual(reverseFrom(entries, op.probe).map(plain));
-          checkCursorMoves(m.iterator(), entries, op.probe);
-          const got = m.get(op.probe);
-          const want = model.get(hex(op.probe));
-          expect(got && plain(got)).toEqual(want && plain(want));
-        }
-      }
-      const entries = sorted();
-      expect(m.size).toBe(entries.length);
-      expect(drain(m.freeze())).toEqual(entries.map(plain));
-      expect(drain(m.iterator({ reverse: true }))).toEqual([...entries].reverse().map(plain));
-      for (const e of entries) expect(plain(m.get(e.key)!)).toEqual(plain(e));
-      for (const { view, entries: snap } of views) {
-        expect(view.size).toBe(snap.length);
-        expect(drain(view)).toEqual(snap.map(plain));
-        expect(drain(view.iterator({ reverse: true }))).toEqual([...snap].reverse().map(plain));
-        for (const e of snap) expect(plain(view.get(e.key)!)).toEqual(plain(e));
-      }
-    },
+    (ops) => checkModel(ops),
+  );
+
+  test.prop([fc.array(opsOf(prefixedKeyArb), { maxLength: 200 })], { numRuns: 150 })(
+    'matches a sorted array with keys sharing a long prefix, and keys that share less of it',
+    (ops) => checkModel(ops),
   );
 });
+
+function checkModel(ops: readonly Op[]): void {
+  const m = new Memtable();
+  const model = new Map<string, Entry>();
+  const sorted = (): Entry[] => [...model.values()].sort((a, b) => compareKeys(a.key, b.key));
+  const views: { view: ReturnType<Memtable['freeze']>; entries: Entry[] }[] = [];
+  for (const op of ops) {
+    if (op.op === 'put') {
+      const old = model.get(hex(op.key));
+      const applies = old === undefined || old.seq <= op.body.seq;
+      expect(m.put(op.body)).toBe(applies);
+      if (applies) model.set(hex(op.key), op.body);
+    } else if (op.op === 'freeze') {
+      views.push({ view: m.freeze(), entries: sorted() });
+    } else {
+      const entries = sorted();
+      expect(drain(m.iterator({ start: op.probe }))).toEqual(forwardFrom(entries, op.probe).map(plain));
+      expect(drain(m.iterator({ start: op.probe, reverse: true }))).toEqual(reverseFrom(entries, op.probe).map(plain));
+      checkCursorMoves(m.iterator(), entries, op.probe);
+      const got = m.get(op.probe);
+      const want = model.get(hex(op.probe));
+      expect(got && plain(got)).toEqual(want && plain(want));
+    }
+  }
+  const entries = sorted();
+  expect(m.size).toBe(entries.length);
+  expect(drain(m.freeze())).toEqual(entries.map(plain));
+  expect(drain(m.iterator({ reverse: true }))).toEqual([...entries].reverse().map(plain));
+  for (const e of entries) expect(plain(m.get(e.key)!)).toEqual(plain(e));
+  for (const { view, entries: snap } of views) {
+    expect(view.size).toBe(snap.length);
+    expect(drain(view)).toEqual(snap.map(plain));
+    expect(drain(view.iterator({ reverse: true }))).toEqual([...snap].reverse().map(plain));
+    for (const e of snap) expect(plain(view.get(e.key)!)).toEqual(plain(e));
+  }
+}
