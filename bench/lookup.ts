@@ -51,7 +51,6 @@ import { open as openLmdb } from 'lmdb';
 import { fmtInt, mdTable, now } from './lib.js';
 
 const KEY = 16;
-const VALUE = 100;
 const WORKLOADS = ['getSync', 'get', 'missSync', 'miss', 'scan', 'nextv'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
@@ -69,25 +68,42 @@ interface Args {
    * full compaction): the state of a live DB, as `npm run bench:db -- --only=reads` reads it.
    */
   live: boolean;
+  /** Value size in bytes (100 by default). */
+  value: number;
+  /** sediment's `blockCacheSize`; undefined: the default. */
+  cache: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { n: 200_000, ms: 1000, rounds: 3, impls: [], lmdb: true, only: [...WORKLOADS], cpu: false, live: false };
+  const a: Args = {
+    n: 200_000,
+    ms: 1000,
+    rounds: 3,
+    impls: [],
+    lmdb: true,
+    only: [...WORKLOADS],
+    cpu: false,
+    live: false,
+    value: 100,
+    cache: undefined,
+  };
   for (const arg of argv) {
     const [name, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
-    if (name === 'n') a.n = Number(value.replace(/k$/, '000'));
+    if (name === 'n') a.n = Number(value.replace(/k$/i, '000').replace(/M$/, '000000'));
     else if (name === 'ms') a.ms = Number(value);
     else if (name === 'rounds') a.rounds = Number(value);
     else if (name === 'no-lmdb') a.lmdb = false;
     else if (name === 'cpu') a.cpu = true;
     else if (name === 'live') a.live = true;
+    else if (name === 'value') a.value = Number(value);
+    else if (name === 'cache') a.cache = Number(value.replace(/[Mm]$/, '')) * (/[Mm]$/.test(value) ? 1024 * 1024 : 1);
     else if (name === 'only') a.only = value.split(',') as Workload[];
     else if (name === 'impl') {
       const at = value.indexOf(':');
       a.impls.push({ label: value.slice(0, at), path: path.resolve(value.slice(at + 1)) });
     } else {
       console.error(
-        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--live] [--impl=label:path]...',
+        'usage: tsx bench/lookup.ts [--n=200k] [--ms=1000] [--rounds=3] [--only=getSync,get,missSync,miss,scan,nextv] [--no-lmdb] [--cpu] [--live] [--value=100] [--cache=64M] [--impl=label:path]...',
       );
       process.exit(2);
     }
@@ -124,6 +140,7 @@ function permutation(n: number, seed: number): Uint32Array {
 
 const args = parseArgs(process.argv.slice(2));
 const N = args.n;
+const VALUE = args.value;
 const keyOf = (i: number, odd: boolean): Buffer => Buffer.from(String(2 * i + (odd ? 1 : 0)).padStart(KEY, '0'), 'latin1');
 const valueFor = (i: number): Buffer => {
   const r = rng(i + 1);
@@ -181,7 +198,11 @@ function tempDir(tag: string): string {
 
 async function openSediment(label: string, modulePath: string): Promise<Engine> {
   const { DB } = (await import(pathToFileURL(modulePath).href)) as DBModule;
-  const db = await DB.open(tempDir(label), { keyEncoding: 'binary', valueEncoding: 'binary' });
+  const db = await DB.open(tempDir(label), {
+    keyEncoding: 'binary',
+    valueEncoding: 'binary',
+    ...(args.cache === undefined ? {} : { blockCacheSize: args.cache }),
+  });
   const fill = permutation(N, 1);
   for (let i = 0; i < N; i += 1000) {
     const ops = [];

@@ -8,9 +8,10 @@
  *
  * @module
  */
-import { uncompressSync, compressSync } from 'lz4-napi';
+import { compressSync } from 'lz4-napi';
 import { maskedCrc32c } from '../util/crc32c.js';
 import { corrupt, getU32, putU32 } from './coding.js';
+import { decompressLz4Block } from './lz4.js';
 import { BlockType, type TableCompression, MAX_BLOCK_SIZE, TRAILER_SIZE, type Where } from './format.js';
 
 /** A block ready to store: its body and its type. */
@@ -39,6 +40,9 @@ export function writeTrailer(out: Uint8Array, start: number, size: number, type:
   putU32(out, start + size + 1, maskedCrc32c(out, start, start + size + 1));
 }
 
+/** {@link unsealBlock}'s decompression buffer, shared (it is used synchronously, one block at a time); grows as needed. */
+let work = new Uint8Array(16384);
+
 /**
  * Verifies a stored block (body + trailer, exactly) and returns its contents: a view of `stored`
  * for an uncompressed block, a new buffer for a compressed one. `where` locates the block's body
@@ -56,14 +60,13 @@ export function unsealBlock(stored: Uint8Array, where: Where): Uint8Array {
   if (size < 4) throw corrupt('compressed block without its raw length', at);
   const rawLength = getU32(stored, 0);
   if (rawLength > MAX_BLOCK_SIZE) throw corrupt(`raw block length ${rawLength} exceeds ${MAX_BLOCK_SIZE}`, at);
-  let raw: Uint8Array;
-  try {
-    raw = uncompressSync(stored.subarray(0, size));
-  } catch (err) {
-    throw corrupt(`LZ4 block does not decompress: ${err instanceof Error ? err.message : String(err)}`, at);
-  }
-  if (raw.length !== rawLength) {
-    throw corrupt(`LZ4 block decompressed to ${raw.length} bytes, not ${rawLength}`, at);
-  }
+  // Decompressed in a work buffer holding both the block and its output, then copied out once.
+  const body = size - 4;
+  if (work.length < body + rawLength) work = new Uint8Array(Math.max(body + rawLength, 2 * work.length));
+  work.set(stored.subarray(4, size));
+  const n = decompressLz4Block(work, 0, body, body, body + rawLength);
+  if (n < 0) throw corrupt('LZ4 block does not decompress', at);
+  if (n !== rawLength) throw corrupt(`LZ4 block decompressed to ${n} bytes, not ${rawLength}`, at);
+  const raw = work.slice(body, body + rawLength);
   return raw;
 }
