@@ -156,10 +156,12 @@ const FLUSHES_PER_TURN = 64;
 /**
  * Records resolved per event-loop turn before yielding: each resolved append runs its caller's
  * continuation (a DB applies it to its memtable), so the turn's work grows with the records, not
- * the flushes. 256 keeps a DB's turn near a millisecond: with 1024, 64 writers of random puts
- * saw event-loop lag p50 5-8 ms and p99 14-30 ms, and no more throughput.
+ * the flushes. 128 keeps a DB's turn under a millisecond: with 1024, 64 writers of random puts
+ * saw event-loop lag p50 5-8 ms and p99 14-30 ms, and no more throughput; 256 against 128, in two
+ * alternating runs on a loaded machine, p50 7.0 / 6.8 against 2.3 / 2.0 ms, p99 198 / 140
+ * against 122 / 118 ms, and the same puts/s.
  */
-const RECORDS_PER_TURN = 256;
+const RECORDS_PER_TURN = 128;
 /**
  * Frame bytes written per event-loop turn before yielding. A record can hold much work: a DB
  * writes a whole batch as one record, so 64 flushes of batches of 1000 puts (about 8 MB, and
