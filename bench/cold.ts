@@ -17,6 +17,7 @@
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Keys } from './db-data.js';
+import { lookupKey, lookupValue, permutation } from './lookup-data.js';
 import { fmtInt, mdTable, now } from './lib.js';
 
 interface Args {
@@ -67,41 +68,10 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
-function permutation(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = r() % (i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
-}
-
 const args = parseArgs(process.argv.slice(2));
 const N = args.n;
-const keyOf = (i: number): Buffer => Buffer.from(String(2 * i).padStart(16, '0'), 'latin1');
-const valueFor = (i: number): Buffer => {
-  const r = rng(i + 1);
-  const b = Buffer.allocUnsafe(args.value);
-  for (let j = 0; j < args.value / 2; j++) b[j] = r() & 0xff;
-  b.copy(b, args.value / 2, 0, args.value / 2);
-  return b;
-};
+const keyOf = (i: number): Buffer => lookupKey(i);
+const valueFor = (i: number): Buffer => lookupValue(i, args.value);
 
 interface DBLike {
   batch(ops: { type: 'put'; key: Buffer; value: Buffer }[]): Promise<void>;

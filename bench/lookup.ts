@@ -49,6 +49,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import { fmtInt, mdTable, now } from './lib.js';
+import { lookupKey, lookupValue, permutation } from './lookup-data.js';
 
 const KEY = 16;
 const WORKLOADS = ['getSync', 'get', 'missSync', 'miss', 'scan', 'nextv'] as const;
@@ -113,42 +114,11 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
-function permutation(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = r() % (i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
-}
-
 const args = parseArgs(process.argv.slice(2));
 const N = args.n;
 const VALUE = args.value;
-const keyOf = (i: number, odd: boolean): Buffer => Buffer.from(String(2 * i + (odd ? 1 : 0)).padStart(KEY, '0'), 'latin1');
-const valueFor = (i: number): Buffer => {
-  const r = rng(i + 1);
-  const b = Buffer.allocUnsafe(VALUE);
-  for (let j = 0; j < VALUE / 2; j++) b[j] = r() & 0xff;
-  b.copy(b, VALUE / 2, 0, VALUE / 2);
-  return b;
-};
+const keyOf = (i: number, odd: boolean): Buffer => lookupKey(i, odd);
+const valueFor = (i: number): Buffer => lookupValue(i, VALUE);
 const order = permutation(N, 4);
 const hits: Buffer[] = Array.from(order, (i) => keyOf(i, false));
 const misses: Buffer[] = Array.from(order, (i) => keyOf(i, true));

@@ -436,18 +436,7 @@ export class Wal {
   flush(): Promise<void> {
     const refused = this.#refuseWrite('flush');
     if (refused) return Promise.reject(refused);
-    return new Promise<void>((resolve, reject) =>
-      this.#enqueue({
-        records: [],
-        bytes: 0,
-        result: undefined,
-        sink: undefined,
-        segmentId: 0,
-        offset: 0,
-        resolve: () => resolve(),
-        reject,
-      }),
-    );
+    return new Promise<void>((resolve, reject) => this.#enqueue(barrier(resolve, reject)));
   }
 
   /**
@@ -885,21 +874,7 @@ export class Wal {
   async #close(): Promise<void> {
     if (this.#status === 'open') {
       // Writes already queued are drained; new ones are refused from here on.
-      const drained =
-        this.#queue.length > 0
-          ? new Promise<void>((resolve) =>
-              this.#enqueue({
-                records: [],
-                bytes: 0,
-                result: undefined,
-                sink: undefined,
-                segmentId: 0,
-                offset: 0,
-                resolve: () => resolve(),
-                reject: () => resolve(),
-              }),
-            )
-          : undefined;
+      const drained = this.#queue.length > 0 ? new Promise<void>((resolve) => this.#enqueue(barrier(resolve, () => resolve()))) : undefined;
       this.#status = 'closing';
       await drained;
     }
@@ -993,6 +968,11 @@ function settleAll(items: readonly Pending[]): void {
     // An item's result is what its promise expects (see Pending.resolve).
     item.resolve(item.result as never);
   }
+}
+
+/** A queue item with no record: settles once everything queued before it has. */
+function barrier(resolve: () => void, reject: (err: Error) => void): Pending {
+  return { records: [], bytes: 0, result: undefined, sink: undefined, segmentId: 0, offset: 0, resolve: () => resolve(), reject };
 }
 
 /** Rejects an item, telling its sink first. */
