@@ -16,7 +16,7 @@ import { CURRENT_FILE, fileNumbers, parseFileName, tableFileName } from '../db/f
 import { readOptionsFile, type PersistedOptions } from '../db/options-file.js';
 import { CorruptionError, InvalidConfigError, LockedError, SedimentError, errnoOf } from '../errors.js';
 import { nodeFileSystem } from '../fs/node.js';
-import type { FileHandle, FileSystem } from '../fs/types.js';
+import { type FileHandle, type FileSystem, requiredOperations } from '../fs/types.js';
 
 /** Exit codes. */
 export const EXIT = {
@@ -325,17 +325,11 @@ export function countingTableReads(inner: FileSystem, onRead: (bytes: number) =>
     close: () => h.close(),
   });
   return {
+    ...requiredOperations(inner),
     open: async (file, mode) => {
       const h = await inner.open(file, mode);
       return mode === 'read' && parseFileName(path.basename(file))?.type === 'table' ? wrap(h) : h;
     },
-    readdir: (dir) => inner.readdir(dir),
-    mkdir: (dir) => inner.mkdir(dir),
-    stat: (file) => inner.stat(file),
-    rename: (from, to) => inner.rename(from, to),
-    unlink: (file) => inner.unlink(file),
-    syncDir: (dir) => inner.syncDir(dir),
-    lock: (dir) => inner.lock(dir),
   };
 }
 

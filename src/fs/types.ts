@@ -105,6 +105,24 @@ export interface FileSystem {
 const FILE_SYSTEM_METHODS = ['open', 'readdir', 'mkdir', 'stat', 'rename', 'unlink', 'syncDir', 'lock'] as const;
 
 /**
+ * `fs`'s required operations, each one calling `fs`'s: the base of a wrapper that replaces some
+ * of them (`{ ...requiredOperations(fs), open: ... }`). The optional ones (`link`, `rmdir`) are
+ * left out, so the wrapper has them only if it adds them.
+ */
+export function requiredOperations(fs: FileSystem): FileSystem {
+  return {
+    open: (path, mode) => fs.open(path, mode),
+    readdir: (dir) => fs.readdir(dir),
+    mkdir: (dir) => fs.mkdir(dir),
+    stat: (path) => fs.stat(path),
+    rename: (from, to) => fs.rename(from, to),
+    unlink: (path) => fs.unlink(path),
+    syncDir: (dir) => fs.syncDir(dir),
+    lock: (dir) => fs.lock(dir),
+  };
+}
+
+/**
  * Why `value`, given as an `fs` option, is not a {@link FileSystem}, or undefined if it looks like
  * one. The option checks of `Wal.open`, `DB.open` and `DB.repair` share it.
  */

@@ -22,7 +22,7 @@ import type { DBOptions } from '../../src/db/options.js';
 import { FaultFileSystem, crashAtMutatingOp, failNth, type FsOp } from '../../src/fs/fault.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { NodeFileSystem } from '../../src/fs/node.js';
-import type { FileSystem } from '../../src/fs/types.js';
+import { type FileSystem, requiredOperations } from '../../src/fs/types.js';
 import { checkCopy, writersAround } from './helpers/copies.js';
 import { DIR, ProcessFs, TINY, closeQuietly, diskProblems, render, scan, seeded, walFiles, withTimeout } from './helpers/harness.js';
 
@@ -175,16 +175,7 @@ describe('db.checkpoint and concurrent maintenance', () => {
 
 /** A file system over `mem` whose link fails with `code`, or that has no link at all. */
 function noLinkFs(mem: MemFileSystem, code: string | undefined): FileSystem {
-  const fs: FileSystem = {
-    open: (p, m) => mem.open(p, m),
-    readdir: (d) => mem.readdir(d),
-    mkdir: (d) => mem.mkdir(d),
-    stat: (p) => mem.stat(p),
-    rename: (a, b) => mem.rename(a, b),
-    unlink: (p) => mem.unlink(p),
-    syncDir: (d) => mem.syncDir(d),
-    lock: (d) => mem.lock(d),
-  };
+  const fs = requiredOperations(mem);
   if (code) fs.link = () => Promise.reject(Object.assign(new Error(code), { code }));
   return fs;
 }

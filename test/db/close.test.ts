@@ -13,7 +13,7 @@ import { DB } from '../../src/db/db.js';
 import type { DBOptions } from '../../src/db/options.js';
 import { ClosedError } from '../../src/errors.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
-import type { FileSystem } from '../../src/fs/types.js';
+import { type FileSystem, requiredOperations } from '../../src/fs/types.js';
 import { closeQuietly, DIR, tableFiles, TINY } from './helpers/harness.js';
 
 const KEYS = 800;
@@ -31,6 +31,7 @@ function gated(mem: MemFileSystem): { fs: FileSystem; arm(after: number): Promis
   let gate: Promise<void> = Promise.resolve();
   let reached: (() => void) | undefined;
   const fs: FileSystem = {
+    ...requiredOperations(mem),
     async open(file, mode) {
       if (mode === 'create' && file.endsWith('.sst') && countdown !== undefined && countdown-- === 0) {
         countdown = undefined;
@@ -39,13 +40,6 @@ function gated(mem: MemFileSystem): { fs: FileSystem; arm(after: number): Promis
       }
       return mem.open(file, mode);
     },
-    readdir: (dir) => mem.readdir(dir),
-    mkdir: (dir) => mem.mkdir(dir),
-    stat: (file) => mem.stat(file),
-    rename: (from, to) => mem.rename(from, to),
-    unlink: (file) => mem.unlink(file),
-    syncDir: (dir) => mem.syncDir(dir),
-    lock: (dir) => mem.lock(dir),
   };
   return {
     fs,
@@ -60,6 +54,19 @@ function gated(mem: MemFileSystem): { fs: FileSystem; arm(after: number): Promis
     },
     open: () => release?.(),
   };
+}
+
+/**
+ * Closes `db` while `gate` holds one of its jobs, and lets the job go once close() has cancelled
+ * it; the cancel is counted and is no background error.
+ */
+async function closeWhileHeld(db: DB<string, string>, gate: { open(): void }): Promise<void> {
+  const closing = db.close();
+  await new Promise((r) => setImmediate(r)); // close() has cancelled the job: its turn came
+  gate.open();
+  await closing;
+  expect(db.stats().background.cancelledJobs).toBe(1);
+  expect(db.stats().backgroundError).toBeUndefined();
 }
 
 async function expectAll(db: DB<string, string>, round: number): Promise<void> {
@@ -109,15 +116,9 @@ for (const background of ['worker', 'inline'] as const) {
       const held = g.arm(0);
       const compaction = outcome(db.compact());
       await held;
-      const closing = db.close();
-      await new Promise((r) => setImmediate(r)); // close() has cancelled the job: its turn came
-      g.open();
-      await closing;
+      await closeWhileHeld(db, g);
       expect(await compaction).toBeInstanceOf(ClosedError);
-      const s = db.stats();
-      expect(s.background.cancelledJobs).toBe(1);
-      expect(s.backgroundError).toBeUndefined();
-      expect(s.compactions).toBe(0);
+      expect(db.stats().compactions).toBe(0);
       // The output table was created (the gate let it through) and removed by the cancelled job.
       expect(tableFiles(mem)).toEqual(before);
       db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
@@ -136,13 +137,8 @@ for (const background of ['worker', 'inline'] as const) {
       const held = g.arm(0);
       const flush = outcome(db.flush());
       await held;
-      const closing = db.close();
-      await new Promise((r) => setImmediate(r)); // close() has cancelled the job: its turn came
-      g.open();
-      await closing;
+      await closeWhileHeld(db, g);
       expect(await flush).toBeInstanceOf(ClosedError);
-      expect(db.stats().background.cancelledJobs).toBe(1);
-      expect(db.stats().backgroundError).toBeUndefined();
       expect(tableFiles(mem)).toEqual(before);
       db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem });
       expect(db.stats().levels[0]!.tables).toBe(1);
@@ -163,12 +159,7 @@ for (const background of ['worker', 'inline'] as const) {
       const before = tableFiles(mem);
       expect(before).toHaveLength(2);
       await write(db, 2); // in the memtable and the WAL only
-      const closing = db.close();
-      await new Promise((r) => setImmediate(r)); // close() has cancelled the job: its turn came
-      g.open();
-      await closing;
-      expect(db.stats().background.cancelledJobs).toBe(1);
-      expect(db.stats().backgroundError).toBeUndefined();
+      await closeWhileHeld(db, g);
       expect(tableFiles(mem)).toEqual(before);
       db = await DB.open<string, string>(DIR, { ...OPTIONS, fs: mem, l0CompactionTrigger: 100 });
       expect(db.stats().levels[0]!.tables).toBe(2);

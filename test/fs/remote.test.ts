@@ -8,7 +8,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { RemoteFileSystem, serveFileSystem, syncChannel } from '../../src/fs/remote.js';
-import type { FileSystem } from '../../src/fs/types.js';
+import { type FileSystem, requiredOperations } from '../../src/fs/types.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -45,16 +45,7 @@ describe('RemoteFileSystem', () => {
   it('fails link and rmdir with ENOTSUP when the served file system has neither', async () => {
     const mem = new MemFileSystem();
     await mem.mkdir('/db');
-    const bare: FileSystem = {
-      open: (p, m) => mem.open(p, m),
-      readdir: (d) => mem.readdir(d),
-      mkdir: (d) => mem.mkdir(d),
-      stat: (p) => mem.stat(p),
-      rename: (a, b) => mem.rename(a, b),
-      unlink: (p) => mem.unlink(p),
-      syncDir: (d) => mem.syncDir(d),
-      lock: (d) => mem.lock(d),
-    };
+    const bare = requiredOperations(mem);
     const remote = serve(bare);
     await expect(remote.link('/db/f', '/db/g')).rejects.toMatchObject({ code: 'ENOTSUP' });
     await expect(remote.rmdir('/db')).rejects.toMatchObject({ code: 'ENOTSUP' });
