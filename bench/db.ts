@@ -47,7 +47,7 @@ import { fileURLToPath } from 'node:url';
 import { chartData, renderChart } from './db-chart.js';
 import { targets, unitReport, type FillRandom1 } from './db-report.js';
 import { UNIT_FAMILIES, type UnitResult, type UnitSpec } from './db-units.js';
-import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng } from './lib.js';
+import { cpuSample, cpuShare, fmtInt, fmtPct, fmtX, loadAverage, machineInfo, mdTable, rng, shuffledIndexes } from './lib.js';
 import {
   ENGINE_NAMES,
   ENGINE_SETTINGS,
@@ -203,16 +203,7 @@ const ENTRY = KEY + VALUE;
 // --- data ------------------------------------------------------------------------------------
 
 function permutation(n: number, seed: number): Uint32Array {
-  const r = rng(seed);
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = r() % (i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
+  return shuffledIndexes(n, rng(seed));
 }
 
 function keyBuffer(n: number, odd: boolean): Buffer {

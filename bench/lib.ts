@@ -267,6 +267,19 @@ export function progress(message: string): void {
   process.stderr.write(`  .. ${message}\n`);
 }
 
+/** `0..n-1` in the random order that `next` (a u32 generator) draws: a Fisher-Yates shuffle. */
+export function shuffledIndexes(n: number, next: () => number): Uint32Array {
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = next() % (i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
 /** mulberry32: deterministic pseudo-random 32-bit integers, for reproducible key orders. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { shuffledIndexes } from './lib.js';
 
 /** A xorshift32 generator: `seed` -> a function returning u32s. */
 export function xorshift(seed: number): () => number {
@@ -21,16 +22,7 @@ export function xorshift(seed: number): () => number {
 
 /** A random permutation of `0..n-1` (Fisher-Yates), the same for the same seed. */
 export function permutation(n: number, seed: number): Uint32Array {
-  const r = xorshift(seed);
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = r() % (i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
+  return shuffledIndexes(n, xorshift(seed));
 }
 
 /** Key `i`: the decimal of `2i` (or `2i + 1`, a miss, with `odd`), zero-padded to 16 bytes. */
