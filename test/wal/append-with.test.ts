@@ -59,6 +59,30 @@ describe('Wal.appendWith', () => {
     });
   }
 
+  it("under 'always', a sink is told only once its record is on stable storage (a crash then keeps it)", async () => {
+    const mem = await prepareMem(new MemFileSystem());
+    const { wal } = await Wal.open(walOptions(new ProcessFs(mem), { fsync: 'always', maxSegmentSize: 4096 }));
+    // When each sink is told, the image a power loss would leave right then (unsynced data dropped).
+    const images: { i: number; segmentId: number; offset: number; image: MemFileSystem }[] = [];
+    const tell = (i: number): AppendSink => ({
+      written: (segmentId, offset) =>
+        images.push({ i, segmentId, offset, image: mem.crashClone({ unsyncedData: 'drop', unsyncedDirOps: 'drop' }) }),
+      failed: (err) => {
+        throw err;
+      },
+    });
+    for (let i = 0; i < 3; i++) await wal.appendWith(rec(i), tell(i));
+    await Promise.all(Array.from({ length: 30 }, (_, j) => wal.appendWith(rec(3 + j), tell(3 + j))));
+    await wal.close();
+    expect(images).toHaveLength(33);
+    for (const { i, segmentId, offset, image } of images) {
+      const { wal: recovered } = await Wal.open(walOptions(new ProcessFs(image), { fsync: 'always', maxSegmentSize: 4096 }));
+      const found = (await readAll(recovered)).find((e) => e.position.segmentId === segmentId && e.position.offset === offset);
+      expect(found?.record.key.toString(), `record ${i}`).toBe(`k${String(i).padStart(3, '0')}`);
+      await recovered.close();
+    }
+  });
+
   it('tells the sinks of a failed write failed and rejects their appends, and tells the sink of a refused one too', async () => {
     let failing = false;
     const { wal } = await open('os', (op) => (failing && op.kind === 'writeSync' ? { error: 'EIO' } : undefined));
