@@ -412,6 +412,13 @@ export class DB<K = string, V = unknown> {
 
   // -- reads -------------------------------------------------------------------------------
 
+  /** Reads need an open DB whose memtable matches its log (see `Writer.broken`). */
+  #checkReadable(): void {
+    if (this.#status === 'closed') throw new ClosedError('the database');
+    const broken = this.#writer.broken;
+    if (broken) throw broken;
+  }
+
   /**
    * Takes a snapshot: a consistent view of the DB as it is now (every write that resolved, none
    * made later), for `get`, `getSync`, `has`, `getMany` and `iterator` (`{ snapshot }`). It pins
@@ -419,7 +426,7 @@ export class DB<K = string, V = unknown> {
    * `using snap = db.snapshot()`) when done; the DB's close releases those still open. Synchronous.
    */
   snapshot(): Snapshot {
-    if (this.#status === 'closed') throw new ClosedError('the database');
+    this.#checkReadable();
     const snap = new Snapshot(
       this,
       this.#writer.mem.freeze(),
@@ -486,7 +493,7 @@ export class DB<K = string, V = unknown> {
 
   /** Checks the DB and read options; the snapshot to read, if any. */
   #readView(options: ReadOptions | undefined): Snapshot | undefined {
-    if (this.#status === 'closed') throw new ClosedError('the database');
+    this.#checkReadable();
     if (options === undefined) return undefined;
     if (typeof options !== 'object' || options === null) throw new TypeError('read options must be an object');
     for (const name of Object.keys(options))
@@ -517,7 +524,7 @@ export class DB<K = string, V = unknown> {
    * they end; with `next()`/`nextv()`, call `close()` (the DB's close closes it too).
    */
   iterator(options: IteratorOptions<K | Uint8Array> = {}): DBIterator<K, V> {
-    if (this.#status === 'closed') throw new ClosedError('the database');
+    this.#checkReadable();
     const o = checkIteratorOptions(options);
     const snap = this.#checkSnapshot(o.snapshot);
     const bound = (name: 'gt' | 'gte' | 'lt' | 'lte'): Uint8Array | undefined =>

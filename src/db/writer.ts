@@ -26,7 +26,7 @@ import { Record } from '../wal/record.js';
 import type { Wal } from '../wal/wal.js';
 import { type FrozenMemtable, Memtable } from '../memtable/memtable.js';
 import type { ResolvedDBOptions } from './options.js';
-import { setBatchSeq, visitOps } from './write-batch.js';
+import { type OpVisitor, setBatchSeq, visitOps } from './write-batch.js';
 import type { WriteTarget } from './prepared-write.js';
 import type { Pending } from './write-input.js';
 
@@ -67,9 +67,17 @@ export class Writer {
   seq = 0;
   /** Seq of the last write handed to the WAL (>= seq: writes in flight). */
   nextSeq = 0;
-  lastPosition: Position | null = null;
-  /** End of the last WAL record applied to the memtable: how far change feeds read. */
-  appliedEnd: Position = { segmentId: 0, offset: SEGMENT_HEADER_SIZE };
+  /**
+   * Where the last WAL record the active memtable holds starts (segment < 0: none), and where
+   * the last record applied ends. Numbers, not a Position per write: positions are built when
+   * asked for (a freeze, a change feed), which is rare next to writes.
+   */
+  #lastSegment = -1;
+  #lastOffset = 0;
+  #endSegment = 0;
+  #endOffset = SEGMENT_HEADER_SIZE;
+  /** Set once a logged write could not be applied: the memtable no longer matches the log. */
+  #broken: Error | undefined;
   /** WAL bytes behind the active memtable (approximate: frames of the records it received). */
   walBytesSinceFreeze = 0;
   /** Writes handed to the WAL and not yet resolved. */
@@ -93,6 +101,34 @@ export class Writer {
 
   constructor(host: WriterHost) {
     this.#host = host;
+  }
+
+  /** Position of the last WAL record the active memtable holds (null before any). */
+  get lastPosition(): Position | null {
+    return this.#lastSegment < 0 ? null : { segmentId: this.#lastSegment, offset: this.#lastOffset };
+  }
+
+  set lastPosition(p: Position | null) {
+    this.#lastSegment = p === null ? -1 : p.segmentId;
+    this.#lastOffset = p === null ? 0 : p.offset;
+  }
+
+  /** End of the last WAL record applied to the memtable: how far change feeds read. */
+  get appliedEnd(): Position {
+    return { segmentId: this.#endSegment, offset: this.#endOffset };
+  }
+
+  set appliedEnd(p: Position) {
+    this.#endSegment = p.segmentId;
+    this.#endOffset = p.offset;
+  }
+
+  /**
+   * The error that made the memtable unusable (a logged write that could not be applied to it),
+   * if any: reads refuse with it, as they could see part of a batch.
+   */
+  get broken(): Error | undefined {
+    return this.#broken;
   }
 
   /**
@@ -132,7 +168,7 @@ export class Writer {
   readonly #target: WriteTarget = {
     applied: (pending, segmentId, offset) => {
       try {
-        this.#apply(pending, pending.seq, { segmentId, offset }, pending.frameBytes);
+        this.#apply(pending, segmentId, offset);
       } finally {
         if (--this.inflight === 0) this.#host.notify();
       }
@@ -180,36 +216,46 @@ export class Writer {
   }
 
   /**
-   * Applies logged records to the memtable. Everything that could refuse them was decided before
-   * the append, so this cannot fail; if it ever did, the memtable would no longer match the log,
-   * so writes stop (loudly) instead of going on.
+   * Applies a logged write, whose record starts at `offset` of segment `segmentId`, to the
+   * memtable. Everything that could refuse it was decided before the append, so this cannot
+   * fail; if it ever did (out of memory), the memtable would no longer match the log and could
+   * hold part of the batch: writes stop and reads refuse ({@link broken}), loudly, until a reopen
+   * recovers the write from the WAL.
    */
-  #apply(pending: Pending, seq: number, last: Position, frameBytes: number): void {
+  #apply(pending: Pending, segmentId: number, offset: number): void {
     try {
-      const mem = this.mem;
-      const batch = pending.batch;
-      visitOps(batch, (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
-        mem.insertFrom(batch, keyAt, keyLength, valueLength, seq + i, kind === 'delete', expiresAt);
-      });
-      this.seq = seq + pending.count - 1;
-      this.stats.userBytes += pending.userBytes;
-      this.walBytesSinceFreeze += frameBytes;
+      this.#applying = pending;
+      visitOps(pending.batch, this.#insertOp);
     } catch (err) {
-      this.#host.setBackgroundError(
-        new Error(
-          'internal error: a logged write could not be applied to the memtable; writes are stopped, reopen to recover it from the WAL',
-          { cause: err },
-        ),
+      this.#broken = new Error(
+        'internal error: a logged write could not be applied to the memtable; writes and reads are stopped, reopen to recover it from the WAL',
+        { cause: err },
       );
+      this.#host.setBackgroundError(this.#broken);
       throw err;
+    } finally {
+      this.#applying = undefined;
     }
-    this.lastPosition = last;
-    this.appliedEnd = { segmentId: last.segmentId, offset: last.offset + frameBytes };
+    this.seq = pending.seq + pending.count - 1;
+    this.stats.userBytes += pending.userBytes;
+    this.walBytesSinceFreeze += pending.frameBytes;
+    this.#lastSegment = segmentId;
+    this.#lastOffset = offset;
+    this.#endSegment = segmentId;
+    this.#endOffset = offset + pending.frameBytes;
     this.wakeFeeds();
     // Overwrites of the same keys keep the memtable small while the WAL grows: bound the WAL
     // behind the memtable too (RocksDB's max_total_wal_size), or it would never be collected.
     if (this.mustFreeze()) this.freeze();
   }
+
+  /** The write {@link #apply} walks, for {@link #insertOp} (one visitor for all writes: no closure per write). */
+  #applying: Pending | undefined;
+
+  readonly #insertOp: OpVisitor = (kind, keyAt, keyLength, valueLength, expiresAt, i) => {
+    const pending = this.#applying as Pending;
+    this.mem.insertFrom(pending.batch, keyAt, keyLength, valueLength, pending.seq + i, kind === 'delete', expiresAt);
+  };
 
   /** Wakes change feeds waiting for writes. */
   wakeFeeds(): void {
