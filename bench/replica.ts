@@ -19,7 +19,7 @@ import { Publisher } from '../examples/replica/leader.js';
 import { ensureStream } from '../examples/replica/nats.js';
 import { streamNames } from '../examples/replica/protocol.js';
 import { DB } from '../src/index.js';
-import { findNatsServer, INSTALL_HINT, startNatsServer } from '../test/replica/nats-server.js';
+import { findNatsServer, INSTALL_HINT, startNatsServer } from '../examples/replica/nats-server.js';
 
 const [units = 10_000, per = 1] = process.argv
   .slice(2)

@@ -20,7 +20,7 @@ import { encodeUnit, messageId, streamNames, type WireChange, type WireUnit } fr
 import { DB } from '../../src/index.js';
 import { fixtureScope } from '../support/child.js';
 import { sleep } from '../support/process.js';
-import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from './nats-server.js';
+import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from '../../examples/replica/nats-server.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NAME = 'ftest';

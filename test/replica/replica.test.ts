@@ -19,7 +19,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeUnit, streamNames } from '../../examples/replica/protocol.js';
 import { fixtureScope } from '../support/child.js';
 import { sleep } from '../support/process.js';
-import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from './nats-server.js';
+import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from '../../examples/replica/nats-server.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NAME = 'test';

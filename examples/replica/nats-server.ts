@@ -1,5 +1,5 @@
 /**
- * A throwaway `nats-server` with JetStream for the replica test: 127.0.0.1, a port the server
+ * A throwaway `nats-server` with JetStream, for the replica tests and bench/replica.ts: 127.0.0.1, a port the server
  * picks itself (`-p -1`, read back from its ports file, so no race for a free port), its store in
  * a temp directory; stopped by its handle.
  *
@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sleep } from '../support/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * The `nats-server` binary: `$SEDIMENT_NATS_SERVER` if set (only that), else where Debian's
