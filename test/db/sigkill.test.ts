@@ -413,7 +413,7 @@ async function killLoop(opts: { policy: FsyncPolicy; background: BackgroundMode;
     keys: 0,
     tables: [],
   };
-  // The next two generations load (tsx start-up takes most of a second here) while one writes.
+  // The next two generations load (their modules and the worker's, some 0.5 s of CPU) while one writes.
   const gens = opts.targets.length;
   const queue: Writer[] = [spawnWriter(argsOf(0))];
   if (gens > 1) queue.push(spawnWriter(argsOf(1)));

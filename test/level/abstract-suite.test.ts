@@ -1,6 +1,6 @@
 /**
  * abstract-level's own shared test suite against SedimentLevel, as part of `npm test`: runs
- * abstract-suite.ts under tape in a child process (the suite is CommonJS, written for tape, and
+ * abstract-suite.ts (built to JavaScript by the global setup) under tape in a child process (the suite is CommonJS, written for tape, and
  * opens about a thousand databases) and reads its TAP output. Green means: the child exited 0,
  * tape counted no failure, every planned assertion ran and passed (none skipped or marked todo),
  * and at least {@link MIN_PASSING} of them did (5,168 with abstract-level 3.1.1 and the features
@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { builtScript } from '../support/child.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SUITE = path.join(REPO, 'test/level/abstract-suite.ts');
@@ -24,7 +25,7 @@ interface Run {
 
 function runSuite(): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', SUITE], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [builtScript(SUITE)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));

@@ -1,7 +1,7 @@
 /**
  * abstract-level's own shared test suite, run against SedimentLevel under tape, as classic-level
  * and memory-level run it: one factory, a fresh directory per call. The suite re-runs itself
- * through a sublevel. Run by abstract-suite.test.ts as a child process (`node --import tsx`),
+ * through a sublevel. Run by abstract-suite.test.ts as a child process (its build, `node`),
  * which checks the TAP summary; or by hand: `npx tsx test/level/abstract-suite.ts`.
  *
  * Every database gets its own directory under one temp root, removed when tape finishes. The

@@ -18,7 +18,7 @@ import { Record as WalRecord, Wal } from '../../src/wal/index.js';
 import { FaultFileSystem } from '../../src/fs/fault.js';
 import { MemFileSystem } from '../../src/fs/mem.js';
 import { PrometheusMeter } from '../../src/prometheus/index.js';
-import { fixtureScope } from '../support/child.js';
+import { builtScript, fixtureScope } from '../support/child.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const scope = fixtureScope('sediment-prometheus-');
@@ -482,7 +482,7 @@ describe('the package', () => {
   });
 
   it('runs examples/metrics-server.ts --once to completion: it scrapes itself over HTTP and exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/metrics-server.ts', '--once'], {
+    const child = spawn(process.execPath, [builtScript('examples/metrics-server.ts'), '--once'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -18,7 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ensureStream } from '../../examples/replica/nats.js';
 import { encodeUnit, messageId, streamNames, type WireChange, type WireUnit } from '../../examples/replica/protocol.js';
 import { DB } from '../../src/index.js';
-import { fixtureScope } from '../support/child.js';
+import { builtScript, fixtureScope } from '../support/child.js';
 import { sleep } from '../support/process.js';
 import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from '../../examples/replica/nats-server.js';
 
@@ -38,7 +38,7 @@ interface Follower {
 }
 
 function startFollower(args: string[]): Follower {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples/replica/follower.ts'), ...args], {
+  const child = spawn(process.execPath, [builtScript(path.join(ROOT, 'examples/replica/follower.ts')), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

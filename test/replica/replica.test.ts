@@ -17,7 +17,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeUnit, streamNames } from '../../examples/replica/protocol.js';
-import { fixtureScope } from '../support/child.js';
+import { builtScript, fixtureScope } from '../support/child.js';
 import { sleep } from '../support/process.js';
 import { findNatsServer, INSTALL_HINT, type NatsServer, startNatsServer } from '../../examples/replica/nats-server.js';
 
@@ -37,7 +37,7 @@ interface Proc {
 }
 
 function start(script: 'leader' | 'follower', args: string[]): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples/replica', `${script}.ts`), ...args], {
+  const child = spawn(process.execPath, [builtScript(path.join(ROOT, 'examples/replica', `${script}.ts`)), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,7 +1,7 @@
 /**
- * Spawning the TypeScript child processes of the SIGKILL tests: a fixture run with tsx, which
- * prints `loaded` once its modules are in, waits for `go` on stdin, and prints `ready` once it
- * is working.
+ * Spawning the child processes of the SIGKILL tests: a fixture, built to JavaScript by the
+ * global setup (build.ts), which prints `loaded` once its modules are in, waits for `go` on
+ * stdin, and prints `ready` once it is working.
  *
  * @module
  */
@@ -9,7 +9,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, inject } from 'vitest';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * The built JavaScript of `script`, a TypeScript file of this repo (absolute, or relative to
+ * `cwd`), as the global setup compiled it: run it with `node`, no tsx.
+ */
+export function builtScript(script: string, cwd = REPO): string {
+  const rel = path.relative(REPO, path.resolve(cwd, script));
+  const file = path.join(inject('testBuild'), rel.replace(/\.ts$/, '.js'));
+  if (!fs.existsSync(file)) throw new Error(`${rel} is not in the test build: add it to ENTRIES in test/support/build.ts`);
+  return file;
+}
 
 /**
  * What one test file spawns and creates: `live` holds its children (SIGKILLed after each test, by
@@ -47,11 +61,12 @@ export interface Child<A> {
 }
 
 /**
- * Runs `script` with `args` (as JSON) under tsx in `cwd`, tracked in `live` until it exits.
+ * Runs `script` (its build, see {@link builtScript}) with `args` (as JSON) in `cwd`, tracked in
+ * `live` until it exits.
  * `describe()` adds context (a log file) to the error when the child exits too early.
  */
 export function spawnFixture<A>(script: string, args: A, cwd: string, live: Set<ChildProcess>, describe: () => string): Child<A> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(args)], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [builtScript(script, cwd), JSON.stringify(args)], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(child);
   let out = '';
   let err = '';

@@ -7,7 +7,8 @@
  * Worker threads run test/fixtures/wal-lock-worker.mjs, plain JavaScript that loads the real
  * TypeScript WAL (src/wal/index.ts) through tsx's tsImport API: a worker cannot take tsx's
  * `--import` loader in its execArgv. So the worker exercises Wal.open itself, not just the lock
- * primitive. Child processes run test/fixtures/wal-lock-holder.ts under `node --import tsx`.
+ * primitive. Child processes run test/fixtures/wal-lock-holder.ts, built by the global setup
+ * (test/support/build.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { builtScript } from '../support/child.js';
 import { claimSocketFile } from '../../src/fs/node.js';
 import { segmentFileName } from '../../src/wal/format.js';
 import { ClosedError, CorruptionError, LockedError, Record, Wal } from '../../src/wal/index.js';
@@ -99,7 +101,7 @@ interface Child {
 
 /** Runs the holder fixture; `netns`: in a network namespace of its own (`unshare -n`), as a container would. */
 function runHolder(dir: string, mode: 'try' | 'hold', netns = false): Child {
-  const argv = [process.execPath, '--import', 'tsx', HOLDER, JSON.stringify({ dir, mode })];
+  const argv = [process.execPath, builtScript(HOLDER), JSON.stringify({ dir, mode })];
   if (netns) argv.unshift('unshare', '-n');
   const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);

@@ -18,7 +18,8 @@
  * the next writer itself recovers the crash; its recovery report must match the parent's.
  *
  * The next writer is spawned while the current one runs (it waits for a "go" on stdin before it
- * opens the WAL), so the ~0.4 s of tsx start-up is hidden behind the current run.
+ * opens the WAL), so its start-up (its build loading: test/support/build.ts) is hidden behind the
+ * current run.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compress as zstdCompress, init as zstdInit } from '@bokuweb/zstd-wasm';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { builtScript } from '../support/child.js';
 import { FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE, segmentFileName } from '../../src/wal/format.js';
 import { maskedCrc32c } from '../../src/util/crc32c.js';
 import { CorruptionError, Record, Wal, type Position, type RecoveryInfo, type RecoveryMode, type WalOptions } from '../../src/wal/index.js';
@@ -600,7 +601,7 @@ describe('forged length fields (child process, 64 MB heap)', () => {
   }
 
   async function probe(cases: ProbeCase[]): Promise<ProbeResult[]> {
-    const child = spawn(process.execPath, ['--max-old-space-size=64', '--import', 'tsx', PROBE, JSON.stringify({ cases })], {
+    const child = spawn(process.execPath, ['--max-old-space-size=64', builtScript(PROBE), JSON.stringify({ cases })], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
