@@ -19,6 +19,7 @@
  *   prev0   Int32Array   predecessor at level 0 (0: the head)
  *   height  Uint8Array   levels the node is linked in, 1..MAX_HEIGHT
  *   upper   Int32Array   where the node's links at levels 1..height-1 start in `tower`
+ *   newer   Int32Array   the node of the key's next newer record (0: none so far)
  *
  *   tower   Int32Array   links above level 0, height-1 per node, one node's after another's:
  *   +--------------------------------+-----------+---+-------------------+- - -
@@ -28,18 +29,19 @@
  * ```
  *
  * A node's height is 1 + k with probability 3/4 * (1/4)^k (capped at {@link MAX_HEIGHT}): a
- * third of a link above level 0 per node on average, so about 14 bytes per record. Every array
+ * third of a link above level 0 per node on average, so about 18 bytes per record. Every array
  * doubles when full (a copy of the links, which the collector never scans).
  *
  * Versions. Every record the memtable keeps is a node, older versions of a key included: nodes
  * are ordered by key, then newest record first. A put for a key already present goes in front of
  * its older versions, so an insert is one descent whatever the key, and no node ever moves or
  * goes away. A reader that may see only the records appended before some moment (a frozen view:
- * records below `limit`) skips the nodes at or past its limit and, of each key, takes the first
- * node it may see: the key's newest record then, which is the memtable's entry for it then (the
- * memtable never keeps a record older than one it holds for the key). A view is therefore a
- * number, taken in O(1), and stays exact while the live memtable goes on inserting: links change,
- * but only to splice in nodes the view skips.
+ * records below `limit`) sees, of each key, its newest record below the limit: that is the
+ * memtable's entry for the key then (the memtable never keeps a record older than one it holds
+ * for the key). A node is that record when it is below the limit and its `newer` is not (or is
+ * none), so a reader steps over the nodes it may not see without comparing a key. A view is
+ * therefore a number, taken in O(1), and stays exact while the live memtable goes on inserting:
+ * links change, but only to splice in nodes the view skips, and `newer` changes only to name one.
  *
  * @module
  */
@@ -47,8 +49,8 @@ import type { Arena } from './arena.js';
 
 /** Most levels a node is linked in: 4^12 = 16M nodes before searches start to slow down. */
 export const MAX_HEIGHT = 12;
-/** Bytes per record the skiplist holds: next0, prev0, upper (4 each), height (1), a third of a tower link (4/3). */
-export const SKIPLIST_BYTES_PER_RECORD = 14;
+/** Bytes per record the skiplist holds: next0, prev0, upper, newer (4 each), height (1), a third of a tower link (4/3). */
+export const SKIPLIST_BYTES_PER_RECORD = 18;
 /** The head node, and "no node". */
 const HEAD = 0;
 /** Nodes (the head included) the arrays have room for at first. */
@@ -61,6 +63,7 @@ export class SkipList {
   #prev0 = new Int32Array(FIRST_CAPACITY);
   #height = new Uint8Array(FIRST_CAPACITY);
   #upper = new Int32Array(FIRST_CAPACITY);
+  #newer = new Int32Array(FIRST_CAPACITY);
   #tower = new Int32Array(FIRST_CAPACITY);
   /** Entries of `#tower` in use; the head's come first. */
   #towerUsed = MAX_HEIGHT - 1;
@@ -72,6 +75,8 @@ export class SkipList {
   #count = 0;
   /** The predecessors found by the last {@link SkipList.prepare}, per level. */
   readonly #preds = new Int32Array(MAX_HEIGHT);
+  /** The node of the newest record of the key the last {@link SkipList.prepare} looked for, or 0. */
+  #found = HEAD;
   /** xorshift32 state for node heights. */
   #random = 0x2545f491;
 
@@ -117,7 +122,8 @@ export class SkipList {
     }
     preds[0] = node;
     const n = next0[node]!;
-    return n !== HEAD && compare(n - 1, record) === 0 ? n - 1 : -1;
+    this.#found = n !== HEAD && compare(n - 1, record) === 0 ? n : HEAD;
+    return this.#found - 1;
   }
 
   /** Links `record` where the last {@link SkipList.prepare} of it found. */
@@ -154,6 +160,8 @@ export class SkipList {
     this.#prev0[x] = p;
     if (n === HEAD) this.#last = x;
     else this.#prev0[n] = x;
+    this.#newer[x] = HEAD;
+    if (this.#found !== HEAD) this.#newer[this.#found] = x;
     this.#count++;
   }
 
@@ -167,6 +175,7 @@ export class SkipList {
     this.#next0 = grown(this.#next0, (n) => new Int32Array(n));
     this.#prev0 = grown(this.#prev0, (n) => new Int32Array(n));
     this.#upper = grown(this.#upper, (n) => new Int32Array(n));
+    this.#newer = grown(this.#newer, (n) => new Int32Array(n));
     this.#height = grown(this.#height, (n) => new Uint8Array(n));
   }
 
@@ -192,28 +201,24 @@ export class SkipList {
     return this.#next0[node]!;
   }
 
+  /** Whether a reader of the records below `limit` sees `node` (not the head): it is below the limit, and no newer record of its key is. */
+  #visible(node: number, limit: number): boolean {
+    const newer = this.#newer[node]!;
+    return node <= limit && (newer === HEAD || newer > limit);
+  }
+
   /** From `node` on (0: none), the first node a reader of the records below `limit` sees; 0 for none. */
   #visibleFrom(node: number, limit: number): number {
     const next0 = this.#next0;
-    while (node !== HEAD && node > limit) node = next0[node]!;
+    while (node !== HEAD && !this.#visible(node, limit)) node = next0[node]!;
     return node;
   }
 
-  /**
-   * From `node` back (the last node of its key, or the head), the node of the greatest key a
-   * reader of the records below `limit` sees: of that key's nodes, the newest below the limit.
-   */
+  /** From `node` back (0: none), the first node such a reader sees; 0 for none. */
   #visibleBack(node: number, limit: number): number {
     const prev0 = this.#prev0;
-    const compare = this.#arena.compare;
-    while (node !== HEAD && node > limit) node = prev0[node]!;
-    if (node === HEAD) return HEAD;
-    // Going back through a key's nodes, records grow: take the newest still below the limit.
-    for (;;) {
-      const p = prev0[node]!;
-      if (p === HEAD || p > limit || compare(p - 1, node - 1) !== 0) return node;
-      node = p;
-    }
+    while (node !== HEAD && !this.#visible(node, limit)) node = prev0[node]!;
+    return node;
   }
 
   /**
@@ -242,21 +247,11 @@ export class SkipList {
 
   /** After `record` (one such a reader sees), the record it sees for the next key, or -1. */
   next(record: number, limit: number): number {
-    const compare = this.#arena.compare;
-    const next0 = this.#next0;
-    // The key's older versions follow it; skip them, and whatever the reader may not see.
-    let n = next0[record + 1]!;
-    while (n !== HEAD && (n > limit || compare(n - 1, record) === 0)) n = next0[n]!;
-    return n - 1;
+    return this.#visibleFrom(this.#next0[record + 1]!, limit) - 1;
   }
 
   /** Before `record` (one such a reader sees), the record it sees for the previous key, or -1. */
   prev(record: number, limit: number): number {
-    const compare = this.#arena.compare;
-    const prev0 = this.#prev0;
-    // The key's newer versions precede it (none the reader sees): skip them.
-    let p = prev0[record + 1]!;
-    while (p !== HEAD && compare(p - 1, record) === 0) p = prev0[p]!;
-    return this.#visibleBack(p, limit) - 1;
+    return this.#visibleBack(this.#prev0[record + 1]!, limit) - 1;
   }
 }
