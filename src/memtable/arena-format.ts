@@ -1,6 +1,6 @@
 /**
  * The memtable's arena format: how entries lie in the arena's chunks, and how a reader that has
- * only the chunks (a worker thread flushing a frozen memtable, without its B+ tree) finds the
+ * only the chunks (a worker thread flushing a frozen memtable, without its skiplist) finds the
  * entries the memtable holds, in key order. Pure functions; nothing here allocates a chunk.
  *
  * An arena is a list of chunks (`SharedArrayBuffer`s, so another thread can read them without a
@@ -30,9 +30,10 @@
  *   flags: bit 0 = delete (a tombstone: value len is 0), bit 1 = expiresAt follows; others 0.
  * ```
  *
- * The key sits at a fixed offset (16) because the B+ tree's comparator reads it on every step of
- * every descent; the optional expiry goes last for the same reason. With 16 B keys and 100 B
- * values a record is 132 bytes (140 with an expiry).
+ * The key sits at a fixed offset (16) because the skiplist's comparator reads it on every step of
+ * a descent that the eight key bytes kept per record (`arena.ts`) do not settle; the optional
+ * expiry goes last for the same reason. With 16 B keys and 100 B values a record is 132 bytes
+ * (140 with an expiry).
  *
  * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset` (the memtable
  * keeps one per record; {@link sortedArenaAddresses} returns them). Chunks that take more than one

@@ -1,7 +1,7 @@
 /**
  * The memtable's arena: an append-only store of entry records in `SharedArrayBuffer` chunks (see
  * `arena-format.ts` for the layout), and the comparator that orders records by key for the
- * memtable's B+ tree, which holds record numbers (small integers) instead of objects.
+ * memtable's skiplist (`skiplist.ts`), whose nodes are record numbers in typed arrays.
  *
  * Chunks grow from {@link FIRST_CHUNK_SIZE} by doubling up to {@link CHUNK_SIZE}, so an empty or
  * small memtable (the DB makes a new one at every freeze; tests make them with a 1 KiB threshold)
@@ -12,17 +12,16 @@
  *
  * Records are numbered in append order. Typed arrays indexed by record number hold each
  * record's address and eight bytes of its key (two big-endian u32s, zero-padded): the comparator
- * settles most comparisons on those numbers without touching the chunks, and numbers below
- * 2^31 stay V8 small integers in the tree's nodes (an address with a key prefix would not fit).
+ * settles most comparisons on those numbers without touching the chunks.
  * The eight bytes are the ones after the prefix that every key in the arena shares (`skip`
  * bytes, at most {@link MAX_SKIP}): keys such as zero-padded decimals ("0000000001234567", the
  * benchmarks' keys) or "user:..." share their first bytes, and a prefix of those bytes never
  * settles anything. With the first four bytes as the prefix, 16 B decimal keys cost 6.6 us per
  * memtable insert against 2.4 us for random keys (300k inserts, CPU time, this loaded 2-core
- * VM), and the B+ tree's comparisons were 46% of the main thread's CPU time under 64 concurrent
- * puts. A key that shares less of the prefix than `skip` lowers it, and every record's eight
- * bytes are read again (one pass over the records in append order, at most `MAX_SKIP` times in
- * an arena's life, nearly always while it is small).
+ * VM), and the comparisons of the B+ tree that was the index then were 46% of the main thread's
+ * CPU time under 64 concurrent puts. A key that shares less of the prefix than `skip` lowers
+ * it, and every record's eight bytes are read again (one pass over the records in append order,
+ * at most `MAX_SKIP` times in an arena's life, nearly always while it is small).
  * Measured in an A/B harness while choosing (200k 16 B keys in a bare B+ tree, CPU time, best of
  * 8 on this loaded 2-core VM): random keys, lookups 540k/s with the prefixes against 305k/s
  * comparing the keys in the chunks (375k/s for the tree of strings this replaced); keys sharing
@@ -70,7 +69,7 @@ export const MAX_SKIP = 64;
 const FIRST_RECORD_CAPACITY = 256;
 /**
  * The record number that stands for the key last given to {@link Arena.setProbe}: lookups of a
- * key that is not in the arena pass it to the B+ tree, which never stores it.
+ * key that is not in the arena pass it to the skiplist, which never links it.
  */
 export const PROBE = -1;
 
@@ -110,7 +109,7 @@ export class Arena {
   #probeLo = 0;
   /**
    * Orders two record numbers (or {@link PROBE}) by their keys, bytewise. A closure rather than a
-   * method: the B+ tree calls it unbound.
+   * method: the skiplist calls it unbound.
    */
   readonly compare: (a: number, b: number) => number;
 

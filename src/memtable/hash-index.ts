@@ -1,8 +1,8 @@
 /**
- * The memtable's hash index: key hash to record number, for point lookups. The B+ tree orders the
- * records for cursors and flushes; a `get` only needs equality, and a descent of the tree costs
- * about 18 comparator calls at 200k keys (each reads two keys in the arena when they share their
- * first four bytes, as zero-padded decimal keys do). Measured before this index, a random `getSync`
+ * The memtable's hash index: key hash to record number, for point lookups. The skiplist orders
+ * the records for cursors; a `get` only needs equality, and a descent of an ordered index costs
+ * 18 comparator calls or more at 200k keys (a B+ tree's; a skiplist's about twice as many), each
+ * reading two keys in the arena when their eight bytes kept per record are equal. Measured before this index, a random `getSync`
  * on a live DB (180k keys in the memtable, bench/lookup.ts --live) spent a third of its CPU time
  * in that descent; it is about one probe here.
  *
@@ -13,10 +13,10 @@
  * (`util/hash.ts`, the bloom filters' too): the DB hashes a key once per lookup.
  *
  * One slot per key, holding its newest stored record: the memtable calls {@link HashIndex.add}
- * for a new key and {@link HashIndex.replace} when a put replaces a key's record, after its tree
+ * for a new key and {@link HashIndex.replace} when a put replaces a key's record, after its skiplist
  * took the record (a put ignored as older never reaches the index). Frozen views share the index
  * with the live memtable, which keeps changing it: a view trusts an answer only if the record was
- * appended before its freeze (then it is the view's record for the key too), and asks its tree
+ * appended before its freeze (then it is the view's record for the key too), and asks its skiplist
  * otherwise (see `memtable.ts`).
  *
  * @module

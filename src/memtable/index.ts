@@ -14,4 +14,4 @@ export {
   validateEntry,
 } from '../entry.js';
 export { type ArenaChunks, sortedArenaAddresses, sortedArenaEntries } from './arena-format.js';
-export { FrozenMemtable, INDEX_BYTES_PER_ENTRY, Memtable, MemtableCursor } from './memtable.js';
+export { FrozenMemtable, INDEX_BYTES_PER_ENTRY, INDEX_BYTES_PER_RECORD, Memtable, MemtableCursor } from './memtable.js';

@@ -3,13 +3,15 @@
  * settles them into a table.
  *
  * Entries are records in an append-only arena of `SharedArrayBuffer` chunks (`arena.ts`, layout
- * in `arena-format.ts`), after Pebble's arenaskl and RocksDB's InlineSkipList. A B+ tree
- * (`sorted-btree`) holds their record numbers, small integers, ordered by a comparator that
- * settles most comparisons on a 4-byte key prefix kept per record and reads the keys in the arena
- * otherwise. The garbage collector sees a few hundred chunks and the tree's nodes, not an object,
- * a string and two byte arrays per entry. Measured with `bench/memtable.ts` on Node 20 (this
- * 2-core VM, shared and loaded: ranges over three runs), 1M random 16 B keys with 100 B values,
- * against the B+ tree of latin1 strings to entry objects this replaced:
+ * in `arena-format.ts`), after Pebble's arenaskl and RocksDB's InlineSkipList. A skiplist
+ * (`skiplist.ts`) orders them: its nodes are the record numbers, its links typed arrays indexed by
+ * record number, its comparator settles most comparisons on eight key bytes kept per record and
+ * reads the keys in the arena otherwise. The garbage collector sees a few hundred chunks and a
+ * dozen typed arrays, not an object, a string and two byte arrays per entry, nor (as with the
+ * B+ tree of record numbers that came between) a node object and an array per 20-odd entries.
+ * Measured with `bench/memtable.ts` on Node 20 (this 2-core VM, shared and loaded: ranges over
+ * three runs), 1M random 16 B keys with 100 B values, against the B+ tree of latin1 strings to
+ * entry objects that came first:
  *
  * |                                     | entry objects       | arena               |
  * | ----------------------------------- | ------------------- | ------------------- |
@@ -20,26 +22,50 @@
  * | GC during the 1M inserts            | 2.0-2.8 s           | 0.16-0.37 s         |
  * | longest GC pause during them        | 188-355 ms          | 17-70 ms            |
  *
+ * The arena column is the arena with the B+ tree of record numbers. Against it, the skiplist
+ * (A/B, the two builds alternating, medians of 3 runs; this VM at a load average of 13-15, so
+ * only the figures that do not depend on the load mean much). bench/memgc.ts, the `concurrent`
+ * workload of bench:db (64 puts in flight, 1M random fills then 1M random overwrites, 64 MiB
+ * memtable), the main thread's collections by V8's `--trace-gc-nvp`:
+ *
+ * |                                     | B+ tree             | skiplist            |
+ * | ----------------------------------- | ------------------- | ------------------- |
+ * | bytes surviving scavenges           | 67 MB               | 26 MB               |
+ * | bytes promoted to the old generation| 65.5 MB             | 21.7 MB             |
+ * | scavenges / mark-compacts           | 292 / 21            | 286 / 18            |
+ * | puts per CPU-second                 | 36.1k               | 36.6k               |
+ * | GC pauses, wall clock: total        | 7.6 s               | 5.8 s               |
+ * | pauses over 2 ms / over 5 ms        | 282 / 211           | 213 / 169           |
+ *
+ * A memtable alone, 400k random inserts then 400k overwrites with nothing else allocating: 8.5 MB
+ * promoted and 11.4 MB of old space with the tree, 0.5 MB and 3.4 MB with the skiplist. The
+ * price is the descent: about 37 comparator steps at 400k keys against the tree's 19, each a
+ * cache miss or two, so `bench/memtable.ts` (400k random keys, runs alternating) gives 108k-134k
+ * inserts per CPU-second (4 runs) against the tree's 128k-140k (3 runs); gets go through the hash
+ * index either way (425k-546k per CPU-second); a frozen scan, which steps over the versions a
+ * view does not see without comparing keys, 160k entries/s against 117k-176k (wall clock).
+ *
  * Entries are made on demand (an object and a view or two per entry read), so a full scan costs
  * about what it did (0.8x-1.5x the old one's speed from run to run).
  *
  * Point lookups go through a hash index (`hash-index.ts`: key hash to record number, kept beside
- * the tree) rather than down the tree: one probe instead of ~18 comparator calls. The DB's
- * lookup ({@link MemtableReader.find}) takes the key's hash from its caller, which hashes once
- * for the memtables and every table's bloom filter, and fills a `Found` (the value as a range of
- * an arena chunk) instead of making an entry and a view.
+ * the skiplist) rather than down the skiplist: one probe instead of ~40 comparator calls. The
+ * DB's lookup ({@link MemtableReader.find}) takes the key's hash from its caller, which hashes
+ * once for the memtables and every table's bloom filter, and fills a `Found` (the value as a
+ * range of an arena chunk) instead of making an entry and a view.
  *
  * One entry per key. A `put` whose seq is `>=` the stored entry's replaces it (equal seqs: the
  * later call wins, as within one batch); an older seq is ignored and `put` returns false. This
- * makes replaying a WAL over a memtable idempotent. A put appends its record and, for a key
- * already present, repoints the tree at it; the old record stays in the arena (a frozen view may
- * still read it) until the memtable is dropped.
+ * makes replaying a WAL over a memtable idempotent. A put appends its record and links it in the
+ * skiplist in front of the key's older records, which stay (in the arena and in the skiplist:
+ * a frozen view may still read them; readers skip them) until the memtable is dropped.
  *
- * {@link Memtable.freeze} returns an immutable view in O(1): the tree is cloned copy-on-write, so
- * later writes copy the nodes they touch instead of changing the view's, and the arena only grows.
- * Cursors always run over such a view, so writes during an iteration never disturb it.
- * {@link FrozenMemtable.arena} gives the view's chunks, for a reader that sorts them itself
- * (`sortedArenaEntries`) without the tree, such as a worker thread.
+ * {@link Memtable.freeze} returns an immutable view in O(1): the number of records appended so
+ * far. Later records are linked into the same skiplist, and the view skips every record at or past
+ * its number, so it reads the contents as they were. Cursors always run over such a view, so
+ * writes during an iteration never disturb it. {@link FrozenMemtable.arena} gives the view's
+ * chunks, for a reader that sorts them itself (`sortedArenaEntries`) without the skiplist, such
+ * as a worker thread.
  *
  * `put` copies the entry's bytes into the arena: the caller may reuse its arrays. The entries
  * handed out (`get`, cursors) are made on demand; their key and value are views into the arena,
@@ -47,35 +73,26 @@
  *
  * @module
  */
-import * as btree from 'sorted-btree';
 import { type CursorOptions, type Entry, type EntryCursor, checkKey, normalizeEntry, positionCursor, validateEntry } from '../entry.js';
 import type { Found } from '../found.js';
 import { hash32, KEY_HASH_SEED, keyHash } from '../util/hash.js';
 import { Arena, type ArenaMark, PROBE } from './arena.js';
 import { HASH_INDEX_BYTES_PER_ENTRY, HashIndex } from './hash-index.js';
+import { SKIPLIST_BYTES_PER_RECORD, SkipList } from './skiplist.js';
 
-// sorted-btree is CommonJS with `exports.default`: Node's ESM loader exposes it as
-// `default.default`, bundlers and tsx as `default`. Take whichever is the class.
-// Keys are record numbers; no values (the tree then keeps no value arrays at all).
-type BTreeOf = btree.default<number, undefined>;
-type BTreeClass = new (entries: undefined, compare: (a: number, b: number) => number) => BTreeOf;
-const btreeExports = btree as unknown as { default: BTreeClass | { default: BTreeClass } };
-const BTree: BTreeClass = typeof btreeExports.default === 'function' ? btreeExports.default : btreeExports.default.default;
-
-/**
- * Bytes charged per key for the B+ tree and the hash index, on top of the arena's. The tree's
- * leaves hold one number per key, 8 bytes, in nodes about two-thirds full, plus node objects:
- * measured on Node 20 with 1M and 100k random 16 B keys, 19 to 21 bytes of heap per key. The
- * hash index ({@link HASH_INDEX_BYTES_PER_ENTRY}): 16.
- */
-export const INDEX_BYTES_PER_ENTRY = 20 + HASH_INDEX_BYTES_PER_ENTRY;
+/** Bytes charged per key for the hash index ({@link HASH_INDEX_BYTES_PER_ENTRY}). */
+export const INDEX_BYTES_PER_ENTRY = HASH_INDEX_BYTES_PER_ENTRY;
+/** Bytes charged per record kept for the skiplist ({@link SKIPLIST_BYTES_PER_RECORD}), on top of the arena's. */
+export const INDEX_BYTES_PER_RECORD = SKIPLIST_BYTES_PER_RECORD;
 
 /** Read-only operations shared by the live memtable and its frozen views. */
 abstract class MemtableReader {
   /** @internal */
-  protected abstract tree(): BTreeOf;
+  protected abstract list(): SkipList;
   /** @internal */
   protected abstract store(): Arena;
+  /** @internal The records this reader sees are those below this number. */
+  protected abstract limit(): number;
   /** @internal The number of `key`'s record (`hash` is its `keyHash`), or -1. */
   protected abstract record(key: Uint8Array, hash: number): number;
 
@@ -102,31 +119,19 @@ abstract class MemtableReader {
   }
 
   /** Number of keys (entries). */
-  get size(): number {
-    return this.tree().size;
-  }
+  abstract get size(): number;
 
   /** The smallest key, or `undefined` when empty. */
   get smallestKey(): Uint8Array | undefined {
-    const r = this.tree().minKey();
-    return r === undefined ? undefined : this.store().entry(r).key;
+    const r = this.list().first(this.limit());
+    return r < 0 ? undefined : this.store().entry(r).key;
   }
 
   /** The largest key, or `undefined` when empty. */
   get largestKey(): Uint8Array | undefined {
-    const r = this.tree().maxKey();
-    return r === undefined ? undefined : this.store().entry(r).key;
+    const r = this.list().last(this.limit());
+    return r < 0 ? undefined : this.store().entry(r).key;
   }
-}
-
-/** Lookups fill this pair instead of making one (they run one at a time, synchronously). */
-const pair: [number, undefined] = [0, undefined];
-
-/** The number of `key`'s record in `tree`, or undefined: a descent of the tree (the hash index is faster). */
-function lookup(tree: BTreeOf, arena: Arena, key: Uint8Array): number | undefined {
-  arena.setProbe(key);
-  const p = tree.getPairOrNextHigher(PROBE, pair);
-  return p !== undefined && arena.compare(p[0], PROBE) === 0 ? p[0] : undefined;
 }
 
 /**
@@ -134,17 +139,19 @@ function lookup(tree: BTreeOf, arena: Arena, key: Uint8Array): number | undefine
  * out, and what an iterator reads while the memtable takes new writes.
  */
 export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
-  readonly #tree: BTreeOf;
+  readonly #list: SkipList;
   readonly #arena: Arena;
   readonly #mark: ArenaMark;
   readonly #index: HashIndex;
+  readonly #size: number;
 
   /** @internal */
   constructor(
-    tree: BTreeOf,
+    list: SkipList,
     arena: Arena,
     index: HashIndex,
     mark: ArenaMark,
+    size: number,
     /** Memory held, in bytes, as {@link Memtable.approximateBytes} was at the freeze. */
     readonly approximateBytes: number,
     /** Smallest seq of any entry stored since the memtable was created (0 when empty). */
@@ -153,15 +160,21 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     readonly maxSeq: number,
   ) {
     super();
-    this.#tree = tree;
+    this.#list = list;
     this.#arena = arena;
     this.#index = index;
     this.#mark = mark;
+    this.#size = size;
+  }
+
+  /** Number of keys (entries) at the freeze. */
+  get size(): number {
+    return this.#size;
   }
 
   /** @internal */
-  protected tree(): BTreeOf {
-    return this.#tree;
+  protected list(): SkipList {
+    return this.#list;
   }
 
   /** @internal */
@@ -169,20 +182,28 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     return this.#arena;
   }
 
+  /** @internal */
+  protected limit(): number {
+    return this.#mark.records;
+  }
+
   /**
    * @internal The live memtable's index holds each key's newest record: one appended before the
    * freeze is this view's record for the key too. A newer one (the key was put since) leaves the
-   * answer to the view's tree; no record at all means no key, then as now.
+   * answer to the skiplist; no record at all means no key, then as now.
    */
   protected record(key: Uint8Array, hash: number): number {
-    const r = this.#index.find(hash, key, this.#arena);
+    const arena = this.#arena;
+    const r = this.#index.find(hash, key, arena);
     if (r < this.#mark.records) return r;
-    return lookup(this.#tree, this.#arena, key) ?? -1;
+    arena.setProbe(key);
+    const s = this.#list.seek(PROBE, this.#mark.records);
+    return s >= 0 && arena.compare(s, PROBE) === 0 ? s : -1;
   }
 
   /** A cursor positioned as `options` say (by default at the first entry). */
   iterator(options?: CursorOptions): MemtableCursor {
-    const cursor = new MemtableCursor(this.#tree, this.#arena, options?.reverse === true);
+    const cursor = new MemtableCursor(this.#list, this.#arena, this.#mark.records, options?.reverse === true);
     positionCursor(cursor, options);
     return cursor;
   }
@@ -190,7 +211,9 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   /** Every entry in ascending key order. */
   *[Symbol.iterator](): Iterator<Entry> {
     const arena = this.#arena;
-    for (const [record] of this.#tree.entries(undefined, [0, undefined])) yield arena.entry(record);
+    const list = this.#list;
+    const limit = this.#mark.records;
+    for (let r = list.first(limit); r >= 0; r = list.next(r, limit)) yield arena.entry(r);
   }
 
   /**
@@ -208,18 +231,29 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 export class Memtable extends MemtableReader {
   readonly #arena = new Arena();
   readonly #index = new HashIndex();
-  #tree: BTreeOf = new BTree(undefined, this.#arena.compare);
+  readonly #list = new SkipList(this.#arena);
+  #size = 0;
   #minSeq = Infinity;
   #maxSeq = -1;
 
+  /** Number of keys (entries). */
+  get size(): number {
+    return this.#size;
+  }
+
   /** @internal */
-  protected tree(): BTreeOf {
-    return this.#tree;
+  protected list(): SkipList {
+    return this.#list;
   }
 
   /** @internal */
   protected store(): Arena {
     return this.#arena;
+  }
+
+  /** @internal */
+  protected limit(): number {
+    return this.#arena.records;
   }
 
   /** @internal */
@@ -263,21 +297,21 @@ export class Memtable extends MemtableReader {
     return this.#link(this.#arena.appendFrom(src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt), seq, hash);
   }
 
-  /** Puts the record just appended (its key hashing to `hash`) into the tree and the hash index (see {@link insertChecked}). */
+  /** Puts the record just appended (its key hashing to `hash`) into the skiplist and the hash index (see {@link insertChecked}). */
   #link(record: number, seq: number, hash: number): boolean {
     const arena = this.#arena;
-    // One descent for a new key (the common case); an existing key costs two more.
-    if (!this.#tree.set(record, undefined, false)) {
-      const old = this.#tree.getPairOrNextHigher(record, pair)![0];
-      if (arena.seq(old) > seq) {
-        arena.truncate(record);
-        return false;
-      }
-      // sorted-btree's overwrite replaces the leaf's key as well as its value: the tree now holds
-      // the new record. (An inner node may keep the old one as a separator: the same key.)
-      this.#tree.set(record, undefined, true);
-      this.#index.replace(old, record, hash);
-    } else this.#index.add(record, hash);
+    // One descent, for a new key and an existing one alike: a key's new record goes in front of its old ones.
+    const old = this.#list.prepare(record);
+    if (old >= 0 && arena.seq(old) > seq) {
+      arena.truncate(record);
+      return false;
+    }
+    this.#list.link(record);
+    if (old >= 0) this.#index.replace(old, record, hash);
+    else {
+      this.#index.add(record, hash);
+      this.#size++;
+    }
     if (seq < this.#minSeq) this.#minSeq = seq;
     if (seq > this.#maxSeq) this.#maxSeq = seq;
     return true;
@@ -285,11 +319,12 @@ export class Memtable extends MemtableReader {
 
   /**
    * Memory held, in bytes: the arena's chunks (overwritten records included: they stay until the
-   * memtable is dropped) and {@link INDEX_BYTES_PER_ENTRY} per key for the tree. What the DB
-   * compares with its flush threshold.
+   * memtable is dropped), {@link INDEX_BYTES_PER_RECORD} per record for the skiplist and
+   * {@link INDEX_BYTES_PER_ENTRY} per key for the hash index. What the DB compares with its flush
+   * threshold.
    */
   get approximateBytes(): number {
-    return this.#arena.bytesHeld + this.#tree.size * INDEX_BYTES_PER_ENTRY;
+    return this.#arena.bytesHeld + this.#list.records * INDEX_BYTES_PER_RECORD + this.#size * INDEX_BYTES_PER_ENTRY;
   }
 
   /** Smallest seq stored so far, or `undefined` when nothing was stored. */
@@ -307,14 +342,13 @@ export class Memtable extends MemtableReader {
    * show in it; the view stays valid for as long as it is referenced.
    */
   freeze(): FrozenMemtable {
-    const view = this.#tree.clone();
-    view.freeze();
     const empty = this.#maxSeq < 0;
     return new FrozenMemtable(
-      view,
+      this.#list,
       this.#arena,
       this.#index,
       this.#arena.mark(),
+      this.#size,
       this.approximateBytes,
       empty ? 0 : this.#minSeq,
       empty ? 0 : this.#maxSeq,
@@ -331,24 +365,23 @@ export class Memtable extends MemtableReader {
 }
 
 /**
- * A cursor over a frozen B+ tree. Moving in one direction pulls from the tree's own iterator
- * (amortized O(1) per step); turning around starts a new one from the current key (O(log n)).
+ * A cursor over a frozen view: the records below `limit` of a skiplist. A step forward is a link
+ * or a few (the key's older versions and the records the view does not see are skipped), a step
+ * back as well (the skiplist keeps a backward link at level 0); a seek is one descent.
  */
 export class MemtableCursor implements EntryCursor {
-  readonly #tree: BTreeOf;
+  readonly #list: SkipList;
   readonly #arena: Arena;
+  readonly #limit: number;
   readonly #reverse: boolean;
-  /** The tree's iterators fill this pair instead of making one per step. */
-  readonly #pair: [number, undefined] = [0, undefined];
-  #it: Iterator<[number, undefined]> | undefined;
-  #itReverse = false;
   #record = -1;
   #current: Entry | undefined;
 
   /** @internal */
-  constructor(tree: BTreeOf, arena: Arena, reverse: boolean) {
-    this.#tree = tree;
+  constructor(list: SkipList, arena: Arena, limit: number, reverse: boolean) {
+    this.#list = list;
     this.#arena = arena;
+    this.#limit = limit;
     this.#reverse = reverse;
   }
 
@@ -356,59 +389,40 @@ export class MemtableCursor implements EntryCursor {
     return this.#current;
   }
 
-  #pull(): Entry | undefined {
-    const r = this.#it!.next();
-    if (r.done === true) {
-      this.#it = undefined;
-      this.#record = -1;
-      this.#current = undefined;
-      return undefined;
-    }
-    this.#record = r.value[0];
-    this.#current = this.#arena.entry(this.#record);
+  #at(record: number): Entry | undefined {
+    this.#record = record;
+    this.#current = record < 0 ? undefined : this.#arena.entry(record);
     return this.#current;
   }
 
-  #start(it: Iterator<[number, undefined]>, reverse: boolean): Entry | undefined {
-    this.#it = it;
-    this.#itReverse = reverse;
-    return this.#pull();
-  }
-
-  // The tree finds a start position when the iterator is made, so the probe is only read here.
   seek(key: Uint8Array): Entry | undefined {
     checkKey(key);
     this.#arena.setProbe(key);
-    return this.#start(this.#tree.entries(PROBE, this.#pair), false);
+    return this.#at(this.#list.seek(PROBE, this.#limit));
   }
 
   seekForPrev(key: Uint8Array): Entry | undefined {
     checkKey(key);
     this.#arena.setProbe(key);
-    return this.#start(this.#tree.entriesReversed(PROBE, this.#pair), true);
+    return this.#at(this.#list.seekForPrev(PROBE, this.#limit));
   }
 
   seekToFirst(): Entry | undefined {
-    return this.#start(this.#tree.entries(undefined, this.#pair), false);
+    return this.#at(this.#list.first(this.#limit));
   }
 
   seekToLast(): Entry | undefined {
-    return this.#start(this.#tree.entriesReversed(undefined, this.#pair), true);
+    return this.#at(this.#list.last(this.#limit));
   }
 
   next(): Entry | undefined {
     if (this.#record < 0) return undefined;
-    if (this.#itReverse) {
-      // entries(r) starts at r itself, which is present: skip it.
-      this.#start(this.#tree.entries(this.#record, this.#pair), false);
-    }
-    return this.#pull();
+    return this.#at(this.#list.next(this.#record, this.#limit));
   }
 
   prev(): Entry | undefined {
     if (this.#record < 0) return undefined;
-    if (!this.#itReverse) return this.#start(this.#tree.entriesReversed(this.#record, this.#pair, true), true);
-    return this.#pull();
+    return this.#at(this.#list.prev(this.#record, this.#limit));
   }
 
   *[Symbol.iterator](): Iterator<Entry> {

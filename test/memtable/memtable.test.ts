@@ -3,7 +3,7 @@ import { fc, test } from '@fast-check/vitest';
 import { type Entry, compareKeys } from '../../src/entry.js';
 import { RECORD_INDEX_BYTES } from '../../src/memtable/arena.js';
 import { sortedArenaEntries } from '../../src/memtable/arena-format.js';
-import { INDEX_BYTES_PER_ENTRY, Memtable } from '../../src/memtable/memtable.js';
+import { INDEX_BYTES_PER_ENTRY, INDEX_BYTES_PER_RECORD, Memtable } from '../../src/memtable/memtable.js';
 import { bodyArb, bytes, checkCursorMoves, drain, forwardFrom, hex, keyArb, makeEntry, plain, reverseFrom } from '../sstable/helpers.js';
 
 const put = (key: string, seq: number, value = `v${seq}`): Entry => ({
@@ -91,9 +91,9 @@ describe('Memtable', () => {
     expect(m.size).toBe(0);
   });
 
-  it('tracks the memory held: every record appended, and the index per key', () => {
+  it('tracks the memory held: every record appended with its skiplist node, and the hash index per key', () => {
     const m = new Memtable();
-    const record = (key: number, value: number) => 16 + key + value + RECORD_INDEX_BYTES;
+    const record = (key: number, value: number) => 16 + key + value + RECORD_INDEX_BYTES + INDEX_BYTES_PER_RECORD;
     expect(m.approximateBytes).toBe(0);
     m.put(put('key', 1, 'x'.repeat(100)));
     expect(m.approximateBytes).toBe(record(3, 100) + INDEX_BYTES_PER_ENTRY);

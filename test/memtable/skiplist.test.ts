@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { compareKeys } from '../../src/entry.js';
+import { Arena, PROBE } from '../../src/memtable/arena.js';
+import { SkipList } from '../../src/memtable/skiplist.js';
+
+/**
+ * A skiplist over an arena, fed as the memtable feeds it: each record appended, then linked
+ * unless its key already holds a record with a higher seq (then taken back). `put` returns the
+ * record linked or -1.
+ */
+function make(): { arena: Arena; list: SkipList; put(key: Uint8Array, seq: number): number } {
+  const arena = new Arena();
+  const list = new SkipList(arena);
+  return {
+    arena,
+    list,
+    put(key, seq) {
+      const r = arena.append({ key, seq, kind: 'put', value: new Uint8Array(0), expiresAt: undefined });
+      const old = list.prepare(r);
+      if (old >= 0 && arena.seq(old) > seq) {
+        arena.truncate(r);
+        return -1;
+      }
+      list.link(r);
+      return r;
+    },
+  };
+}
+
+/** What a reader of the records below `limit` should see: per key, its newest record below the limit, in key order. */
+function expected(records: readonly { key: Uint8Array; record: number }[], limit: number): number[] {
+  const newest = new Map<string, { key: Uint8Array; record: number }>();
+  for (const r of records) {
+    if (r.record >= limit) continue;
+    const k = Buffer.from(r.key).toString('hex');
+    const had = newest.get(k);
+    if (had === undefined || r.record > had.record) newest.set(k, r);
+  }
+  return [...newest.values()].sort((a, b) => compareKeys(a.key, b.key)).map((r) => r.record);
+}
+
+function forward(list: SkipList, limit: number): number[] {
+  const out: number[] = [];
+  for (let r = list.first(limit); r >= 0; r = list.next(r, limit)) out.push(r);
+  return out;
+}
+
+function backward(list: SkipList, limit: number): number[] {
+  const out: number[] = [];
+  for (let r = list.last(limit); r >= 0; r = list.prev(r, limit)) out.push(r);
+  return out;
+}
+
+const keyArb = fc.uint8Array({ minLength: 1, maxLength: 3, max: 3 });
+
+describe('SkipList', () => {
+  it('is empty before the first record, at any limit', () => {
+    const { list, arena } = make();
+    arena.setProbe(Uint8Array.of(1));
+    for (const limit of [0, 10]) {
+      expect([list.first(limit), list.last(limit), list.seek(PROBE, limit), list.seekForPrev(PROBE, limit)]).toEqual([-1, -1, -1, -1]);
+    }
+    expect(list.records).toBe(0);
+  });
+
+  it('keeps every version of a key, newest first, and shows each reader the newest it may see', () => {
+    const { list, put } = make();
+    const records: { key: Uint8Array; record: number }[] = [];
+    // 3000 records over 40 keys: towers several levels high, ~75 versions per key.
+    let x = 12345;
+    for (let i = 0; i < 3000; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      const key = Buffer.from(`k${(x >>> 8) % 40}`);
+      records.push({ key, record: put(key, i + 1) });
+    }
+    expect(list.records).toBe(3000);
+    for (const limit of [0, 1, 17, 500, 2999, 3000]) {
+      const want = expected(records, limit);
+      expect(forward(list, limit)).toEqual(want);
+      expect(backward(list, limit)).toEqual([...want].reverse());
+    }
+  });
+
+  it('never links a record whose key holds a higher seq; an equal seq goes in front', () => {
+    const { list, put } = make();
+    expect(put(Buffer.from('a'), 5)).toBe(0);
+    expect(put(Buffer.from('a'), 4)).toBe(-1);
+    expect(put(Buffer.from('a'), 5)).toBe(1);
+    expect(list.records).toBe(2);
+    expect(forward(list, 2)).toEqual([1]);
+    expect(forward(list, 1)).toEqual([0]);
+  });
+
+  test.prop([fc.array(fc.tuple(keyArb, fc.nat(3)), { maxLength: 300 }), fc.array(keyArb, { maxLength: 8 }), fc.nat(300)], {
+    numRuns: 200,
+  })('seeks, steps and turns around as a sorted model of each reader does', (ops, probes, limitSeed) => {
+    const { list, arena, put } = make();
+    const records: { key: Uint8Array; record: number }[] = [];
+    const seqs = new Map<string, number>();
+    let seq = 0;
+    for (const [key, older] of ops) {
+      // Mostly newer seqs; now and then one older than the key's, which must be ignored.
+      const k = Buffer.from(key).toString('hex');
+      const s = older === 0 && seqs.has(k) ? seqs.get(k)! - 1 : ++seq;
+      const r = put(key, s);
+      if (r >= 0) {
+        records.push({ key, record: r });
+        seqs.set(k, s);
+      }
+    }
+    const total = records.length;
+    for (const limit of [total, limitSeed % (total + 1)]) {
+      const want = expected(records, limit);
+      expect(forward(list, limit)).toEqual(want);
+      expect(backward(list, limit)).toEqual([...want].reverse());
+      const keyOf = (r: number): Uint8Array => arena.entry(r).key;
+      for (const probe of probes) {
+        arena.setProbe(probe);
+        const ge = want.find((r) => compareKeys(keyOf(r), probe) >= 0) ?? -1;
+        const le = [...want].reverse().find((r) => compareKeys(keyOf(r), probe) <= 0) ?? -1;
+        expect(list.seek(PROBE, limit)).toBe(ge);
+        expect(list.seekForPrev(PROBE, limit)).toBe(le);
+        // Turning around from a seek position: back one key, then forward again.
+        if (ge >= 0) {
+          const i = want.indexOf(ge);
+          expect(list.prev(ge, limit)).toBe(i > 0 ? want[i - 1]! : -1);
+          expect(list.next(ge, limit)).toBe(i + 1 < want.length ? want[i + 1]! : -1);
+        }
+      }
+    }
+  });
+});
