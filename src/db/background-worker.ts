@@ -100,6 +100,10 @@ port.on('message', (msg: ToWorker) => {
     }
   } else if (msg.type === 'cancel') {
     jobs.get(msg.id)?.cancel.abort(new JobCancelledError());
+  } else if (msg.type === 'memory') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (msg.gc && gc) gc();
+    post({ type: 'memory', id: msg.id, usage: process.memoryUsage() });
   } else if (msg.type === 'crash') {
     // For the tests: an uncaught error, as a bug in the worker would throw.
     setImmediate(() => {

@@ -66,6 +66,7 @@ export type ToWorker =
   | { type: 'job'; id: number; job: WorkerJob; fs: { port: MessagePort; sync: SyncChannel } | undefined }
   | { type: 'numbers'; id: number; numbers: number[] }
   | { type: 'cancel'; id: number }
+  | { type: 'memory'; id: number; gc: boolean }
   | { type: 'crash' };
 
 /** @internal Messages from the worker. */
@@ -74,7 +75,8 @@ export type FromWorker =
   | { type: 'numbers'; id: number; count: number }
   | { type: 'done'; id: number; result: JobResult }
   | { type: 'failed'; id: number; error: WireError }
-  | { type: 'cancelled'; id: number };
+  | { type: 'cancelled'; id: number }
+  | { type: 'memory'; id: number; usage: NodeJS.MemoryUsage };
 
 /** The background worker died while it ran a job. */
 export class BackgroundWorkerError extends Error {
@@ -163,6 +165,8 @@ export class BackgroundWorker {
   #loading = 0;
   /** Workers started so far (a restart after a death counts one more). */
   started = 0;
+  /** Pending {@link memoryUsage} answers, by id. */
+  readonly #memoryQueries = new Map<number, (usage: NodeJS.MemoryUsage | undefined) => void>();
 
   /** `spawn` (for the tests) starts the worker thread; by default from the build or the sources. */
   constructor(spawnWorker: () => Worker = spawn) {
@@ -205,6 +209,8 @@ export class BackgroundWorker {
       if (!loaded && this.#terminated !== worker) {
         this.#cannotStart(failure ?? new Error(`it exited with code ${code} before it was ready`));
       }
+      for (const answer of this.#memoryQueries.values()) answer(undefined);
+      this.#memoryQueries.clear();
       const jobs = [...this.#jobs.values()];
       this.#jobs.clear();
       for (const job of jobs) {
@@ -229,6 +235,11 @@ export class BackgroundWorker {
   }
 
   #onMessage(worker: Worker, msg: Exclude<FromWorker, { type: 'ready' }>): void {
+    if (msg.type === 'memory') {
+      this.#memoryQueries.get(msg.id)?.(msg.usage);
+      this.#memoryQueries.delete(msg.id);
+      return;
+    }
     const job = this.#jobs.get(msg.id);
     if (!job) return;
     if (msg.type === 'numbers') {
@@ -325,6 +336,21 @@ export class BackgroundWorker {
    */
   async warm(): Promise<void> {
     await this.#loaded(false);
+  }
+
+  /**
+   * @internal The worker's `process.memoryUsage()` (its heap, external and ArrayBuffer bytes; rss
+   * is the process's), or undefined if no worker runs. With `gc`, after a full garbage collection
+   * when the process runs with `--expose-gc`. For benchmarks (bench/rss.ts).
+   */
+  memoryUsage(gc = false): Promise<NodeJS.MemoryUsage | undefined> {
+    const worker = this.#worker;
+    if (!worker) return Promise.resolve(undefined);
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#memoryQueries.set(id, resolve);
+      worker.postMessage({ type: 'memory', id, gc } satisfies ToWorker);
+    });
   }
 
   /** @internal For the tests: kills the worker now, as a crash would. */

@@ -23,6 +23,13 @@ export interface DBStats {
   memtable: { bytes: number; entries: number };
   frozenMemtables: number;
   /**
+   * Memory the DB holds by its own accounting, in bytes: the active memtable and the frozen ones
+   * waiting for their flush (arena chunks and index, `memtable.bytes` summed), the block cache's
+   * charge (at most its budget), and what the open tables pin outside it (bloom filters, decoded
+   * indexes). Buffers of background jobs and the JavaScript heap are not counted.
+   */
+  memory: { memtableBytes: number; frozenMemtableBytes: number; blockCacheBytes: number; tableReaderBytes: number };
+  /**
    * Per level: tables, bytes, the level's size target (L1 and deeper but the last; L0's trigger is
    * a table count) and its compaction debt: the bytes over the target (L0: all of it once it has
    * `l0CompactionTrigger` tables).
@@ -107,9 +114,19 @@ export function collectStats(p: StatsParts): DBStats {
   const written = s.flushBytes + s.compactionBytesWritten;
   const v = p.version;
   const debt = compactionDebt(v, p.opts);
+  let frozenBytes = 0;
+  for (const f of p.writer.imm) frozenBytes += f.table.approximateBytes;
+  let readerBytes = 0;
+  for (const level of v.levels) for (const t of level) readerBytes += t.reader.pinnedBytes;
   return {
     memtable: { bytes: p.writer.mem.approximateBytes, entries: p.writer.mem.size },
     frozenMemtables: p.writer.imm.length,
+    memory: {
+      memtableBytes: p.writer.mem.approximateBytes,
+      frozenMemtableBytes: frozenBytes,
+      blockCacheBytes: p.cache.usedBytes,
+      tableReaderBytes: readerBytes,
+    },
     levels: v.levels.map((level, l) => ({
       tables: level.length,
       bytes: v.levelBytes(l),

@@ -987,6 +987,7 @@ describe('db.wal, stats() and reads after writes', () => {
       [
         'memtable',
         'frozenMemtables',
+        'memory',
         'levels',
         'lastSequence',
         'blockCache',

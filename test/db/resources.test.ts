@@ -138,3 +138,52 @@ describe('errors keep their meaning', () => {
     expect(errnoOf(new IoError('write', '/f', new Error('no code')))).toBeUndefined();
   });
 });
+
+describe('memory the DB accounts for (stats().memory)', () => {
+  it('holds at most maxFrozenMemtables frozen memtables, and a block cache within its budget', async () => {
+    const db = await DB.open<string, string>(dir, {
+      memtableSize: 16 * 1024,
+      maxFrozenMemtables: 1,
+      blockCacheSize: 64 * 1024,
+      valueEncoding: 'utf8',
+      background: 'inline',
+    });
+    const value = 'v'.repeat(100);
+    let maxFrozen = 0;
+    let sawFrozenBytes = false;
+    const check = (): void => {
+      const s = db.stats();
+      maxFrozen = Math.max(maxFrozen, s.frozenMemtables);
+      expect(s.memory.memtableBytes).toBe(s.memtable.bytes);
+      if (s.frozenMemtables === 0) expect(s.memory.frozenMemtableBytes).toBe(0);
+      else {
+        sawFrozenBytes = true;
+        // One memtable's worth each: frozen past the threshold by at most the batch that crossed it.
+        expect(s.memory.frozenMemtableBytes).toBeGreaterThan(0);
+        expect(s.memory.frozenMemtableBytes).toBeLessThanOrEqual(s.frozenMemtables * 2 * 16 * 1024);
+      }
+      expect(s.memory.blockCacheBytes).toBe(s.blockCache.usedBytes);
+      expect(s.memory.blockCacheBytes).toBeLessThanOrEqual(64 * 1024);
+    };
+    // 32 writers at once: writes keep arriving while flushes run.
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, w) => {
+        for (let i = 0; i < 100; i++) {
+          await db.put(`k${String(i * 32 + w).padStart(6, '0')}`, value);
+          check();
+        }
+      }),
+    );
+    await db.flush();
+    expect(maxFrozen).toBe(1);
+    expect(sawFrozenBytes).toBe(true);
+    expect(db.stats().memory.tableReaderBytes).toBeGreaterThan(0);
+    for (let i = 0; i < 3200; i++) {
+      expect(await db.get(`k${String(i).padStart(6, '0')}`)).toBe(value);
+      if (i % 100 === 0) check();
+    }
+    check();
+    expect(db.stats().memory.blockCacheBytes).toBeGreaterThan(0);
+    await db.close();
+  });
+});
