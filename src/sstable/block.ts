@@ -134,10 +134,21 @@ export class Block {
     while (left < right) {
       const mid = (left + right + 1) >>> 1;
       const at = getU32(data, limit + 4 * mid);
-      this.#parse(at, 0);
-      if (this.#shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
-      const k = this.#keyStart;
-      const len = this.#unshared;
+      let k: number;
+      let len: number;
+      // A restart's header is usually three one-byte varints, shared = 0: read here, as in the
+      // scan below; any other goes through #parse, which also reports a malformed one.
+      const h1 = data[at + 1]!;
+      const h2 = data[at + 2]!;
+      if (data[at] === 0 && limit - at >= 3 && (h1 | h2) < 0x80 && limit - at - 3 >= h1 + h2) {
+        k = at + 3;
+        len = h1;
+      } else {
+        this.#parse(at, 0);
+        if (this.#shared !== 0) throw corrupt(`restart entry at block offset ${at} shares a prefix`, this.where);
+        k = this.#keyStart;
+        len = this.#unshared;
+      }
       const m = Math.min(len, klen);
       let i = Math.min(leftShared, rightShared);
       while (i < m && data[k + i] === key[i]) i++;

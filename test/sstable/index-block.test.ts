@@ -16,6 +16,14 @@ function indexBlock(entries: [string, number, number][]): Block {
   return new Block(new Uint8Array(b.finish()), where);
 }
 
+/** An index block of `keys` (ascending) over blocks of 5 bytes, 10 bytes apart. */
+function indexBlockOf(keys: Uint8Array[]): Block {
+  const b = new BlockBuilder(16);
+  const h = new Uint8Array(16);
+  for (const [i, k] of keys.entries()) b.add(k, h, encodeHandle({ offset: 10 * i, size: 5 }, h), new Uint8Array(0));
+  return new Block(new Uint8Array(b.finish()), where);
+}
+
 describe('shortestSeparator', () => {
   it.each([
     ['abcd', 'abzz', 'abd'],
@@ -79,6 +87,34 @@ describe('TableIndex', () => {
       let expected = keys.findIndex((k) => compareKeys(Buffer.from(k, 'latin1'), b) >= 0);
       if (expected < 0) expected = keys.length;
       expect(idx.find(b)).toBe(expected);
+    }
+  });
+
+  // The search first compares 4-byte windows after the prefix all separators share; keys over
+  // a tiny alphabet (zeros included, short and empty keys) make windows tie and keys run out
+  // inside them. Against a linear search.
+  test.prop([
+    fc.uniqueArray(
+      fc.uint8Array({ maxLength: 8 }).map((k) => k.map((b) => [0, 1, 255][b % 3]!)),
+      {
+        selector: (k) => Buffer.from(k).toString('hex'),
+        minLength: 1,
+        maxLength: 60,
+      },
+    ),
+    fc.array(
+      fc.uint8Array({ maxLength: 9 }).map((k) => k.map((b) => [0, 1, 2, 255][b % 4]!)),
+      { maxLength: 30 },
+    ),
+    fc.constantFrom(new Uint8Array(0), Uint8Array.from([7, 7, 7, 7, 7])),
+  ])('finds the first separator >= key when 4-byte windows tie', (raw, probes, common) => {
+    const withPrefix = (k: Uint8Array): Buffer => Buffer.concat([common, k]);
+    const keys = raw.map(withPrefix).sort(compareKeys);
+    const idx = TableIndex.decode(indexBlockOf(keys), 10 * keys.length);
+    for (const probe of [...keys, ...probes.map(withPrefix), ...probes.map((p) => Buffer.from(p)), Buffer.alloc(0)]) {
+      let expected = keys.findIndex((k) => compareKeys(k, probe) >= 0);
+      if (expected < 0) expected = keys.length;
+      expect(idx.find(probe)).toBe(expected);
     }
   });
 
