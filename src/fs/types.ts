@@ -35,8 +35,8 @@ export interface FileHandle {
   /**
    * Writes `buffer[offset..offset+length]` at `position`; returns the bytes written, which may be
    * fewer than asked (a short write: the caller must continue or give up, never assume). Once
-   * the promise settles the handle keeps no reference to `buffer`: the caller may reuse it (the
-   * table writer's buffer pool relies on this; a file system that queues writes copies them).
+   * the promise settles the handle keeps no reference to `buffer`: the caller may reuse it (a
+   * file system that queues writes copies them).
    */
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
 

@@ -5,10 +5,7 @@
  * Encoding is synchronous and goes to an in-memory buffer; whenever the buffer reaches
  * `writeBufferSize` it is handed to `FileHandle.write` as one chunk and `add` waits for that
  * write, which is the backpressure. Memory held is the write buffer, the current block, the
- * index, and 4 bytes per key for the filter. A written chunk's buffer goes back to a small pool
- * of the thread ({@link MAX_SPARE_BUFFERS}) for the next chunk of this or a later writer: a new
- * buffer per chunk left up to 64 MB of dead 1 MiB buffers in the background worker between its
- * garbage collections (bench/rss.ts).
+ * index, and 4 bytes per key for the filter.
  *
  * `finish` writes the filter, properties, index and footer, then datasyncs and closes the file.
  * The file's directory entry is not synced: installing the table (syncDir, the manifest) is the
@@ -34,23 +31,6 @@ const EMPTY = new Uint8Array(0);
 const RESOLVED: Promise<void> = Promise.resolve();
 /** Keys whose bloom probes are set per event-loop turn in finish(): about 2 ms here. */
 const FILTER_STEP = 25_000;
-
-/** Output buffers kept per thread for the next chunk (two per writer at most are in use). */
-export const MAX_SPARE_BUFFERS = 4;
-const spareBuffers: Uint8Array[] = [];
-
-/** An empty output buffer of `size` bytes: a spare one if the pool has one of that size. */
-function takeBuffer(size: number): ByteSink {
-  const i = spareBuffers.findIndex((b) => b.length === size);
-  const sink = new ByteSink(i < 0 ? size : 0);
-  if (i >= 0) sink.bytes = spareBuffers.splice(i, 1)[0]!;
-  return sink;
-}
-
-/** Gives back an output buffer nothing refers to any more (its write is done). */
-function giveBack(buffer: Uint8Array, size: number): void {
-  if (buffer.length === size && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
-}
 
 /** Options of {@link TableWriter.create}. */
 export interface TableWriterOptions {
@@ -129,8 +109,6 @@ export class TableWriter {
   #hashes = new Uint32Array(1024);
   /** Encoded bytes not yet handed to the file. */
   #out: ByteSink;
-  /** Size of an output buffer: a chunk, plus room for the block that crosses its end. */
-  readonly #outSize: number;
   /** Bytes handed to the file (written or queued): the file offset of `#out[0]`. */
   #flushed = 0;
   /** The chain of chunk writes, in file order. Never rejects: failures land in `#error`. */
@@ -153,8 +131,7 @@ export class TableWriter {
     this.#handle = handle;
     this.#opts = opts;
     this.#data = new BlockBuilder(opts.restartInterval);
-    this.#outSize = opts.writeBufferSize + opts.blockSize + 1024;
-    this.#out = takeBuffer(this.#outSize);
+    this.#out = new ByteSink(opts.writeBufferSize + opts.blockSize + 1024);
   }
 
   /**
@@ -292,15 +269,13 @@ export class TableWriter {
     const length = out.length;
     const position = this.#flushed;
     this.#flushed += length;
-    this.#out = takeBuffer(this.#outSize);
+    this.#out = new ByteSink(chunk.length);
     this.#writes = this.#writes.then(async () => {
+      if (this.#state === 'failed') return;
       try {
-        if (this.#state !== 'failed') await this.#writeFully(chunk, length, position);
+        await this.#writeFully(chunk, length, position);
       } catch (err) {
         this.#fail(err);
-      } finally {
-        // The file system copied what it keeps (FileHandle.write's contract): reusable.
-        giveBack(chunk, this.#outSize);
       }
     });
     return this.#settled();
@@ -372,7 +347,6 @@ export class TableWriter {
         throw new IoError('datasync', this.path, err);
       }
       await this.#closeHandle();
-      this.#releaseOut();
       this.#properties = properties;
       return properties;
     } catch (err) {
@@ -395,14 +369,6 @@ export class TableWriter {
     return filter.finish();
   }
 
-  /** Gives the (written, or abandoned) output buffer back to the pool: nothing is added any more. */
-  #releaseOut(): void {
-    const out = this.#out;
-    this.#out = new ByteSink(0);
-    this.#flushed += out.length;
-    giveBack(out.bytes, this.#outSize);
-  }
-
   async #closeHandle(): Promise<void> {
     if (this.#handleClosed) return;
     this.#handleClosed = true;
@@ -423,7 +389,6 @@ export class TableWriter {
     if (this.#state === 'open') this.#fail(new ClosedError(`table writer ${this.path}`));
     this.#state = 'aborted';
     await this.#writes;
-    this.#releaseOut();
     await this.#closeHandle().catch(() => undefined);
     await this.#fs.unlink(this.path).catch(() => undefined);
   }

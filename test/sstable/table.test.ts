@@ -418,30 +418,3 @@ describe('keys sort bytewise across the memtable and the table', () => {
     await reader.close();
   });
 });
-
-describe('TableWriter output buffers', () => {
-  it('reuses the buffers of written chunks across writers without mixing their bytes', async () => {
-    const fs = await memFs();
-    const opts = { writeBufferSize: 4096, compression: 'none' as const };
-    // Three writers interleaved, chunk after chunk, one of them abandoned midway: each chunk's
-    // buffer goes back to the pool for whichever writer asks next.
-    const files = [nextPath(), nextPath(), nextPath()];
-    const writers = await Promise.all(files.map((f) => TableWriter.create(fs, f, opts)));
-    const tables = files.map((_, t) => numbered(1500, (i) => bytes(`table-${t}-value-${i}-`.repeat(2))));
-    for (let i = 0; i < 1500; i++) {
-      for (let t = 0; t < 3; t++) {
-        if (t === 1 && i === 700) await writers[1]!.abort();
-        if (t === 1 && i >= 700) continue;
-        await writers[t]!.add(tables[t]![i]!);
-      }
-    }
-    await writers[0]!.finish();
-    await writers[2]!.finish();
-    expect(await fs.readdir('/db')).not.toContain(path.basename(files[1]!));
-    for (const t of [0, 2]) {
-      const reader = await TableReader.open(fs, files[t]!);
-      expect(drain(reader.iterator())).toEqual(tables[t]!.map(plain));
-      await reader.close();
-    }
-  });
-});
