@@ -2,8 +2,8 @@
  * Systematic crash-point enumeration for the DB (RELIABILITY.md §6.16-19, §6.22; SQLite's TH3
  * crash tests, Pebble's TestDBWALRotationCrash).
  *
- * A fixed workload (open; 100 writes, puts, deletes and batches over 50 keys, with a synced
- * write every 20; db.flush(); 35 more writes; db.compact(); close; fewer writes under fsync
+ * A fixed workload (open; 150 writes, puts, deletes and batches over 50 keys, with a synced
+ * write every 20; db.flush(); 50 more writes; db.compact(); close; fewer writes under fsync
  * 'always', where each write costs two operations) runs with tiny sizes, so it
  * rotates WAL segments, flushes memtables, compacts L0 into L1 and beyond in the background,
  * installs manifests and deletes WAL segments, tables and old manifests. It runs on a
@@ -87,7 +87,7 @@ function workloadWrites(count: number): { ops: WriteOps<string>; sync: boolean }
   return out;
 }
 
-const WRITES = workloadWrites(135);
+const WRITES = workloadWrites(200);
 /** Rendered model state after each prefix of the workload's writes (no TTLs: time-independent). */
 const STATES = prefixStates(
   new Map(),
@@ -271,25 +271,20 @@ function groupFailures(failures: readonly string[]): string[] {
 
 // memtableSize: about 20 of the workload's entries per memtable (some 120 bytes each in the arena
 // memtable, overwritten versions included), so that it flushes and compacts many times.
-// The write counts: each config flushes 7-8 times and compacts 4-5 times (in the background while
-// the writes go on, then compact()), and reaches every kind of mutating operation on every kind
-// of file (34 with fsync 'always', 33 without): the same kinds as 150+50 and 100+40 writes, which
-// only repeated the same flush and compaction cycles, with 1.3-1.5 times the crash points and
-// about twice the CPU time (every crash point reruns the workload up to it).
 const CONFIGS: Cfg[] = [
   {
     name: "fsync 'os', background worker",
     fsync: 'os',
     options: { ...TINY, memtableSize: 2560, fsync: 'os', background: 'worker' },
-    phase1: 100,
-    phase2: 35,
+    phase1: 150,
+    phase2: 50,
   },
   {
     name: "fsync 'always', no compression, background inline",
     fsync: 'always',
     options: { ...TINY, memtableSize: 2560, fsync: 'always', compression: 'none', background: 'inline' },
-    phase1: 75,
-    phase2: 35,
+    phase1: 100,
+    phase2: 40,
   },
 ];
 
