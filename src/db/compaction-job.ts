@@ -15,7 +15,7 @@
  *
  * Both jobs run in slices ({@link Slicer}), so that what shares their thread (the DB's reads and
  * writes inline, the worker's other jobs) goes on meanwhile; a compaction waits while a flush
- * runs on its thread, but no longer in all than it has run itself (then they take turns). Each job returns a {@link JobProfile}: where its time went.
+ * runs on its thread. Each job returns a {@link JobProfile}: where its time went.
  *
  * A job can be cancelled (`close()` does not wait for housekeeping): its environment's `signal`,
  * checked at each slice, at the start and between tables. A cancelled job closes its inputs,

@@ -36,13 +36,6 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
  * Yields to the event loop once a slice of work has run `SLICE_MS`; cheap to call per entry.
  * Every 64 entries, and after each yield, it throws the `signal`'s reason if the signal was
  * aborted: a cancelled job stops within 64 entries of its next turn on the thread.
- *
- * Giving way (a compaction to flushes) is bounded: once the work has waited longer than it has
- * run, it goes on at its next turn without waiting, taking turns slice by slice with the other
- * work until it has run as long as it waited. Waiting for every flush starved compactions: in a
- * 10M-key load on this loaded 2-core machine (bench/rss.ts) the worker flushed 405 s of the
- * 464 s, the one L0->L1 compaction started during the load waited 214 s of its 272 s, L0 grew
- * to 22 tables, and the compactions owed after the load read 1.1 GB.
  */
 export class Slicer {
   #start = performance.now();
@@ -51,9 +44,6 @@ export class Slicer {
   readonly #signal: AbortSignal | undefined;
   /** Milliseconds spent yielded: the share of the thread other work took meanwhile. */
   yieldedMs = 0;
-  /** Milliseconds run (between yields), and waited for `giveWay` beyond plain yields. */
-  #ranMs = 0;
-  #waitedMs = 0;
 
   /**
    * `giveWay`, asked at each yield, returns a promise to wait for before going on (work of a
@@ -64,23 +54,15 @@ export class Slicer {
     this.#signal = signal;
   }
 
-  /** What to wait for before the next slice: `giveWay`'s promise, unless the work waited longer than it ran. */
-  #mayWait(): Promise<void> | undefined {
-    return this.#waitedMs <= this.#ranMs ? this.#giveWay?.() : undefined;
-  }
-
   async tick(): Promise<void> {
     if ((++this.#n & 63) !== 0) return;
     this.#signal?.throwIfAborted();
     const now = performance.now();
     if (now - this.#start < SLICE_MS) return;
-    this.#ranMs += now - this.#start;
     await yieldToLoop();
     this.#signal?.throwIfAborted();
-    for (let wait = this.#mayWait(); wait; wait = this.#mayWait()) {
-      const w0 = performance.now();
+    for (let wait = this.#giveWay?.(); wait; wait = this.#giveWay?.()) {
       await wait;
-      this.#waitedMs += performance.now() - w0;
       this.#signal?.throwIfAborted();
     }
     this.#start = performance.now();
