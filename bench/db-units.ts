@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { DBStats } from '../src/db/stats.js';
 import { type EngineName, type EngineOptions, type Engine, type SedimentEngine, compactionNeeded, openEngine } from './db-engines.js';
 import { Keys, Values, permutation, randomIndexes } from './db-data.js';
 import {
@@ -61,18 +62,23 @@ export interface UnitSpec {
   src: boolean;
 }
 
+/** The stats() counters a phase reports the change of. */
+type SedimentCounters = Pick<
+  DBStats,
+  | 'writeStalls'
+  | 'writeStallMs'
+  | 'writeSlowdowns'
+  | 'writeSlowdownMs'
+  | 'flushes'
+  | 'compactions'
+  | 'userBytes'
+  | 'flushBytes'
+  | 'compactionBytesRead'
+  | 'compactionBytesWritten'
+>;
+
 /** What sediment's stats() counters did over a phase. */
-export interface SedimentDelta {
-  writeStalls: number;
-  writeStallMs: number;
-  writeSlowdowns: number;
-  writeSlowdownMs: number;
-  flushes: number;
-  compactions: number;
-  userBytes: number;
-  flushBytes: number;
-  compactionBytesRead: number;
-  compactionBytesWritten: number;
+export interface SedimentDelta extends SedimentCounters {
   /** (flushBytes + compactionBytesWritten) / userBytes over the phase. */
   writeAmplification: number;
   /** Most L0 tables and frozen memtables seen (stats() sampled every 100 ms). */
