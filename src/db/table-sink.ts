@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import type { Entry } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
 import type { TableCompression } from '../sstable/format.js';
+import { corrupt } from '../sstable/coding.js';
+import { TableReader } from '../sstable/table-reader.js';
+import type { TableProperties } from '../sstable/properties.js';
 import { TableWriter } from '../sstable/table-writer.js';
 import { tableFileName } from './filenames.js';
 import type { TableMeta } from './manifest.js';
@@ -70,6 +73,29 @@ export class Slicer {
   }
 }
 
+/**
+ * Reads back a table just written and checks every byte of it (`TableReader.open`'s checks of
+ * its footer, filter, properties and index, then `verifyChecksums` over its data blocks), and
+ * that it is the table written: its size and entry count. A flush or compaction installs a table
+ * only after this, so that a table damaged on its way to the disk (a bug, a bad buffer, a
+ * device that returns other bytes than it took) fails the job while the inputs it replaces still
+ * exist (RocksDB's `paranoid_file_checks`, on by default here: reading back from the page cache
+ * costs little next to building the table). Throws `CorruptionError` or `IoError`.
+ */
+export async function verifyWrittenTable(fs: FileSystem, file: string, size: number, written: TableProperties): Promise<void> {
+  const reader = await TableReader.open(fs, file);
+  try {
+    const where = { file, offset: 0, length: reader.fileSize };
+    if (reader.fileSize !== size) throw corrupt(`table read back has ${reader.fileSize} bytes, ${size} were written`, where);
+    if (reader.properties.entryCount !== written.entryCount) {
+      throw corrupt(`table read back has ${reader.properties.entryCount} entries, ${written.entryCount} were written`, where);
+    }
+    await reader.verifyChecksums();
+  } finally {
+    await reader.close().catch(() => undefined);
+  }
+}
+
 /** Streams entries into tables of about `maxFileSize` bytes each. */
 export class TableSink {
   readonly #target: TableSinkTarget;
@@ -114,6 +140,7 @@ export class TableSink {
     this.#writer = undefined;
     const t0 = performance.now();
     const p = await w.finish();
+    await verifyWrittenTable(this.#target.fs, w.path, w.fileSize, p);
     this.finishMs += performance.now() - t0;
     if (p.entryCount === 0 || !p.smallestKey || !p.largestKey) return;
     this.written.push({

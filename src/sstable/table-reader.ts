@@ -31,7 +31,7 @@ import { type BlockHandle, FOOTER_SIZE, TRAILER_SIZE, type Where } from './forma
 import { TableIndex } from './index-block.js';
 import { type BlockSource, TableCursor } from './iterator.js';
 import { type TableProperties, decodeProperties } from './properties.js';
-import { unsealBlock } from './trailer.js';
+import { checkSealedBlock, unsealBlock } from './trailer.js';
 
 /** Options of {@link TableReader.open}. */
 export interface TableReaderOptions {
@@ -79,6 +79,9 @@ function readFullySync(handle: FileHandle, buf: Uint8Array, position: number): n
   }
   return done;
 }
+
+/** Bytes read at a time by {@link TableReader.verifyChecksums}. */
+export const VERIFY_CHUNK = 1024 * 1024;
 
 /** The synchronous block reads' buffer, shared by every reader (see `#dataBlock`); grows as needed. */
 let scratch = Buffer.allocUnsafeSlow(8192);
@@ -354,6 +357,45 @@ export class TableReader {
       if (entry !== undefined) this.#cache.keep(entry, this.#entries, i);
     }
     return block;
+  }
+
+  /**
+   * Reads every data block and checks its checksum, type and declared length, without
+   * decompressing or caching anything: with the checks of {@link TableReader.open} (footer,
+   * filter, properties, index), every byte of the table is verified. A flush or compaction does
+   * this to each table it writes before the table is installed (`db/table-sink.ts`), so that a
+   * table damaged between its encoding and the disk fails the job while its inputs still exist.
+   * Asynchronous reads of up to {@link VERIFY_CHUNK} bytes. Rejects with `CorruptionError`
+   * naming the first bad block, `IoError` if a read fails.
+   */
+  async verifyChecksums(): Promise<void> {
+    this.#checkOpen();
+    const index = this.#index;
+    const count = index.count;
+    let buf = new Uint8Array(0);
+    for (let i = 0; i < count; ) {
+      // Blocks i..j-1 in one read: the range from block i's start to block j-1's end.
+      const start = index.offset(i);
+      let end = start + index.size(i) + TRAILER_SIZE;
+      let j = i + 1;
+      for (; j < count; j++) {
+        const o = index.offset(j);
+        const e = o + index.size(j) + TRAILER_SIZE;
+        if (o < start || e - start > VERIFY_CHUNK) break;
+        if (e > end) end = e;
+      }
+      if (buf.length < end - start) buf = new Uint8Array(Math.max(end - start, Math.min(VERIFY_CHUNK, 2 * buf.length)));
+      const range = buf.subarray(0, end - start);
+      const n = await readFully(this.#handle, range, start);
+      this.#checkOpen();
+      for (; i < j; i++) {
+        const at = index.offset(i) - start;
+        const length = index.size(i) + TRAILER_SIZE;
+        const where = { file: this.path, offset: index.offset(i), length };
+        if (at + length > n) throw corrupt('table truncated: data block runs past the end of the file', where);
+        checkSealedBlock(range.subarray(at, at + length), where);
+      }
+    }
   }
 
   /**

@@ -40,6 +40,26 @@ export function writeTrailer(out: Uint8Array, start: number, size: number, type:
   putU32(out, start + size + 1, maskedCrc32c(out, start, start + size + 1));
 }
 
+/**
+ * Checks a stored block (body + trailer, exactly) without decompressing it: its checksum, its
+ * type, and for a compressed block its declared raw length. Returns the type. `at` locates the
+ * stored block in its file. What {@link unsealBlock} checks first, and what a table just written
+ * is checked with before it is installed (`TableReader.verifyChecksums`).
+ */
+export function checkSealedBlock(stored: Uint8Array, at: Where): BlockType {
+  const size = stored.length - TRAILER_SIZE;
+  if (size < 0) throw corrupt('block shorter than its trailer', at);
+  const crc = getU32(stored, size + 1);
+  if (maskedCrc32c(stored, 0, size + 1) !== crc) throw corrupt('block checksum mismatch', at);
+  const type = stored[size]!;
+  if (type === BlockType.NONE) return type;
+  if (type !== BlockType.LZ4) throw corrupt(`unknown block type ${type}`, at);
+  if (size < 4) throw corrupt('compressed block without its raw length', at);
+  const rawLength = getU32(stored, 0);
+  if (rawLength > MAX_BLOCK_SIZE) throw corrupt(`raw block length ${rawLength} exceeds ${MAX_BLOCK_SIZE}`, at);
+  return type;
+}
+
 /** {@link unsealBlock}'s decompression buffer, shared (it is used synchronously, one block at a time); grows as needed. */
 let work = new Uint8Array(16384);
 
@@ -51,15 +71,9 @@ let work = new Uint8Array(16384);
 export function unsealBlock(stored: Uint8Array, where: Where): Uint8Array {
   const size = stored.length - TRAILER_SIZE;
   const at: Where = { file: where.file, offset: where.offset, length: stored.length };
-  if (size < 0) throw corrupt('block shorter than its trailer', at);
-  const crc = getU32(stored, size + 1);
-  if (maskedCrc32c(stored, 0, size + 1) !== crc) throw corrupt('block checksum mismatch', at);
-  const type = stored[size]!;
+  const type = checkSealedBlock(stored, at);
   if (type === BlockType.NONE) return stored.subarray(0, size);
-  if (type !== BlockType.LZ4) throw corrupt(`unknown block type ${type}`, at);
-  if (size < 4) throw corrupt('compressed block without its raw length', at);
   const rawLength = getU32(stored, 0);
-  if (rawLength > MAX_BLOCK_SIZE) throw corrupt(`raw block length ${rawLength} exceeds ${MAX_BLOCK_SIZE}`, at);
   // Decompressed in a work buffer holding both the block and its output, then copied out once.
   const body = size - 4;
   if (work.length < body + rawLength) work = new Uint8Array(Math.max(body + rawLength, 2 * work.length));
