@@ -10,10 +10,15 @@
  * ```sh
  * npx tsx bench/cold.ts build --dir=/tmp/cold-2M --n=2M
  * npx tsx bench/cold.ts read --dir=/tmp/cold-2M --n=2M --impl=old:/tmp/old/dist/db/index.js --impl=new:src/db/index.ts
+ * npx tsx bench/cold.ts read --dir=/tmp/cold-2M --n=2M --only=getSync --profile=/tmp/reads.cpuprofile
  * ```
+ *
+ * `--profile=FILE` writes a CPU profile (node:inspector) of the timed rounds only: with
+ * `node --cpu-prof` the load and the warm-up, which read every key once, would fill most of it.
  *
  * @module
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Keys } from './db-data.js';
@@ -30,6 +35,8 @@ interface Args {
   rounds: number;
   impls: { label: string; path: string }[];
   only: string[];
+  /** Where to write a CPU profile of the timed rounds only (not the load or the warm-up). */
+  profile: string | undefined;
 }
 
 function count(v: string): number {
@@ -49,6 +56,7 @@ function parseArgs(argv: string[]): Args {
     rounds: 5,
     impls: [],
     only: ['getSync', 'get'],
+    profile: undefined,
   };
   for (const arg of argv.slice(1)) {
     const [name, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
@@ -59,6 +67,7 @@ function parseArgs(argv: string[]): Args {
     else if (name === 'ms') a.ms = Number(value);
     else if (name === 'rounds') a.rounds = Number(value);
     else if (name === 'only') a.only = value.split(',');
+    else if (name === 'profile') a.profile = path.resolve(value);
     else if (name === 'impl') {
       const at = value.indexOf(':');
       a.impls.push({ label: value.slice(0, at), path: path.resolve(value.slice(at + 1)) });
@@ -155,6 +164,7 @@ if (args.cmd === 'build') {
     return { ops, cpuUs: c.user + c.system };
   };
   for (const w of args.only) for (const { db } of dbs) await measure(db, w, 200);
+  const profiler = args.profile ? await startProfile() : undefined;
   const res = new Map<string, number[]>();
   for (let r = 0; r < args.rounds; r++) {
     for (const w of args.only) {
@@ -166,6 +176,7 @@ if (args.cmd === 'build') {
       }
     }
   }
+  if (profiler) await profiler.stop(args.profile!);
   const med = (xs: number[]): number => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -194,7 +205,24 @@ if (args.cmd === 'build') {
   for (const { db } of dbs) await db.close();
 } else {
   console.error(
-    'usage: tsx bench/cold.ts build|read --dir=DIR [--n=1M] [--value=100] [--cache=64M] [--ms=1000] [--rounds=5] [--impl=label:path]...',
+    'usage: tsx bench/cold.ts build|read --dir=DIR [--n=1M] [--value=100] [--cache=64M] [--ms=1000] [--rounds=5] [--impl=label:path]... [--profile=FILE.cpuprofile]',
   );
   process.exit(2);
+}
+
+/** A CPU profile of what runs from now until `stop` (node:inspector, this thread). */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(file: string): Promise<void> {
+      const { profile } = await session.post('Profiler.stop');
+      await fs.promises.writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+      console.log(`CPU profile of the timed rounds: ${file}`);
+    },
+  };
 }
