@@ -303,9 +303,13 @@ class RemoteFileHandle implements FileHandle {
     if (ahead && length <= SYNC_CHUNK) {
       const inside = position >= this.#aheadAt && position + length <= this.#aheadAt + this.#aheadLength;
       if (!inside) {
+        // The window is empty until the read succeeds: a failed read must not leave it claiming
+        // the old window's bytes at the new position.
+        this.#aheadLength = 0;
+        const n = this.#fs.syncCall('readSync', this.#id, SYNC_CHUNK, position);
+        ahead.set(this.#fs.data.subarray(0, n));
         this.#aheadAt = position;
-        this.#aheadLength = this.#fs.syncCall('readSync', this.#id, SYNC_CHUNK, position);
-        ahead.set(this.#fs.data.subarray(0, this.#aheadLength));
+        this.#aheadLength = n;
       }
       const n = Math.max(0, Math.min(length, this.#aheadAt + this.#aheadLength - position));
       buffer.set(ahead.subarray(position - this.#aheadAt, position - this.#aheadAt + n), offset);
