@@ -227,7 +227,7 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
       }
       if (tables.length === 0) continue;
       // L0 tables overlap: one cursor each, newest first. Deeper levels are sorted and disjoint.
-      if (l === 0 && job.overlappingFirst) for (const t of tables) cursors.push(t.reader.iterator({ fillCache: false }));
+      if (l === 0 && job.overlappingFirst) for (const t of tables) cursors.push(t.reader.iterator({ fillCache: false, views: true }));
       else cursors.push(new LevelCursor(tables, false));
     }
     for (const c of cursors) c.seekToFirst();
@@ -262,12 +262,14 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
         }
         const finished = sink.finishMs;
         const w0 = sampled ? performance.now() : 0;
-        await sink.add(out);
+        const written = sink.add(out);
+        if (written) await written;
         // A cut at the size limit inside add is counted in finishMs, not here.
         if (sampled) writeMs += performance.now() - w0 - (sink.finishMs - finished);
         entriesOut++;
       }
-      await slicer.tick();
+      const turn = slicer.tick();
+      if (turn) await turn;
     }
     const tables = await sink.finish();
     return {
@@ -311,9 +313,11 @@ export async function runFlushJob(
     const slicer = new Slicer(undefined, env.signal);
     let n = 0;
     for (const e of entries) {
-      await sink.add(e);
+      const written = sink.add(e);
+      if (written) await written;
       n++;
-      await slicer.tick();
+      const turn = slicer.tick();
+      if (turn) await turn;
     }
     const tables = await sink.finish();
     const totalMs = performance.now() - t0;

@@ -57,11 +57,21 @@ export class Slicer {
     this.#signal = signal;
   }
 
-  async tick(): Promise<void> {
-    if ((++this.#n & 63) !== 0) return;
+  /**
+   * Counts one step of work; undefined unless the slice is over, then the promise of the yield
+   * (and of any wait for `giveWay`), to await before the next step. Not an async function: a loop
+   * that awaits only a promise pays no promise reaction per step (`const t = slicer.tick(); if (t)
+   * await t;`). Throws the signal's reason when it was aborted.
+   */
+  tick(): Promise<void> | undefined {
+    if ((++this.#n & 63) !== 0) return undefined;
     this.#signal?.throwIfAborted();
     const now = performance.now();
-    if (now - this.#start < SLICE_MS) return;
+    if (now - this.#start < SLICE_MS) return undefined;
+    return this.#yield(now);
+  }
+
+  async #yield(now: number): Promise<void> {
     await yieldToLoop();
     this.#signal?.throwIfAborted();
     for (let wait = this.#giveWay?.(); wait; wait = this.#giveWay?.()) {
@@ -112,16 +122,36 @@ export class TableSink {
     this.#maxFileSize = maxFileSize;
   }
 
-  async add(e: Entry): Promise<void> {
-    if (!this.#writer) {
-      this.#number = await this.#target.newFileNumber();
-      this.#writer = await TableWriter.create(this.#target.fs, path.join(this.#target.dir, tableFileName(this.#number)), {
-        compression: this.#target.compression,
-      });
-      this.#pending.push(this.#writer);
-    }
-    await this.#writer.add(e);
-    if (this.#writer.fileSize >= this.#maxFileSize) await this.#cut();
+  /**
+   * Adds an entry (keys ascending, as for `TableWriter`). Undefined once it is taken, or a promise
+   * to await before the next entry: when a table starts (its file is created), when the write
+   * buffer filled up, or when the table reached its size and is finished. Not an async function:
+   * most entries cost no promise (`const w = sink.add(e); if (w) await w;`). Throws, or rejects,
+   * with the writer's errors.
+   */
+  add(e: Entry): Promise<void> | undefined {
+    const w = this.#writer;
+    if (w === undefined) return this.#addFirst(e);
+    const written = w.append(e);
+    if (w.fileSize >= this.#maxFileSize) return this.#cutAfter(written);
+    return written;
+  }
+
+  /** {@link add} when no table is open: creates the next one first. */
+  async #addFirst(e: Entry): Promise<void> {
+    this.#number = await this.#target.newFileNumber();
+    const w = await TableWriter.create(this.#target.fs, path.join(this.#target.dir, tableFileName(this.#number)), {
+      compression: this.#target.compression,
+    });
+    this.#writer = w;
+    this.#pending.push(w);
+    await w.append(e);
+    if (w.fileSize >= this.#maxFileSize) await this.#cut();
+  }
+
+  async #cutAfter(written: Promise<void> | undefined): Promise<void> {
+    await written;
+    await this.#cut();
   }
 
   /** True while a table is open (an entry was added since the last cut). */

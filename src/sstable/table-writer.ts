@@ -179,13 +179,24 @@ export class TableWriter {
     // Not an async function: the common case (no chunk to write) returns one shared resolved
     // promise instead of allocating one per entry. Errors still arrive as rejections.
     try {
-      return this.#add(entry);
+      return this.#add(entry) ?? RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  #add(entry: Entry): Promise<void> {
+  /**
+   * @internal {@link add} for the DB's flushes and compactions (`db/table-sink.ts`), which add
+   * hundreds of thousands of entries in a loop: `undefined` once the entry is taken, or, when
+   * the write buffer filled up, the promise of its write, to wait for before the next entry. A
+   * caller that skips the `await` when nothing is to wait for saves a promise reaction per entry.
+   * Throws what `add` rejects with.
+   */
+  append(entry: Entry): Promise<void> | undefined {
+    return this.#add(entry);
+  }
+
+  #add(entry: Entry): Promise<void> | undefined {
     this.#check();
     validateEntry(entry);
     const key = entry.key;
@@ -232,7 +243,7 @@ export class TableWriter {
     this.#rawValueBytes += valueLength;
 
     if (this.#data.estimatedSize >= this.#opts.blockSize) this.#flushBlock();
-    return this.#out.length >= this.#opts.writeBufferSize ? this.#flushOut() : RESOLVED;
+    return this.#out.length >= this.#opts.writeBufferSize ? this.#flushOut() : undefined;
   }
 
   /** Appends a stored block (body + trailer) to the output; returns its handle. */
