@@ -102,7 +102,7 @@ export interface JobProfile {
   readMs: number;
   /** Time encoding, compressing and handing output blocks to the file, in ms (estimated, likewise). */
   writeMs: number;
-  /** Time finishing output tables (last blocks, filter, index, footer, fdatasync), in ms. */
+  /** Time finishing output tables (last blocks, filter, index, footer, fdatasync, read back and verified), in ms. */
   finishMs: number;
   /** Time the job was yielded to other work on its thread (the DB's, or another job's), in ms. */
   yieldedMs: number;

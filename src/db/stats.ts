@@ -61,8 +61,8 @@ export interface DBStats {
   compactionDebtBytes: number;
   /**
    * Where compaction time went, summed over the compactions done (see `JobProfile`): wall ms per
-   * job, reading and merging inputs, encoding and writing outputs, finishing tables (fdatasync
-   * included), yielded to other work on the thread; and the L1 bytes L0->L1 compactions rewrote.
+   * job, reading and merging inputs, encoding and writing outputs, finishing tables (fdatasync and
+   * the read back included), yielded to other work on the thread; and the L1 bytes L0->L1 compactions rewrote.
    */
   compactionTime: { jobMs: number; readMs: number; writeMs: number; finishMs: number; yieldedMs: number };
   l0CompactionL1BytesRead: number;

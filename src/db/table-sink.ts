@@ -114,7 +114,7 @@ export class TableSink {
   #number = 0;
   readonly written: WrittenTable[] = [];
   readonly #pending: TableWriter[] = [];
-  /** Milliseconds spent finishing tables: their last blocks, index, footer and fdatasync. */
+  /** Milliseconds spent finishing tables: their last blocks, index, footer, fdatasync and the read back ({@link verifyWrittenTable}). */
   finishMs = 0;
 
   constructor(target: TableSinkTarget, maxFileSize: number) {
