@@ -166,17 +166,8 @@ async function settle(e: Engine, notes: string[]): Promise<number | undefined> {
   return now() - t0;
 }
 
-type Counter =
-  | 'writeStalls'
-  | 'writeStallMs'
-  | 'writeSlowdowns'
-  | 'writeSlowdownMs'
-  | 'flushes'
-  | 'compactions'
-  | 'userBytes'
-  | 'flushBytes'
-  | 'compactionBytesRead'
-  | 'compactionBytesWritten';
+/** A counter a phase reports the change of (one of {@link SedimentCounters}). */
+type Counter = keyof SedimentCounters;
 
 /** What {@link startMeasures} collected over a phase, before any statistics are computed. */
 interface Measures {

@@ -145,8 +145,7 @@ export class TableSink {
     });
     this.#writer = w;
     this.#pending.push(w);
-    await w.append(e);
-    if (w.fileSize >= this.#maxFileSize) await this.#cut();
+    await this.add(e);
   }
 
   async #cutAfter(written: Promise<void> | undefined): Promise<void> {

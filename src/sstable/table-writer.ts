@@ -179,7 +179,7 @@ export class TableWriter {
     // Not an async function: the common case (no chunk to write) returns one shared resolved
     // promise instead of allocating one per entry. Errors still arrive as rejections.
     try {
-      return this.#add(entry) ?? RESOLVED;
+      return this.append(entry) ?? RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -193,10 +193,6 @@ export class TableWriter {
    * Throws what `add` rejects with.
    */
   append(entry: Entry): Promise<void> | undefined {
-    return this.#add(entry);
-  }
-
-  #add(entry: Entry): Promise<void> | undefined {
     this.#check();
     validateEntry(entry);
     const key = entry.key;
