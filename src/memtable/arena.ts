@@ -1,7 +1,7 @@
 /**
  * The memtable's arena: an append-only store of entry records in `SharedArrayBuffer` chunks (see
- * `arena-format.ts` for the layout), and the comparator that orders records by key for the
- * memtable's skiplist (`skiplist.ts`), whose nodes are record numbers in typed arrays.
+ * `arena-format.ts` for the layout), the comparator that orders records by key for the
+ * memtable's skiplist (`skiplist.ts`), and eight bytes of each key that settle most comparisons.
  *
  * Chunks grow from {@link FIRST_CHUNK_SIZE} by doubling up to {@link CHUNK_SIZE}, so an empty or
  * small memtable (the DB makes a new one at every freeze; tests make them with a 1 KiB threshold)
@@ -10,9 +10,10 @@
  * chunk order is append order and a reader needs nothing but the chunks and their ends; the price
  * is the unused tail of a chunk left behind, less than the record that did not fit.
  *
- * Records are numbered in append order. Typed arrays indexed by record number hold each
- * record's address and eight bytes of its key (two big-endian u32s, zero-padded): the comparator
- * settles most comparisons on those numbers without touching the chunks.
+ * Records are numbered in append order; a typed array indexed by record number holds each
+ * record's address. Eight bytes of a record's key ({@link Arena.keyHi}, {@link Arena.keyLo}: two
+ * big-endian u32s, zero-padded) settle most comparisons on numbers; the skiplist keeps a copy in
+ * each node, next to its links, and compares keys in the chunks only when those are equal.
  * The eight bytes are the ones after the prefix that every key in the arena shares (`skip`
  * bytes, at most {@link MAX_SKIP}): keys such as zero-padded decimals ("0000000001234567", the
  * benchmarks' keys) or "user:..." share their first bytes, and a prefix of those bytes never
@@ -20,8 +21,9 @@
  * memtable insert against 2.4 us for random keys (300k inserts, CPU time, this loaded 2-core
  * VM), and the comparisons of the B+ tree that was the index then were 46% of the main thread's
  * CPU time under 64 concurrent puts. A key that shares less of the prefix than `skip` lowers
- * it, and every record's eight bytes are read again (one pass over the records in append order,
- * at most `MAX_SKIP` times in an arena's life, nearly always while it is small).
+ * it, and every record's eight bytes change: {@link Arena.keyEpoch} moves, and the skiplist reads
+ * them again (one pass over its nodes, at most `MAX_SKIP` times in an arena's life, nearly always
+ * while it is small).
  * Measured in an A/B harness while choosing (200k 16 B keys in a bare B+ tree, CPU time, best of
  * 8 on this loaded 2-core VM): random keys, lookups 540k/s with the prefixes against 305k/s
  * comparing the keys in the chunks (375k/s for the tree of strings this replaced); keys sharing
@@ -58,8 +60,8 @@ import { readU32LE as readU32 } from '../util/bytes.js';
 export const FIRST_CHUNK_SIZE = 32 * 1024;
 /** Size of an arena's chunks once grown (1 MiB, the address stride). */
 export const CHUNK_SIZE = ADDRESS_STRIDE;
-/** Bytes per record in the per-record arrays: an address (f64) and eight key bytes (two u32s). */
-export const RECORD_INDEX_BYTES = 16;
+/** Bytes per record in the per-record array: its address (an f64). */
+export const RECORD_INDEX_BYTES = 8;
 /**
  * Most bytes of shared key prefix skipped before the eight bytes the comparator keeps: each new
  * key is checked against that many bytes.
@@ -92,9 +94,6 @@ export class Arena {
   #nextSize = FIRST_CHUNK_SIZE;
   /** Address (`chunk * ADDRESS_STRIDE + offset`) of each record, by record number. */
   #addresses = new Float64Array(0);
-  /** Key bytes `skip..skip+4` and `skip+4..skip+8` of each record, big-endian, zero-padded. */
-  #hi = new Uint32Array(0);
-  #lo = new Uint32Array(0);
   #count = 0;
   /**
    * The first `#skip` bytes of `#shared` are a prefix of every key in the arena (when it holds
@@ -102,6 +101,7 @@ export class Arena {
    */
   #shared = new Uint8Array(MAX_SKIP);
   #skip = -1;
+  #keyEpoch = 0;
   /** A record header and the probe key, so that the comparator reads {@link PROBE} as any record. */
   #probe = new Uint8Array(new SharedArrayBuffer(256));
   #probeView = new DataView(this.#probe.buffer);
@@ -116,16 +116,6 @@ export class Arena {
   constructor() {
     const views = this.#views;
     this.compare = (a: number, b: number): number => {
-      // Past the shared prefix, the next eight bytes (zero-padded) settle most comparisons.
-      const hi = this.#hi;
-      const ha = a >= 0 ? hi[a]! : this.#probeHi;
-      const hb = b >= 0 ? hi[b]! : this.#probeHi;
-      if (ha !== hb) return ha < hb ? -1 : 1;
-      const lo = this.#lo;
-      const la = a >= 0 ? lo[a]! : this.#probeLo;
-      const lb = b >= 0 ? lo[b]! : this.#probeLo;
-      if (la !== lb) return la < lb ? -1 : 1;
-      // The same bytes so far: compare the keys themselves.
       const addresses = this.#addresses;
       let av: DataView;
       let ao: number;
@@ -151,6 +141,39 @@ export class Arena {
       }
       return compareRecordKeys(av, ao, bv, bo);
     };
+  }
+
+  /**
+   * Bumped each time every record's eight key bytes are read again (the shared prefix got
+   * shorter): a reader keeping copies of them ({@link Arena.keyHi}, {@link Arena.keyLo}) must
+   * take them again.
+   */
+  get keyEpoch(): number {
+    return this.#keyEpoch;
+  }
+
+  /**
+   * Key bytes `skip..skip+4` of record `r` (or of {@link PROBE}), big-endian, zero-padded, as a
+   * u32: where two differ, so do the keys, in the same order. With {@link Arena.keyLo}, what the
+   * comparator settles most comparisons on.
+   */
+  keyHi(r: number): number {
+    return r >= 0 ? this.#keyBytes(r, 0) : this.#probeHi;
+  }
+
+  /** Key bytes `skip+4..skip+8` of record `r` (or of {@link PROBE}): see {@link Arena.keyHi}. */
+  keyLo(r: number): number {
+    return r >= 0 ? this.#keyBytes(r, 4) : this.#probeLo;
+  }
+
+  /** Key bytes `skip+at..skip+at+4` of record `r`, big-endian, zero-padded. */
+  #keyBytes(r: number, at: number): number {
+    const address = this.#addresses[r]!;
+    const c = Math.floor(address / ADDRESS_STRIDE);
+    const chunk = this.#chunks[c]!;
+    const o = address - c * ADDRESS_STRIDE;
+    const skip = this.#skip + at;
+    return bytesAt(chunk, o + RECORD_HEADER_SIZE + skip, readU32(chunk, o) - skip);
   }
 
   /** Number of records appended (and not taken back). */
@@ -195,8 +218,8 @@ export class Arena {
   }
 
   /**
-   * Lowers `#skip` to the prefix `key` (`key[at..at+n)`) shares with the arena's keys, and then
-   * reads every record's eight bytes again. Before the first record, `key` sets the prefix.
+   * Lowers `#skip` to the prefix `key` (`key[at..at+n)`) shares with the arena's keys (moving
+   * {@link Arena.keyEpoch}: every record's eight bytes change). Before the first record, `key` sets the prefix.
    */
   #share(key: Uint8Array, at: number, n: number): void {
     const skip = this.#skip;
@@ -211,19 +234,7 @@ export class Arena {
     while (i < skip && i < n && key[at + i] === shared[i]) i++;
     if (i === skip) return;
     this.#skip = i;
-    const chunks = this.#chunks;
-    const addresses = this.#addresses;
-    const hi = this.#hi;
-    const lo = this.#lo;
-    for (let r = 0; r < this.#count; r++) {
-      const address = addresses[r]!;
-      const c = Math.floor(address / ADDRESS_STRIDE);
-      const chunk = chunks[c]!;
-      const o = address - c * ADDRESS_STRIDE;
-      const kl = readU32(chunk, o);
-      hi[r] = bytesAt(chunk, o + RECORD_HEADER_SIZE + i, kl - i);
-      lo[r] = bytesAt(chunk, o + RECORD_HEADER_SIZE + i + 4, kl - i - 4);
-    }
+    this.#keyEpoch++;
     this.#probeBytes();
   }
 
@@ -272,11 +283,7 @@ export class Arena {
     if (r === this.#addresses.length) this.#grow();
     this.#addresses[r] = c * ADDRESS_STRIDE + at;
     this.#count = r + 1;
-    // Checked once the record is in place: lowering the prefix reads every record again.
     this.#share(key, keyAt, n);
-    const skip = this.#skip;
-    this.#hi[r] = bytesAt(key, keyAt + skip, n - skip);
-    this.#lo[r] = bytesAt(key, keyAt + skip + 4, n - skip - 4);
     return r;
   }
 
@@ -298,13 +305,7 @@ export class Arena {
     const capacity = Math.max(FIRST_RECORD_CAPACITY, this.#addresses.length * 2);
     const addresses = new Float64Array(capacity);
     addresses.set(this.#addresses);
-    const hi = new Uint32Array(capacity);
-    hi.set(this.#hi);
-    const lo = new Uint32Array(capacity);
-    lo.set(this.#lo);
     this.#addresses = addresses;
-    this.#hi = hi;
-    this.#lo = lo;
   }
 
   /**

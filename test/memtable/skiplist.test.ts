@@ -130,4 +130,31 @@ describe('SkipList', () => {
       }
     }
   });
+
+  it('orders every key again when a late key shortens the prefix the arena skips', () => {
+    // 2,000 keys sharing 12 bytes, linked while the nodes' key bytes are the ones after them;
+    // then keys that share less (and one that shares nothing), which change every node's bytes.
+    const { list, arena, put } = make();
+    const keys: Uint8Array[] = [];
+    const enc = new TextEncoder();
+    let seq = 0;
+    for (let i = 0; i < 2000; i++) keys.push(enc.encode(`user:0000000${String((i * 7919) % 2000).padStart(6, '0')}`));
+    for (const k of keys) put(k, ++seq);
+    const late = [enc.encode('user:00'), enc.encode('user:1'), enc.encode('a'), enc.encode('user:0000000001000x'), enc.encode('')];
+    for (const k of late.slice(0, 4)) {
+      keys.push(k);
+      put(k, ++seq);
+    }
+    const sorted = [...keys].sort(compareKeys).map((k) => Buffer.from(k).toString());
+    const limit = arena.records;
+    const seen = forward(list, limit).map((r) => Buffer.from(arena.entry(r).key).toString());
+    expect(seen).toEqual(sorted);
+    expect(backward(list, limit).map((r) => Buffer.from(arena.entry(r).key).toString())).toEqual([...sorted].reverse());
+    for (const k of [...keys, late[4]!, enc.encode('user:0000000000999z'), enc.encode('zz')]) {
+      arena.setProbe(k);
+      const r = list.seek(PROBE, limit);
+      const want = sorted.find((s) => compareKeys(Buffer.from(s), k) >= 0);
+      expect(r < 0 ? undefined : Buffer.from(arena.entry(r).key).toString()).toBe(want);
+    }
+  });
 });
