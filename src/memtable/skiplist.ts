@@ -90,7 +90,10 @@ export class SkipList {
   #count = 0;
   /** The arena's `keyEpoch` the nodes' key bytes were read at. */
   #epoch: number;
-  /** The predecessors found by the last {@link SkipList.prepare}, per level. */
+  /**
+   * Per level, the predecessor found by the last {@link SkipList.prepare}, or the record last
+   * linked where it is linked: where the next prepare starts looking (see there).
+   */
   readonly #preds = new Int32Array(MAX_HEIGHT);
   /** The node of the newest record of the key the last {@link SkipList.prepare} looked for, or 0. */
   #found = HEAD;
@@ -140,8 +143,20 @@ export class SkipList {
     const lo = arena.keyLo(record) ^ SIGN;
     this.#hi = hi;
     this.#lo = lo;
-    let node = HEAD;
-    for (let level = this.#levels - 1; level >= 0; level--) {
+    // The splice: the last insert's predecessors (itself at its own levels). From the top down,
+    // the levels where it still brackets the key (predecessor's key < key <= successor's) need no
+    // search; the descent starts below them. In key order (a bulk load, a sorted batch) that is
+    // every level but the lowest one or two; in random order the top few, which a descent from
+    // the head would have crossed just the same.
+    let level = this.#levels - 1;
+    for (; level >= 0; level--) {
+      const p = preds[level]!;
+      if (p !== HEAD && !this.#before(p, hi, lo, record)) break;
+      const n = nodes[p + NEXT + level]!;
+      if (n !== HEAD && this.#before(n, hi, lo, record)) break;
+    }
+    let node = level + 1 < this.#levels ? preds[level + 1]! : HEAD;
+    for (; level >= 0; level--) {
       for (;;) {
         const n = nodes[node + NEXT + level]!;
         if (n === HEAD) break;
@@ -155,9 +170,19 @@ export class SkipList {
       }
       preds[level] = node;
     }
-    const n = nodes[node + NEXT]!;
+    const n = nodes[preds[0]! + NEXT]!;
     this.#found = n !== HEAD && nodes[n + HI] === hi && nodes[n + LO] === lo && compare(nodes[n + RECORD]! - 1, record) === 0 ? n : HEAD;
     return nodes[this.#found + RECORD]! - 1;
+  }
+
+  /** Whether node `n`'s key sorts before `record`'s, whose key bytes are `hi` and `lo`. */
+  #before(n: number, hi: number, lo: number, record: number): boolean {
+    const nodes = this.#nodes;
+    const h = nodes[n + HI]!;
+    if (h !== hi) return h < hi;
+    const l = nodes[n + LO]!;
+    if (l !== lo) return l < lo;
+    return this.#arena.compare(nodes[n + RECORD]! - 1, record) < 0;
   }
 
   /** Links `record` where the last {@link SkipList.prepare} of it found. */
@@ -180,12 +205,14 @@ export class SkipList {
     nodes[x + LO] = this.#lo;
     nodes[x + RECORD] = record + 1;
     nodes[x + NEWER] = 0;
-    for (let level = 0; level < height; level++) {
-      const p = preds[level]!;
-      nodes[x + NEXT + level] = nodes[p + NEXT + level]!;
-      nodes[p + NEXT + level] = x;
-    }
     const p = preds[0]!;
+    for (let level = 0; level < height; level++) {
+      const q = preds[level]!;
+      nodes[x + NEXT + level] = nodes[q + NEXT + level]!;
+      nodes[q + NEXT + level] = x;
+      // The splice for the next insert: x precedes, at its levels, every key after its own.
+      preds[level] = x;
+    }
     nodes[x + PREV0] = p;
     const n = nodes[x + NEXT]!;
     if (n === HEAD) this.#last = x;

@@ -157,4 +157,32 @@ describe('SkipList', () => {
       expect(r < 0 ? undefined : Buffer.from(arena.entry(r).key).toString()).toBe(want);
     }
   });
+
+  it('links keys in ascending, descending and alternating runs, overwrites among them, in order', () => {
+    // Runs in key order are where the last insert's predecessors get reused (the splice).
+    const { list, arena, put } = make();
+    const key = (i: number) => Uint8Array.of(0, (i >> 8) & 0xff, i & 0xff);
+    const seqOf = new Map<number, number>();
+    let seq = 0;
+    const ins = (i: number) => {
+      seqOf.set(i, ++seq);
+      put(key(i), seq);
+    };
+    for (let i = 0; i < 3000; i += 3) ins(i); // ascending
+    for (let i = 2999; i >= 0; i -= 3) ins(i); // descending, between them
+    for (let i = 0; i < 1000; i++) ins(i % 2 === 0 ? 1 + 3 * i : 3 * (999 - i)); // alternating ends
+    for (let i = 0; i < 3000; i += 7) ins(i); // overwrites in order
+    const limit = arena.records;
+    const want = [...seqOf.keys()].sort((a, b) => a - b);
+    const got = forward(list, limit).map((r) => {
+      const k = arena.entry(r).key;
+      return (k[1]! << 8) | k[2]!;
+    });
+    expect(got).toEqual(want);
+    for (const r of forward(list, limit)) {
+      const k = arena.entry(r).key;
+      expect(arena.seq(r)).toBe(seqOf.get((k[1]! << 8) | k[2]!));
+    }
+    expect(backward(list, limit)).toEqual(forward(list, limit).reverse());
+  });
 });
