@@ -31,7 +31,7 @@
  * ```
  *
  * The key sits at a fixed offset (16) because the skiplist's comparator reads it on every step of
- * a descent that the eight key bytes kept per record (`arena.ts`) do not settle; the optional
+ * a descent that the eight key bytes its nodes keep (`skiplist.ts`) do not settle; the optional
  * expiry goes last for the same reason. With 16 B keys and 100 B values a record is 132 bytes
  * (140 with an expiry).
  *

@@ -63,8 +63,8 @@ export const CHUNK_SIZE = ADDRESS_STRIDE;
 /** Bytes per record in the per-record array: its address (an f64). */
 export const RECORD_INDEX_BYTES = 8;
 /**
- * Most bytes of shared key prefix skipped before the eight bytes the comparator keeps: each new
- * key is checked against that many bytes.
+ * Most bytes of shared key prefix skipped before the eight bytes {@link Arena.keyHi} and
+ * {@link Arena.keyLo} give: each new key is checked against that many bytes.
  */
 export const MAX_SKIP = 64;
 /** Records the per-record arrays have room for at first. */
@@ -144,9 +144,8 @@ export class Arena {
   }
 
   /**
-   * Bumped each time every record's eight key bytes are read again (the shared prefix got
-   * shorter): a reader keeping copies of them ({@link Arena.keyHi}, {@link Arena.keyLo}) must
-   * take them again.
+   * Bumped each time every record's eight key bytes change (the shared prefix got shorter): a
+   * reader keeping copies of them ({@link Arena.keyHi}, {@link Arena.keyLo}) must take them again.
    */
   get keyEpoch(): number {
     return this.#keyEpoch;
