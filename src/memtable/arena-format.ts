@@ -1,6 +1,6 @@
 /**
  * The memtable's arena format: how entries lie in the arena's chunks, and how a reader that has
- * only the chunks (a worker thread flushing a frozen memtable, without its skiplist) finds the
+ * only the chunks (a worker thread flushing a frozen memtable, without its record tree) finds the
  * entries the memtable holds, in key order. Pure functions; nothing here allocates a chunk.
  *
  * An arena is a list of chunks (`SharedArrayBuffer`s, so another thread can read them without a
@@ -30,8 +30,8 @@
  *   flags: bit 0 = delete (a tombstone: value len is 0), bit 1 = expiresAt follows; others 0.
  * ```
  *
- * The key sits at a fixed offset (16) because the skiplist's comparator reads it on every step of
- * a descent that the eight key bytes its nodes keep (`skiplist.ts`) do not settle; the optional
+ * The key sits at a fixed offset (16) because the record tree's comparator reads it in every
+ * comparison that the eight key bytes its nodes keep (`record-tree.ts`) do not settle; the optional
  * expiry goes last for the same reason. With 16 B keys and 100 B values a record is 132 bytes
  * (140 with an expiry).
  *

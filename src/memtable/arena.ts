@@ -1,7 +1,7 @@
 /**
  * The memtable's arena: an append-only store of entry records in `SharedArrayBuffer` chunks (see
  * `arena-format.ts` for the layout), the comparator that orders records by key for the
- * memtable's skiplist (`skiplist.ts`), and eight bytes of each key that settle most comparisons.
+ * memtable's record tree (`record-tree.ts`), and eight bytes of each key that settle most comparisons.
  *
  * Chunks grow from {@link FIRST_CHUNK_SIZE} by doubling up to {@link CHUNK_SIZE}, so an empty or
  * small memtable (the DB makes a new one at every freeze; tests make them with a 1 KiB threshold)
@@ -12,8 +12,8 @@
  *
  * Records are numbered in append order; a typed array indexed by record number holds each
  * record's address. Eight bytes of a record's key ({@link Arena.keyHi}, {@link Arena.keyLo}: two
- * big-endian u32s, zero-padded) settle most comparisons on numbers; the skiplist keeps a copy in
- * each node, next to its links, and compares keys in the chunks only when those are equal.
+ * big-endian u32s, zero-padded) settle most comparisons on numbers; the record tree keeps a copy
+ * beside each record number in its nodes, and compares keys in the chunks only when those are equal.
  * The eight bytes are the ones after the prefix that every key in the arena shares (`skip`
  * bytes, at most {@link MAX_SKIP}): keys such as zero-padded decimals ("0000000001234567", the
  * benchmarks' keys) or "user:..." share their first bytes, and a prefix of those bytes never
@@ -21,7 +21,7 @@
  * memtable insert against 2.4 us for random keys (300k inserts, CPU time, this loaded 2-core
  * VM), and the comparisons of the B+ tree that was the index then were 46% of the main thread's
  * CPU time under 64 concurrent puts. A key that shares less of the prefix than `skip` lowers
- * it, and every record's eight bytes change: {@link Arena.keyEpoch} moves, and the skiplist reads
+ * it, and every record's eight bytes change: {@link Arena.keyEpoch} moves, and the tree reads
  * them again (one pass over its nodes, at most `MAX_SKIP` times in an arena's life, nearly always
  * while it is small).
  * Measured in an A/B harness while choosing (200k 16 B keys in a bare B+ tree, CPU time, best of
@@ -71,7 +71,7 @@ export const MAX_SKIP = 64;
 const FIRST_RECORD_CAPACITY = 256;
 /**
  * The record number that stands for the key last given to {@link Arena.setProbe}: lookups of a
- * key that is not in the arena pass it to the skiplist, which never links it.
+ * key that is not in the arena pass it to the record tree, which never links it.
  */
 export const PROBE = -1;
 
@@ -109,7 +109,7 @@ export class Arena {
   #probeLo = 0;
   /**
    * Orders two record numbers (or {@link PROBE}) by their keys, bytewise. A closure rather than a
-   * method: the skiplist calls it unbound.
+   * method: the record tree calls it unbound.
    */
   readonly compare: (a: number, b: number) => number;
 

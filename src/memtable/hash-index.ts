@@ -1,8 +1,8 @@
 /**
- * The memtable's hash index: key hash to record number, for point lookups. The skiplist orders
- * the records for cursors; a `get` only needs equality, and a descent of an ordered index costs
- * 18 comparator calls or more at 200k keys (a B+ tree's; a skiplist's about twice as many), each
- * reading two keys in the arena when their eight bytes kept per record are equal. Measured before this index, a random `getSync`
+ * The memtable's hash index: key hash to record number, for point lookups. The record tree
+ * orders the records for cursors; a `get` only needs equality, and a descent of an ordered index
+ * costs 18 comparisons or more at 200k keys (a B+ tree's; a skiplist's about twice as many), each
+ * in a different node. Measured before this index, a random `getSync`
  * on a live DB (180k keys in the memtable, bench/lookup.ts --live) spent a third of its CPU time
  * in that descent; it is about one probe here.
  *
@@ -13,10 +13,10 @@
  * (`util/hash.ts`, the bloom filters' too): the DB hashes a key once per lookup.
  *
  * One slot per key, holding its newest stored record: the memtable calls {@link HashIndex.add}
- * for a new key and {@link HashIndex.replace} when a put replaces a key's record, after its skiplist
+ * for a new key and {@link HashIndex.replace} when a put replaces a key's record, after its record tree
  * took the record (a put ignored as older never reaches the index). Frozen views share the index
  * with the live memtable, which keeps changing it: a view trusts an answer only if the record was
- * appended before its freeze (then it is the view's record for the key too), and asks its skiplist
+ * appended before its freeze (then it is the view's record for the key too), and asks its record tree
  * otherwise (see `memtable.ts`).
  *
  * @module

@@ -3,11 +3,11 @@
  * settles them into a table.
  *
  * Entries are records in an append-only arena of `SharedArrayBuffer` chunks (`arena.ts`, layout
- * in `arena-format.ts`), after Pebble's arenaskl and RocksDB's InlineSkipList. A skiplist
- * (`skiplist.ts`) orders them: its nodes sit side by side in one typed array, each with its links
- * and eight key bytes that settle most comparisons (the keys in the arena settle the rest). The
- * garbage collector sees a few hundred chunks and a handful of typed arrays, not an object, a
- * string and two byte arrays per entry, nor (as with the
+ * in `arena-format.ts`), after Pebble's arenaskl and RocksDB's InlineSkipList. A B+ tree of
+ * record numbers whose nodes live in typed arrays (`record-tree.ts`) orders them, with eight key
+ * bytes per entry beside each record number that settle most comparisons (the keys in the arena
+ * settle the rest). The garbage collector sees a few hundred chunks and a few dozen typed arrays,
+ * not an object, a string and two byte arrays per entry, nor (as with the
  * B+ tree of record numbers that came between) a node object and an array per 20-odd entries.
  * Measured with `bench/memtable.ts` on Node 20 (this 2-core VM, shared and loaded: ranges over
  * three runs), 1M random 16 B keys with 100 B values, against the B+ tree of latin1 strings to
@@ -22,7 +22,8 @@
  * | GC during the 1M inserts            | 2.0-2.8 s           | 0.16-0.37 s         |
  * | longest GC pause during them        | 188-355 ms          | 17-70 ms            |
  *
- * The arena column is the arena with the B+ tree of record numbers. Against it, the skiplist
+ * The arena column is the arena with the B+ tree of record numbers (sorted-btree, nodes as
+ * objects). Against it, a skiplist in typed arrays (session 8; replaced by the typed-array tree)
  * (A/B, the two builds alternating, medians of 3 runs; this VM at a load average of 13-15, so
  * only the figures that do not depend on the load mean much). bench/memgc.ts, the `concurrent`
  * workload of bench:db (64 puts in flight, 1M random fills then 1M random overwrites, 64 MiB
@@ -47,13 +48,17 @@
  * Putting each node's key bytes next to its links (one cache line per step of a descent instead
  * of three or four) then took a memtable put from 5.9-6.8 us to 4.7-5.0 us and a cursor's seek
  * from 7.8-9.3 us to 5.5-5.7 us (500k random keys then 500k overwrites, 3 runs alternating, a
- * quiet machine), for 8 more bytes per entry of that workload (356 against 348).
+ * quiet machine). The typed-array B+ tree that replaced the skiplist (`record-tree.ts`: a
+ * descent is a binary search in 3 or 4 nodes whose key bytes are contiguous, not ~37 random
+ * nodes) took an insert from 3.4-3.7 to 2.0-2.5 us, a seek from 4.2-5.0 to 2.1-2.3 us and a step
+ * of a scan from 0.29-0.31 to 0.09-0.13 us (500k random keys, then 250k overwrites; index and
+ * arena alone, 3 runs alternating), and DB puts with 64 in flight from 106-110k to 129-157k/s.
  *
  * Entries are made on demand (an object and a view or two per entry read), so a full scan costs
  * about what it did (0.8x-1.5x the old one's speed from run to run).
  *
  * Point lookups go through a hash index (`hash-index.ts`: key hash to record number, kept beside
- * the skiplist) rather than down the skiplist: one probe instead of ~40 comparator calls. The
+ * the tree) rather than down the tree: one probe instead of a descent. The
  * DB's lookup ({@link MemtableReader.find}) takes the key's hash from its caller, which hashes
  * once for the memtables and every table's bloom filter, and fills a `Found` (the value as a
  * range of an arena chunk) instead of making an entry and a view.
@@ -61,14 +66,14 @@
  * One entry per key. A `put` whose seq is `>=` the stored entry's replaces it (equal seqs: the
  * later call wins, as within one batch); an older seq is ignored and `put` returns false. This
  * makes replaying a WAL over a memtable idempotent. A put appends its record and links it in the
- * skiplist in front of the key's older records, which stay (in the arena and in the skiplist:
+ * tree in front of the key's older records, which stay (in the arena and in the tree:
  * a frozen view may still read them; readers skip them) until the memtable is dropped.
  *
  * {@link Memtable.freeze} returns an immutable view in O(1): the number of records appended so
- * far. Later records are linked into the same skiplist, and the view skips every record at or past
+ * far. Later records are linked into the same tree, and the view skips every record at or past
  * its number, so it reads the contents as they were. Cursors always run over such a view, so
  * writes during an iteration never disturb it. {@link FrozenMemtable.arena} gives the view's
- * chunks, for a reader that sorts them itself (`sortedArenaEntries`) without the skiplist, such
+ * chunks, for a reader that sorts them itself (`sortedArenaEntries`) without the tree, such
  * as a worker thread.
  *
  * `put` copies the entry's bytes into the arena: the caller may reuse its arrays. The entries
@@ -82,17 +87,17 @@ import type { Found } from '../found.js';
 import { hash32, KEY_HASH_SEED, keyHash } from '../util/hash.js';
 import { Arena, type ArenaMark, PROBE } from './arena.js';
 import { HASH_INDEX_BYTES_PER_ENTRY, HashIndex } from './hash-index.js';
-import { SKIPLIST_BYTES_PER_RECORD, SkipList } from './skiplist.js';
+import { RecordTree, TREE_BYTES_PER_RECORD } from './record-tree.js';
 
 /** Bytes charged per key for the hash index ({@link HASH_INDEX_BYTES_PER_ENTRY}). */
 export const INDEX_BYTES_PER_ENTRY = HASH_INDEX_BYTES_PER_ENTRY;
-/** Bytes charged per record kept for the skiplist ({@link SKIPLIST_BYTES_PER_RECORD}), on top of the arena's. */
-export const INDEX_BYTES_PER_RECORD = SKIPLIST_BYTES_PER_RECORD;
+/** Bytes charged per record kept for the tree ({@link TREE_BYTES_PER_RECORD}), on top of the arena's. */
+export const INDEX_BYTES_PER_RECORD = TREE_BYTES_PER_RECORD;
 
 /** Read-only operations shared by the live memtable and its frozen views. */
 abstract class MemtableReader {
   /** @internal */
-  protected abstract list(): SkipList;
+  protected abstract list(): RecordTree;
   /** @internal */
   protected abstract store(): Arena;
   /** @internal The records this reader sees are those below this number. */
@@ -143,7 +148,7 @@ abstract class MemtableReader {
  * out, and what an iterator reads while the memtable takes new writes.
  */
 export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
-  readonly #list: SkipList;
+  readonly #list: RecordTree;
   readonly #arena: Arena;
   readonly #mark: ArenaMark;
   readonly #index: HashIndex;
@@ -151,7 +156,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 
   /** @internal */
   constructor(
-    list: SkipList,
+    list: RecordTree,
     arena: Arena,
     index: HashIndex,
     mark: ArenaMark,
@@ -177,7 +182,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   }
 
   /** @internal */
-  protected list(): SkipList {
+  protected list(): RecordTree {
     return this.#list;
   }
 
@@ -194,7 +199,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   /**
    * @internal The live memtable's index holds each key's newest record: one appended before the
    * freeze is this view's record for the key too. A newer one (the key was put since) leaves the
-   * answer to the skiplist; no record at all means no key, then as now.
+   * answer to the tree; no record at all means no key, then as now.
    */
   protected record(key: Uint8Array, hash: number): number {
     const arena = this.#arena;
@@ -235,7 +240,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 export class Memtable extends MemtableReader {
   readonly #arena = new Arena();
   readonly #index = new HashIndex();
-  readonly #list = new SkipList(this.#arena);
+  readonly #list = new RecordTree(this.#arena);
   #size = 0;
   #minSeq = Infinity;
   #maxSeq = -1;
@@ -246,7 +251,7 @@ export class Memtable extends MemtableReader {
   }
 
   /** @internal */
-  protected list(): SkipList {
+  protected list(): RecordTree {
     return this.#list;
   }
 
@@ -301,7 +306,7 @@ export class Memtable extends MemtableReader {
     return this.#link(this.#arena.appendFrom(src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt), seq, hash);
   }
 
-  /** Puts the record just appended (its key hashing to `hash`) into the skiplist and the hash index (see {@link insertChecked}). */
+  /** Puts the record just appended (its key hashing to `hash`) into the tree and the hash index (see {@link insertChecked}). */
   #link(record: number, seq: number, hash: number): boolean {
     const arena = this.#arena;
     // One descent, for a new key and an existing one alike: a key's new record goes in front of its old ones.
@@ -323,7 +328,7 @@ export class Memtable extends MemtableReader {
 
   /**
    * Memory held, in bytes: the arena's chunks (overwritten records included: they stay until the
-   * memtable is dropped), {@link INDEX_BYTES_PER_RECORD} per record for the skiplist and
+   * memtable is dropped), {@link INDEX_BYTES_PER_RECORD} per record for the tree and
    * {@link INDEX_BYTES_PER_ENTRY} per key for the hash index. What the DB compares with its flush
    * threshold.
    */
@@ -369,12 +374,12 @@ export class Memtable extends MemtableReader {
 }
 
 /**
- * A cursor over a frozen view: the records below `limit` of a skiplist. A step forward is a link
- * or a few (the key's older versions and the records the view does not see are skipped), a step
- * back as well (the skiplist keeps a backward link at level 0); a seek is one descent.
+ * A cursor over a frozen view: the records below `limit` of a record tree. A step forward is the
+ * next slot of a leaf or a few (the key's older versions and the records the view does not see
+ * are skipped), a step back the previous; a seek is one descent.
  */
 export class MemtableCursor implements EntryCursor {
-  readonly #list: SkipList;
+  readonly #list: RecordTree;
   readonly #arena: Arena;
   readonly #limit: number;
   readonly #reverse: boolean;
@@ -382,7 +387,7 @@ export class MemtableCursor implements EntryCursor {
   #current: Entry | undefined;
 
   /** @internal */
-  constructor(list: SkipList, arena: Arena, limit: number, reverse: boolean) {
+  constructor(list: RecordTree, arena: Arena, limit: number, reverse: boolean) {
     this.#list = list;
     this.#arena = arena;
     this.#limit = limit;

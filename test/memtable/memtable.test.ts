@@ -91,7 +91,7 @@ describe('Memtable', () => {
     expect(m.size).toBe(0);
   });
 
-  it('tracks the memory held: every record appended with its skiplist node, and the hash index per key', () => {
+  it('tracks the memory held: every record appended with its tree entry, and the hash index per key', () => {
     const m = new Memtable();
     const record = (key: number, value: number) => 16 + key + value + RECORD_INDEX_BYTES + INDEX_BYTES_PER_RECORD;
     expect(m.approximateBytes).toBe(0);

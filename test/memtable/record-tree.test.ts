@@ -2,16 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { compareKeys } from '../../src/entry.js';
 import { Arena, PROBE } from '../../src/memtable/arena.js';
-import { SkipList } from '../../src/memtable/skiplist.js';
+import { RecordTree } from '../../src/memtable/record-tree.js';
 
 /**
- * A skiplist over an arena, fed as the memtable feeds it: each record appended, then linked
+ * A record tree over an arena, fed as the memtable feeds it: each record appended, then linked
  * unless its key already holds a record with a higher seq (then taken back). `put` returns the
  * record linked or -1.
  */
-function make(): { arena: Arena; list: SkipList; put(key: Uint8Array, seq: number): number } {
+function make(): { arena: Arena; list: RecordTree; put(key: Uint8Array, seq: number): number } {
   const arena = new Arena();
-  const list = new SkipList(arena);
+  const list = new RecordTree(arena);
   return {
     arena,
     list,
@@ -40,13 +40,13 @@ function expected(records: readonly { key: Uint8Array; record: number }[], limit
   return [...newest.values()].sort((a, b) => compareKeys(a.key, b.key)).map((r) => r.record);
 }
 
-function forward(list: SkipList, limit: number): number[] {
+function forward(list: RecordTree, limit: number): number[] {
   const out: number[] = [];
   for (let r = list.first(limit); r >= 0; r = list.next(r, limit)) out.push(r);
   return out;
 }
 
-function backward(list: SkipList, limit: number): number[] {
+function backward(list: RecordTree, limit: number): number[] {
   const out: number[] = [];
   for (let r = list.last(limit); r >= 0; r = list.prev(r, limit)) out.push(r);
   return out;
@@ -54,7 +54,7 @@ function backward(list: SkipList, limit: number): number[] {
 
 const keyArb = fc.uint8Array({ minLength: 1, maxLength: 3, max: 3 });
 
-describe('SkipList', () => {
+describe('RecordTree', () => {
   it('is empty before the first record, at any limit', () => {
     const { list, arena } = make();
     arena.setProbe(Uint8Array.of(1));
@@ -132,8 +132,8 @@ describe('SkipList', () => {
   });
 
   it('orders every key again when a late key shortens the prefix the arena skips', () => {
-    // 2,000 keys sharing 12 bytes, linked while the nodes' key bytes are the ones after them;
-    // then keys that share less (and one that shares nothing), which change every node's bytes.
+    // 2,000 keys sharing 12 bytes, linked while the entries' key bytes are the ones after them;
+    // then keys that share less (and one that shares nothing), which change every entry's bytes.
     const { list, arena, put } = make();
     const keys: Uint8Array[] = [];
     const enc = new TextEncoder();
@@ -159,7 +159,7 @@ describe('SkipList', () => {
   });
 
   it('links keys in ascending, descending and alternating runs, overwrites among them, in order', () => {
-    // Runs in key order are where the last insert's predecessors get reused (the splice).
+    // Runs in key order: the last leaf's append path, and splits that keep full leaves.
     const { list, arena, put } = make();
     const key = (i: number) => Uint8Array.of(0, (i >> 8) & 0xff, i & 0xff);
     const seqOf = new Map<number, number>();
@@ -184,5 +184,57 @@ describe('SkipList', () => {
       expect(arena.seq(r)).toBe(seqOf.get((k[1]! << 8) | k[2]!));
     }
     expect(backward(list, limit)).toEqual(forward(list, limit).reverse());
+  });
+
+  it('matches a sorted model through thousands of leaves and inner splits, at every kind of limit', () => {
+    // 60,000 records over 6,000 keys sharing a prefix (a tree three levels deep), with overwrites,
+    // puts older than the key's (ignored) and a run in key order in the middle; readers at
+    // limits before, inside and after that run.
+    const { list, arena, put } = make();
+    let x = 12345;
+    const rand = (n: number) => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return (x >>> 8) % n;
+    };
+    const keyOf = (i: number) => new TextEncoder().encode(`k:${String(i).padStart(6, '0')}`);
+    const records: { key: Uint8Array; record: number }[] = [];
+    const seqs = new Map<number, number>();
+    let seq = 0;
+    const limits: number[] = [];
+    const insert = (i: number) => {
+      const older = seqs.has(i) && rand(10) === 0;
+      const s = older ? seqs.get(i)! - 1 : ++seq;
+      const r = put(keyOf(i), s);
+      if (r >= 0) {
+        records.push({ key: keyOf(i), record: r });
+        seqs.set(i, s);
+      } else expect(older).toBe(true);
+    };
+    for (let n = 0; n < 30_000; n++) insert(rand(6000));
+    limits.push(arena.records);
+    for (let i = 6000; i < 12_000; i++) insert(i); // in key order, past every key so far
+    limits.push(arena.records);
+    for (let n = 0; n < 24_000; n++) insert(rand(12_000));
+    limits.push(arena.records, 1, 0, Math.floor(arena.records / 3));
+    for (const limit of limits) {
+      const want = expected(records, limit);
+      expect(forward(list, limit)).toEqual(want);
+      expect(backward(list, limit)).toEqual([...want].reverse());
+      for (let p = 0; p < 300; p++) {
+        const probe =
+          p % 3 === 0 ? keyOf(rand(12_500)) : new TextEncoder().encode(`k:${String(rand(12_500)).padStart(6, '0')}${p % 2 ? '' : '5'}`);
+        arena.setProbe(probe);
+        const gi = want.findIndex((r) => compareKeys(arena.entry(r).key, probe) >= 0);
+        const ge = gi < 0 ? -1 : want[gi]!;
+        let li = want.length - 1;
+        while (li >= 0 && compareKeys(arena.entry(want[li]!).key, probe) > 0) li--;
+        expect(list.seek(PROBE, limit)).toBe(ge);
+        expect(list.seekForPrev(PROBE, limit)).toBe(li < 0 ? -1 : want[li]!);
+        if (gi >= 0) {
+          expect(list.next(ge, limit)).toBe(gi + 1 < want.length ? want[gi + 1]! : -1);
+          expect(list.prev(ge, limit)).toBe(gi > 0 ? want[gi - 1]! : -1);
+        }
+      }
+    }
   });
 });
