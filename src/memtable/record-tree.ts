@@ -420,10 +420,12 @@ export class RecordTree {
     const memoLeaf = this.#memoLeaf;
     const memoSlot = this.#memoSlot;
     if (memoSlot >= 0 && memoSlot < this.#leafCount[memoLeaf]! && this.#leafRec[memoLeaf * B + memoSlot] === record) return;
-    const leaf = this.#leafOf[record]!;
+    const leaf = record >= 0 && record < this.#leafOf.length ? this.#leafOf[record]! : 0;
     const base = leaf * B;
+    const n = this.#leafCount[leaf]!;
     let slot = 0;
-    while (this.#leafRec[base + slot] !== record) slot++;
+    while (slot < n && this.#leafRec[base + slot] !== record) slot++;
+    if (slot === n) throw new Error(`internal error: record ${record} is not in the memtable's index`);
     this.#memoLeaf = leaf;
     this.#memoSlot = slot;
   }

@@ -237,4 +237,11 @@ describe('RecordTree', () => {
       }
     }
   });
+
+  it('refuses to step from a record it never linked, instead of searching forever', () => {
+    const { list, put } = make();
+    for (let i = 0; i < 100; i++) put(Uint8Array.of(i), i + 1);
+    expect(() => list.next(500, 100)).toThrow(/not in the memtable's index/);
+    expect(() => list.prev(-3, 100)).toThrow(/not in the memtable's index/);
+  });
 });
