@@ -154,7 +154,7 @@ export class Arena {
   /**
    * Key bytes `skip..skip+4` of record `r` (or of {@link PROBE}), big-endian, zero-padded, as a
    * u32: where two differ, so do the keys, in the same order. With {@link Arena.keyLo}, what the
-   * comparator settles most comparisons on.
+   * record tree settles most comparisons on (the comparator reads the keys in the chunks).
    */
   keyHi(r: number): number {
     return r >= 0 ? this.#keyBytes(r, 0) : this.#probeHi;

@@ -34,10 +34,11 @@
  * ```
  *
  * A full leaf splits in two halves, except the last leaf taking an entry at its end (keys in
- * order, a bulk load), which keeps its entries and starts a new leaf; a full inner node splits the
- * same way. About 25 bytes per record (a slot of 12 bytes in leaves 70% full under random
- * inserts, and the two per-record words). The key bytes are copies: when the arena's change (its
- * shared prefix got shorter, `keyEpoch`), the tree reads them again at its next use.
+ * order, a bulk load), which keeps its entries and starts a new leaf; a full inner node splits in
+ * halves. About 26 bytes per record ({@link TREE_BYTES_PER_RECORD}: a slot of 12 bytes in leaves
+ * about 70% full under random inserts, and the two per-record words). The key bytes are copies:
+ * when the arena's change (its shared prefix got shorter, `keyEpoch`), the tree reads them all
+ * again at its next use.
  *
  * @module
  */
