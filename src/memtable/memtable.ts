@@ -97,7 +97,7 @@ export const INDEX_BYTES_PER_RECORD = TREE_BYTES_PER_RECORD;
 /** Read-only operations shared by the live memtable and its frozen views. */
 abstract class MemtableReader {
   /** @internal */
-  protected abstract list(): RecordTree;
+  protected abstract tree(): RecordTree;
   /** @internal */
   protected abstract store(): Arena;
   /** @internal The records this reader sees are those below this number. */
@@ -132,13 +132,13 @@ abstract class MemtableReader {
 
   /** The smallest key, or `undefined` when empty. */
   get smallestKey(): Uint8Array | undefined {
-    const r = this.list().first(this.limit());
+    const r = this.tree().first(this.limit());
     return r < 0 ? undefined : this.store().entry(r).key;
   }
 
   /** The largest key, or `undefined` when empty. */
   get largestKey(): Uint8Array | undefined {
-    const r = this.list().last(this.limit());
+    const r = this.tree().last(this.limit());
     return r < 0 ? undefined : this.store().entry(r).key;
   }
 }
@@ -148,7 +148,7 @@ abstract class MemtableReader {
  * out, and what an iterator reads while the memtable takes new writes.
  */
 export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
-  readonly #list: RecordTree;
+  readonly #tree: RecordTree;
   readonly #arena: Arena;
   readonly #mark: ArenaMark;
   readonly #index: HashIndex;
@@ -156,7 +156,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 
   /** @internal */
   constructor(
-    list: RecordTree,
+    tree: RecordTree,
     arena: Arena,
     index: HashIndex,
     mark: ArenaMark,
@@ -169,7 +169,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     readonly maxSeq: number,
   ) {
     super();
-    this.#list = list;
+    this.#tree = tree;
     this.#arena = arena;
     this.#index = index;
     this.#mark = mark;
@@ -182,8 +182,8 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   }
 
   /** @internal */
-  protected list(): RecordTree {
-    return this.#list;
+  protected tree(): RecordTree {
+    return this.#tree;
   }
 
   /** @internal */
@@ -206,13 +206,13 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     const r = this.#index.find(hash, key, arena);
     if (r < this.#mark.records) return r;
     arena.setProbe(key);
-    const s = this.#list.seek(PROBE, this.#mark.records);
+    const s = this.#tree.seek(PROBE, this.#mark.records);
     return s >= 0 && arena.compare(s, PROBE) === 0 ? s : -1;
   }
 
   /** A cursor positioned as `options` say (by default at the first entry). */
   iterator(options?: CursorOptions): MemtableCursor {
-    const cursor = new MemtableCursor(this.#list, this.#arena, this.#mark.records, options?.reverse === true);
+    const cursor = new MemtableCursor(this.#tree, this.#arena, this.#mark.records, options?.reverse === true);
     positionCursor(cursor, options);
     return cursor;
   }
@@ -220,9 +220,9 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   /** Every entry in ascending key order. */
   *[Symbol.iterator](): Iterator<Entry> {
     const arena = this.#arena;
-    const list = this.#list;
+    const tree = this.#tree;
     const limit = this.#mark.records;
-    for (let r = list.first(limit); r >= 0; r = list.next(r, limit)) yield arena.entry(r);
+    for (let r = tree.first(limit); r >= 0; r = tree.next(r, limit)) yield arena.entry(r);
   }
 
   /**
@@ -240,7 +240,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 export class Memtable extends MemtableReader {
   readonly #arena = new Arena();
   readonly #index = new HashIndex();
-  readonly #list = new RecordTree(this.#arena);
+  readonly #tree = new RecordTree(this.#arena);
   #size = 0;
   #minSeq = Infinity;
   #maxSeq = -1;
@@ -251,8 +251,8 @@ export class Memtable extends MemtableReader {
   }
 
   /** @internal */
-  protected list(): RecordTree {
-    return this.#list;
+  protected tree(): RecordTree {
+    return this.#tree;
   }
 
   /** @internal */
@@ -310,12 +310,12 @@ export class Memtable extends MemtableReader {
   #link(record: number, seq: number, hash: number): boolean {
     const arena = this.#arena;
     // One descent, for a new key and an existing one alike: a key's new record goes in front of its old ones.
-    const old = this.#list.prepare(record);
+    const old = this.#tree.prepare(record);
     if (old >= 0 && arena.seq(old) > seq) {
       arena.truncate(record);
       return false;
     }
-    this.#list.link(record);
+    this.#tree.link(record);
     if (old >= 0) this.#index.replace(old, record, hash);
     else {
       this.#index.add(record, hash);
@@ -333,7 +333,7 @@ export class Memtable extends MemtableReader {
    * threshold.
    */
   get approximateBytes(): number {
-    return this.#arena.bytesHeld + this.#list.records * INDEX_BYTES_PER_RECORD + this.#size * INDEX_BYTES_PER_ENTRY;
+    return this.#arena.bytesHeld + this.#tree.records * INDEX_BYTES_PER_RECORD + this.#size * INDEX_BYTES_PER_ENTRY;
   }
 
   /** Smallest seq stored so far, or `undefined` when nothing was stored. */
@@ -353,7 +353,7 @@ export class Memtable extends MemtableReader {
   freeze(): FrozenMemtable {
     const empty = this.#maxSeq < 0;
     return new FrozenMemtable(
-      this.#list,
+      this.#tree,
       this.#arena,
       this.#index,
       this.#arena.mark(),
@@ -379,7 +379,7 @@ export class Memtable extends MemtableReader {
  * are skipped), a step back the previous; a seek is one descent.
  */
 export class MemtableCursor implements EntryCursor {
-  readonly #list: RecordTree;
+  readonly #tree: RecordTree;
   readonly #arena: Arena;
   readonly #limit: number;
   readonly #reverse: boolean;
@@ -387,8 +387,8 @@ export class MemtableCursor implements EntryCursor {
   #current: Entry | undefined;
 
   /** @internal */
-  constructor(list: RecordTree, arena: Arena, limit: number, reverse: boolean) {
-    this.#list = list;
+  constructor(tree: RecordTree, arena: Arena, limit: number, reverse: boolean) {
+    this.#tree = tree;
     this.#arena = arena;
     this.#limit = limit;
     this.#reverse = reverse;
@@ -407,31 +407,31 @@ export class MemtableCursor implements EntryCursor {
   seek(key: Uint8Array): Entry | undefined {
     checkKey(key);
     this.#arena.setProbe(key);
-    return this.#at(this.#list.seek(PROBE, this.#limit));
+    return this.#at(this.#tree.seek(PROBE, this.#limit));
   }
 
   seekForPrev(key: Uint8Array): Entry | undefined {
     checkKey(key);
     this.#arena.setProbe(key);
-    return this.#at(this.#list.seekForPrev(PROBE, this.#limit));
+    return this.#at(this.#tree.seekForPrev(PROBE, this.#limit));
   }
 
   seekToFirst(): Entry | undefined {
-    return this.#at(this.#list.first(this.#limit));
+    return this.#at(this.#tree.first(this.#limit));
   }
 
   seekToLast(): Entry | undefined {
-    return this.#at(this.#list.last(this.#limit));
+    return this.#at(this.#tree.last(this.#limit));
   }
 
   next(): Entry | undefined {
     if (this.#record < 0) return undefined;
-    return this.#at(this.#list.next(this.#record, this.#limit));
+    return this.#at(this.#tree.next(this.#record, this.#limit));
   }
 
   prev(): Entry | undefined {
     if (this.#record < 0) return undefined;
-    return this.#at(this.#list.prev(this.#record, this.#limit));
+    return this.#at(this.#tree.prev(this.#record, this.#limit));
   }
 
   *[Symbol.iterator](): Iterator<Entry> {

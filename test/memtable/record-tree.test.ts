@@ -9,20 +9,20 @@ import { RecordTree } from '../../src/memtable/record-tree.js';
  * unless its key already holds a record with a higher seq (then taken back). `put` returns the
  * record linked or -1.
  */
-function make(): { arena: Arena; list: RecordTree; put(key: Uint8Array, seq: number): number } {
+function make(): { arena: Arena; tree: RecordTree; put(key: Uint8Array, seq: number): number } {
   const arena = new Arena();
-  const list = new RecordTree(arena);
+  const tree = new RecordTree(arena);
   return {
     arena,
-    list,
+    tree,
     put(key, seq) {
       const r = arena.append({ key, seq, kind: 'put', value: new Uint8Array(0), expiresAt: undefined });
-      const old = list.prepare(r);
+      const old = tree.prepare(r);
       if (old >= 0 && arena.seq(old) > seq) {
         arena.truncate(r);
         return -1;
       }
-      list.link(r);
+      tree.link(r);
       return r;
     },
   };
@@ -40,15 +40,15 @@ function expected(records: readonly { key: Uint8Array; record: number }[], limit
   return [...newest.values()].sort((a, b) => compareKeys(a.key, b.key)).map((r) => r.record);
 }
 
-function forward(list: RecordTree, limit: number): number[] {
+function forward(tree: RecordTree, limit: number): number[] {
   const out: number[] = [];
-  for (let r = list.first(limit); r >= 0; r = list.next(r, limit)) out.push(r);
+  for (let r = tree.first(limit); r >= 0; r = tree.next(r, limit)) out.push(r);
   return out;
 }
 
-function backward(list: RecordTree, limit: number): number[] {
+function backward(tree: RecordTree, limit: number): number[] {
   const out: number[] = [];
-  for (let r = list.last(limit); r >= 0; r = list.prev(r, limit)) out.push(r);
+  for (let r = tree.last(limit); r >= 0; r = tree.prev(r, limit)) out.push(r);
   return out;
 }
 
@@ -56,16 +56,16 @@ const keyArb = fc.uint8Array({ minLength: 1, maxLength: 3, max: 3 });
 
 describe('RecordTree', () => {
   it('is empty before the first record, at any limit', () => {
-    const { list, arena } = make();
+    const { tree, arena } = make();
     arena.setProbe(Uint8Array.of(1));
     for (const limit of [0, 10]) {
-      expect([list.first(limit), list.last(limit), list.seek(PROBE, limit), list.seekForPrev(PROBE, limit)]).toEqual([-1, -1, -1, -1]);
+      expect([tree.first(limit), tree.last(limit), tree.seek(PROBE, limit), tree.seekForPrev(PROBE, limit)]).toEqual([-1, -1, -1, -1]);
     }
-    expect(list.records).toBe(0);
+    expect(tree.records).toBe(0);
   });
 
   it('keeps every version of a key, newest first, and shows each reader the newest it may see', () => {
-    const { list, put } = make();
+    const { tree, put } = make();
     const records: { key: Uint8Array; record: number }[] = [];
     // 3000 records over 40 keys: towers several levels high, ~75 versions per key.
     let x = 12345;
@@ -74,28 +74,28 @@ describe('RecordTree', () => {
       const key = Buffer.from(`k${(x >>> 8) % 40}`);
       records.push({ key, record: put(key, i + 1) });
     }
-    expect(list.records).toBe(3000);
+    expect(tree.records).toBe(3000);
     for (const limit of [0, 1, 17, 500, 2999, 3000]) {
       const want = expected(records, limit);
-      expect(forward(list, limit)).toEqual(want);
-      expect(backward(list, limit)).toEqual([...want].reverse());
+      expect(forward(tree, limit)).toEqual(want);
+      expect(backward(tree, limit)).toEqual([...want].reverse());
     }
   });
 
   it('never links a record whose key holds a higher seq; an equal seq goes in front', () => {
-    const { list, put } = make();
+    const { tree, put } = make();
     expect(put(Buffer.from('a'), 5)).toBe(0);
     expect(put(Buffer.from('a'), 4)).toBe(-1);
     expect(put(Buffer.from('a'), 5)).toBe(1);
-    expect(list.records).toBe(2);
-    expect(forward(list, 2)).toEqual([1]);
-    expect(forward(list, 1)).toEqual([0]);
+    expect(tree.records).toBe(2);
+    expect(forward(tree, 2)).toEqual([1]);
+    expect(forward(tree, 1)).toEqual([0]);
   });
 
   test.prop([fc.array(fc.tuple(keyArb, fc.nat(3)), { maxLength: 300 }), fc.array(keyArb, { maxLength: 8 }), fc.nat(300)], {
     numRuns: 200,
   })('seeks, steps and turns around as a sorted model of each reader does', (ops, probes, limitSeed) => {
-    const { list, arena, put } = make();
+    const { tree, arena, put } = make();
     const records: { key: Uint8Array; record: number }[] = [];
     const seqs = new Map<string, number>();
     let seq = 0;
@@ -112,20 +112,20 @@ describe('RecordTree', () => {
     const total = records.length;
     for (const limit of [total, limitSeed % (total + 1)]) {
       const want = expected(records, limit);
-      expect(forward(list, limit)).toEqual(want);
-      expect(backward(list, limit)).toEqual([...want].reverse());
+      expect(forward(tree, limit)).toEqual(want);
+      expect(backward(tree, limit)).toEqual([...want].reverse());
       const keyOf = (r: number): Uint8Array => arena.entry(r).key;
       for (const probe of probes) {
         arena.setProbe(probe);
         const ge = want.find((r) => compareKeys(keyOf(r), probe) >= 0) ?? -1;
         const le = [...want].reverse().find((r) => compareKeys(keyOf(r), probe) <= 0) ?? -1;
-        expect(list.seek(PROBE, limit)).toBe(ge);
-        expect(list.seekForPrev(PROBE, limit)).toBe(le);
+        expect(tree.seek(PROBE, limit)).toBe(ge);
+        expect(tree.seekForPrev(PROBE, limit)).toBe(le);
         // Turning around from a seek position: back one key, then forward again.
         if (ge >= 0) {
           const i = want.indexOf(ge);
-          expect(list.prev(ge, limit)).toBe(i > 0 ? want[i - 1]! : -1);
-          expect(list.next(ge, limit)).toBe(i + 1 < want.length ? want[i + 1]! : -1);
+          expect(tree.prev(ge, limit)).toBe(i > 0 ? want[i - 1]! : -1);
+          expect(tree.next(ge, limit)).toBe(i + 1 < want.length ? want[i + 1]! : -1);
         }
       }
     }
@@ -134,7 +134,7 @@ describe('RecordTree', () => {
   it('orders every key again when a late key shortens the prefix the arena skips', () => {
     // 2,000 keys sharing 12 bytes, linked while the entries' key bytes are the ones after them;
     // then keys that share less (and one that shares nothing), which change every entry's bytes.
-    const { list, arena, put } = make();
+    const { tree, arena, put } = make();
     const keys: Uint8Array[] = [];
     const enc = new TextEncoder();
     let seq = 0;
@@ -147,12 +147,12 @@ describe('RecordTree', () => {
     }
     const sorted = [...keys].sort(compareKeys).map((k) => Buffer.from(k).toString());
     const limit = arena.records;
-    const seen = forward(list, limit).map((r) => Buffer.from(arena.entry(r).key).toString());
+    const seen = forward(tree, limit).map((r) => Buffer.from(arena.entry(r).key).toString());
     expect(seen).toEqual(sorted);
-    expect(backward(list, limit).map((r) => Buffer.from(arena.entry(r).key).toString())).toEqual([...sorted].reverse());
+    expect(backward(tree, limit).map((r) => Buffer.from(arena.entry(r).key).toString())).toEqual([...sorted].reverse());
     for (const k of [...keys, late[4]!, enc.encode('user:0000000000999z'), enc.encode('zz')]) {
       arena.setProbe(k);
-      const r = list.seek(PROBE, limit);
+      const r = tree.seek(PROBE, limit);
       const want = sorted.find((s) => compareKeys(Buffer.from(s), k) >= 0);
       expect(r < 0 ? undefined : Buffer.from(arena.entry(r).key).toString()).toBe(want);
     }
@@ -160,7 +160,7 @@ describe('RecordTree', () => {
 
   it('links keys in ascending, descending and alternating runs, overwrites among them, in order', () => {
     // Runs in key order: the last leaf's append path, and splits that keep full leaves.
-    const { list, arena, put } = make();
+    const { tree, arena, put } = make();
     const key = (i: number) => Uint8Array.of(0, (i >> 8) & 0xff, i & 0xff);
     const seqOf = new Map<number, number>();
     let seq = 0;
@@ -174,23 +174,23 @@ describe('RecordTree', () => {
     for (let i = 0; i < 3000; i += 7) ins(i); // overwrites in order
     const limit = arena.records;
     const want = [...seqOf.keys()].sort((a, b) => a - b);
-    const got = forward(list, limit).map((r) => {
+    const got = forward(tree, limit).map((r) => {
       const k = arena.entry(r).key;
       return (k[1]! << 8) | k[2]!;
     });
     expect(got).toEqual(want);
-    for (const r of forward(list, limit)) {
+    for (const r of forward(tree, limit)) {
       const k = arena.entry(r).key;
       expect(arena.seq(r)).toBe(seqOf.get((k[1]! << 8) | k[2]!));
     }
-    expect(backward(list, limit)).toEqual(forward(list, limit).reverse());
+    expect(backward(tree, limit)).toEqual(forward(tree, limit).reverse());
   });
 
   it('matches a sorted model through thousands of leaves and inner splits, at every kind of limit', () => {
     // 60,000 records over 6,000 keys sharing a prefix (a tree three levels deep), with overwrites,
     // puts older than the key's (ignored) and a run in key order in the middle; readers at
     // limits before, inside and after that run.
-    const { list, arena, put } = make();
+    const { tree, arena, put } = make();
     let x = 12345;
     const rand = (n: number) => {
       x = (Math.imul(x, 1103515245) + 12345) >>> 0;
@@ -218,8 +218,8 @@ describe('RecordTree', () => {
     limits.push(arena.records, 1, 0, Math.floor(arena.records / 3));
     for (const limit of limits) {
       const want = expected(records, limit);
-      expect(forward(list, limit)).toEqual(want);
-      expect(backward(list, limit)).toEqual([...want].reverse());
+      expect(forward(tree, limit)).toEqual(want);
+      expect(backward(tree, limit)).toEqual([...want].reverse());
       for (let p = 0; p < 300; p++) {
         const probe =
           p % 3 === 0 ? keyOf(rand(12_500)) : new TextEncoder().encode(`k:${String(rand(12_500)).padStart(6, '0')}${p % 2 ? '' : '5'}`);
@@ -228,20 +228,20 @@ describe('RecordTree', () => {
         const ge = gi < 0 ? -1 : want[gi]!;
         let li = want.length - 1;
         while (li >= 0 && compareKeys(arena.entry(want[li]!).key, probe) > 0) li--;
-        expect(list.seek(PROBE, limit)).toBe(ge);
-        expect(list.seekForPrev(PROBE, limit)).toBe(li < 0 ? -1 : want[li]!);
+        expect(tree.seek(PROBE, limit)).toBe(ge);
+        expect(tree.seekForPrev(PROBE, limit)).toBe(li < 0 ? -1 : want[li]!);
         if (gi >= 0) {
-          expect(list.next(ge, limit)).toBe(gi + 1 < want.length ? want[gi + 1]! : -1);
-          expect(list.prev(ge, limit)).toBe(gi > 0 ? want[gi - 1]! : -1);
+          expect(tree.next(ge, limit)).toBe(gi + 1 < want.length ? want[gi + 1]! : -1);
+          expect(tree.prev(ge, limit)).toBe(gi > 0 ? want[gi - 1]! : -1);
         }
       }
     }
   });
 
   it('refuses to step from a record it never linked, instead of searching forever', () => {
-    const { list, put } = make();
+    const { tree, put } = make();
     for (let i = 0; i < 100; i++) put(Uint8Array.of(i), i + 1);
-    expect(() => list.next(500, 100)).toThrow(/not in the memtable's index/);
-    expect(() => list.prev(-3, 100)).toThrow(/not in the memtable's index/);
+    expect(() => tree.next(500, 100)).toThrow(/not in the memtable's index/);
+    expect(() => tree.prev(-3, 100)).toThrow(/not in the memtable's index/);
   });
 });
