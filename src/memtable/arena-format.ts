@@ -167,12 +167,6 @@ export function encodeRecordFrom(
   return end - offset;
 }
 
-/** {@link keyPrefix} of the `n` key bytes at `src[at..]`. */
-export function keyPrefixAt(src: Uint8Array, at: number, n: number): number {
-  if (n >= 4) return ((src[at]! << 24) | (src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!) >>> 0;
-  return ((n > 0 ? src[at]! << 24 : 0) | (n > 1 ? src[at + 1]! << 16 : 0) | (n > 2 ? src[at + 2]! << 8 : 0)) >>> 0;
-}
-
 /** The seq of the record at `offset`. */
 export function recordSeq(chunk: Uint8Array, offset: number): number {
   return readU56(chunk, offset + 8);

@@ -235,17 +235,12 @@ export class RecordTree {
   }
 
   #insertInLeaf(leaf: number, slot: number, record: number, hi: number, lo: number): void {
-    const base = leaf * B;
-    const n = this.#leafCount[leaf]!;
-    if (slot < n) {
-      this.#leafRec.copyWithin(base + slot + 1, base + slot, base + n);
-      this.#leafHi.copyWithin(base + slot + 1, base + slot, base + n);
-      this.#leafLo.copyWithin(base + slot + 1, base + slot, base + n);
-    }
-    this.#leafRec[base + slot] = record;
-    this.#leafHi[base + slot] = hi;
-    this.#leafLo[base + slot] = lo;
-    this.#leafCount[leaf] = n + 1;
+    const at = leaf * B + slot;
+    const end = leaf * B + this.#leafCount[leaf]!;
+    insertAt(this.#leafRec, at, end, record);
+    insertAt(this.#leafHi, at, end, hi);
+    insertAt(this.#leafLo, at, end, lo);
+    this.#leafCount[leaf]!++;
     this.#leafOf[record] = leaf;
   }
 
@@ -318,19 +313,13 @@ export class RecordTree {
   }
 
   #insertInInner(node: number, slot: number, child: number, rec: number, hi: number, lo: number): void {
-    const base = node * B;
-    const n = this.#innerCount[node]!;
-    if (slot < n) {
-      this.#innerChild.copyWithin(base + slot + 1, base + slot, base + n);
-      this.#innerRec.copyWithin(base + slot + 1, base + slot, base + n);
-      this.#innerHi.copyWithin(base + slot + 1, base + slot, base + n);
-      this.#innerLo.copyWithin(base + slot + 1, base + slot, base + n);
-    }
-    this.#innerChild[base + slot] = child;
-    this.#innerRec[base + slot] = rec;
-    this.#innerHi[base + slot] = hi;
-    this.#innerLo[base + slot] = lo;
-    this.#innerCount[node] = n + 1;
+    const at = node * B + slot;
+    const end = node * B + this.#innerCount[node]!;
+    insertAt(this.#innerChild, at, end, child);
+    insertAt(this.#innerRec, at, end, rec);
+    insertAt(this.#innerHi, at, end, hi);
+    insertAt(this.#innerLo, at, end, lo);
+    this.#innerCount[node]!++;
   }
 
   #newLeaf(): number {
@@ -473,6 +462,12 @@ export class RecordTree {
     this.#locate(record);
     return this.#visibleBack(this.#memoLeaf, this.#memoSlot - 1, limit);
   }
+}
+
+/** Puts `v` at `a[at]`, moving `a[at..end)` up one place (a node's slots in use end at `end`). */
+function insertAt(a: Int32Array, at: number, end: number, v: number): void {
+  if (at < end) a.copyWithin(at + 1, at, end);
+  a[at] = v;
 }
 
 /** `a` copied into a new array of `length` elements (the rest zero). */
