@@ -5,7 +5,7 @@
  * ```sh
  * npx tsx bench/memtable.ts               # 1M random 16 B keys / 100 B values, and a 64 MiB sort
  * npx tsx bench/memtable.ts --n=200000    # fewer entries
- * npx tsx bench/memtable.ts --sort-mib=16 # a smaller memtable for sortedArenaEntries
+ * npx tsx bench/memtable.ts --sort-mib=16 # a smaller memtable for the flush source
  * npx tsx bench/memtable.ts --runs=3      # best of 3 attempts per implementation (default 2)
  * ```
  *
@@ -15,8 +15,9 @@
  * memory held per entry after a full GC (heap + array buffers, which count the arena's
  * `SharedArrayBuffer`s, and RSS), `approximateBytes` per entry, gets/s of random present keys, a
  * full scan of a frozen view, and the garbage collector's time during the inserts and the gets
- * (`perf_hooks` 'gc' entries: total and longest pause). Then `sortedArenaEntries` over a frozen
- * memtable of `--sort-mib` MiB, against iterating the same frozen memtable. Throughput is given
+ * (`perf_hooks` 'gc' entries: total and longest pause). Then what a flush in the worker reads of a
+ * sealed memtable of `--sort-mib` MiB (`flush-source.ts`): the source made on the DB's thread, the
+ * walk of the tree's leaves, every entry decoded; against iterating the same frozen memtable. Throughput is given
  * per wall-clock second and per CPU-second of the process (all its threads, the GC's included):
  * on a shared machine the second moves less. The best of `--runs` attempts (inserts/s + gets/s)
  * per implementation, alternating.
@@ -29,8 +30,9 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as btree from 'sorted-btree';
 import type { Entry } from '../src/entry.js';
-import { sortedArenaAddresses, sortedArenaEntries } from '../src/memtable/arena-format.js';
+import { flushSourceEntries } from '../src/memtable/flush-source.js';
 import { Memtable } from '../src/memtable/memtable.js';
+import { visibleRecords } from '../src/memtable/record-tree.js';
 
 const MiB = 1024 * 1024;
 const KEY = 16;
@@ -229,15 +231,20 @@ interface SortResult {
   entries: number;
   records: number;
   arenaBytes: number;
-  sortAddressesMs: number;
-  sortAddressesCpuMs: number;
-  sortEntriesMs: number;
+  /** `flushSource()` on the DB's thread (it copies the leaves' record numbers). */
+  sourceMs: number;
+  /** `visibleRecords`: the walk of the leaves, in key order (the worker's). */
+  walkMs: number;
+  walkCpuMs: number;
+  /** `flushSourceEntries`, every entry decoded. */
+  entriesMs: number;
   iterateMs: number;
 }
 
 /**
- * `sortedArenaEntries` over a frozen memtable of `mib` MiB: random 16 B keys, or keys whose first
- * 8 bytes are the same (`user:000` and 8 random bytes), as keys with a common prefix often are.
+ * What a flush in the worker reads of a sealed memtable of `mib` MiB: random 16 B keys, or keys
+ * whose first 8 bytes are the same (`user:000` and 8 random bytes), as keys with a common prefix
+ * often are.
  */
 async function measureSort(mib: number, keys: 'random' | 'shared'): Promise<SortResult> {
   const m = new Memtable();
@@ -245,7 +252,7 @@ async function measureSort(mib: number, keys: 'random' | 'shared'): Promise<Sort
   const value = Buffer.allocUnsafe(VALUE);
   randomFillSync(value);
   let records = 0;
-  // One in ten writes overwrites an earlier key, so the sort also has to pick winners.
+  // One in ten writes overwrites an earlier key, so the walk also steps over older versions.
   while (m.approximateBytes < mib * MiB) {
     if (records % 10 === 9) {
       const j = Math.floor(Math.random() * records);
@@ -259,29 +266,32 @@ async function measureSort(mib: number, keys: 'random' | 'shared'): Promise<Sort
     m.insertChecked({ key, seq: records + 1, kind: 'put', value, expiresAt: undefined });
     records++;
   }
-  const frozen = m.freeze();
-  const arena = frozen.arena();
+  const frozen = m.seal();
+  gc();
+  let t0 = performance.now();
+  const source = frozen.flushSource();
+  const sourceMs = performance.now() - t0;
   let arenaBytes = 0;
-  for (const e of arena.ends) arenaBytes += e;
+  for (const e of source.arena.ends) arenaBytes += e;
   gc();
   const c0 = process.cpuUsage();
-  let t0 = performance.now();
-  const addresses = sortedArenaAddresses(arena);
-  const sortAddressesMs = performance.now() - t0;
-  const sortAddressesCpuMs = cpuMs(c0);
+  t0 = performance.now();
+  const visible = visibleRecords(source.order);
+  const walkMs = performance.now() - t0;
+  const walkCpuMs = cpuMs(c0);
   gc();
   t0 = performance.now();
   let count = 0;
-  for (const e of sortedArenaEntries(arena)) count += e.seq > 0 ? 1 : 0;
-  const sortEntriesMs = performance.now() - t0;
+  for (const e of flushSourceEntries(source)) count += e.seq > 0 ? 1 : 0;
+  const entriesMs = performance.now() - t0;
   t0 = performance.now();
   let iterated = 0;
   for (const e of frozen) iterated += e.seq > 0 ? 1 : 0;
   const iterateMs = performance.now() - t0;
-  if (count !== frozen.size || iterated !== frozen.size || addresses.length !== frozen.size) {
-    throw new Error(`sort: ${count} / ${addresses.length} entries, the memtable holds ${frozen.size}`);
+  if (count !== frozen.size || iterated !== frozen.size || visible.length !== frozen.size) {
+    throw new Error(`flush source: ${count} / ${visible.length} entries, the memtable holds ${frozen.size}`);
   }
-  return { keys, mib, entries: frozen.size, records, arenaBytes, sortAddressesMs, sortAddressesCpuMs, sortEntriesMs, iterateMs };
+  return { keys, mib, entries: frozen.size, records, arenaBytes, sourceMs, walkMs, walkCpuMs, entriesMs, iterateMs };
 }
 
 // --- the parent: runs the children, prints the report ---------------------------------------
@@ -334,7 +344,7 @@ async function main(): Promise<void> {
   const rows = [best.get('old')!, best.get('arena')!];
   const sorts: SortResult[] = [];
   for (const keys of ['random', 'shared']) {
-    console.error(`  sortedArenaEntries over ${sortMib} MiB, ${keys} keys...`);
+    console.error(`  flush source of ${sortMib} MiB, ${keys} keys...`);
     sorts.push(await child<SortResult>([`--child=sort-${keys}`, `--sort-mib=${sortMib}`]));
   }
 
@@ -356,13 +366,14 @@ async function main(): Promise<void> {
   line('GC during gets: total / longest', (r) => `${fmt(r.gcGet.ms)} ms / ${fmt(r.gcGet.longest, 1)} ms (${r.gcGet.count} GCs)`);
   const sort = sorts[0]!;
   console.log(
-    `\n## sortedArenaEntries: a ${sort.mib} MiB memtable (${fmt(sort.entries)} keys, ${fmt(sort.records)} records, one in ten an overwrite; ${fmt(sort.arenaBytes / MiB, 1)} MiB of records)\n`,
+    `\n## A flush's reading of a sealed ${sort.mib} MiB memtable (${fmt(sort.entries)} keys, ${fmt(sort.records)} records, one in ten an overwrite; ${fmt(sort.arenaBytes / MiB, 1)} MiB of records)\n`,
   );
   console.log('| ms | random keys | keys sharing their first 8 bytes |');
   console.log('| --- | --- | --- |');
   const sline = (name: string, f: (r: SortResult) => string): void => console.log(`| ${name} | ${sorts.map(f).join(' | ')} |`);
-  sline('sortedArenaAddresses: scan, sort, pick (CPU)', (r) => `${fmt(r.sortAddressesMs)} (${fmt(r.sortAddressesCpuMs)})`);
-  sline('sortedArenaEntries, every entry decoded', (r) => fmt(r.sortEntriesMs));
+  sline("flushSource(), on the DB's thread", (r) => fmt(r.sourceMs, 1));
+  sline('visibleRecords: the walk of the leaves (CPU)', (r) => `${fmt(r.walkMs)} (${fmt(r.walkCpuMs)})`);
+  sline('flushSourceEntries, every entry decoded', (r) => fmt(r.entriesMs));
   sline('iterating the frozen memtable (its B+ tree)', (r) => fmt(r.iterateMs));
 }
 

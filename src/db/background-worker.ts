@@ -19,7 +19,7 @@ import { type MessagePort, parentPort } from 'node:worker_threads';
 import { nodeFileSystem } from '../fs/node.js';
 import { RemoteFileSystem } from '../fs/remote.js';
 import type { FileSystem } from '../fs/types.js';
-import { sortedArenaEntries } from '../memtable/arena-format.js';
+import { flushSourceEntries } from '../memtable/flush-source.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { errorToWire } from '../wire-error.js';
 import type { FromWorker, ToWorker } from './background.js';
@@ -71,7 +71,7 @@ async function run(msg: Extract<ToWorker, { type: 'job' }>): Promise<void> {
     const newFileNumber = (): Promise<number> => fileNumber(id);
     const result =
       job.kind === 'flush'
-        ? await runFlushJob(sortedArenaEntries(job.arena), job, { fs, newFileNumber, signal })
+        ? await runFlushJob(flushSourceEntries(job.source), job, { fs, newFileNumber, signal })
         : await runCompactionJob(job, {
             fs,
             openInput: (meta) => TableReader.open(fs, path.join(job.dir, tableFileName(meta.fileNumber))),

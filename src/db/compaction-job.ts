@@ -26,7 +26,7 @@
  */
 import { compareKeys, EMPTY_VALUE, type Entry, type EntryCursor } from '../entry.js';
 import type { FileSystem } from '../fs/types.js';
-import type { ArenaChunks } from '../memtable/arena-format.js';
+import type { FlushSource } from '../memtable/flush-source.js';
 import type { TableCompression } from '../sstable/format.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import type { TableMeta } from './manifest.js';
@@ -71,13 +71,13 @@ export interface CompactionJob extends JobOutput {
 }
 
 /**
- * A flush, as data: the frozen memtable's arena (shared memory: posting it to the worker copies
- * nothing), whose entries the job sorts itself (`sortedArenaEntries`), so that the DB's thread
- * does no per-entry work at all.
+ * A flush, as data: the sealed memtable's arena, record addresses and tree leaves (shared
+ * memory: posting them to the worker copies nothing), whose entries the worker lists in key
+ * order by walking the leaves (`flushSourceEntries`): the DB's thread does no per-entry work.
  */
 export interface FlushJob extends JobOutput {
   kind: 'flush';
-  arena: ArenaChunks;
+  source: FlushSource;
 }
 
 /** The key range of one table. */
@@ -294,8 +294,8 @@ export async function runCompactionJob(job: CompactionJob, env: JobEnvironment):
 }
 
 /**
- * Writes `entries` (sorted by key, one per key) as one table: a frozen memtable inline, its arena
- * sorted by `sortedArenaEntries` in the worker. Does not touch the manifest.
+ * Writes `entries` (sorted by key, one per key) as one table: a frozen memtable inline, its
+ * `flushSourceEntries` in the worker. Does not touch the manifest.
  */
 export async function runFlushJob(
   entries: Iterable<Entry>,

@@ -20,7 +20,6 @@ import { FRAME_HEADER_SIZE, segmentFileName } from '../wal/format.js';
 import type { WalOptions } from '../wal/options.js';
 import { comparePositions, type Position } from '../wal/position.js';
 import { Wal } from '../wal/wal.js';
-import { Memtable } from '../memtable/memtable.js';
 import { CURRENT_FILE, parseFileName, WAL_DIR } from './filenames.js';
 import { installManifest, type ManifestState, readCurrentManifest, readSmallFile } from './manifest.js';
 import type { ResolvedDBOptions } from './options.js';
@@ -193,9 +192,7 @@ export async function replayWal(host: ReplayHost, after: Position | null): Promi
     writer.lastPosition = position;
     writer.walBytesSinceFreeze += record.payloadSize + FRAME_HEADER_SIZE;
     if (writer.mustFreeze()) {
-      writer.imm.unshift({ table: writer.mem.freeze(), lastPosition: position, lastSeq: writer.seq });
-      writer.mem = new Memtable();
-      writer.walBytesSinceFreeze = 0;
+      writer.sealActive();
       // A read-only handle keeps what it replayed in memory: it writes no table.
       if (!host.readOnly) await host.flushOldest();
     }
@@ -214,9 +211,7 @@ export async function replayWal(host: ReplayHost, after: Position | null): Promi
 export async function upgradeFormat(host: ReplayHost, persisted: PersistedOptions): Promise<PersistedOptions> {
   const writer = host.writer;
   if (writer.mem.size > 0) {
-    writer.imm.unshift({ table: writer.mem.freeze(), lastPosition: writer.lastPosition, lastSeq: writer.seq });
-    writer.mem = new Memtable();
-    writer.walBytesSinceFreeze = 0;
+    writer.sealActive();
   }
   while (writer.imm.length > 0) await host.flushOldest();
   const upgraded = { ...persisted, formatVersion: DB_FORMAT_VERSION };

@@ -203,7 +203,7 @@ export class Scheduler {
     const f = this.#host.writer.imm[this.#host.writer.imm.length - 1]!;
     const output = { dir: this.#host.dir, compression: this.#host.opts.compression };
     const { tables: written } = await this.background.run(
-      () => ({ kind: 'flush', ...output, arena: f.table.arena() }),
+      () => ({ kind: 'flush', ...output, source: f.table.flushSource() }),
       (signal) => runFlushJob(f.table, output, { fs: this.#host.fs, newFileNumber: this.#host.versions().newFileNumber, signal }),
     );
     const added = await this.#host.versions().openTables(written);

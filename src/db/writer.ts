@@ -273,10 +273,18 @@ export class Writer {
   /** Freezes the active memtable (if it holds anything) for a flush, and schedules the flush. */
   freeze(): void {
     if (this.mem.size === 0) return;
-    this.imm.unshift({ table: this.mem.freeze(), lastPosition: this.lastPosition, lastSeq: this.seq });
+    this.sealActive();
+    this.#host.scheduleFlush();
+  }
+
+  /**
+   * Seals the active memtable (it takes no more writes: see `Memtable.seal`) as the newest
+   * frozen one, holding the WAL up to {@link lastPosition}, and gives the writes a new one.
+   */
+  sealActive(): void {
+    this.imm.unshift({ table: this.mem.seal(), lastPosition: this.lastPosition, lastSeq: this.seq });
     this.mem = new Memtable();
     this.walBytesSinceFreeze = 0;
-    this.#host.scheduleFlush();
   }
 
   /** Whether a write must queue for admission: a stop or a slowdown may hold it. */

@@ -1,7 +1,7 @@
 /**
- * The memtable's arena format: how entries lie in the arena's chunks, and how a reader that has
- * only the chunks (a worker thread flushing a frozen memtable, without its record tree) finds the
- * entries the memtable holds, in key order. Pure functions; nothing here allocates a chunk.
+ * The memtable's arena format: how entries lie in the arena's chunks, and how a reader in another
+ * thread (a worker flushing a sealed memtable, `flush-source.ts`) decodes them. Pure functions;
+ * nothing here allocates a chunk.
  *
  * An arena is a list of chunks (`SharedArrayBuffer`s, so another thread can read them without a
  * copy) and, for each, how many of its bytes are used. Records are appended one after another,
@@ -35,16 +35,13 @@
  * expiry goes last for the same reason. With 16 B keys and 100 B values a record is 132 bytes
  * (140 with an expiry).
  *
- * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset` (the memtable
- * keeps one per record; {@link sortedArenaAddresses} returns them). Chunks that take more than one
- * record are at most `ADDRESS_STRIDE` bytes, and a larger record gets a chunk of its own at
- * offset 0, so offsets stay below the stride.
+ * An address names a record with one number, `chunk * ADDRESS_STRIDE + offset` (the arena
+ * keeps one per record number, in shared memory: `Arena.addressTable`). Chunks that take more
+ * than one record are at most `ADDRESS_STRIDE` bytes, and a larger record gets a chunk of its own
+ * at offset 0, so offsets stay below the stride.
  *
- * One entry per key, as the memtable keeps it: of the records of a key, the one with the highest
- * seq; of those with equal seqs, the one appended last (the memtable lets a put with an equal seq
- * replace, as within one batch). A put the memtable ignored as older may have left a record
- * behind; it loses to the record that beat it, so the rule gives the memtable's contents whatever
- * the arena holds.
+ * The chunks hold every record the memtable received, overwritten ones included; which record
+ * of a key is the entry, and the key order, are the record tree's (`record-tree.ts`).
  *
  * @module
  */
@@ -249,30 +246,6 @@ export function compareRecordKeys(a: DataView, ao: number, b: DataView, bo: numb
   return al - bl;
 }
 
-/**
- * The first four bytes of a key as a big-endian u32, zero-padded when shorter. Ordering keys by
- * it orders them as their bytes whenever two prefixes differ (padding never reverses an order),
- * so a comparison can end on two numbers; equal prefixes need the keys.
- */
-export function keyPrefix(key: Uint8Array): number {
-  const n = key.length;
-  if (n >= 4) return ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
-  return ((n > 0 ? key[0]! << 24 : 0) | (n > 1 ? key[1]! << 16 : 0) | (n > 2 ? key[2]! << 8 : 0)) >>> 0;
-}
-
-/** {@link keyPrefix} of the key of the record at `offset`. */
-export function recordKeyPrefix(chunk: Uint8Array, offset: number): number {
-  const n = readU32(chunk, offset);
-  const k = offset + RECORD_HEADER_SIZE;
-  if (n >= 4) return ((chunk[k]! << 24) | (chunk[k + 1]! << 16) | (chunk[k + 2]! << 8) | chunk[k + 3]!) >>> 0;
-  return ((n > 0 ? chunk[k]! << 24 : 0) | (n > 1 ? chunk[k + 1]! << 16 : 0) | (n > 2 ? chunk[k + 2]! << 8 : 0)) >>> 0;
-}
-
-/** The address of the record at `offset` of chunk number `chunk`. */
-export function toAddress(chunk: number, offset: number): number {
-  return chunk * ADDRESS_STRIDE + offset;
-}
-
 /** The chunk number of an address. */
 export function addressChunk(address: number): number {
   return Math.floor(address / ADDRESS_STRIDE);
@@ -288,192 +261,7 @@ export function arenaBytes(arena: ArenaChunks): Uint8Array[] {
   return arena.chunks.map((c) => new Uint8Array(c));
 }
 
-/** The arena's chunks as `DataView`s, for {@link compareRecordKeys}. */
-export function arenaViews(arena: ArenaChunks): DataView[] {
-  return arena.chunks.map((c) => new DataView(c));
-}
-
-/**
- * The address of every record, in append order. Throws `RangeError` if a record runs past its
- * chunk's end (the arena is not one a memtable wrote).
- */
-export function scanArena(arena: ArenaChunks): number[] {
-  const addresses: number[] = [];
-  for (let c = 0; c < arena.chunks.length; c++) {
-    const chunk = new Uint8Array(arena.chunks[c]!);
-    const end = arena.ends[c]!;
-    if (!(end >= 0 && end <= chunk.length)) throw new RangeError(`arena chunk ${c}: end ${end} is outside its ${chunk.length} bytes`);
-    for (let at = 0; at < end; ) {
-      if (end - at < RECORD_HEADER_SIZE) throw new RangeError(`arena chunk ${c}: a record header at ${at} runs past the end ${end}`);
-      const size = recordSizeAt(chunk, at);
-      if (size > end - at) throw new RangeError(`arena chunk ${c}: the record at ${at} (${size} bytes) runs past the end ${end}`);
-      addresses.push(toAddress(c, at));
-      at += size;
-    }
-  }
-  return addresses;
-}
-
-/**
- * The addresses of the entries the memtable holds, one per key, in ascending key order: all
- * records scanned in append order, sorted by key then append order, then of each key's records
- * the last one with the highest seq.
- *
- * The sort is a most-significant-digit radix sort on four key bytes at a time: the digits,
- * packed with the record number into one float64 each, sort natively without a comparator call;
- * only records whose digits so far are equal go on to the next four bytes. A comparator sort of
- * record numbers costs a cache miss per comparison (each reads two records somewhere in 64 MiB).
- * Measured with bench/memtable.ts on 410k records (a 64 MiB memtable, 16 B keys), CPU time of
- * the scan, sort and pick: random keys 0.26 s; keys sharing their first 8 bytes 0.65 s, where a
- * comparator sort after the first digit took 1.3 s.
- */
-export function sortedArenaAddresses(arena: ArenaChunks): Float64Array {
-  const addresses = scanArena(arena);
-  const keys = new RecordKeys(arena, addresses);
-  const n = addresses.length;
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  keys.sort(order, 0);
-  const out = new Float64Array(n);
-  let count = 0;
-  for (let g = 0; g < n; ) {
-    // Of one key's records (adjacent, in append order), the last with the highest seq.
-    let best = order[g]!;
-    let h = g + 1;
-    for (; h < n && keys.prefixes[order[h]!] === keys.prefixes[best] && keys.compare(order[h]!, best) === 0; h++) {
-      if (keys.seqs[order[h]!]! >= keys.seqs[best]!) best = order[h]!;
-    }
-    out[count++] = addresses[best]!;
-    g = h;
-  }
-  return out.subarray(0, count);
-}
-
-/** Runs this short, or keys agreeing on this many bytes, are sorted with a comparator. */
-const SMALL_RUN = 16;
-const DEEP_DIGITS = 64;
-
-/**
- * The keys of an arena's records, by record number (append order), for sorting: where each
- * record is, its key length and seq, read in one pass in append order (the sorted order visits
- * the chunks at random).
- */
-class RecordKeys {
-  readonly #bytes: Uint8Array[];
-  readonly #views: DataView[];
-  readonly #chunkOf: Uint32Array;
-  readonly #offsetOf: Uint32Array;
-  readonly #lengths: Uint32Array;
-  readonly seqs: Float64Array;
-  /** {@link keyPrefix} of each key: its first digit, and a cheap test of inequality. */
-  readonly prefixes: Uint32Array;
-
-  constructor(arena: ArenaChunks, addresses: readonly number[]) {
-    this.#bytes = arenaBytes(arena);
-    this.#views = arenaViews(arena);
-    const n = addresses.length;
-    this.#chunkOf = new Uint32Array(n);
-    this.#offsetOf = new Uint32Array(n);
-    this.#lengths = new Uint32Array(n);
-    this.seqs = new Float64Array(n);
-    this.prefixes = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      const c = addressChunk(addresses[i]!);
-      const o = addressOffset(addresses[i]!);
-      this.#chunkOf[i] = c;
-      this.#offsetOf[i] = o;
-      this.#lengths[i] = readU32(this.#bytes[c]!, o);
-      this.seqs[i] = recordSeq(this.#bytes[c]!, o);
-      this.prefixes[i] = recordKeyPrefix(this.#bytes[c]!, o);
-    }
-  }
-
-  /** Bytewise order of the keys of records `i` and `j`. */
-  compare(i: number, j: number): number {
-    return compareRecordKeys(this.#views[this.#chunkOf[i]!]!, this.#offsetOf[i]!, this.#views[this.#chunkOf[j]!]!, this.#offsetOf[j]!);
-  }
-
-  /** Key bytes `at..at+4` of record `r` as a big-endian u32, zero-padded past the key's end. */
-  digit(r: number, at: number): number {
-    const b = this.#bytes[this.#chunkOf[r]!]!;
-    const k = this.#offsetOf[r]! + RECORD_HEADER_SIZE + at;
-    const left = this.#lengths[r]! - at;
-    if (left >= 4) return ((b[k]! << 24) | (b[k + 1]! << 16) | (b[k + 2]! << 8) | b[k + 3]!) >>> 0;
-    let d = 0;
-    for (let i = 0; i < 4; i++) d = d * 256 + (i < left ? b[k + i]! : 0);
-    return d;
-  }
-
-  /**
-   * Sorts `run`, record numbers whose keys agree on bytes `0..at` (zero-padded) and that are in
-   * ascending order, by key, then record number.
-   */
-  sort(run: Uint32Array, at: number): void {
-    const m = run.length;
-    if (m < 2) return;
-    let longest = 0;
-    for (let i = 0; i < m; i++) longest = Math.max(longest, this.#lengths[run[i]!]!);
-    if (longest <= at) {
-      // Equal up to their lengths, past which they are zeros: the shorter keys first.
-      run.sort((i, j) => this.#lengths[i]! - this.#lengths[j]! || i - j);
-      return;
-    }
-    if (m <= SMALL_RUN || at >= DEEP_DIGITS) {
-      run.sort((i, j) => this.compare(i, j) || i - j);
-      return;
-    }
-    const digits = new Uint32Array(m);
-    if (at === 0) for (let i = 0; i < m; i++) digits[i] = this.prefixes[run[i]!]!;
-    else for (let i = 0; i < m; i++) digits[i] = this.digit(run[i]!, at);
-    const byDigit = sortByPrefix(digits);
-    const was = run.slice();
-    for (let i = 0; i < m; i++) run[i] = was[byDigit[i]!]!;
-    for (let g = 0; g < m; ) {
-      let h = g + 1;
-      while (h < m && digits[byDigit[h]!] === digits[byDigit[g]!]) h++;
-      if (h - g > 1) this.sort(run.subarray(g, h), at + 4);
-      g = h;
-    }
-  }
-}
-
-/**
- * @internal Record numbers `0..n` ordered by `prefixes`, equal prefixes by record number.
- * `packedBits` is the most bits a record number may take for the native sort (a test lowers it).
- */
-export function sortByPrefix(prefixes: Uint32Array, packedBits = 21): Uint32Array {
-  const n = prefixes.length;
-  const order = new Uint32Array(n);
-  // prefix * 2^bits + record number stays an exact integer below 2^53 while bits <= 21.
-  const bits = Math.max(1, Math.ceil(Math.log2(n + 1)));
-  if (bits <= packedBits) {
-    const scale = 2 ** bits;
-    const packed = new Float64Array(n);
-    for (let i = 0; i < n; i++) packed[i] = prefixes[i]! * scale + i;
-    packed.sort();
-    for (let i = 0; i < n; i++) {
-      const p = packed[i]!;
-      order[i] = p - Math.floor(p / scale) * scale; // not %: a float remainder is a slow call
-    }
-  } else {
-    for (let i = 0; i < n; i++) order[i] = i;
-    order.sort((i, j) => prefixes[i]! - prefixes[j]! || i - j);
-  }
-  return order;
-}
-
 /** The record at `address` of an arena's chunks as an entry (views into the chunk, see {@link decodeRecord}). */
 export function decodeAddress(bytes: readonly Uint8Array[], address: number): Entry {
   return decodeRecord(bytes[addressChunk(address)]!, addressOffset(address));
-}
-
-/**
- * The entries the memtable holds, in ascending key order: exactly what iterating the frozen
- * memtable whose {@link ArenaChunks} these are yields. Sorts up front (see
- * {@link sortedArenaAddresses}); decodes each entry as it is pulled.
- */
-export function* sortedArenaEntries(arena: ArenaChunks): Generator<Entry, void, undefined> {
-  const bytes = arenaBytes(arena);
-  const addresses = sortedArenaAddresses(arena);
-  for (let i = 0; i < addresses.length; i++) yield decodeAddress(bytes, addresses[i]!);
 }

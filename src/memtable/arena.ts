@@ -92,8 +92,11 @@ export class Arena {
   /** Sum of the sizes of every chunk but the last: memory held, used or not. */
   #closedBytes = 0;
   #nextSize = FIRST_CHUNK_SIZE;
-  /** Address (`chunk * ADDRESS_STRIDE + offset`) of each record, by record number. */
-  #addresses = new Float64Array(0);
+  /**
+   * Address (`chunk * ADDRESS_STRIDE + offset`) of each record, by record number; in shared
+   * memory, for a worker that reads a sealed memtable's records (see {@link addressTable}).
+   */
+  #addresses = new Float64Array(new SharedArrayBuffer(0));
   #count = 0;
   /**
    * The first `#skip` bytes of `#shared` are a prefix of every key in the arena (when it holds
@@ -302,7 +305,7 @@ export class Arena {
   /** Doubles the per-record arrays. Frozen views read the new ones: old records keep their values. */
   #grow(): void {
     const capacity = Math.max(FIRST_RECORD_CAPACITY, this.#addresses.length * 2);
-    const addresses = new Float64Array(capacity);
+    const addresses = new Float64Array(new SharedArrayBuffer(capacity * Float64Array.BYTES_PER_ELEMENT));
     addresses.set(this.#addresses);
     this.#addresses = addresses;
   }
@@ -365,6 +368,15 @@ export class Arena {
     const n = this.#chunks.length;
     const chunks = n === 0 ? 0 : this.#closedBytes + this.#ends[n - 1]!;
     return chunks + this.#count * RECORD_INDEX_BYTES;
+  }
+
+  /**
+   * The address of each record by record number (at least {@link records} of them), in shared
+   * memory. The array is replaced when it grows: a reader in another thread takes it once
+   * nothing is appended any more.
+   */
+  addressTable(): Float64Array {
+    return this.#addresses;
   }
 
   /** Where the arena ends now. */

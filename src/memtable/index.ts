@@ -13,5 +13,6 @@ export {
   compareKeys,
   validateEntry,
 } from '../entry.js';
-export { type ArenaChunks, sortedArenaAddresses, sortedArenaEntries } from './arena-format.js';
+export type { ArenaChunks } from './arena-format.js';
+export { type FlushSource, flushSourceEntries } from './flush-source.js';
 export { FrozenMemtable, INDEX_BYTES_PER_ENTRY, INDEX_BYTES_PER_RECORD, Memtable, MemtableCursor } from './memtable.js';

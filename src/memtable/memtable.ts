@@ -72,9 +72,10 @@
  * {@link Memtable.freeze} returns an immutable view in O(1): the number of records appended so
  * far. Later records are linked into the same tree, and the view skips every record at or past
  * its number, so it reads the contents as they were. Cursors always run over such a view, so
- * writes during an iteration never disturb it. {@link FrozenMemtable.arena} gives the view's
- * chunks, for a reader that sorts them itself (`sortedArenaEntries`) without the tree, such
- * as a worker thread.
+ * writes during an iteration never disturb it. {@link Memtable.seal} ends a memtable's writes
+ * and gives its last view, whose {@link FrozenMemtable.flushSource} hands the arena, the record
+ * addresses and the tree's leaves (all shared memory) to a worker thread, which lists the
+ * entries in key order by walking the leaves (`flush-source.ts`).
  *
  * `put` copies the entry's bytes into the arena: the caller may reuse its arrays. The entries
  * handed out (`get`, cursors) are made on demand; their key and value are views into the arena,
@@ -87,12 +88,18 @@ import type { Found } from '../found.js';
 import { hash32, KEY_HASH_SEED, keyHash } from '../util/hash.js';
 import { Arena, type ArenaMark, PROBE } from './arena.js';
 import { HASH_INDEX_BYTES_PER_ENTRY, HashIndex } from './hash-index.js';
+import type { FlushSource } from './flush-source.js';
 import { RecordTree, TREE_BYTES_PER_RECORD } from './record-tree.js';
 
 /** Bytes charged per key for the hash index ({@link HASH_INDEX_BYTES_PER_ENTRY}). */
 export const INDEX_BYTES_PER_ENTRY = HASH_INDEX_BYTES_PER_ENTRY;
 /** Bytes charged per record kept for the tree ({@link TREE_BYTES_PER_RECORD}), on top of the arena's. */
 export const INDEX_BYTES_PER_RECORD = TREE_BYTES_PER_RECORD;
+
+/** What a write to a sealed memtable throws. */
+function sealedError(): Error {
+  return new Error('internal error: a write to a sealed memtable (Memtable.seal)');
+}
 
 /** Read-only operations shared by the live memtable and its frozen views. */
 abstract class MemtableReader {
@@ -153,6 +160,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
   readonly #mark: ArenaMark;
   readonly #index: HashIndex;
   readonly #size: number;
+  readonly #sealed: boolean;
 
   /** @internal */
   constructor(
@@ -160,6 +168,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     arena: Arena,
     index: HashIndex,
     mark: ArenaMark,
+    sealed: boolean,
     size: number,
     /** Memory held, in bytes, as {@link Memtable.approximateBytes} was at the freeze. */
     readonly approximateBytes: number,
@@ -173,6 +182,7 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
     this.#arena = arena;
     this.#index = index;
     this.#mark = mark;
+    this.#sealed = sealed;
     this.#size = size;
   }
 
@@ -227,12 +237,22 @@ export class FrozenMemtable extends MemtableReader implements Iterable<Entry> {
 
   /**
    * The arena's chunks and the bytes used in each, as of the freeze: every record the memtable
-   * received until then, in append order (see `arena-format.ts`), from which `sortedArenaEntries`
-   * gives exactly what iterating this view gives. The chunks are shared, not copied; their bytes
-   * up to these ends never change.
+   * received until then, in append order (see `arena-format.ts`). The chunks are shared, not
+   * copied; their bytes up to these ends never change.
    */
   arena(): { chunks: SharedArrayBuffer[]; ends: number[] } {
     return this.#arena.chunksAt(this.#mark);
+  }
+
+  /**
+   * What a reader in another thread needs to list this view's entries in key order without the
+   * tree object, all in shared memory (see `flush-source.ts`). Only for the view
+   * {@link Memtable.seal} returns: the tree and the address table of a memtable still taking
+   * writes change under such a reader. Throws otherwise.
+   */
+  flushSource(): FlushSource {
+    if (!this.#sealed) throw new Error('internal error: flushSource() of a memtable that was not sealed');
+    return { arena: this.arena(), addresses: this.#arena.addressTable(), order: this.#tree.order(this.#mark.records) };
   }
 }
 
@@ -242,6 +262,8 @@ export class Memtable extends MemtableReader {
   readonly #index = new HashIndex();
   readonly #tree = new RecordTree(this.#arena);
   #size = 0;
+  /** Set by {@link seal}: the memtable takes no more writes. */
+  #sealed = false;
   #minSeq = Infinity;
   #maxSeq = -1;
 
@@ -285,6 +307,7 @@ export class Memtable extends MemtableReader {
    * must be valid and in the shape {@link normalizeEntry} gives; its bytes are copied.
    */
   insertChecked(stored: Entry): boolean {
+    if (this.#sealed) throw sealedError();
     return this.#link(this.#arena.append(stored), stored.seq, keyHash(stored.key));
   }
 
@@ -302,6 +325,7 @@ export class Memtable extends MemtableReader {
     isDelete: boolean,
     expiresAt: number | undefined,
   ): boolean {
+    if (this.#sealed) throw sealedError();
     const hash = hash32(src, KEY_HASH_SEED, keyAt, keyAt + keyLength);
     return this.#link(this.#arena.appendFrom(src, keyAt, keyLength, valueLength, seq, isDelete, expiresAt), seq, hash);
   }
@@ -351,12 +375,27 @@ export class Memtable extends MemtableReader {
    * show in it; the view stays valid for as long as it is referenced.
    */
   freeze(): FrozenMemtable {
+    return this.#view();
+  }
+
+  /**
+   * Ends the memtable's writes (a later put throws) and returns its last view, the one that
+   * {@link FrozenMemtable.flushSource} can hand to another thread: what the DB does when the
+   * memtable is full and a new one takes the writes.
+   */
+  seal(): FrozenMemtable {
+    this.#sealed = true;
+    return this.#view();
+  }
+
+  #view(): FrozenMemtable {
     const empty = this.#maxSeq < 0;
     return new FrozenMemtable(
       this.#tree,
       this.#arena,
       this.#index,
       this.#arena.mark(),
+      this.#sealed,
       this.#size,
       this.approximateBytes,
       empty ? 0 : this.#minSeq,
