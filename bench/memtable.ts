@@ -231,7 +231,7 @@ interface SortResult {
   entries: number;
   records: number;
   arenaBytes: number;
-  /** `flushSource()` on the DB's thread (it copies the leaves' record numbers). */
+  /** `flushSource()` on the DB's thread. */
   sourceMs: number;
   /** `visibleRecords`: the walk of the leaves, in key order (the worker's). */
   walkMs: number;
@@ -252,17 +252,25 @@ async function measureSort(mib: number, keys: 'random' | 'shared'): Promise<Sort
   const value = Buffer.allocUnsafe(VALUE);
   randomFillSync(value);
   let records = 0;
-  // One in ten writes overwrites an earlier key, so the walk also steps over older versions.
-  while (m.approximateBytes < mib * MiB) {
-    if (records % 10 === 9) {
-      const j = Math.floor(Math.random() * records);
-      key.writeUInt32BE(j, 0);
-      key.fill(0, 4);
+  let made = 0;
+  // Key number j: its bytes are a function of j (j itself, for uniqueness, and a hash of it), so
+  // that writing key j again overwrites it. One write in ten overwrites an earlier key, so the
+  // walk also steps over older versions.
+  const makeKey = (j: number): void => {
+    const h = Math.imul(j ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
+    if (keys === 'shared') {
+      key.write('user:000', 0, 'latin1');
+      key.writeUInt32BE(h, 8);
+      key.writeUInt32BE(j, 12);
     } else {
-      randomFillSync(key);
-      key.writeUInt32BE(records, 0);
+      key.writeUInt32BE(h, 0);
+      key.writeUInt32BE(j, 4);
+      key.writeUInt32BE(Math.imul(h, 0x85ebca6b) >>> 0, 8);
+      key.writeUInt32BE(Math.imul(h, 0xc2b2ae35) >>> 0, 12);
     }
-    if (keys === 'shared') key.write('user:000', 0, 'latin1');
+  };
+  while (m.approximateBytes < mib * MiB) {
+    makeKey(records % 10 === 9 ? Math.floor(Math.random() * made) : made++);
     m.insertChecked({ key, seq: records + 1, kind: 'put', value, expiresAt: undefined });
     records++;
   }
