@@ -304,6 +304,7 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
   print(
     `Default options, each engine in a process of its own; keys in a pseudo-random order (each once), each batch awaited. Puts/s per segment of ${fmtInt(s0.segment)} puts. ` +
       'Peak RSS: process.memoryUsage.rss() sampled every 100 ms during the load (kernel maxRSS of the process at the end of the load beside it). ' +
+      "sediment's tables WA = (flushBytes + compactionBytesWritten) / userBytes over the load, from db.stats() (settled: with the compactions it owed at the end); compaction MB: read / written during the load. " +
       "Then, after sediment's owed compactions (settle s, untimed), random gets of loaded keys one at a time (sediment, classic-level: await get; lmdb: its synchronous get); " +
       "'vs reads' compares with the same engine's readrandom on the reads family's DB.",
   );
@@ -326,6 +327,8 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
         'last vs classic-level',
         'stalls (time)',
         'slowdowns',
+        'tables WA (settled)',
+        'compaction MB r / w',
         'peak RSS (kernel max) MB',
         'settle s',
         'readrandom after ops/s',
@@ -353,6 +356,10 @@ function loadSection(units: readonly UnitResult[], family: 'load' | 'load-1k', p
           u.spec.engine === 'classic-level' ? '-' : ratio(last?.opsPerSec, clLast?.opsPerSec),
           p.sediment ? `${fmtInt(p.sediment.writeStalls)} (${fmtInt(p.sediment.writeStallMs)} ms)` : '-',
           p.sediment ? fmtInt(p.sediment.writeSlowdowns) : '-',
+          p.sediment
+            ? `${fmtX(p.sediment.writeAmplification)} (${u.settledWriteAmplification !== undefined ? fmtX(u.settledWriteAmplification) : '-'})`
+            : '-',
+          p.sediment ? `${MBf(p.sediment.compactionBytesRead)} / ${MBf(p.sediment.compactionBytesWritten)}` : '-',
           `${MBf(L.peakRss)} (${MBf(L.maxRss)})`,
           L.settleMs !== undefined ? (L.settleMs / 1000).toFixed(1) : '-',
           rd ? fmtInt(rd.opsPerSec) : '-',

@@ -529,8 +529,19 @@ async function load(e: Engine, spec: UnitSpec, r: UnitResult): Promise<void> {
   r.phases.push(phase);
   if (!phase.complete) r.notes.push(`${spec.label} ${workload}: stopped by the ${spec.capMs / 1000} s cap after ${phase.ops} puts`);
   progress(spec, 'finishing owed compactions (untimed)');
+  const s0 = sed?.stats();
   const settleMs = await settle(e, r.notes);
   r.settleMs = settleMs;
+  const s1 = sed?.stats();
+  const d = phase.sediment;
+  if (d && s0 && s1 && d.userBytes > 0) {
+    r.settledWriteAmplification =
+      (d.flushBytes +
+        d.compactionBytesWritten +
+        (s1.flushBytes - s0.flushBytes) +
+        (s1.compactionBytesWritten - s0.compactionBytesWritten)) /
+      d.userBytes;
+  }
   r.load = { loaded: phase.ops, segments, peakRss, maxRss, settleMs };
   if (phase.complete) await verify(e, keys, values, phase.ops, 0, `after ${workload}`);
   // Random reads of loaded keys; only a complete load has exactly keys [0, n).
