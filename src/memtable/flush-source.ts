@@ -9,7 +9,15 @@
  * @module
  */
 import type { Entry } from '../entry.js';
-import { type ArenaChunks, addressChunk, addressOffset, arenaBytes, decodeAddress } from './arena-format.js';
+import {
+  type ArenaChunks,
+  RECORD_HEADER_SIZE,
+  addressChunk,
+  addressOffset,
+  arenaBytes,
+  decodeAddress,
+  recordSizeAt,
+} from './arena-format.js';
 import { type TreeOrder, visibleRecords } from './record-tree.js';
 
 /** See the module comment; `FrozenMemtable.flushSource()` makes one. */
@@ -23,7 +31,7 @@ export interface FlushSource {
 /**
  * The entries of the memtable `source` describes, in ascending key order: exactly what iterating
  * its frozen view gives. Throws `RangeError` for a source that is not a sealed memtable's (a
- * record out of range, an address outside the arena's chunks).
+ * record out of range, an address or a record outside the arena's chunks).
  */
 export function* flushSourceEntries(source: FlushSource): Generator<Entry, void, undefined> {
   const { arena, addresses } = source;
@@ -33,8 +41,10 @@ export function* flushSourceEntries(source: FlushSource): Generator<Entry, void,
     const r = records[i]!;
     const address = r < addresses.length ? addresses[r]! : -1;
     const c = addressChunk(address);
-    if (!(address >= 0 && c < bytes.length && addressOffset(address) < arena.ends[c]!)) {
-      throw new RangeError(`flush source: record ${r} has no address inside the arena (${address})`);
+    const at = addressOffset(address);
+    const end = address >= 0 && c < bytes.length ? arena.ends[c]! : -1;
+    if (!(at + RECORD_HEADER_SIZE <= end && at + recordSizeAt(bytes[c]!, at) <= end)) {
+      throw new RangeError(`flush source: record ${r} has no address or record inside the arena (${address})`);
     }
     yield decodeAddress(bytes, address);
   }

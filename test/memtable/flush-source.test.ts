@@ -67,12 +67,16 @@ describe('flushSourceEntries', () => {
     const m = new Memtable();
     for (let i = 0; i < 100; i++) m.put({ key: bytes(`k${i}`), seq: i + 1, kind: 'put', value: bytes('v') });
     const damaged = (
-      damage: (s: { order: { leafRec: Int32Array; leafCount: Int32Array; leafNext: Int32Array }; addresses: Float64Array }) => void,
+      damage: (s: {
+        arena: { chunks: readonly SharedArrayBuffer[]; ends: number[] };
+        order: { leafRec: Int32Array; leafCount: Int32Array; leafNext: Int32Array };
+        addresses: Float64Array;
+      }) => void,
     ): (() => void) => {
       // A copy of the arrays (not the memtable's shared ones), damaged.
       const s = m.seal().flushSource();
       const copy = {
-        arena: s.arena,
+        arena: { chunks: s.arena.chunks, ends: [...s.arena.ends] },
         addresses: Float64Array.from(s.addresses),
         order: {
           ...s.order,
@@ -89,7 +93,11 @@ describe('flushSourceEntries', () => {
     expect(damaged((s) => s.order.leafNext.fill(1 << 30))).toThrow(/out of range/);
     expect(damaged((s) => s.order.leafCount.fill(33))).toThrow(/slots/);
     expect(damaged((s) => s.order.leafRec.fill(-5))).toThrow(/record -5/);
-    expect(damaged((s) => s.addresses.fill(2 ** 40))).toThrow(/no address inside the arena/);
+    expect(damaged((s) => s.addresses.fill(2 ** 40))).toThrow(/no address or record inside the arena/);
+    expect(damaged((s) => s.addresses.fill(-1))).toThrow(/no address or record inside the arena/);
+    // An address near the end of its chunk, whose record would run past it.
+    expect(damaged((s) => s.addresses.fill(s.arena.ends[0]! - 4))).toThrow(/no address or record inside the arena/);
+    expect(damaged((s) => (s.arena.ends[0] = 20))).toThrow(/no address or record inside the arena/);
     // A limit below every record: nothing is visible.
     expect(visibleRecords({ ...m.seal().flushSource().order, limit: 0 }).length).toBe(0);
   });
