@@ -246,22 +246,7 @@ export function compareRecordKeys(a: DataView, ao: number, b: DataView, bo: numb
   return al - bl;
 }
 
-/** The chunk number of an address. */
-export function addressChunk(address: number): number {
-  return Math.floor(address / ADDRESS_STRIDE);
-}
-
-/** The offset in its chunk of an address. */
-export function addressOffset(address: number): number {
-  return address % ADDRESS_STRIDE;
-}
-
 /** The arena's chunks as byte arrays (no copy). */
 export function arenaBytes(arena: ArenaChunks): Uint8Array[] {
   return arena.chunks.map((c) => new Uint8Array(c));
-}
-
-/** The record at `address` of an arena's chunks as an entry (views into the chunk, see {@link decodeRecord}). */
-export function decodeAddress(bytes: readonly Uint8Array[], address: number): Entry {
-  return decodeRecord(bytes[addressChunk(address)]!, addressOffset(address));
 }

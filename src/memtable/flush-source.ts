@@ -9,15 +9,7 @@
  * @module
  */
 import type { Entry } from '../entry.js';
-import {
-  type ArenaChunks,
-  RECORD_HEADER_SIZE,
-  addressChunk,
-  addressOffset,
-  arenaBytes,
-  decodeAddress,
-  recordSizeAt,
-} from './arena-format.js';
+import { ADDRESS_STRIDE, type ArenaChunks, RECORD_HEADER_SIZE, arenaBytes, decodeRecord, recordSizeAt } from './arena-format.js';
 import { type TreeOrder, visibleRecords } from './record-tree.js';
 
 /** See the module comment; `FrozenMemtable.flushSource()` makes one. */
@@ -40,12 +32,12 @@ export function* flushSourceEntries(source: FlushSource): Generator<Entry, void,
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const address = r < addresses.length ? addresses[r]! : -1;
-    const c = addressChunk(address);
-    const at = addressOffset(address);
+    const c = Math.floor(address / ADDRESS_STRIDE);
+    const at = address - c * ADDRESS_STRIDE; // not %: a float remainder is a call
     const end = address >= 0 && c < bytes.length ? arena.ends[c]! : -1;
     if (!(at + RECORD_HEADER_SIZE <= end && at + recordSizeAt(bytes[c]!, at) <= end)) {
       throw new RangeError(`flush source: record ${r} has no address or record inside the arena (${address})`);
     }
-    yield decodeAddress(bytes, address);
+    yield decodeRecord(bytes[c]!, at);
   }
 }
