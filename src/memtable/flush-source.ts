@@ -2,9 +2,10 @@
  * A sealed memtable as a worker thread reads it for a flush: the arena's chunks, each record's
  * address and the record tree's leaves, all in shared memory, so that posting it copies nothing
  * and the worker lists the entries in key order by walking the leaves (`visibleRecords`), about
- * 0.1 us per entry. Sorting the arena's records again in the worker (a radix sort of the records'
- * keys, what flushes did until this file came) cost 1.5-2 us per entry: 0.6-0.7 s of the worker's time for a 64 MiB
- * memtable of 420k random 16 B keys, against 20-50 ms for the walk (same process, 3 runs).
+ * 0.1 us per entry. Sorting the arena's records again in the worker (a radix sort of the
+ * records' keys, what flushes did until this file came) cost 1.5-2 us per entry: 0.6-0.7 s of
+ * the worker's time for a 64 MiB memtable of 420k random 16 B keys, against 20-50 ms for the
+ * walk (same process, 3 runs).
  *
  * @module
  */

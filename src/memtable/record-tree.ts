@@ -17,9 +17,11 @@
  * a binary search in 3 or 4 inner nodes and one leaf, whose key bytes are contiguous: a few cache
  * lines per node (see the measurements in the commit that brought this file).
  *
- * Layout, all `Int32Array`s. Key bytes are the arena's `keyHi`/`keyLo` (the eight bytes past
- * the shared prefix), xor 2^31 so that signed order is byte order; equal ones go on to the
- * arena's comparator.
+ * Layout, all `Int32Array`s; `leafRec`, `leafCount`, `leafNext` and `newer` in
+ * `SharedArrayBuffer`s, which is all a worker needs to list a sealed tree's entries in key
+ * order ({@link RecordTree.order}, {@link visibleRecords}: a flush). Key bytes are the arena's
+ * `keyHi`/`keyLo` (the eight bytes past the shared prefix), xor 2^31 so that signed order is
+ * byte order; equal ones go on to the arena's comparator.
  *
  * ```
  *   leaf l, slot i < leafCount[l]:  leafRec[l*B+i]  record number

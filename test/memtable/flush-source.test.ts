@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
-import { type Entry, MAX_SEQ } from '../../src/entry.js';
+import { type Entry, MAX_SEQ, compareKeys } from '../../src/entry.js';
 import { type FlushSource, flushSourceEntries } from '../../src/memtable/flush-source.js';
 import { Memtable } from '../../src/memtable/memtable.js';
 import { visibleRecords } from '../../src/memtable/record-tree.js';
@@ -37,7 +37,17 @@ describe('flushSourceEntries', () => {
       const m = new Memtable();
       for (const e of puts) m.put(e);
       const { source, want } = posted(m);
-      expect(drain(flushSourceEntries(source))).toEqual(want);
+      const got = drain(flushSourceEntries(source));
+      expect(got).toEqual(want);
+      // And against a model that knows no tree: per key, the highest seq (equal seqs: the later put).
+      const model = new Map<string, Entry>();
+      for (const e of puts) {
+        const k = Buffer.from(e.key).toString('latin1');
+        const old = model.get(k);
+        if (old === undefined || e.seq >= old.seq) model.set(k, e);
+      }
+      const sorted = [...model.values()].sort((a, b) => compareKeys(a.key, b.key));
+      expect(got).toEqual(drain(sorted));
     },
   );
 
